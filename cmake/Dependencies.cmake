@@ -1,0 +1,31 @@
+# Every dependency comes from distribution packages (scripts/bootstrap installs
+# them); nothing is vendored. What each one is for: README.md, "Libraries".
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(OpenSSL 1.1 REQUIRED)
+find_package(Protobuf 3.5 REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(Boost 1.66 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 CONFIG QUIET)
+
+pkg_check_modules(BLKID REQUIRED IMPORTED_TARGET blkid)
+pkg_check_modules(UDEV REQUIRED IMPORTED_TARGET libudev)
+pkg_check_modules(DEVMAPPER REQUIRED IMPORTED_TARGET devmapper)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+
+if(NOT TARGET CLI11::CLI11)
+  find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
+endif()
+
+if(MT_BUILD_TESTS OR MT_BUILD_FUZZ)
+  find_package(GTest REQUIRED)
+endif()
+if(MT_BUILD_BENCH)
+  find_package(benchmark QUIET)
+endif()

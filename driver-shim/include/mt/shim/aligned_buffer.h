@@ -1,0 +1,41 @@
+// AlignedBuffer: heap memory aligned for O_DIRECT I/O.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace mt {
+
+// Alignment that satisfies O_DIRECT on every device we support (page size).
+inline constexpr size_t kDirectIoAlignment = 4096;
+
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  // Zero-filled buffer of `size` bytes; size is rounded up to the alignment.
+  // Aborts (like operator new) if memory cannot be had.
+  explicit AlignedBuffer(size_t size, size_t alignment = kDirectIoAlignment);
+
+  uint8_t* data() { return data_.get(); }
+  const uint8_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t size_ = 0;
+};
+
+inline bool IsAligned(uint64_t v, uint64_t alignment) { return alignment != 0 && v % alignment == 0; }
+inline bool IsAligned(const void* p, uint64_t alignment) {
+  return IsAligned(reinterpret_cast<uintptr_t>(p), alignment);
+}
+inline uint64_t AlignUp(uint64_t v, uint64_t alignment) { return (v + alignment - 1) / alignment * alignment; }
+
+}  // namespace mt
