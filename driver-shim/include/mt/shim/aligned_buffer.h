@@ -18,6 +18,13 @@ class AlignedBuffer {
   // Zero-filled buffer of `size` bytes; size is rounded up to the alignment.
   // Aborts (like operator new) if memory cannot be had.
   explicit AlignedBuffer(size_t size, size_t alignment = kDirectIoAlignment);
+  AlignedBuffer(AlignedBuffer&& o) noexcept : data_(std::move(o.data_)), size_(o.size_) { o.size_ = 0; }
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+    data_ = std::move(o.data_);
+    size_ = o.size_;
+    o.size_ = 0;
+    return *this;
+  }
 
   uint8_t* data() { return data_.get(); }
   const uint8_t* data() const { return data_.get(); }

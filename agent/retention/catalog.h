@@ -1,0 +1,151 @@
+// Catalog: the SQLite index of a retention store — streams and their disks
+// (pairs), journal segments, recovery points (tags), per-disk checkpoints and
+// policies. Schema and versioning: docs/formats/catalog.md.
+//
+// The journal segments are the truth; the catalog indexes them so lookups by
+// seq, time and tag name are indexed queries, never scans. Every method is one
+// transaction; durability is SQLite's (journal_mode=WAL, synchronous=FULL):
+// a method that returned ok survives a power loss.
+// Thread safety: one Catalog object may be used from several threads (calls
+// are serialized inside).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mt/shim/status.h"
+#include "record_format.h"
+
+struct sqlite3;
+
+namespace mt::retention {
+
+inline constexpr int kCatalogSchemaVersion = 1;
+
+// What to do when the retention volume runs low on space.
+enum class FullAction { kPrune, kStop };
+const char* FullActionName(FullAction a);
+Result<FullAction> ParseFullAction(const std::string& s);
+
+struct StreamRow {
+  uint64_t id = 0;              // assigned by AddStream
+  std::string name;             // unique, operator-chosen (e.g. source VM name)
+  std::string group;            // replication group, may be empty
+  int64_t created_ns = 0;
+  std::string state = "protected";  // protected | paused | failed | committed
+  std::string error;            // why it is failed, empty otherwise
+};
+
+struct DiskRow {
+  uint64_t stream = 0;
+  uint32_t disk = 0;            // index inside the stream (the frames' disk index)
+  std::string target_id;        // normalized WWID (naa....) or allowed non-SCSI identity
+  std::string target_device;    // device path when last seen (informational)
+  std::string source_disk_id;   // the source machine's name for the disk
+  uint64_t size_bytes = 0;
+  uint32_t block_size = 512;
+  std::string resync_state = "pending";  // pending | running | complete
+  uint64_t resync_complete_seq = 0;      // first recovery point of the disk
+};
+
+struct SegmentRow {
+  uint64_t stream = 0;
+  SegmentKind kind = SegmentKind::kWal;
+  uint64_t number = 0;
+  std::string file;             // path relative to the store root
+  uint64_t first_seq = 0, last_seq = 0;     // of the records it holds (0,0: none yet)
+  int64_t first_time_ns = 0, last_time_ns = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;           // file bytes
+  uint64_t logical_bytes = 0;   // sum of record lengths (before compression)
+  bool sealed = false;          // no more records will be appended
+};
+
+struct PointRow {
+  uint64_t stream = 0;
+  uint64_t seq = 0;             // the point is the state after every write <= seq
+  int64_t time_ns = 0;
+  TagKind kind = TagKind::kApp;
+  std::string name;             // unique inside the stream
+  std::string group_tag_id;     // shared by the streams of a group, may be empty
+};
+
+struct CheckpointRow {
+  uint64_t stream = 0;
+  uint32_t disk = 0;
+  uint64_t applied_seq = 0;     // every write <= applied_seq is flushed on the target
+  int64_t applied_time_ns = 0;  // source time of that write
+  int64_t updated_ns = 0;
+};
+
+struct PolicyRow {
+  uint64_t stream = 0;
+  int64_t window_ns = 24LL * 3600 * 1'000'000'000;
+  int64_t rpo_threshold_ns = 15LL * 60 * 1'000'000'000;
+  int64_t app_frequency_ns = 60LL * 60 * 1'000'000'000;
+  FullAction full_action = FullAction::kPrune;
+};
+
+class Catalog {
+ public:
+  // Opens (creating and migrating the schema when writable) the catalog file.
+  // A file from a newer schema version is refused with a clear error.
+  static Result<std::unique_ptr<Catalog>> Open(const std::string& path);
+  static Result<std::unique_ptr<Catalog>> OpenReadOnly(const std::string& path);
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  // Streams and their disks.
+  Result<uint64_t> AddStream(const StreamRow& row);  // kAlreadyExists on a taken name
+  Result<std::optional<StreamRow>> FindStream(const std::string& name);
+  Result<std::optional<StreamRow>> GetStream(uint64_t id);
+  Result<std::vector<StreamRow>> ListStreams();
+  Status SetStreamState(uint64_t id, const std::string& state, const std::string& error);
+  // Removes the stream and every row that belongs to it.
+  Status RemoveStream(uint64_t id);
+  Status AddDisk(const DiskRow& row);
+  Status UpdateDisk(const DiskRow& row);
+  Result<std::vector<DiskRow>> ListDisks(uint64_t stream);
+  // The stream and disk a target identity belongs to, if any.
+  Result<std::optional<DiskRow>> FindDiskByTarget(const std::string& target_id);
+
+  // Segments.
+  Status UpsertSegment(const SegmentRow& row);
+  Status RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number);
+  // Ordered by number.
+  Result<std::vector<SegmentRow>> ListSegments(uint64_t stream, SegmentKind kind);
+
+  // Recovery points (tags).
+  Status AddPoint(const PointRow& row);  // kAlreadyExists if the name is taken in the stream
+  // Points with after_seq < seq <= before_seq, ordered by seq.
+  Result<std::vector<PointRow>> ListPoints(uint64_t stream, uint64_t after_seq = 0,
+                                           uint64_t before_seq = UINT64_MAX);
+  Result<std::optional<PointRow>> FindPoint(uint64_t stream, const std::string& name);
+  // Newest point (of `kind`, if given) with seq <= max_seq.
+  Result<std::optional<PointRow>> LatestPoint(uint64_t stream, std::optional<TagKind> kind,
+                                              uint64_t max_seq = UINT64_MAX);
+  // Every point carrying this group tag id, any stream.
+  Result<std::vector<PointRow>> PointsWithGroupTag(const std::string& group_tag_id);
+  // Drops points with seq < seq (they fell out of the window).
+  Status RemovePointsBefore(uint64_t stream, uint64_t seq);
+
+  // Checkpoints.
+  Status SetCheckpoint(const CheckpointRow& row);
+  Result<std::optional<CheckpointRow>> GetCheckpoint(uint64_t stream, uint32_t disk);
+
+  // Policy (defaults of PolicyRow when none was set).
+  Status SetPolicy(const PolicyRow& row);
+  Result<PolicyRow> GetPolicy(uint64_t stream);
+
+ private:
+  explicit Catalog(sqlite3* db);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mt::retention

@@ -1,0 +1,450 @@
+#include "journal.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "mt/shim/aligned_buffer.h"
+#include "segment_reader.h"
+
+namespace mt::retention {
+
+// A group-commit batch: the bytes of one aligned write. buf[0] lands at
+// file_offset (4096-aligned); buf[0..head) are bytes already in the file (the
+// partial last block of the previous batch, rewritten unchanged) or the segment
+// header of a new segment; records follow up to `used`.
+struct Journal::Batch {
+  uint64_t number = 0;
+  uint64_t segment = 0;
+  bool new_segment = false;
+  bool wanted = false;  // a Commit waits for it
+  uint64_t file_offset = 0;
+  AlignedBuffer buf;
+  size_t head = 0;
+  size_t used = 0;
+  // Statistics of the records it adds.
+  uint64_t records = 0, first_seq = 0, last_seq = 0, logical = 0, stored = 0;
+  int64_t first_time = 0, last_time = 0;
+
+  void Reserve(size_t need) {
+    if (need <= buf.size()) return;
+    AlignedBuffer bigger(std::max<size_t>(need, buf.size() * 2));
+    if (used > 0) std::memcpy(bigger.data(), buf.data(), used);
+    buf = std::move(bigger);
+  }
+};
+
+std::string SegmentFileName(SegmentKind kind, uint64_t number) {
+  char name[64];
+  std::snprintf(name, sizeof name, "%s-%016" PRIu64 ".seg", SegmentKindName(kind), number);
+  return name;
+}
+
+namespace {
+
+// Parses "<kind>-<number>.seg"; 0 if the name is not a segment of `kind`.
+uint64_t ParseSegmentNumber(SegmentKind kind, const std::string& name) {
+  const std::string prefix = std::string(SegmentKindName(kind)) + "-";
+  if (name.size() != prefix.size() + 16 + 4 || name.compare(0, prefix.size(), prefix) != 0 ||
+      name.compare(name.size() - 4, 4, ".seg") != 0)
+    return 0;
+  uint64_t n = 0;
+  for (size_t i = prefix.size(); i < prefix.size() + 16; ++i) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    n = n * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  return n;
+}
+
+}  // namespace
+
+Journal::Journal(shim::FileSystem& fs, shim::Clock& clock, JournalOptions o)
+    : fs_(fs), clock_(clock), o_(std::move(o)) {}
+
+Journal::~Journal() { (void)Close(); }
+
+Result<std::unique_ptr<Journal>> Journal::Open(shim::FileSystem& fs, shim::Clock& clock,
+                                               const JournalOptions& o, RecoveryReport* report) {
+  if (o.dir.empty()) return Status(Errc::kInvalidArgument, "journal directory not set");
+  std::unique_ptr<Journal> j(new Journal(fs, clock, o));
+  RecoveryReport local;
+  MT_RETURN_IF_ERROR(j->Recover(report != nullptr ? report : &local));
+  j->committer_ = std::thread([p = j.get()] { p->CommitterLoop(); });
+  return j;
+}
+
+Status Journal::Recover(RecoveryReport* report) {
+  *report = RecoveryReport();
+  MT_RETURN_IF_ERROR(fs_.CreateDir(o_.dir));
+  MT_ASSIGN_OR_RETURN(auto names, fs_.ListDir(o_.dir));
+  std::vector<uint64_t> numbers;
+  for (const auto& n : names)
+    if (uint64_t num = ParseSegmentNumber(o_.kind, n)) numbers.push_back(num);
+  std::sort(numbers.begin(), numbers.end());
+
+  uint64_t last_batch = 0;
+  uint64_t continue_end = 0;  // valid end of the newest segment, which we append to
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    const bool newest = i + 1 == numbers.size();
+    const std::string path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, numbers[i]));
+    auto reader = SegmentReader::Open(fs_, path, /*sealed=*/!newest);
+    if (!reader.ok()) {
+      if (newest && reader.status().code() == Errc::kCorruption) {
+        // Power was lost while the newest segment was being created: its first
+        // batch (header included) never became durable, so nothing in it was.
+        MT_RETURN_IF_ERROR(fs_.Remove(path));
+        report->removed_empty_segment = true;
+        continue;
+      }
+      return reader.status();
+    }
+    const SegmentHeader& h = (*reader)->header();
+    if (h.kind != o_.kind || h.stream != o_.stream || h.number != numbers[i])
+      return Status(Errc::kCorruption, path + ": segment header names stream " +
+                                           std::to_string(h.stream) + " segment " +
+                                           std::to_string(h.number) + ", not this journal's");
+    ScanReport scan;
+    MT_RETURN_IF_ERROR((*reader)->Scan(&scan));
+    if (scan.end == ScanReport::End::kTornTail) {
+      shim::FileOptions wo;
+      wo.writable = true;
+      MT_ASSIGN_OR_RETURN(auto f, fs_.OpenFile(path, wo));
+      MT_RETURN_IF_ERROR(f->Truncate(scan.valid_end));
+      MT_RETURN_IF_ERROR(f->Sync());
+      report->truncated_bytes = scan.file_size - scan.valid_end;
+      report->torn_reason = scan.reason;
+    }
+    SegmentInfo info;
+    info.number = numbers[i];
+    info.path = path;
+    info.bytes = scan.valid_end;
+    info.sealed = !newest;
+    const auto& recs = (*reader)->records();
+    for (const auto& r : recs) {
+      if (info.records == 0) {
+        info.first_seq = r.header.seq;
+        info.first_time_ns = r.header.source_time_ns;
+      }
+      ++info.records;
+      info.last_seq = r.header.seq;
+      info.last_time_ns = r.header.source_time_ns;
+      info.logical_bytes += r.header.length;
+      info.stored_bytes += r.header.stored_length;
+      last_batch = std::max(last_batch, r.header.batch);
+    }
+    if (info.records > 0 && info.first_seq <= last_appended_seq_)
+      return Status(Errc::kCorruption, path + ": sequence " + std::to_string(info.first_seq) +
+                                           " is not after the previous segment's " +
+                                           std::to_string(last_appended_seq_));
+    if (info.records > 0) last_appended_seq_ = info.last_seq;
+    last_batch = std::max(last_batch, h.first_batch);
+    report->records += info.records;
+    ++report->segments;
+    segments_[info.number] = info;
+    next_segment_ = info.number + 1;
+    continue_end = scan.valid_end;
+  }
+  report->last_seq = durable_seq_ = last_appended_seq_;
+  next_batch_ = durable_batch_ = last_sealed_batch_ = last_batch;
+  ++next_batch_;
+
+  if (segments_.empty()) {
+    open_ = NewSegmentBatch(0);
+    return Status::Ok();
+  }
+  // Continue the newest segment: reload its partial last block so the next
+  // aligned write rewrites it unchanged.
+  const SegmentInfo& last = segments_.rbegin()->second;
+  shim::FileOptions wo;
+  wo.writable = true;
+  wo.direct = o_.direct;
+  MT_ASSIGN_OR_RETURN(file_, fs_.OpenFile(last.path, wo));
+  file_segment_ = last.number;
+  open_ = std::make_unique<Batch>();
+  open_->number = next_batch_++;
+  open_->segment = last.number;
+  open_->file_offset = continue_end / kDirectIoAlignment * kDirectIoAlignment;
+  open_->head = open_->used = static_cast<size_t>(continue_end - open_->file_offset);
+  open_->buf = TakeBufferLocked();
+  if (open_->used > 0) {
+    AlignedBuffer block(kDirectIoAlignment);
+    MT_ASSIGN_OR_RETURN(size_t n, file_->ReadAt(open_->file_offset, block.data(), block.size()));
+    if (n < open_->used) return Status(Errc::kIoError, last.path + ": short read of the last block");
+    std::memcpy(open_->buf.data(), block.data(), open_->used);
+  }
+  return Status::Ok();
+}
+
+AlignedBuffer Journal::TakeBufferLocked() {
+  const size_t want = o_.max_batch_bytes + 2 * kDirectIoAlignment;
+  if (spare_.size() >= want) return std::move(spare_);
+  return AlignedBuffer(want);
+}
+
+std::unique_ptr<Journal::Batch> Journal::NewSegmentBatch(uint64_t first_seq) {
+  auto b = std::make_unique<Batch>();
+  b->number = next_batch_++;
+  b->segment = next_segment_++;
+  b->new_segment = true;
+  b->file_offset = 0;
+  b->buf = TakeBufferLocked();
+  b->head = b->used = kSegmentHeaderSize;  // header encoded when sealed
+  b->first_seq = first_seq;
+  return b;
+}
+
+std::unique_ptr<Journal::Batch> Journal::NewBatchAfter(const Batch* prev) {
+  auto b = std::make_unique<Batch>();
+  b->number = next_batch_++;
+  b->segment = prev->segment;
+  const uint64_t end = prev->file_offset + prev->used;
+  b->file_offset = end / kDirectIoAlignment * kDirectIoAlignment;
+  b->head = b->used = static_cast<size_t>(end - b->file_offset);
+  b->buf = TakeBufferLocked();
+  if (b->used > 0) std::memcpy(b->buf.data(), prev->buf.data() + (prev->used - b->used), b->used);
+  return b;
+}
+
+void Journal::SealOpenLocked() {
+  Batch& b = *open_;
+  if (b.new_segment) {
+    SegmentHeader h;
+    h.kind = o_.kind;
+    h.stream = o_.stream;
+    h.number = b.segment;
+    h.first_seq = b.first_seq;
+    h.first_batch = b.number;
+    h.created_ns = clock_.NowNs();
+    EncodeSegmentHeader(h, b.buf.data());
+  }
+  last_sealed_batch_ = b.number;
+  auto next = NewBatchAfter(&b);
+  ready_.push_back(std::move(open_));
+  open_ = std::move(next);
+  work_cv_.notify_one();
+}
+
+Status Journal::Append(RecordHeader h, const void* payload, size_t len) {
+  if (len > kMaxPayload)
+    return Status(Errc::kInvalidArgument, "record payload of " + std::to_string(len) +
+                                              " bytes is over the limit");
+  const size_t rec = EncodedRecordSize(static_cast<uint32_t>(len));
+  std::unique_lock<std::mutex> l(mu_);
+  if (!error_.ok()) return error_;
+  if (stopping_) return Status(Errc::kAborted, "journal " + o_.dir + " is closed");
+  if (h.seq <= last_appended_seq_)
+    return Status(Errc::kInvalidArgument, "journal " + o_.dir + ": seq " + std::to_string(h.seq) +
+                                              " is not after " +
+                                              std::to_string(last_appended_seq_));
+  // Roll over when this record would take a segment that has records past its size.
+  const bool segment_has_records =
+      open_->records > 0 || (!open_->new_segment && segments_.count(open_->segment) != 0 &&
+                             segments_[open_->segment].records > 0);
+  if (segment_has_records && open_->file_offset + open_->used + rec > o_.segment_bytes) {
+    if (open_->used > open_->head) SealOpenLocked();
+    open_ = NewSegmentBatch(h.seq);
+  }
+  // Backpressure: at most one sealed batch waits while another is written.
+  while (open_->records > 0 && open_->used + rec > o_.max_batch_bytes) {
+    if (ready_.empty()) {
+      SealOpenLocked();
+    } else {
+      space_cv_.wait(l);
+      if (!error_.ok()) return error_;
+    }
+  }
+  Batch& b = *open_;
+  h.batch = b.number;
+  h.stored_length = static_cast<uint32_t>(len);
+  b.Reserve(b.used + rec);
+  EncodeRecord(h, payload, len, b.buf.data() + b.used);
+  b.used += rec;
+  if (b.records++ == 0) {
+    b.first_seq = h.seq;
+    b.first_time = h.source_time_ns;
+  }
+  b.last_seq = h.seq;
+  b.last_time = h.source_time_ns;
+  b.logical += h.length;
+  b.stored += len;
+  last_appended_seq_ = h.seq;
+  return Status::Ok();
+}
+
+void Journal::Commit(std::function<void(const Status&)> done) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!error_.ok()) {
+    Status e = error_;
+    l.unlock();
+    done(e);
+    return;
+  }
+  uint64_t target;
+  if (open_->records > 0) {
+    target = open_->number;
+    open_->wanted = true;
+    work_cv_.notify_one();
+  } else if (last_sealed_batch_ > durable_batch_) {
+    target = last_sealed_batch_;
+  } else {
+    l.unlock();
+    done(Status::Ok());
+    return;
+  }
+  waiters_[target].push_back(std::move(done));
+}
+
+Status Journal::Sync() {
+  std::mutex m;
+  std::condition_variable cv;
+  bool finished = false;
+  Status result;
+  Commit([&](const Status& s) {
+    std::lock_guard<std::mutex> g(m);
+    result = s;
+    finished = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> g(m);
+  cv.wait(g, [&] { return finished; });
+  return result;
+}
+
+Status Journal::Close() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!committer_.joinable()) return error_;
+    if (open_->records > 0) open_->wanted = true;
+    stopping_ = true;
+    work_cv_.notify_one();
+  }
+  committer_.join();
+  std::lock_guard<std::mutex> l(mu_);
+  file_.reset();
+  return error_;
+}
+
+void Journal::FailLocked(const Status& s) {
+  if (error_.ok())
+    error_ = s.WithContext(std::string(SegmentKindName(o_.kind)) + " journal " + o_.dir);
+  space_cv_.notify_all();
+}
+
+Status Journal::WriteBatch(Batch& b) {
+  const std::string path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, b.segment));
+  if (b.new_segment) {
+    shim::FileOptions o;
+    o.writable = o.create = o.must_not_exist = true;
+    o.direct = o_.direct;
+    file_.reset();
+    MT_ASSIGN_OR_RETURN(file_, fs_.OpenFile(path, o));
+    file_segment_ = b.segment;
+    if (o_.preallocate) MT_RETURN_IF_ERROR(file_->Preallocate(0, o_.segment_bytes));
+  }
+  if (!file_ || file_segment_ != b.segment)
+    return Status(Errc::kInternal, path + ": batch for a segment that is not open");
+  const size_t len = o_.direct ? AlignUp(b.used, kDirectIoAlignment) : b.used;
+  b.Reserve(len);
+  std::memset(b.buf.data() + b.used, 0, len - b.used);  // recycled buffers hold old bytes
+  MT_RETURN_IF_ERROR(file_->WriteAt(b.file_offset, b.buf.data(), len));
+  return file_->Sync();
+}
+
+void Journal::CommitterLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (true) {
+    work_cv_.wait(l, [&] {
+      return stopping_ || !ready_.empty() || (open_->wanted && open_->records > 0);
+    });
+    if (ready_.empty() && open_->wanted && open_->records > 0) SealOpenLocked();
+    if (ready_.empty()) {
+      if (stopping_) break;
+      continue;
+    }
+    std::unique_ptr<Batch> b = std::move(ready_.front());
+    ready_.pop_front();
+    Status s;
+    if (error_.ok()) {
+      writing_ = true;
+      l.unlock();
+      s = WriteBatch(*b);
+      l.lock();
+      writing_ = false;
+    } else {
+      s = error_;
+    }
+    std::vector<std::function<void(const Status&)>> done;
+    if (!s.ok()) {
+      FailLocked(s);
+      for (auto& [n, v] : waiters_)
+        for (auto& f : v) done.push_back(std::move(f));
+      waiters_.clear();
+    } else {
+      durable_batch_ = b->number;
+      if (b->records > 0) durable_seq_ = b->last_seq;
+      if (b->new_segment && !segments_.empty()) segments_.rbegin()->second.sealed = true;
+      SegmentInfo& info = segments_[b->segment];
+      info.number = b->segment;
+      info.path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, b->segment));
+      if (b->records > 0) {
+        if (info.records == 0) {
+          info.first_seq = b->first_seq;
+          info.first_time_ns = b->first_time;
+        }
+        info.records += b->records;
+        info.last_seq = b->last_seq;
+        info.last_time_ns = b->last_time;
+        info.logical_bytes += b->logical;
+        info.stored_bytes += b->stored;
+      }
+      info.bytes = b->file_offset + b->used;
+      auto end = waiters_.upper_bound(b->number);
+      for (auto it = waiters_.begin(); it != end; ++it)
+        for (auto& f : it->second) done.push_back(std::move(f));
+      waiters_.erase(waiters_.begin(), end);
+    }
+    if (spare_.size() < b->buf.size()) spare_ = std::move(b->buf);
+    space_cv_.notify_all();
+    l.unlock();
+    for (auto& f : done) f(s.ok() ? Status::Ok() : error_);
+    l.lock();
+  }
+}
+
+uint64_t Journal::last_appended_seq() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return last_appended_seq_;
+}
+
+uint64_t Journal::durable_seq() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return durable_seq_;
+}
+
+Status Journal::status() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return error_;
+}
+
+std::vector<SegmentInfo> Journal::Segments() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<SegmentInfo> out;
+  for (const auto& [n, info] : segments_) out.push_back(info);
+  return out;
+}
+
+Status Journal::RemoveSegment(uint64_t number) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = segments_.find(number);
+  if (it == segments_.end())
+    return Status(Errc::kNotFound, "journal " + o_.dir + " has no segment " + std::to_string(number));
+  if (!it->second.sealed || number >= open_->segment)
+    return Status(Errc::kInvalidArgument,
+                  "segment " + std::to_string(number) + " of " + o_.dir + " is still being written");
+  MT_RETURN_IF_ERROR(fs_.Remove(it->second.path));
+  segments_.erase(it);
+  return Status::Ok();
+}
+
+}  // namespace mt::retention

@@ -1,0 +1,142 @@
+// Journal: an append-only sequence of segment files (the WAL or the undo
+// journal of one stream) with group commit.
+//
+//   Append(record)  ─▶ encoded into the open batch (memory)
+//   Commit(done)    ─▶ the committer thread takes the whole open batch, writes it
+//                      (O_DIRECT, block-aligned), fdatasyncs once, then calls every
+//                      `done` whose records it covered: many records, one sync.
+//
+// Durability contract: done(ok) is called only after every record appended
+// before the Commit call is durable. Batches are written and synced strictly one
+// after another (batch k is synced before batch k+1 is written), which is what
+// lets recovery tell a torn tail from corruption (segment_reader.h).
+// Records never span segments; a segment rolls over when the next record would
+// take it past segment_bytes (one oversized record still fits in an empty one).
+// After a write or sync error the journal is failed: every later call returns
+// that error; reopen it to recover.
+// Thread safety: all public methods may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mt/shim/aligned_buffer.h"
+#include "mt/shim/clock.h"
+#include "mt/shim/file_system.h"
+#include "record_format.h"
+
+namespace mt::retention {
+
+struct JournalOptions {
+  SegmentKind kind = SegmentKind::kWal;
+  uint64_t stream = 0;
+  std::string dir;                       // segment files: <kind>-<number:016>.seg
+  uint64_t segment_bytes = 256ull << 20;
+  size_t max_batch_bytes = 16u << 20;    // Append waits while the open batch is this full
+  bool direct = true;                    // O_DIRECT writes
+  bool preallocate = true;               // reserve segment_bytes when a segment is created
+};
+
+struct SegmentInfo {
+  uint64_t number = 0;
+  std::string path;
+  uint64_t first_seq = 0, last_seq = 0;   // 0, 0 while it holds no record
+  int64_t first_time_ns = 0, last_time_ns = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;          // durable file bytes (end of the last durable record)
+  uint64_t logical_bytes = 0;  // sum of record `length`s
+  uint64_t stored_bytes = 0;   // sum of stored payload bytes
+  bool sealed = false;         // a newer segment exists
+};
+
+struct RecoveryReport {
+  size_t segments = 0;
+  uint64_t records = 0;
+  uint64_t last_seq = 0;
+  uint64_t truncated_bytes = 0;  // torn tail cut from the newest segment
+  std::string torn_reason;       // why the torn record was bad
+  bool removed_empty_segment = false;  // newest segment had no valid header (crash at creation)
+};
+
+std::string SegmentFileName(SegmentKind kind, uint64_t number);
+
+class Journal {
+ public:
+  // Opens the journal in o.dir (created if missing), validating every segment.
+  // A torn tail of the newest segment is truncated (durably) and described in
+  // `report`; corruption anywhere else fails with kCorruption naming file and
+  // offset — nothing is skipped.
+  static Result<std::unique_ptr<Journal>> Open(shim::FileSystem& fs, shim::Clock& clock,
+                                               const JournalOptions& o, RecoveryReport* report);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Adds a record to the open batch. REQUIRES h.seq > every seq appended
+  // before (kInvalidArgument otherwise). h.batch and h.payload_crc are set here.
+  Status Append(RecordHeader h, const void* payload, size_t len);
+  // Asks for durability of everything appended so far; `done` runs on the
+  // committer thread (or inline when nothing is pending) with the outcome.
+  void Commit(std::function<void(const Status&)> done);
+  // Commit and wait.
+  Status Sync();
+  // Syncs what is pending and stops the committer. Idempotent.
+  Status Close();
+
+  uint64_t last_appended_seq() const;
+  uint64_t durable_seq() const;
+  Status status() const;  // ok, or the error that failed the journal
+  // Durable state of every segment, oldest first.
+  std::vector<SegmentInfo> Segments() const;
+  // Deletes a sealed segment file (pruning / WAL trimming). kInvalidArgument
+  // for the newest segment.
+  Status RemoveSegment(uint64_t number);
+
+ private:
+  struct Batch;
+  Journal(shim::FileSystem& fs, shim::Clock& clock, JournalOptions o);
+  Status Recover(RecoveryReport* report);
+  std::unique_ptr<Batch> NewBatchAfter(const Batch* prev);
+  // A batch buffer of max_batch_bytes + slack: the spare one if it is big enough.
+  AlignedBuffer TakeBufferLocked();
+  std::unique_ptr<Batch> NewSegmentBatch(uint64_t first_seq);
+  void SealOpenLocked();
+  void CommitterLoop();
+  Status WriteBatch(Batch& b);
+  void FailLocked(const Status& s);
+
+  shim::FileSystem& fs_;
+  shim::Clock& clock_;
+  const JournalOptions o_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // committer: something to write
+  std::condition_variable space_cv_;  // appenders: the open batch has room again
+  std::unique_ptr<Batch> open_;       // GUARDED_BY(mu_)
+  std::deque<std::unique_ptr<Batch>> ready_;  // sealed, to be written in order
+  std::map<uint64_t, std::vector<std::function<void(const Status&)>>> waiters_;  // by batch
+  std::map<uint64_t, SegmentInfo> segments_;  // durable state, by number
+  uint64_t next_batch_ = 1;
+  uint64_t next_segment_ = 1;
+  uint64_t last_appended_seq_ = 0;
+  uint64_t last_sealed_batch_ = 0;
+  uint64_t durable_batch_ = 0;
+  uint64_t durable_seq_ = 0;
+  bool stopping_ = false;
+  bool writing_ = false;
+  Status error_;
+  AlignedBuffer spare_;               // a written batch's buffer, for reuse
+  std::unique_ptr<shim::File> file_;  // committer-only: the segment being written
+  uint64_t file_segment_ = 0;
+  std::thread committer_;
+};
+
+}  // namespace mt::retention

@@ -1,0 +1,27 @@
+// Reading a journal's records in seq order or newest first (rollback walks the
+// undo journal backwards). Every record's header and payload CRC is checked;
+// a bad record stops the walk with kCorruption naming file and offset.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "journal.h"
+#include "mt/shim/file_system.h"
+
+namespace mt::retention {
+
+enum class Direction { kForward, kBackward };
+
+// Called for each record; set *stop to end the walk early. A non-ok return
+// ends the walk and is returned by ForEachRecord.
+using RecordVisitor =
+    std::function<Status(const RecordHeader& h, const std::vector<uint8_t>& payload, bool* stop)>;
+
+// Walks the records of `segments` (as given by Journal::Segments(): only the
+// durable `bytes` of each are read) whose seq lies in [min_seq, max_seq].
+Status ForEachRecord(shim::FileSystem& fs, const std::vector<SegmentInfo>& segments,
+                     Direction direction, const RecordVisitor& visit, uint64_t min_seq = 0,
+                     uint64_t max_seq = UINT64_MAX);
+
+}  // namespace mt::retention
