@@ -1,0 +1,110 @@
+#include "policy.h"
+
+#include <gtest/gtest.h>
+
+namespace mt::retention {
+namespace {
+
+constexpr int64_t kHour = 3600LL * 1'000'000'000;
+
+// Segment n holds seqs [100n+1, 100n+100], newest write at hour n.
+SegmentInfo Seg(uint64_t n, bool sealed = true) {
+  SegmentInfo s;
+  s.number = n;
+  s.first_seq = 100 * n + 1;
+  s.last_seq = 100 * n + 100;
+  s.first_time_ns = s.last_time_ns = static_cast<int64_t>(n) * kHour;
+  s.records = 100;
+  s.bytes = 1000;
+  s.sealed = sealed;
+  return s;
+}
+
+PruneInput Base() {
+  PruneInput in;
+  for (uint64_t n = 1; n <= 5; ++n) {
+    in.undo.push_back(Seg(n, n < 5));
+    in.wal.push_back(Seg(n, n < 5));
+  }
+  in.applied_seq = 600;
+  in.now_ns = 30 * kHour;
+  in.window_ns = 24 * kHour;  // window starts at hour 6: everything expired
+  return in;
+}
+
+TEST(PlanPrune, NewestSegmentIsNeverDeleted) {
+  PrunePlan p = PlanPrune(Base());
+  EXPECT_EQ(p.undo_segments, (std::vector<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(p.wal_segments, (std::vector<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(p.oldest_point_seq, 500u);
+}
+
+TEST(PlanPrune, WalSegmentsGoOnlyOnceApplied) {
+  PruneInput in = Base();
+  in.applied_seq = 250;
+  PrunePlan p = PlanPrune(in);
+  EXPECT_EQ(p.wal_segments, (std::vector<uint64_t>{1}));
+}
+
+TEST(PlanPrune, UndoNeededByCrashRecoveryIsKept) {
+  PruneInput in = Base();
+  in.applied_seq = 350;  // records of segment 3 newer than the checkpoint
+  PrunePlan p = PlanPrune(in);
+  EXPECT_EQ(p.undo_segments, (std::vector<uint64_t>{1, 2}));
+}
+
+TEST(PlanPrune, UnexpiredPointsKeepTheirSegments) {
+  PruneInput in = Base();
+  in.now_ns = 26 * kHour;  // window starts at hour 2: segments 2.. serve points inside it
+  PrunePlan p = PlanPrune(in);
+  EXPECT_EQ(p.undo_segments, (std::vector<uint64_t>{1}));
+  EXPECT_TRUE(p.alerts.empty());
+}
+
+TEST(PlanPrune, PinnedPointStopsPruningEvenWhenLowOnSpace) {
+  PruneInput in = Base();
+  in.pinned_seqs = {250};  // a vsnap at seq 250 needs segment 2 (seqs 201-300) and later
+  in.low_space = true;
+  in.bytes_to_free = 1 << 20;
+  PrunePlan p = PlanPrune(in);
+  EXPECT_EQ(p.undo_segments, (std::vector<uint64_t>{1}));
+  ASSERT_EQ(p.alerts.size(), 1u);
+  EXPECT_NE(p.alerts[0].find("held by a virtual snapshot"), std::string::npos);
+}
+
+TEST(PlanPrune, LowSpaceWithPruneDropsUnexpiredPointsAndAlerts) {
+  PruneInput in = Base();
+  in.now_ns = 20 * kHour;  // nothing expired
+  in.low_space = true;
+  in.bytes_to_free = 1500;
+  PrunePlan p = PlanPrune(in);
+  EXPECT_EQ(p.undo_segments, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(p.oldest_point_seq, 300u);
+  EXPECT_FALSE(p.stop_applying);
+  ASSERT_EQ(p.alerts.size(), 1u);
+  EXPECT_NE(p.alerts[0].find("dropped recovery points older than seq 300"), std::string::npos);
+}
+
+TEST(PlanPrune, LowSpaceWithStopKeepsPointsAndStopsApplying) {
+  PruneInput in = Base();
+  in.now_ns = 20 * kHour;
+  in.low_space = true;
+  in.bytes_to_free = 1500;
+  in.full_action = FullAction::kStop;
+  PrunePlan p = PlanPrune(in);
+  EXPECT_TRUE(p.undo_segments.empty());
+  EXPECT_TRUE(p.stop_applying);
+  ASSERT_FALSE(p.alerts.empty());
+  EXPECT_NE(p.alerts.back().find("applying stopped"), std::string::npos);
+}
+
+TEST(LowSpaceThreshold, PercentClampedBetweenMinAndMax) {
+  SpacePolicy p;
+  EXPECT_EQ(LowSpaceThreshold(p, 100ull << 30), 10ull << 30);      // 10%
+  EXPECT_EQ(LowSpaceThreshold(p, 2ull << 30), 1ull << 30);         // min 1 GiB
+  EXPECT_EQ(LowSpaceThreshold(p, 10000ull << 30), 50ull << 30);    // max 50 GiB
+  EXPECT_EQ(LowSpaceThreshold(p, 512ull << 20), 512ull << 20);     // never above capacity
+}
+
+}  // namespace
+}  // namespace mt::retention
