@@ -1,0 +1,120 @@
+# shellcheck shell=sh disable=SC3043,SC3045,SC3028 # busybox ash: local, read -t, EPOCHREALTIME
+# helpers.sh — functions every scenario can use (busybox sh; sourced before the
+# scenario runs). All names start with mt_.
+#
+# Waiting. Every wait takes a timeout in whole seconds and returns 1 when it
+# expires. Waits are event-driven: /init keeps fd 9 open on a FIFO into which
+# each kernel uevent writes one line (see uevent-hook). A waiter tests its
+# condition and, while it is false, blocks reading fd 9 until the next uevent,
+# then tests again. The read is capped at 1 s: that cap is the only polling and
+# exists because a concurrent waiter may consume the wake-up meant for this one
+# (or the condition may not be tied to a uevent at all). Do not close fd 9.
+#
+#   mt_wait TIMEOUT CMD [ARG...]   until CMD succeeds (its output is not hidden)
+#   mt_wait_block NAME TIMEOUT     until /sys/block/NAME exists
+#   mt_wait_sd_count N TIMEOUT     until at least N sd disks exist
+#   mt_wait_wwid WWID TIMEOUT      until an sd disk has WWID; prints its name
+#
+# Inspection (sysfs only: there is no udevd in the guest).
+#   mt_sd_disks                    sd disk names, one per line
+#   mt_sd_count                    how many sd disks
+#   mt_attr FILE                   a sysfs attribute without trailing blanks;
+#                                  status 1 when missing or unreadable
+#   mt_wwid NAME                   WWID of /sys/block/NAME in lowercase; status 1
+#                                  when the disk has none (missing, unreadable
+#                                  or empty wwid attribute)
+#   mt_find_wwid WWID              name of the sd disk with WWID (case-insensitive)
+#   mt_disk_bytes NAME             size of /sys/block/NAME in bytes
+#
+# Time.
+#   mt_now_ms                      wall clock in milliseconds (for intervals)
+#   mt_elapsed START_MS            "S.mmm" seconds since START_MS
+
+mt_now_ms() {
+	local t s us
+	t=$EPOCHREALTIME
+	s=${t%[.,]*}
+	us=${t#*[.,]}
+	echo $((s * 1000 + (1$us - 1000000) / 1000))
+}
+
+mt_elapsed() {
+	local d
+	d=$(($(mt_now_ms) - $1))
+	printf '%d.%03d' $((d / 1000)) $((d % 1000))
+}
+
+mt_wait() {
+	local timeout deadline now left
+	timeout=$1
+	shift
+	deadline=$(($(mt_now_ms) + timeout * 1000))
+	while ! "$@"; do
+		now=$(mt_now_ms)
+		[ "$now" -lt "$deadline" ] || return 1
+		left=$((deadline - now))
+		[ "$left" -le 1000 ] || left=1000
+		read -r -t "$((left / 1000)).$(printf %03d $((left % 1000)))" _mt_event <&9 || true
+	done
+}
+
+mt_sd_disks() {
+	local d
+	for d in /sys/block/sd*; do
+		[ -e "$d" ] && echo "${d##*/}"
+	done
+	return 0
+}
+
+mt_sd_count() {
+	mt_sd_disks | wc -l
+}
+
+mt_sd_count_at_least() {
+	[ "$(mt_sd_count)" -ge "$1" ]
+}
+
+mt_attr() {
+	local v
+	v=$(cat "$1" 2>/dev/null) || return 1
+	while [ "${v% }" != "$v" ]; do v=${v% }; done
+	printf '%s\n' "$v"
+}
+
+mt_wwid() {
+	local v
+	v=$(mt_attr "/sys/block/$1/device/wwid") || return 1
+	[ -n "$v" ] || return 1
+	printf '%s\n' "$v" | tr 'A-Z' 'a-z'
+}
+
+mt_find_wwid() {
+	local want d w
+	want=$(printf '%s' "$1" | tr 'A-Z' 'a-z')
+	for d in $(mt_sd_disks); do
+		w=$(mt_wwid "$d") || continue
+		if [ "$w" = "$want" ]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+
+mt_disk_bytes() {
+	local sectors
+	sectors=$(mt_attr "/sys/block/$1/size") || return 1
+	echo $((sectors * 512))
+}
+
+mt_wait_block() {
+	mt_wait "$2" test -e "/sys/block/$1"
+}
+
+mt_wait_sd_count() {
+	mt_wait "$2" mt_sd_count_at_least "$1"
+}
+
+mt_wait_wwid() {
+	mt_wait "$2" mt_find_wwid "$1"
+}

@@ -1,0 +1,64 @@
+# shellcheck shell=bash
+# vm-lib.sh — shared by run-vm and vm-disk (sourced, bash). Defines the one disk
+# shape of the VM tier so that boot disks and hot-added disks look the same.
+#
+# Disk spec:  NAME:SIZE[:wwn=0xHEX]
+#   NAME  QEMU id of the drive and of the device: a letter, then letters, digits,
+#         '-' or '_'. The raw image is <disk dir>/NAME.img (sparse, created here).
+#   SIZE  anything `truncate -s` accepts (64M, 1G, 1048576).
+#   wwn=  64-bit NAA WWN; the guest then reads /sys/block/sdX/device/wwid as
+#         naa.<16 lowercase hex digits>. Without it the disk has no WWID (like a
+#         VMware disk when disk.EnableUUID is not TRUE).
+# Every disk is a scsi-hd on the virtio-scsi bus scsi0.0 with vendor=VMware and
+# product "Virtual disk".
+
+VM_SCSI_BUS=scsi0.0
+VM_DISK_VENDOR=VMware
+VM_DISK_PRODUCT="Virtual disk"
+
+# vm_parse_disk SPEC: sets VM_DISK_NAME, VM_DISK_SIZE, VM_DISK_WWN (may be empty).
+# Returns 1 with a one-line reason on stderr when SPEC is malformed.
+vm_parse_disk() {
+  local spec=$1 rest opt
+  VM_DISK_NAME=${spec%%:*}
+  rest=${spec#*:}
+  if [ "$rest" = "$spec" ] || [ -z "$rest" ]; then
+    echo "disk spec '$spec': expected NAME:SIZE[:wwn=0x...]" >&2; return 1
+  fi
+  VM_DISK_SIZE=${rest%%:*}
+  VM_DISK_WWN=""
+  if [ "$VM_DISK_SIZE" != "$rest" ]; then
+    local IFS=:
+    for opt in ${rest#*:}; do
+      case "$opt" in
+        wwn=0x*|wwn=0X*)
+          VM_DISK_WWN=0x${opt#wwn=0?}
+          [[ ${VM_DISK_WWN#0x} =~ ^[0-9a-fA-F]{1,16}$ ]] ||
+            { echo "disk spec '$spec': wwn must be 0x followed by 1-16 hex digits" >&2; return 1; } ;;
+        *) echo "disk spec '$spec': unknown option '$opt' (known: wwn=0x...)" >&2; return 1 ;;
+      esac
+    done
+  fi
+  [[ $VM_DISK_NAME =~ ^[A-Za-z][A-Za-z0-9_-]*$ ]] ||
+    { echo "disk spec '$spec': NAME must be a letter followed by letters, digits, - or _" >&2; return 1; }
+  [[ $VM_DISK_SIZE =~ ^[0-9]+[KMGT]?$ ]] ||
+    { echo "disk spec '$spec': SIZE must be a number with an optional K, M, G or T suffix" >&2; return 1; }
+}
+
+# vm_create_image PATH SIZE: create a sparse raw image (fails if PATH exists).
+vm_create_image() {
+  [ ! -e "$1" ] || { echo "image $1 already exists" >&2; return 1; }
+  truncate -s "$2" "$1"
+}
+
+# vm_qemu_escape STR: escape commas for a QEMU option value.
+vm_qemu_escape() { printf '%s' "${1//,/,,}"; }
+
+# vm_drive_opts IMAGE NAME: the -drive / drive_add option string.
+vm_drive_opts() { printf 'file=%s,if=none,format=raw,id=%s' "$(vm_qemu_escape "$1")" "$2"; }
+
+# vm_device_opts NAME WWN: the -device / device_add option string (WWN may be empty).
+vm_device_opts() {
+  printf 'scsi-hd,drive=%s,id=%s,bus=%s,vendor=%s,product=%s%s' \
+    "$1" "$1" "$VM_SCSI_BUS" "$VM_DISK_VENDOR" "$VM_DISK_PRODUCT" "${2:+,wwn=$2}"
+}
