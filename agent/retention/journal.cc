@@ -178,7 +178,11 @@ Status Journal::Recover(RecoveryReport* report) {
 
 AlignedBuffer Journal::TakeBufferLocked() {
   const size_t want = o_.max_batch_bytes + 2 * kDirectIoAlignment;
-  if (spare_.size() >= want) return std::move(spare_);
+  while (!spare_.empty()) {
+    AlignedBuffer b = std::move(spare_.back());
+    spare_.pop_back();
+    if (b.size() >= want) return b;
+  }
   return AlignedBuffer(want);
 }
 
@@ -404,7 +408,9 @@ void Journal::CommitterLoop() {
         for (auto& f : it->second) done.push_back(std::move(f));
       waiters_.erase(waiters_.begin(), end);
     }
-    if (spare_.size() < b->buf.size()) spare_ = std::move(b->buf);
+    // At most three batches live at once (open, ready, being written): keep
+    // that many buffers so the steady state never allocates or page-faults.
+    if (spare_.size() < 3) spare_.push_back(std::move(b->buf));
     space_cv_.notify_all();
     l.unlock();
     for (auto& f : done) f(s.ok() ? Status::Ok() : error_);

@@ -133,7 +133,7 @@ class Journal {
   bool stopping_ = false;
   bool writing_ = false;
   Status error_;
-  AlignedBuffer spare_;               // a written batch's buffer, for reuse
+  std::vector<AlignedBuffer> spare_;  // written batches' buffers, for reuse
   std::unique_ptr<shim::File> file_;  // committer-only: the segment being written
   uint64_t file_segment_ = 0;
   std::thread committer_;
