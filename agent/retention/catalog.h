@@ -7,7 +7,17 @@
 // transaction; durability is SQLite's (journal_mode=WAL, synchronous=FULL):
 // a method that returned ok survives a power loss.
 // Thread safety: one Catalog object may be used from several threads (calls
-// are serialized inside).
+// are serialized inside). Several processes may open the same file (the daemon
+// writing, mtctl reading); a lock held by another process is waited for up to
+// 5 s, then kBusy.
+//
+// Values: every uint64 (ids, seqs, sizes) is stored as an SQLite INTEGER, so it
+// must be < 2^63; a write of a larger value is kInvalidArgument (UINT64_MAX as a
+// query bound is fine: it means "no bound"). Timestamps are int64 ns.
+// Errors: a taken name/target is kAlreadyExists naming it; a row that refers to a
+// stream that does not exist is kNotFound; a file that is not an SQLite
+// database, is not ours, or holds an invalid row is kCorruption naming the file
+// (and the table); SQLite/OS failures are kIoError, kNoSpace, kBusy, ....
 #pragma once
 
 #include <cstdint>
@@ -93,7 +103,10 @@ struct PolicyRow {
 class Catalog {
  public:
   // Opens (creating and migrating the schema when writable) the catalog file.
-  // A file from a newer schema version is refused with a clear error.
+  // A file from a newer schema version is refused with a clear error
+  // (kUnavailable). OpenReadOnly never creates or migrates: a missing file is
+  // kNotFound, an older schema version kUnavailable; every write through a
+  // read-only Catalog fails with kPermissionDenied.
   static Result<std::unique_ptr<Catalog>> Open(const std::string& path);
   static Result<std::unique_ptr<Catalog>> OpenReadOnly(const std::string& path);
   ~Catalog();
@@ -101,14 +114,21 @@ class Catalog {
   Catalog& operator=(const Catalog&) = delete;
 
   // Streams and their disks.
-  Result<uint64_t> AddStream(const StreamRow& row);  // kAlreadyExists on a taken name
+  // Returns the new id; row.id is ignored. Ids are never reused, even after
+  // RemoveStream. kAlreadyExists on a taken name.
+  Result<uint64_t> AddStream(const StreamRow& row);
   Result<std::optional<StreamRow>> FindStream(const std::string& name);
   Result<std::optional<StreamRow>> GetStream(uint64_t id);
   Result<std::vector<StreamRow>> ListStreams();
+  // kNotFound if there is no such stream.
   Status SetStreamState(uint64_t id, const std::string& state, const std::string& error);
-  // Removes the stream and every row that belongs to it.
+  // Removes the stream and every row that belongs to it (disks, segments,
+  // points, checkpoints, policy). kNotFound if there is no such stream.
   Status RemoveStream(uint64_t id);
+  // kAlreadyExists if the stream already has that disk index or the target
+  // belongs to any disk; kNotFound if the stream does not exist.
   Status AddDisk(const DiskRow& row);
+  // Rewrites every field of the disk (row.stream, row.disk); kNotFound if absent.
   Status UpdateDisk(const DiskRow& row);
   Result<std::vector<DiskRow>> ListDisks(uint64_t stream);
   // The stream and disk a target identity belongs to, if any.
@@ -116,20 +136,27 @@ class Catalog {
 
   // Segments.
   Status UpsertSegment(const SegmentRow& row);
+  // A no-op if the segment is not there (pruning is resumable).
   Status RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number);
   // Ordered by number.
   Result<std::vector<SegmentRow>> ListSegments(uint64_t stream, SegmentKind kind);
 
   // Recovery points (tags).
   Status AddPoint(const PointRow& row);  // kAlreadyExists if the name is taken in the stream
-  // Points with after_seq < seq <= before_seq, ordered by seq.
+  // Points with after_seq < seq <= before_seq, ordered by seq (several points
+  // at one seq: in the order they were added).
   Result<std::vector<PointRow>> ListPoints(uint64_t stream, uint64_t after_seq = 0,
                                            uint64_t before_seq = UINT64_MAX);
   Result<std::optional<PointRow>> FindPoint(uint64_t stream, const std::string& name);
   // Newest point (of `kind`, if given) with seq <= max_seq.
   Result<std::optional<PointRow>> LatestPoint(uint64_t stream, std::optional<TagKind> kind,
                                               uint64_t max_seq = UINT64_MAX);
-  // Every point carrying this group tag id, any stream.
+  // Newest point (of `kind`, if given) with time_ns <= time_ns; among points
+  // with the same time, the one with the highest seq.
+  Result<std::optional<PointRow>> LatestPointAtTime(uint64_t stream, int64_t time_ns,
+                                                    std::optional<TagKind> kind = std::nullopt);
+  // Every point carrying this group tag id, any stream, ordered by stream then
+  // seq. An empty id matches nothing.
   Result<std::vector<PointRow>> PointsWithGroupTag(const std::string& group_tag_id);
   // Drops points with seq < seq (they fell out of the window).
   Status RemovePointsBefore(uint64_t stream, uint64_t seq);
@@ -138,13 +165,14 @@ class Catalog {
   Status SetCheckpoint(const CheckpointRow& row);
   Result<std::optional<CheckpointRow>> GetCheckpoint(uint64_t stream, uint32_t disk);
 
-  // Policy (defaults of PolicyRow when none was set).
+  // Policy (defaults of PolicyRow when none was set; kNotFound if the stream
+  // does not exist).
   Status SetPolicy(const PolicyRow& row);
   Result<PolicyRow> GetPolicy(uint64_t stream);
 
  private:
   explicit Catalog(sqlite3* db);
-  struct Impl;
+  struct Impl;  // catalog.cc: connection, statement cache, mutex
   std::unique_ptr<Impl> impl_;
 };
 
