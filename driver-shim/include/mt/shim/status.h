@@ -84,6 +84,9 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  // By value: `for (x : *Foo())` must not bind to a destroyed temporary.
+  T operator*() && { return std::move(*this).value(); }
 
  private:
   std::variant<T, Status> v_;

@@ -1,0 +1,227 @@
+#include "retention_store.h"
+
+#include <algorithm>
+
+namespace mt::retention {
+
+uint64_t OldestReachablePoint(const std::vector<SegmentInfo>& undo) {
+  for (const auto& s : undo)
+    if (s.records > 0) return s.first_seq - 1;
+  return 0;
+}
+
+RetentionStore::RetentionStore(shim::FileSystem& fs, shim::Clock& clock, StoreOptions o,
+                               std::unique_ptr<Catalog> catalog)
+    : fs_(fs), clock_(clock), o_(std::move(o)), catalog_(std::move(catalog)) {}
+
+RetentionStore::~RetentionStore() {
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& [id, j] : open_) {
+    if (j.wal) (void)j.wal->Close();
+    if (j.undo) (void)j.undo->Close();
+  }
+}
+
+Result<std::unique_ptr<RetentionStore>> RetentionStore::Open(shim::FileSystem& fs,
+                                                             shim::Clock& clock,
+                                                             const StoreOptions& o) {
+  if (o.root.empty()) return Status(Errc::kInvalidArgument, "retention directory not set");
+  StoreOptions opts = o;
+  if (opts.catalog_path.empty()) opts.catalog_path = shim::JoinPath(o.root, "catalog.db");
+  MT_RETURN_IF_ERROR(fs.CreateDir(shim::JoinPath(o.root, "streams")));
+  MT_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(opts.catalog_path));
+  return std::unique_ptr<RetentionStore>(
+      new RetentionStore(fs, clock, std::move(opts), std::move(catalog)));
+}
+
+std::string RetentionStore::StreamDir(uint64_t stream) const {
+  return shim::JoinPath(shim::JoinPath(o_.root, "streams"), std::to_string(stream));
+}
+
+JournalOptions RetentionStore::JournalOpts(uint64_t stream, SegmentKind kind) const {
+  JournalOptions j;
+  j.kind = kind;
+  j.stream = stream;
+  j.dir = shim::JoinPath(StreamDir(stream), SegmentKindName(kind));
+  j.segment_bytes = o_.segment_bytes;
+  j.max_batch_bytes = o_.max_batch_bytes;
+  j.direct = o_.direct;
+  j.preallocate = o_.preallocate;
+  return j;
+}
+
+Result<RetentionStore::Journals> RetentionStore::OpenStream(uint64_t stream) {
+  MT_ASSIGN_OR_RETURN(auto row, catalog_->GetStream(stream));
+  if (!row) return Status(Errc::kNotFound, "no stream " + std::to_string(stream) + " in the catalog");
+  Journals out;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    OpenJournals& o = open_[stream];
+    if (!o.wal) {
+      auto wal = Journal::Open(fs_, clock_, JournalOpts(stream, SegmentKind::kWal), &out.wal_report);
+      if (!wal.ok()) return wal.status().WithContext("stream '" + row->name + "'");
+      auto undo =
+          Journal::Open(fs_, clock_, JournalOpts(stream, SegmentKind::kUndo), &out.undo_report);
+      if (!undo.ok()) return undo.status().WithContext("stream '" + row->name + "'");
+      o.wal = std::move(wal).value();
+      o.undo = std::move(undo).value();
+    }
+    out.wal = o.wal.get();
+    out.undo = o.undo.get();
+  }
+  MT_RETURN_IF_ERROR(ReconcileCatalog(stream));
+  return out;
+}
+
+Status RetentionStore::CloseStream(uint64_t stream) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = open_.find(stream);
+  if (it == open_.end()) return Status::Ok();
+  Status s = it->second.wal ? it->second.wal->Close() : Status::Ok();
+  Status u = it->second.undo ? it->second.undo->Close() : Status::Ok();
+  open_.erase(it);
+  return s.ok() ? u : s;
+}
+
+Status RetentionStore::ReconcileCatalog(uint64_t stream) {
+  std::vector<SegmentInfo> wal, undo;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = open_.find(stream);
+    if (it == open_.end() || !it->second.wal)
+      return Status(Errc::kInvalidArgument, "stream " + std::to_string(stream) + " is not open");
+    wal = it->second.wal->Segments();
+    undo = it->second.undo->Segments();
+  }
+  for (SegmentKind kind : {SegmentKind::kWal, SegmentKind::kUndo}) {
+    const auto& on_disk = kind == SegmentKind::kWal ? wal : undo;
+    MT_ASSIGN_OR_RETURN(auto rows, catalog_->ListSegments(stream, kind));
+    for (const auto& r : rows) {
+      const bool present = std::any_of(on_disk.begin(), on_disk.end(),
+                                       [&](const SegmentInfo& s) { return s.number == r.number; });
+      if (!present) MT_RETURN_IF_ERROR(catalog_->RemoveSegment(stream, kind, r.number));
+    }
+    for (const auto& s : on_disk) {
+      SegmentRow r;
+      r.stream = stream;
+      r.kind = kind;
+      r.number = s.number;
+      r.file = s.path.substr(std::min(s.path.size(), o_.root.size() + 1));
+      r.first_seq = s.first_seq;
+      r.last_seq = s.last_seq;
+      r.first_time_ns = s.first_time_ns;
+      r.last_time_ns = s.last_time_ns;
+      r.records = s.records;
+      r.bytes = s.bytes;
+      r.logical_bytes = s.logical_bytes;
+      r.sealed = s.sealed;
+      MT_RETURN_IF_ERROR(catalog_->UpsertSegment(r));
+    }
+  }
+  // Points below the oldest reachable one were pruned (perhaps by a prune a
+  // crash interrupted): drop them.
+  if (!undo.empty() && undo.front().number > 1) {
+    const uint64_t oldest = OldestReachablePoint(undo);
+    if (oldest > 0) MT_RETURN_IF_ERROR(catalog_->RemovePointsBefore(stream, oldest));
+  }
+  return Status::Ok();
+}
+
+Result<PrunePlan> RetentionStore::Prune(uint64_t stream, const std::vector<uint64_t>& pinned) {
+  MT_ASSIGN_OR_RETURN(Journals j, OpenStream(stream));
+  MT_ASSIGN_OR_RETURN(PolicyRow policy, catalog_->GetPolicy(stream));
+  MT_ASSIGN_OR_RETURN(auto disks, catalog_->ListDisks(stream));
+  PruneInput in;
+  in.wal = j.wal->Segments();
+  in.undo = j.undo->Segments();
+  in.applied_seq = UINT64_MAX;
+  for (const auto& d : disks) {
+    MT_ASSIGN_OR_RETURN(auto cp, catalog_->GetCheckpoint(stream, d.disk));
+    in.applied_seq = std::min(in.applied_seq, cp ? cp->applied_seq : 0);
+  }
+  if (disks.empty()) in.applied_seq = 0;
+  in.now_ns = clock_.NowNs();
+  in.window_ns = policy.window_ns;
+  in.pinned_seqs = pinned;
+  in.full_action = policy.full_action;
+  MT_ASSIGN_OR_RETURN(shim::SpaceInfo space, fs_.Space(o_.root));
+  const uint64_t floor = LowSpaceThreshold(o_.space, space.capacity);
+  in.low_space = space.available < floor;
+  in.bytes_to_free = in.low_space ? floor - space.available : 0;
+  PrunePlan plan = PlanPrune(in);
+
+  // Crash-safe order: points first (they must never name an unreachable
+  // state), then files oldest first, then rows (ReconcileCatalog on restart
+  // finishes whatever a crash interrupted).
+  if (plan.oldest_point_seq > 0)
+    MT_RETURN_IF_ERROR(catalog_->RemovePointsBefore(stream, plan.oldest_point_seq));
+  for (uint64_t n : plan.undo_segments) {
+    MT_RETURN_IF_ERROR(j.undo->RemoveSegment(n));
+    MT_RETURN_IF_ERROR(catalog_->RemoveSegment(stream, SegmentKind::kUndo, n));
+  }
+  for (uint64_t n : plan.wal_segments) {
+    MT_RETURN_IF_ERROR(j.wal->RemoveSegment(n));
+    MT_RETURN_IF_ERROR(catalog_->RemoveSegment(stream, SegmentKind::kWal, n));
+  }
+  return plan;
+}
+
+Status RetentionStore::DropStream(uint64_t stream) {
+  MT_RETURN_IF_ERROR(CloseStream(stream));
+  for (SegmentKind kind : {SegmentKind::kWal, SegmentKind::kUndo}) {
+    const std::string dir = JournalOpts(stream, kind).dir;
+    if (!fs_.Exists(dir)) continue;
+    MT_ASSIGN_OR_RETURN(auto names, fs_.ListDir(dir));
+    for (const auto& n : names) MT_RETURN_IF_ERROR(fs_.Remove(shim::JoinPath(dir, n)));
+    MT_RETURN_IF_ERROR(fs_.RemoveDir(dir));
+  }
+  if (fs_.Exists(StreamDir(stream))) MT_RETURN_IF_ERROR(fs_.RemoveDir(StreamDir(stream)));
+  return catalog_->RemoveStream(stream);
+}
+
+Result<StreamUsage> RetentionStore::UsageOf(const StreamRow& row) {
+  StreamUsage u;
+  u.stream = row.id;
+  u.name = row.name;
+  MT_ASSIGN_OR_RETURN(auto wal, catalog_->ListSegments(row.id, SegmentKind::kWal));
+  MT_ASSIGN_OR_RETURN(auto undo, catalog_->ListSegments(row.id, SegmentKind::kUndo));
+  for (const auto& s : wal) {
+    u.wal_bytes += s.bytes;
+    ++u.wal_segments;
+  }
+  std::vector<SegmentInfo> undo_info;
+  for (const auto& s : undo) {
+    u.undo_bytes += s.bytes;
+    u.undo_logical_bytes += s.logical_bytes;
+    ++u.undo_segments;
+    if (s.records > 0) {
+      if (u.window_start_ns == 0) u.window_start_ns = s.first_time_ns;
+      u.window_end_ns = s.last_time_ns;
+    }
+    SegmentInfo i;
+    i.records = s.records;
+    i.first_seq = s.first_seq;
+    undo_info.push_back(i);
+  }
+  u.oldest_point_seq = OldestReachablePoint(undo_info);
+  MT_ASSIGN_OR_RETURN(auto points, catalog_->ListPoints(row.id, u.oldest_point_seq == 0
+                                                                   ? 0
+                                                                   : u.oldest_point_seq - 1));
+  u.points = points.size();
+  return u;
+}
+
+Result<StoreUsage> RetentionStore::Usage() {
+  StoreUsage out;
+  MT_ASSIGN_OR_RETURN(out.volume, fs_.Space(o_.root));
+  out.low_space_threshold = LowSpaceThreshold(o_.space, out.volume.capacity);
+  out.low_space = out.volume.available < out.low_space_threshold;
+  MT_ASSIGN_OR_RETURN(auto streams, catalog_->ListStreams());
+  for (const auto& s : streams) {
+    MT_ASSIGN_OR_RETURN(StreamUsage u, UsageOf(s));
+    out.streams.push_back(std::move(u));
+  }
+  return out;
+}
+
+}  // namespace mt::retention

@@ -1,0 +1,117 @@
+// RetentionStore: everything the agent keeps on the retention volume.
+//
+//   <root>/catalog.db                       the index (catalog.h)
+//   <root>/streams/<id>/wal/wal-*.seg       after-images not yet applied
+//   <root>/streams/<id>/undo/undo-*.seg     before-images: the retention window
+//
+// Journals are the truth, the catalog their index: opening a stream's journals
+// (which recovers them) rewrites the stream's segment rows from what is on
+// disk, and drops points that are no longer reachable. That reconciliation is
+// what makes Prune crash-safe and resumable: it deletes oldest-first, files
+// before rows, and a restart finishes the bookkeeping.
+// Thread safety: methods may be called from several threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "catalog.h"
+#include "journal.h"
+#include "mt/shim/clock.h"
+#include "mt/shim/file_system.h"
+#include "policy.h"
+
+namespace mt::retention {
+
+struct StoreOptions {
+  std::string root;          // retention directory (the mounted retention volume)
+  std::string catalog_path;  // default: <root>/catalog.db
+  SpacePolicy space;
+  uint64_t segment_bytes = 256ull << 20;
+  size_t max_batch_bytes = 16u << 20;
+  bool direct = true;        // O_DIRECT journal writes
+  bool preallocate = true;
+};
+
+struct StreamUsage {
+  uint64_t stream = 0;
+  std::string name;
+  uint64_t wal_bytes = 0, undo_bytes = 0;
+  // Bytes of disk data the undo journal covers; undo_logical_bytes / undo_bytes
+  // is the ratio retention achieves (zero blocks, compression, minus headers).
+  uint64_t undo_logical_bytes = 0;
+  uint64_t wal_segments = 0, undo_segments = 0;
+  uint64_t oldest_point_seq = 0;     // oldest reachable crash-consistent point
+  int64_t window_start_ns = 0;       // source time of the oldest undo record (0: none yet)
+  int64_t window_end_ns = 0;         // source time of the newest undo record
+  uint64_t points = 0;               // tags (app/user/crash) inside the window
+};
+
+struct StoreUsage {
+  shim::SpaceInfo volume;
+  uint64_t low_space_threshold = 0;
+  bool low_space = false;
+  std::vector<StreamUsage> streams;
+};
+
+class RetentionStore {
+ public:
+  static Result<std::unique_ptr<RetentionStore>> Open(shim::FileSystem& fs, shim::Clock& clock,
+                                                      const StoreOptions& o);
+  ~RetentionStore();
+
+  Catalog& catalog() { return *catalog_; }
+  const StoreOptions& options() const { return o_; }
+
+  // The stream's journals, opened (and recovered) on first use. `report`, if
+  // given, receives the recovery reports of a first open.
+  struct Journals {
+    Journal* wal = nullptr;
+    Journal* undo = nullptr;
+    RecoveryReport wal_report, undo_report;
+  };
+  Result<Journals> OpenStream(uint64_t stream);
+  // Closes the stream's journals (syncing what is pending).
+  Status CloseStream(uint64_t stream);
+
+  // Rewrites the stream's catalog segment rows from its journals and drops
+  // points older than the oldest reachable one.
+  Status ReconcileCatalog(uint64_t stream);
+
+  // Plans and carries out pruning for the stream (policy.h), given the seqs
+  // pinned by vsnaps/rollbacks/exports. Returns what it did.
+  Result<PrunePlan> Prune(uint64_t stream, const std::vector<uint64_t>& pinned_seqs);
+
+  // Deletes every file and row of the stream (commit / unprotect).
+  Status DropStream(uint64_t stream);
+
+  Result<StoreUsage> Usage();
+
+  std::string StreamDir(uint64_t stream) const;
+
+ private:
+  RetentionStore(shim::FileSystem& fs, shim::Clock& clock, StoreOptions o,
+                 std::unique_ptr<Catalog> catalog);
+  JournalOptions JournalOpts(uint64_t stream, SegmentKind kind) const;
+  Result<StreamUsage> UsageOf(const StreamRow& row);
+
+  shim::FileSystem& fs_;
+  shim::Clock& clock_;
+  const StoreOptions o_;
+  std::unique_ptr<Catalog> catalog_;
+  std::mutex mu_;
+  struct OpenJournals {
+    std::unique_ptr<Journal> wal, undo;
+  };
+  std::map<uint64_t, OpenJournals> open_;  // GUARDED_BY(mu_)
+};
+
+// Oldest reachable point of a stream whose undo journal has these segments
+// (oldest first): the state just before its first undo record, i.e. that
+// record's seq - 1; 0 when there is no undo record.
+uint64_t OldestReachablePoint(const std::vector<SegmentInfo>& undo);
+
+}  // namespace mt::retention
