@@ -106,10 +106,11 @@ Status DecodeRecordHeader(const uint8_t* in, RecordHeader* h) {
   h->batch = Get<uint64_t>(in + kOffBatch);
   if (h->stored_length > kMaxPayload || h->length > kMaxPayload)
     return Corrupt("record length " + std::to_string(h->stored_length) + " over the limit");
-  if ((h->flags & kFlagZero) != 0 && h->stored_length != 0)
-    return Corrupt("zero record with a stored payload");
+  if ((h->flags & (kFlagZero | kFlagDiscard)) != 0 && h->stored_length != 0)
+    return Corrupt("zero or discard record with a stored payload");
   const bool data = h->type == RecordType::kWrite || h->type == RecordType::kResyncData;
-  if (data && (h->flags & (kFlagZstd | kFlagZero)) == 0 && h->stored_length != h->length)
+  if (data && (h->flags & (kFlagZstd | kFlagZero | kFlagDiscard)) == 0 &&
+      h->stored_length != h->length)
     return Corrupt("uncompressed record whose stored length differs from its length");
   return Status::Ok();
 }
