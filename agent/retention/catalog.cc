@@ -629,7 +629,8 @@ struct Catalog::Impl {
                   "stream " + std::to_string(id) + " does not exist (catalog " + path + ")");
   }
 
-  // A cached statement for a constant SQL text.
+  // A cached statement for a constant SQL text. REQUIRES: the previous lease of
+  // the same text has ended (its reset would otherwise cut this one short).
   Result<Stmt> Prepare(const char* sql) {
     auto it = stmts.find(sql);
     if (it == stmts.end()) {
@@ -702,6 +703,7 @@ struct Catalog::Impl {
 
   Status Open(const std::string& p, bool ro);
   Status Configure();
+  Status EnableWal();
   Status Migrate();
   Status VerifySchema();
   Status RefuseNewer(int64_t version) const {
@@ -799,17 +801,34 @@ Status Catalog::Impl::Open(const std::string& p, bool ro) {
                         "): open it read-write once (start mt-agentd) to migrate it");
     }
   } else {
-    MT_ASSIGN_OR_RETURN(const std::string mode,
-                        QueryText("PRAGMA journal_mode = WAL", "enable WAL journal mode"));
-    if (mode != "wal") {
-      return Status(Errc::kUnavailable, "catalog " + path +
-                                            ": the file system does not support WAL journal "
-                                            "mode (journal mode is '" +
-                                            mode + "')");
-    }
-    MT_RETURN_IF_ERROR(Migrate());
+    MT_RETURN_IF_ERROR(EnableWal());
+    // Only a file that needs it takes the write lock at open.
+    if (version < kCatalogSchemaVersion) MT_RETURN_IF_ERROR(Migrate());
   }
   return VerifySchema();
+}
+
+Status Catalog::Impl::EnableWal() {
+  MT_ASSIGN_OR_RETURN(std::string mode, QueryText("PRAGMA journal_mode", "read journal mode"));
+  if (mode == "wal") return Status::Ok();  // every open but a new file's first ones
+  // The switch needs an exclusive lock, and SQLite reports SQLITE_BUSY for it
+  // without calling the busy handler while another connection holds a lock
+  // (several processes opening a new catalog at once). Retry it for as long as
+  // the busy timeout; SQLite's own busy handler polls the same way.
+  constexpr int kPollMs = 5;
+  for (int waited_ms = 0;; waited_ms += kPollMs) {
+    Result<std::string> set = QueryText("PRAGMA journal_mode = WAL", "enable WAL journal mode");
+    if (set.ok() && set.value() == "wal") return Status::Ok();
+    if (waited_ms >= kBusyTimeoutMs) {
+      if (!set.ok()) return set.status();
+      return Status(Errc::kUnavailable, "catalog " + path +
+                                            ": the file system does not support WAL journal "
+                                            "mode (journal mode stays '" +
+                                            set.value() + "')");
+    }
+    if (!set.ok() && set.status().code() != Errc::kBusy) return set.status();
+    sqlite3_sleep(kPollMs);
+  }
 }
 
 Status Catalog::Impl::Configure() {

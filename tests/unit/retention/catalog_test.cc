@@ -154,6 +154,39 @@ TEST_F(CatalogTest, OpenCreatesSchemaVersionOneInWalMode) {
                                       "streams"}));
 }
 
+TEST_F(CatalogTest, OpenInitializesAnEmptyFile) {
+  std::ofstream(path_, std::ios::binary).close();
+  Open();
+  EXPECT_EQ(RawDb(path_).Query("PRAGMA user_version"), std::vector<std::string>{"1"});
+  EXPECT_TRUE(catalog_->ListStreams().value().empty());
+}
+
+TEST_F(CatalogTest, ConcurrentOpensOfANewFileCreateTheSchemaOnce) {
+  constexpr int kOpeners = 4;
+  std::vector<std::unique_ptr<Catalog>> opened(kOpeners);
+  std::vector<Status> errors(kOpeners);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kOpeners; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = Catalog::Open(path_);
+      if (c.ok()) {
+        opened[i] = std::move(c).value();
+      } else {
+        errors[i] = c.status();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kOpeners; ++i) {
+    EXPECT_TRUE(errors[i].ok()) << errors[i].ToString();
+    EXPECT_NE(opened[i], nullptr);
+  }
+  StreamRow s;
+  s.name = "vm1";
+  ASSERT_TRUE(opened[0]->AddStream(s).ok());
+  EXPECT_EQ(opened[kOpeners - 1]->ListStreams().value().size(), 1u);
+}
+
 TEST_F(CatalogTest, OpenInAMissingDirectoryIsNotFound) {
   auto c = Catalog::Open(dir_ + "/no/such/dir/catalog.db");
   ASSERT_FALSE(c.ok());
