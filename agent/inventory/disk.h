@@ -88,6 +88,10 @@ struct Disk {
   std::string not_capable_reason;  // why not, when !target_capable
   bool named_target = false;       // the caller's target set names this identity
 
+  // The O_EXCL check ran (target-capable disks nothing else uses); a busy
+  // answer is a kInUse finding.
+  bool exclusive_checked = false;
+
   std::vector<Finding> findings;   // sorted by role precedence
   std::vector<std::string> notes;  // what could not be checked, and why
 

@@ -595,12 +595,17 @@ class Scanner {
   }
 
   // O_EXCL open of a disk nothing visible uses: another program may hold it.
+  // Only for disks that could become targets: the open is not free (another
+  // program's O_EXCL open or mount at that instant would fail with EBUSY), so
+  // it is done only where the answer decides a role. Retention eligibility
+  // checks other disks itself (CheckRetentionVolume).
   bool CheckExclusive(const DiskUnit& unit, Disk* d) {
-    if (!config_.check_exclusive) return true;
+    if (!config_.check_exclusive || !d->target_capable) return true;
     for (const Finding& f : d->findings)
       if (f.role < Role::kTarget) return true;  // already known to be used
     if (!d->identity.empty() && held_by_us_.count(d->identity) != 0) return true;
     auto r = sys_.IsHeldExclusively(unit.primary->devnode);
+    d->exclusive_checked = r.ok();
     if (r.ok()) {
       if (*r) d->findings.push_back({Role::kInUse, "held open exclusively by another process"});
       return true;

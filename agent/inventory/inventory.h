@@ -30,8 +30,8 @@ struct InventoryConfig {
   // Identities this process itself holds open O_EXCL (targets being applied):
   // their exclusive-open check is skipped.
   std::vector<std::string> held_by_us;
-  // Try an O_EXCL open of unmounted disks without holders to find disks held
-  // by another process.
+  // Try an O_EXCL open of target-capable disks that nothing visible uses, to
+  // find disks held by another process.
   bool check_exclusive = true;
 };
 

@@ -62,7 +62,7 @@ Status RetentionVerdict::ToStatus(const Disk& disk) const {
 }
 
 RetentionVerdict CheckRetentionVolume(const Inventory& inventory, const Disk& disk,
-                                      const RetentionRequirements& req) {
+                                      const RetentionRequirements& req, shim::DiskSystem* sys) {
   RetentionVerdict v;
   auto problem = [&](std::string p) {
     if (std::find(v.problems.begin(), v.problems.end(), p) == v.problems.end())
@@ -90,6 +90,15 @@ RetentionVerdict CheckRetentionVolume(const Inventory& inventory, const Disk& di
     const shim::MountEntry* m = MountOf(inventory.mounts(), dir);
     if (m != nullptr && IsMemberDev(disk, m->dev))
       problem("it holds the agent's install/cache directory " + dir);
+  }
+  // Not locked: held exclusively by another process (checked when nothing
+  // visible uses it; a mounted file system holds its device exclusively).
+  if (!disk.exclusive_checked && disk.mounts.empty() && disk.holders.empty() && sys != nullptr) {
+    auto held = sys->IsHeldExclusively("/dev/" + disk.name);
+    if (held.ok() && *held)
+      problem("held open exclusively by another process");
+    else if (!held.ok())
+      v.notes.push_back("exclusive-open check not possible: " + held.status().message());
   }
   if (disk.size_bytes == 0) problem("capacity is zero");
   if (disk.read_only) problem("the device is read-only");

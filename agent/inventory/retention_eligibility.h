@@ -14,6 +14,7 @@
 
 #include "disk.h"
 #include "inventory.h"
+#include "mt/shim/disk_system.h"
 #include "mt/shim/status.h"
 
 namespace mt::inventory {
@@ -39,7 +40,10 @@ struct RetentionVerdict {
   Status ToStatus(const Disk& disk) const;
 };
 
+// `sys` (may be null) runs the O_EXCL check for an unmounted disk the
+// inventory scan did not check (disks that cannot be targets).
 RetentionVerdict CheckRetentionVolume(const Inventory& inventory, const Disk& disk,
-                                      const RetentionRequirements& requirements);
+                                      const RetentionRequirements& requirements,
+                                      shim::DiskSystem* sys = nullptr);
 
 }  // namespace mt::inventory

@@ -220,6 +220,19 @@ TEST_F(VmwareMt, AllowedNonScsiDeviceStillObeysEverySafetyRule) {
   EXPECT_FALSE(IsSafeTarget(d).ok());
 }
 
+TEST_F(VmwareMt, ExclusiveOpenOnlyWhereItDecidesARole) {
+  // The O_EXCL probe can make another program's O_EXCL open fail at that
+  // instant, so it runs only on disks that could become targets.
+  sys_.held = {"/dev/sdd", "/dev/sde", "/dev/loop0"};
+  const Inventory inv = Scan();
+  EXPECT_EQ(Get(inv, "/dev/sdd").role, Role::kInUse);
+  EXPECT_TRUE(Get(inv, "/dev/sdd").exclusive_checked);
+  EXPECT_EQ(Get(inv, "/dev/sde").role, Role::kFree);  // no WWID: never a target
+  EXPECT_FALSE(Get(inv, "/dev/sde").exclusive_checked);
+  EXPECT_EQ(Get(inv, "/dev/loop0").role, Role::kFree);
+  EXPECT_FALSE(Get(inv, "/dev/sdf").exclusive_checked);  // mounted: known busy
+}
+
 TEST_F(VmwareMt, OurOwnExclusiveOpenIsNotSomeoneElses) {
   config_.target_identities = {Wwid(10)};  // sdk, held O_EXCL ...
   EXPECT_EQ(Get(Scan(), "/dev/sdk").role, Role::kInUse);

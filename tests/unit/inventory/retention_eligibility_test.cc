@@ -27,13 +27,13 @@ class RetentionEligibility : public ::testing::Test {
     req_.agent_dirs = {"/var/lib/mt-agent", "/var/cache/mt-agent"};
   }
 
-  RetentionVerdict Check(const std::string& dev) {
+  RetentionVerdict Check(const std::string& dev, bool with_sys = true) {
     auto inv = Inventory::Scan(sys_, config_);
     EXPECT_TRUE(inv.ok()) << inv.status().ToString();
     const Disk* d = inv->Find(dev);
     EXPECT_NE(d, nullptr) << dev;
     if (d == nullptr) return {};
-    RetentionVerdict v = CheckRetentionVolume(*inv, *d, req_);
+    RetentionVerdict v = CheckRetentionVolume(*inv, *d, req_, with_sys ? &sys_ : nullptr);
     status_ = v.ToStatus(*d);
     return v;
   }
@@ -100,6 +100,11 @@ TEST_F(RetentionEligibility, SwapLvmAndMdAreNot) {
 
 TEST_F(RetentionEligibility, HeldExclusivelyIsNot) {
   EXPECT_TRUE(Has(Check("/dev/sdk"), "held open exclusively by another process"));
+  // A disk the scan does not open O_EXCL (a loop device that cannot be a
+  // target) is checked by the eligibility check itself.
+  sys_.held.insert("/dev/loop0");
+  EXPECT_TRUE(Check("/dev/loop0", /*with_sys=*/false).eligible);
+  EXPECT_TRUE(Has(Check("/dev/loop0"), "held open exclusively by another process"));
 }
 
 TEST_F(RetentionEligibility, FatIsNot) {

@@ -1,0 +1,8 @@
+// mtctl: thin main over the mt_cli library (see commands.h).
+#include <iostream>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  return mt::cli::RunMtctl(argc, argv, std::cout, std::cerr);
+}
