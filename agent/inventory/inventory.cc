@@ -310,6 +310,7 @@ class Scanner {
       std::optional<Disk> d = Build(unit);
       if (d) disks->push_back(std::move(*d));
     }
+    ValidateWithDeviceMapper(disks);
     std::sort(disks->begin(), disks->end(), [](const Disk& a, const Disk& b) {
       const std::string& ka = a.paths.empty() ? a.name : a.paths.front().substr(5);
       const std::string& kb = b.paths.empty() ? b.name : b.paths.front().substr(5);
@@ -368,6 +369,27 @@ class Scanner {
       units.push_back(std::move(u));
     }
     return units;
+  }
+
+  // libdevmapper is a second opinion on multipath (sysfs decides): a path of
+  // a multipath map that sysfs showed as a disk of its own gets a note. No
+  // device-mapper (this host, captured trees): no maps, nothing to check.
+  void ValidateWithDeviceMapper(std::vector<Disk>* disks) {
+    auto maps = sys_.ListDmMaps();
+    if (!maps.ok()) return;
+    for (const shim::DmMap& m : *maps) {
+      if (m.target_type != "multipath") continue;
+      for (Disk& d : *disks) {
+        if (!d.multipath_map.empty()) continue;
+        for (const shim::DevNumber& dep : m.deps) {
+          if (std::find(d.member_devs.begin(), d.member_devs.end(), dep) == d.member_devs.end())
+            continue;
+          d.notes.push_back("libdevmapper: " + d.name + " is a path of multipath map " + m.name +
+                            ", which sysfs does not show");
+          break;
+        }
+      }
+    }
   }
 
   // Builds one disk; nullopt when it vanished while being examined.

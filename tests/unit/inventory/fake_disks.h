@@ -66,6 +66,10 @@ class TreeDiskSystem : private OwnsDiskSystem, public shim::DiskSystemWrapper {
     auto it = content.find(devnode);
     return it == content.end() ? shim::ContentProbe{} : it->second;
   }
+  // What libdevmapper would list (captured trees have no device-mapper).
+  std::vector<shim::DmMap> dm_maps;
+  Result<std::vector<shim::DmMap>> ListDmMaps() override { return dm_maps; }
+
   Result<bool> IsHeldExclusively(const std::string& devnode) override {
     if (vanish_on_probe.count(devnode) != 0)
       return Status(Errc::kNotFound, "open " + devnode + ": device is gone");

@@ -278,6 +278,22 @@ TEST_F(VmwareMt, UdevPropertiesAreOnlyASecondSource) {
   EXPECT_EQ(Get(inv, "/dev/sdc").identity_source, "sysfs wwid");
 }
 
+TEST_F(VmwareMt, LibdevmapperIsASecondOpinionOnMultipath) {
+  shim::DmMap m;
+  m.name = "mpathb";
+  m.uuid = "mpath-3" + Wwid(3).substr(4);
+  m.target_type = "multipath";
+  m.deps = {shim::DevNumber{8, 48}};  // sdd
+  sys_.dm_maps = {m};
+  const Inventory inv = Scan();
+  const Disk& d = Get(inv, "/dev/sdd");
+  ASSERT_FALSE(d.notes.empty());
+  EXPECT_EQ(d.notes.back(),
+            "libdevmapper: sdd is a path of multipath map mpathb, which sysfs does not show");
+  EXPECT_TRUE(Get(inv, "/dev/sdc").notes.empty() ||
+              Get(inv, "/dev/sdc").notes.back().find("libdevmapper") == std::string::npos);
+}
+
 TEST(RolePrecedence, OsRetentionInUseMountedTargetFree) {
   struct Case {
     std::vector<Role> findings;
