@@ -176,15 +176,19 @@ Status RetentionStore::DropStream(uint64_t stream) {
     MT_RETURN_IF_ERROR(fs_.RemoveDir(dir));
   }
   if (fs_.Exists(StreamDir(stream))) MT_RETURN_IF_ERROR(fs_.RemoveDir(StreamDir(stream)));
-  return catalog_->RemoveStream(stream);
+  // Files first, rows last: a rerun after a crash finds the rows gone or not.
+  Status s = catalog_->RemoveStream(stream);
+  return s.code() == Errc::kNotFound ? Status::Ok() : s;
 }
 
-Result<StreamUsage> RetentionStore::UsageOf(const StreamRow& row) {
+namespace {
+
+Result<StreamUsage> UsageOf(Catalog& catalog, const StreamRow& row) {
   StreamUsage u;
   u.stream = row.id;
   u.name = row.name;
-  MT_ASSIGN_OR_RETURN(auto wal, catalog_->ListSegments(row.id, SegmentKind::kWal));
-  MT_ASSIGN_OR_RETURN(auto undo, catalog_->ListSegments(row.id, SegmentKind::kUndo));
+  MT_ASSIGN_OR_RETURN(auto wal, catalog.ListSegments(row.id, SegmentKind::kWal));
+  MT_ASSIGN_OR_RETURN(auto undo, catalog.ListSegments(row.id, SegmentKind::kUndo));
   for (const auto& s : wal) {
     u.wal_bytes += s.bytes;
     ++u.wal_segments;
@@ -204,24 +208,29 @@ Result<StreamUsage> RetentionStore::UsageOf(const StreamRow& row) {
     undo_info.push_back(i);
   }
   u.oldest_point_seq = OldestReachablePoint(undo_info);
-  MT_ASSIGN_OR_RETURN(auto points, catalog_->ListPoints(row.id, u.oldest_point_seq == 0
+  MT_ASSIGN_OR_RETURN(auto points, catalog.ListPoints(row.id, u.oldest_point_seq == 0
                                                                    ? 0
                                                                    : u.oldest_point_seq - 1));
   u.points = points.size();
   return u;
 }
 
-Result<StoreUsage> RetentionStore::Usage() {
+}  // namespace
+
+Result<StoreUsage> ComputeUsage(Catalog& catalog, shim::FileSystem& fs, const std::string& root,
+                                const SpacePolicy& space) {
   StoreUsage out;
-  MT_ASSIGN_OR_RETURN(out.volume, fs_.Space(o_.root));
-  out.low_space_threshold = LowSpaceThreshold(o_.space, out.volume.capacity);
+  MT_ASSIGN_OR_RETURN(out.volume, fs.Space(root));
+  out.low_space_threshold = LowSpaceThreshold(space, out.volume.capacity);
   out.low_space = out.volume.available < out.low_space_threshold;
-  MT_ASSIGN_OR_RETURN(auto streams, catalog_->ListStreams());
+  MT_ASSIGN_OR_RETURN(auto streams, catalog.ListStreams());
   for (const auto& s : streams) {
-    MT_ASSIGN_OR_RETURN(StreamUsage u, UsageOf(s));
+    MT_ASSIGN_OR_RETURN(StreamUsage u, UsageOf(catalog, s));
     out.streams.push_back(std::move(u));
   }
   return out;
 }
+
+Result<StoreUsage> RetentionStore::Usage() { return ComputeUsage(*catalog_, fs_, o_.root, o_.space); }
 
 }  // namespace mt::retention

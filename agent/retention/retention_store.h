@@ -96,7 +96,6 @@ class RetentionStore {
   RetentionStore(shim::FileSystem& fs, shim::Clock& clock, StoreOptions o,
                  std::unique_ptr<Catalog> catalog);
   JournalOptions JournalOpts(uint64_t stream, SegmentKind kind) const;
-  Result<StreamUsage> UsageOf(const StreamRow& row);
 
   shim::FileSystem& fs_;
   shim::Clock& clock_;
@@ -108,6 +107,11 @@ class RetentionStore {
   };
   std::map<uint64_t, OpenJournals> open_;  // GUARDED_BY(mu_)
 };
+
+// Usage figures of the store at `root` from its catalog; read-only, so mtctl
+// can report them while the daemon runs (RetentionStore::Usage uses it too).
+Result<StoreUsage> ComputeUsage(Catalog& catalog, shim::FileSystem& fs, const std::string& root,
+                                const SpacePolicy& space);
 
 // Oldest reachable point of a stream whose undo journal has these segments
 // (oldest first): the state just before its first undo record, i.e. that
