@@ -1,0 +1,27 @@
+#include "block_hash.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+namespace mt::stream {
+
+Status HashBlocks(const uint8_t* data, size_t len, uint64_t block_size, std::vector<uint8_t>* out) {
+  const uint64_t blocks = HashBlockCount(len, block_size);
+  const size_t start = out->size();
+  out->resize(start + blocks * kBlockHashBytes);
+  uint8_t* digest = out->data() + start;
+  for (uint64_t off = 0; off < len; off += block_size) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(block_size, len - off));
+    unsigned int dlen = 0;
+    if (EVP_Digest(data + off, n, digest, &dlen, EVP_sha256(), nullptr) != 1 ||
+        dlen != kBlockHashBytes) {
+      out->resize(start);
+      return Status(Errc::kInternal, "SHA-256 failed");
+    }
+    digest += kBlockHashBytes;
+  }
+  return Status::Ok();
+}
+
+}  // namespace mt::stream

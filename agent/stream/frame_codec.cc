@@ -1,0 +1,270 @@
+#include "frame_codec.h"
+
+#include <google/protobuf/io/coded_stream.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "mt/shim/crc32c.h"
+
+namespace mt::stream {
+
+namespace {
+
+std::string Hex32(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "0x%08x", v);
+  return b;
+}
+
+Status Protocol(std::string m) {
+  return Status(Errc::kProtocol, std::move(m));
+}
+
+}  // namespace
+
+const char* FrameTypeName(FrameType t) {
+  switch (t) {
+    case FrameHeader::kHello:
+      return "hello";
+    case FrameHeader::kAuthChallenge:
+      return "auth-challenge";
+    case FrameHeader::kAuthResponse:
+      return "auth-response";
+    case FrameHeader::kWelcome:
+      return "welcome";
+    case FrameHeader::kWriteBatch:
+      return "write-batch";
+    case FrameHeader::kAck:
+      return "ack";
+    case FrameHeader::kTag:
+      return "tag";
+    case FrameHeader::kResyncHashRequest:
+      return "resync-hash-request";
+    case FrameHeader::kResyncHashReply:
+      return "resync-hash-reply";
+    case FrameHeader::kResyncData:
+      return "resync-data";
+    case FrameHeader::kResyncComplete:
+      return "resync-complete";
+    case FrameHeader::kThrottle:
+      return "throttle";
+    case FrameHeader::kError:
+      return "error";
+    case FrameHeader::kPing:
+      return "ping";
+    case FrameHeader::kPong:
+      return "pong";
+    case FrameHeader::BODY_NOT_SET:
+      return "none";
+  }
+  return "unknown";
+}
+
+bool FrameTypeHasPayload(FrameType t) {
+  return t == FrameHeader::kWriteBatch || t == FrameHeader::kResyncData ||
+         t == FrameHeader::kResyncHashReply;
+}
+
+// ---------------------------------------------------------------------------
+
+FrameEncoder::FrameEncoder(uint64_t max_header_bytes, uint64_t max_payload_bytes)
+    : max_header_(std::min(max_header_bytes, kMaxHeaderLimit)), max_payload_(max_payload_bytes) {}
+
+Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
+                            std::vector<uint8_t>* out) const {
+  const FrameType type = header.body_case();
+  if (type == FrameHeader::BODY_NOT_SET) {
+    return Status(Errc::kInvalidArgument, "frame header has no body");
+  }
+  uint64_t total = 0;
+  uint32_t crc = 0;
+  for (const ConstSlice& s : payload) {
+    total += s.size;
+    crc = crc32c::Extend(crc, s.data, s.size);
+  }
+  if (total > 0 && !FrameTypeHasPayload(type)) {
+    return Status(Errc::kInvalidArgument, std::string("a ") + FrameTypeName(type) +
+                                              " frame carries no payload, given " +
+                                              std::to_string(total) + " bytes");
+  }
+  if (total > max_payload_) {
+    return Status(Errc::kInvalidArgument, "payload of " + std::to_string(total) +
+                                              " bytes over the limit of " +
+                                              std::to_string(max_payload_) + " bytes");
+  }
+  header.set_payload_length(total);
+  header.set_payload_crc32c(crc);
+  const uint64_t header_len = header.ByteSizeLong();
+  if (header_len > max_header_) {
+    return Status(Errc::kInvalidArgument, "frame header of " + std::to_string(header_len) +
+                                              " bytes over the limit of " +
+                                              std::to_string(max_header_) + " bytes");
+  }
+  using google::protobuf::io::CodedOutputStream;
+  const size_t varint_len = CodedOutputStream::VarintSize64(header_len);
+  const size_t start = out->size();
+  out->resize(start + varint_len + header_len + total);
+  uint8_t* p = out->data() + start;
+  p = CodedOutputStream::WriteVarint64ToArray(header_len, p);
+  if (!header.SerializeToArray(p, static_cast<int>(header_len))) {
+    out->resize(start);
+    return Status(Errc::kInternal, "frame header does not serialize");
+  }
+  p += header_len;
+  for (const ConstSlice& s : payload) {
+    if (s.size == 0) continue;
+    std::copy(s.data, s.data + s.size, p);
+    p += s.size;
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+
+FrameDecoder::FrameDecoder(uint64_t max_header_bytes, uint64_t max_payload_bytes)
+    : max_header_(std::min(max_header_bytes, kMaxHeaderLimit)), max_payload_(max_payload_bytes) {}
+
+size_t FrameDecoder::Put(const uint8_t* data, size_t n) {
+  if (failed()) return n;
+  const uint64_t room = BufferLimit() - buffered_bytes();
+  const size_t take = static_cast<size_t>(std::min<uint64_t>(n, room));
+  if (take == 0) return 0;
+  if (pos_ > 0) {  // drop consumed bytes so the buffer never exceeds the limit
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(pos_));
+    pos_ = 0;
+  }
+  buf_.insert(buf_.end(), data, data + take);
+  return take;
+}
+
+Status FrameDecoder::Fail(Status s) {
+  error_ = std::move(s);
+  buf_.clear();
+  buf_.shrink_to_fit();
+  pos_ = 0;
+  return error_;
+}
+
+Result<bool> FrameDecoder::ParseLength() {
+  const uint8_t* p = buf_.data() + pos_;
+  const uint64_t avail = buffered_bytes();
+  uint64_t value = 0;
+  for (uint64_t i = 0; i < kMaxVarintBytes; ++i) {
+    if (i == avail) return false;
+    const uint8_t b = p[i];
+    if (i == kMaxVarintBytes - 1 && (b & 0x80) != 0) break;
+    if (i == kMaxVarintBytes - 1 && b > 1) {
+      return Protocol("malformed header length varint: overflows 64 bits");
+    }
+    value |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      if (value > max_header_) {
+        return Protocol("frame header of " + std::to_string(value) + " bytes over the limit of " +
+                        std::to_string(max_header_) + " bytes");
+      }
+      header_len_ = value;
+      pos_ += i + 1;
+      return true;
+    }
+  }
+  return Protocol("malformed header length varint: longer than 10 bytes");
+}
+
+Result<bool> FrameDecoder::ParseHeader() {
+  if (buffered_bytes() < header_len_) return false;
+  header_.Clear();
+  if (!header_.ParseFromArray(buf_.data() + pos_, static_cast<int>(header_len_))) {
+    return Protocol("frame header of " + std::to_string(header_len_) +
+                    " bytes does not parse as a FrameHeader");
+  }
+  const FrameType type = header_.body_case();
+  if (type == FrameHeader::BODY_NOT_SET) {
+    const auto& unknown = header_.GetReflection()->GetUnknownFields(header_);
+    std::string fields;
+    for (int i = 0; i < unknown.field_count(); ++i) {
+      fields +=
+          (fields.empty() ? " (header field " : ", ") + std::to_string(unknown.field(i).number());
+    }
+    if (!fields.empty()) fields += ")";
+    return Protocol("unknown frame type" +
+                    (fields.empty() ? std::string(": header has no body") : fields));
+  }
+  const uint64_t len = header_.payload_length();
+  if (len > max_payload_) {
+    return Protocol(std::string(FrameTypeName(type)) + " frame payload of " + std::to_string(len) +
+                    " bytes over the limit of " + std::to_string(max_payload_) + " bytes");
+  }
+  if (len > 0 && !FrameTypeHasPayload(type)) {
+    return Protocol(std::string("a ") + FrameTypeName(type) +
+                    " frame carries no payload, header declares " + std::to_string(len) + " bytes");
+  }
+  pos_ += header_len_;
+  return true;
+}
+
+Result<bool> FrameDecoder::Next(Frame* frame) {
+  if (failed()) return error_;
+  for (;;) {
+    switch (stage_) {
+      case Stage::kLength: {
+        Result<bool> r = ParseLength();
+        if (!r.ok()) return Fail(r.status());
+        if (!*r) return false;
+        stage_ = Stage::kHeader;
+        break;
+      }
+      case Stage::kHeader: {
+        Result<bool> r = ParseHeader();
+        if (!r.ok()) return Fail(r.status());
+        if (!*r) return false;
+        stage_ = Stage::kPayload;
+        break;
+      }
+      case Stage::kPayload: {
+        const uint64_t len = header_.payload_length();
+        if (buffered_bytes() < len) return false;
+        const uint8_t* p = buf_.data() + pos_;
+        const uint32_t crc = crc32c::Value(p, static_cast<size_t>(len));
+        if (crc != header_.payload_crc32c()) {
+          return Fail(Status(Errc::kCorruption,
+                             std::string("payload CRC mismatch in ") +
+                                 FrameTypeName(header_.body_case()) + " frame: header declares " +
+                                 Hex32(header_.payload_crc32c()) + ", the " + std::to_string(len) +
+                                 " payload bytes have " + Hex32(crc)));
+        }
+        frame->payload.assign(p, p + len);
+        frame->header.Swap(&header_);
+        header_.Clear();
+        pos_ += static_cast<size_t>(len);
+        if (pos_ == buf_.size()) {
+          buf_.clear();
+          pos_ = 0;
+        }
+        stage_ = Stage::kLength;
+        return true;
+      }
+    }
+  }
+}
+
+Status FrameDecoder::Finish() {
+  if (failed()) return error_;
+  const uint64_t have = buffered_bytes();
+  switch (stage_) {
+    case Stage::kLength:
+      if (have == 0) return Status::Ok();
+      return Fail(Protocol("stream ended inside a frame: truncated varint (" +
+                           std::to_string(have) + " bytes of the header length)"));
+    case Stage::kHeader:
+      return Fail(Protocol("stream ended inside a frame: truncated header, " +
+                           std::to_string(have) + " of " + std::to_string(header_len_) + " bytes"));
+    case Stage::kPayload:
+      return Fail(Protocol(std::string("stream ended inside a frame: truncated payload of ") +
+                           FrameTypeName(header_.body_case()) + " frame, " + std::to_string(have) +
+                           " of " + std::to_string(header_.payload_length()) + " bytes"));
+  }
+  return Status::Ok();
+}
+
+}  // namespace mt::stream

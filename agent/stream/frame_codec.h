@@ -1,0 +1,131 @@
+// Frame codec of the change stream: encoder and a decoder that does no I/O.
+// Format: docs/formats/stream.md. A frame on the wire is
+//
+//     varint(header length) || FrameHeader (protobuf) || payload
+//
+// The header declares the payload's length and CRC32C and carries exactly one
+// small message (the frame type). Both sizes have hard limits, constructor
+// parameters of the encoder and decoder.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mt/shim/status.h"
+#include "mt/stream.pb.h"
+
+namespace mt::stream {
+
+inline constexpr uint64_t kDefaultMaxHeaderBytes = 64u << 10;   // 64 KiB
+inline constexpr uint64_t kDefaultMaxPayloadBytes = 64u << 20;  // 64 MiB
+// A varint of a 64-bit value is at most 10 bytes.
+inline constexpr uint64_t kMaxVarintBytes = 10;
+// Protobuf parses at most INT_MAX bytes; a header limit above is clamped.
+inline constexpr uint64_t kMaxHeaderLimit = 0x7fffffff;
+
+using proto::FrameHeader;
+using FrameType = proto::FrameHeader::BodyCase;
+
+// Short stable name of a frame type: "hello", "write-batch", ... ("none" for
+// a header without a body).
+const char* FrameTypeName(FrameType t);
+// True for the frame types that carry a payload (write-batch, resync-data,
+// resync-hash-reply); every other type has payload_length 0.
+bool FrameTypeHasPayload(FrameType t);
+
+struct Frame {
+  FrameHeader header;            // payload_length/payload_crc32c describe `payload`
+  std::vector<uint8_t> payload;  // the raw payload (CRC already verified)
+
+  FrameType type() const { return header.body_case(); }
+};
+
+// A contiguous run of payload bytes (a payload may be given in pieces).
+struct ConstSlice {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+};
+
+// Produces frames. Stateless apart from its limits; thread-compatible.
+class FrameEncoder {
+ public:
+  explicit FrameEncoder(uint64_t max_header_bytes = kDefaultMaxHeaderBytes,
+                        uint64_t max_payload_bytes = kDefaultMaxPayloadBytes);
+
+  // Appends one frame to *out: `header` with payload_length and
+  // payload_crc32c set from the concatenation of `payload` slices, then the
+  // payload. kInvalidArgument (and *out unchanged) when the header has no
+  // body, when a type without payload is given bytes, or when the header or
+  // payload would exceed the limits.
+  Status Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
+                std::vector<uint8_t>* out) const;
+  Status Encode(FrameHeader header, std::vector<uint8_t>* out) const {
+    return Encode(std::move(header), {}, out);
+  }
+  Status Encode(FrameHeader header, const void* payload, size_t len,
+                std::vector<uint8_t>* out) const {
+    return Encode(std::move(header), {ConstSlice{static_cast<const uint8_t*>(payload), len}}, out);
+  }
+
+ private:
+  uint64_t max_header_;
+  uint64_t max_payload_;
+};
+
+// Turns a byte stream into frames, without I/O (Boost.Beast parser style):
+// the caller Put()s the bytes it read and takes frames out with Next().
+//
+// Memory is bounded: the decoder never holds more than BufferLimit() =
+// varint + header limit + payload limit bytes. Put() takes only what fits;
+// a full buffer always holds a complete frame or an error, so calling Next()
+// until it returns false always makes room again.
+//
+// Errors (Status): kProtocol for framing violations (malformed varint, header
+// or payload over its limit, a header that does not parse, unknown frame
+// type, payload on a type that carries none, stream ending inside a frame);
+// kCorruption for a payload whose CRC32C is not the declared one. After an
+// error the decoder stays failed: Next() and Finish() return that error.
+// Thread-compatible.
+class FrameDecoder {
+ public:
+  explicit FrameDecoder(uint64_t max_header_bytes = kDefaultMaxHeaderBytes,
+                        uint64_t max_payload_bytes = kDefaultMaxPayloadBytes);
+
+  // Buffers up to n bytes; returns how many it took (0 when the buffer is
+  // full: call Next()). A failed decoder takes and discards everything.
+  size_t Put(const uint8_t* data, size_t n);
+
+  // true: *frame holds the next frame. false: more bytes are needed.
+  // Error: see the class comment.
+  Result<bool> Next(Frame* frame);
+
+  // The peer closed the stream: ok when it ended on a frame boundary with
+  // nothing buffered, else kProtocol naming what was cut off ("truncated
+  // varint", "truncated header: 3 of 17 bytes", "truncated payload: ...").
+  Status Finish();
+
+  bool failed() const { return !error_.ok(); }
+  const Status& error() const { return error_; }
+  uint64_t buffered_bytes() const { return buf_.size() - pos_; }
+  uint64_t BufferLimit() const { return kMaxVarintBytes + max_header_ + max_payload_; }
+
+ private:
+  enum class Stage { kLength, kHeader, kPayload };
+  Status Fail(Status s);
+  // Tries to complete the current stage; false when more bytes are needed.
+  Result<bool> ParseLength();
+  Result<bool> ParseHeader();
+
+  uint64_t max_header_;
+  uint64_t max_payload_;
+  std::vector<uint8_t> buf_;  // bytes [pos_, size) are not yet consumed
+  size_t pos_ = 0;
+  Stage stage_ = Stage::kLength;
+  uint64_t header_len_ = 0;
+  FrameHeader header_;  // valid in stage kPayload
+  Status error_;
+};
+
+}  // namespace mt::stream

@@ -1,0 +1,404 @@
+#include "frame_codec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include "test_frames.h"
+
+namespace mt::stream {
+namespace {
+
+using testing::EncodeAll;
+using testing::FrameSpec;
+using ::testing::HasSubstr;
+using testing::OneFrameOfEveryType;
+using testing::SameFrame;
+using testing::ValueOf;
+
+// Feeds `bytes` in chunks of the sizes `chunk` returns and collects frames;
+// stops at the first error, which it returns.
+template <typename ChunkFn>
+Status DecodeInChunks(FrameDecoder* dec, const std::vector<uint8_t>& bytes, ChunkFn chunk,
+                      std::vector<Frame>* frames) {
+  size_t pos = 0;
+  for (;;) {
+    Frame f;
+    Result<bool> r = dec->Next(&f);
+    if (!r.ok()) return r.status();
+    if (*r) {
+      frames->push_back(std::move(f));
+      continue;
+    }
+    if (pos == bytes.size()) return dec->Finish();
+    const size_t n = std::min(chunk(), bytes.size() - pos);
+    pos += dec->Put(bytes.data() + pos, n);
+  }
+}
+
+Status DecodeAll(const std::vector<uint8_t>& bytes, std::vector<Frame>* frames,
+                 FrameDecoder dec = FrameDecoder()) {
+  return DecodeInChunks(
+      &dec, bytes, [&] { return bytes.size() + 1; }, frames);
+}
+
+// The bytes of a frame whose header is given as raw protobuf bytes.
+std::vector<uint8_t> RawFrame(const std::string& header, const std::vector<uint8_t>& payload = {}) {
+  std::vector<uint8_t> out;
+  uint64_t n = header.size();
+  do {
+    out.push_back(static_cast<uint8_t>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
+    n >>= 7;
+  } while (n != 0);
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+TEST(FrameCodec, EveryFrameTypeRoundTrips) {
+  const std::vector<FrameSpec> specs = OneFrameOfEveryType();
+  // The samples cover every member of FrameHeader's body oneof.
+  ASSERT_EQ(static_cast<int>(specs.size()),
+            FrameHeader::descriptor()->FindOneofByName("body")->field_count());
+  for (const FrameSpec& spec : specs) {
+    SCOPED_TRACE(FrameTypeName(spec.header.body_case()));
+    std::vector<Frame> frames;
+    ASSERT_TRUE(DecodeAll(EncodeAll({spec}), &frames).ok());
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].type(), spec.header.body_case());
+    EXPECT_TRUE(SameFrame(frames[0], spec));
+  }
+}
+
+TEST(FrameCodec, EncoderAppendsAndSetsPayloadFields) {
+  FrameSpec spec = testing::WriteBatchFrame(5, 3);
+  std::vector<uint8_t> out = {0xaa};
+  FrameEncoder enc;
+  // Given in two slices: the CRC covers their concatenation.
+  const size_t half = spec.payload.size() / 2;
+  ASSERT_TRUE(enc.Encode(spec.header,
+                         {{spec.payload.data(), half},
+                          {spec.payload.data() + half, spec.payload.size() - half}},
+                         &out)
+                  .ok());
+  ASSERT_EQ(out[0], 0xaa);
+  out.erase(out.begin());
+  std::vector<Frame> frames;
+  ASSERT_TRUE(DecodeAll(out, &frames).ok());
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].header.payload_length(), spec.payload.size());
+  EXPECT_EQ(frames[0].header.payload_crc32c(),
+            crc32c::Value(spec.payload.data(), spec.payload.size()));
+  EXPECT_TRUE(SameFrame(frames[0], spec));
+}
+
+// Many frames of every type and payload size, fed all at once, byte by byte
+// and in random chunks: the same frames every time.
+TEST(FrameCodec, ChunkingDoesNotChangeTheFrames) {
+  std::mt19937 rng(20240601);
+  const std::vector<FrameSpec> kinds = OneFrameOfEveryType();
+  std::vector<FrameSpec> specs;
+  for (int i = 0; i < 300; ++i) {
+    FrameSpec f = kinds[rng() % kinds.size()];
+    if (f.header.has_write_batch()) f = testing::WriteBatchFrame(i + 1, 1 + rng() % 5, 512);
+    specs.push_back(f);
+  }
+  const std::vector<uint8_t> bytes = EncodeAll(specs);
+
+  std::vector<Frame> at_once, bytewise, random_chunks;
+  FrameDecoder d1, d2, d3;
+  ASSERT_TRUE(DecodeInChunks(
+                  &d1, bytes, [&] { return bytes.size(); }, &at_once)
+                  .ok());
+  ASSERT_TRUE(DecodeInChunks(
+                  &d2, bytes, [] { return size_t{1}; }, &bytewise)
+                  .ok());
+  ASSERT_TRUE(DecodeInChunks(
+                  &d3, bytes, [&] { return size_t{1} + rng() % 3000; }, &random_chunks)
+                  .ok());
+  ASSERT_EQ(at_once.size(), specs.size());
+  ASSERT_EQ(bytewise.size(), specs.size());
+  ASSERT_EQ(random_chunks.size(), specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ASSERT_TRUE(SameFrame(at_once[i], specs[i])) << i;
+    ASSERT_TRUE(SameFrame(bytewise[i], specs[i])) << i;
+    ASSERT_TRUE(SameFrame(random_chunks[i], specs[i])) << i;
+  }
+}
+
+TEST(FrameCodec, HeaderOverTheLimitIsRejectedBeforeItArrives) {
+  FrameSpec spec = OneFrameOfEveryType()[0];  // hello
+  std::vector<uint8_t> bytes = EncodeAll({spec});
+  const uint64_t header_len = bytes[0];
+  FrameDecoder dec(/*max_header_bytes=*/header_len - 1);
+  ASSERT_EQ(dec.Put(bytes.data(), 1), 1u);  // only the length varint
+  Frame f;
+  Result<bool> r = dec.Next(&f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Errc::kProtocol);
+  EXPECT_EQ(r.status().message(), "frame header of " + std::to_string(header_len) +
+                                      " bytes over the limit of " + std::to_string(header_len - 1) +
+                                      " bytes");
+}
+
+TEST(FrameCodec, HeaderAtTheLimitIsAccepted) {
+  std::vector<uint8_t> bytes = EncodeAll({OneFrameOfEveryType()[0]});
+  std::vector<Frame> frames;
+  EXPECT_TRUE(DecodeAll(bytes, &frames, FrameDecoder(bytes[0])).ok());
+  EXPECT_EQ(frames.size(), 1u);
+}
+
+TEST(FrameCodec, PayloadOverTheLimitIsRejectedBeforeItArrives) {
+  FrameSpec spec = testing::WriteBatchFrame(1, 2, 512);  // 1024 bytes of payload
+  std::vector<uint8_t> bytes = EncodeAll({spec});
+  FrameDecoder dec(kDefaultMaxHeaderBytes, /*max_payload_bytes=*/1023);
+  const size_t header_end = bytes.size() - spec.payload.size();
+  ASSERT_EQ(dec.Put(bytes.data(), header_end), header_end);
+  Frame f;
+  Result<bool> r = dec.Next(&f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Errc::kProtocol);
+  EXPECT_EQ(r.status().message(),
+            "write-batch frame payload of 1024 bytes over the limit of 1023 bytes");
+}
+
+TEST(FrameCodec, EncoderRefusesFramesOverItsLimits) {
+  FrameSpec spec = testing::WriteBatchFrame(1, 2, 512);
+  std::vector<uint8_t> out;
+  Status s = FrameEncoder(kDefaultMaxHeaderBytes, 1023)
+                 .Encode(spec.header, spec.payload.data(), spec.payload.size(), &out);
+  EXPECT_EQ(s.code(), Errc::kInvalidArgument);
+  EXPECT_EQ(s.message(), "payload of 1024 bytes over the limit of 1023 bytes");
+  s = FrameEncoder(8).Encode(spec.header, spec.payload.data(), spec.payload.size(), &out);
+  EXPECT_EQ(s.code(), Errc::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("bytes over the limit of 8 bytes"));
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(FrameCodec, EncoderRefusesHeaderWithoutBodyOrStrayPayload) {
+  std::vector<uint8_t> out;
+  FrameEncoder enc;
+  EXPECT_EQ(enc.Encode(FrameHeader(), &out).message(), "frame header has no body");
+  FrameHeader ping;
+  ping.mutable_ping()->set_id(1);
+  const uint8_t b[3] = {1, 2, 3};
+  Status s = enc.Encode(ping, b, sizeof b, &out);
+  EXPECT_EQ(s.code(), Errc::kInvalidArgument);
+  EXPECT_EQ(s.message(), "a ping frame carries no payload, given 3 bytes");
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(FrameCodec, PayloadCrcMismatchIsCorruption) {
+  FrameSpec spec = testing::WriteBatchFrame(1, 2, 512);
+  std::vector<uint8_t> bytes = EncodeAll({spec});
+  bytes[bytes.size() - 100] ^= 0x10;
+  std::vector<Frame> frames;
+  Status s = DecodeAll(bytes, &frames);
+  EXPECT_EQ(s.code(), Errc::kCorruption);
+  EXPECT_THAT(s.message(),
+              HasSubstr("payload CRC mismatch in write-batch frame: header declares 0x"));
+  EXPECT_TRUE(frames.empty());
+}
+
+TEST(FrameCodec, StreamEndingInsideTheLengthIsTruncatedVarint) {
+  FrameDecoder dec;
+  const uint8_t b = 0x80;  // continuation bit set, more bytes expected
+  dec.Put(&b, 1);
+  Frame f;
+  ASSERT_FALSE(ValueOf(dec.Next(&f)));
+  Status s = dec.Finish();
+  EXPECT_EQ(s.code(), Errc::kProtocol);
+  EXPECT_EQ(s.message(),
+            "stream ended inside a frame: truncated varint (1 bytes of the header length)");
+}
+
+TEST(FrameCodec, StreamEndingInsideTheHeaderIsTruncatedHeader) {
+  std::vector<uint8_t> bytes = EncodeAll({OneFrameOfEveryType()[0]});
+  FrameDecoder dec;
+  dec.Put(bytes.data(), 4);
+  Frame f;
+  ASSERT_FALSE(ValueOf(dec.Next(&f)));
+  EXPECT_EQ(dec.Finish().message(), "stream ended inside a frame: truncated header, 3 of " +
+                                        std::to_string(bytes[0]) + " bytes");
+}
+
+TEST(FrameCodec, StreamEndingInsideThePayloadIsTruncatedPayload) {
+  std::vector<uint8_t> bytes = EncodeAll({testing::WriteBatchFrame(1, 1, 512)});
+  FrameDecoder dec;
+  dec.Put(bytes.data(), bytes.size() - 12);
+  Frame f;
+  ASSERT_FALSE(ValueOf(dec.Next(&f)));
+  EXPECT_EQ(
+      dec.Finish().message(),
+      "stream ended inside a frame: truncated payload of write-batch frame, 500 of 512 bytes");
+}
+
+TEST(FrameCodec, CleanEndOfStreamIsOk) {
+  FrameDecoder dec;
+  EXPECT_TRUE(dec.Finish().ok());
+  std::vector<Frame> frames;
+  EXPECT_TRUE(DecodeAll(EncodeAll(OneFrameOfEveryType()), &frames).ok());
+}
+
+TEST(FrameCodec, VarintLongerThanTenBytesIsRejected) {
+  std::vector<uint8_t> bytes(11, 0x80);
+  std::vector<Frame> frames;
+  Status s = DecodeAll(bytes, &frames);
+  EXPECT_EQ(s.code(), Errc::kProtocol);
+  EXPECT_EQ(s.message(), "malformed header length varint: longer than 10 bytes");
+}
+
+TEST(FrameCodec, VarintOverflowingSixtyFourBitsIsRejected) {
+  std::vector<uint8_t> bytes(9, 0xff);
+  bytes.push_back(0x02);
+  std::vector<Frame> frames;
+  EXPECT_EQ(DecodeAll(bytes, &frames).message(),
+            "malformed header length varint: overflows 64 bits");
+}
+
+TEST(FrameCodec, NonMinimalVarintIsAccepted) {
+  // Length 2 written as 0x82 0x80 0x00 (protobuf parsers accept padded varints).
+  FrameHeader h;
+  h.mutable_ack()->set_durable_seq(0);
+  const std::string hb = h.SerializeAsString();
+  ASSERT_EQ(hb.size(), 2u);
+  std::vector<uint8_t> bytes = {0x82, 0x80, 0x00};
+  bytes.insert(bytes.end(), hb.begin(), hb.end());
+  std::vector<Frame> frames;
+  ASSERT_TRUE(DecodeAll(bytes, &frames).ok());
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0].header.has_ack());
+}
+
+TEST(FrameCodec, UnparsableHeaderIsRejected) {
+  std::vector<Frame> frames;
+  Status s = DecodeAll(RawFrame("\xff\xff"), &frames);
+  EXPECT_EQ(s.code(), Errc::kProtocol);
+  EXPECT_EQ(s.message(), "frame header of 2 bytes does not parse as a FrameHeader");
+}
+
+TEST(FrameCodec, UnknownFrameTypeIsRejected) {
+  // Field 99, length-delimited, empty: a body member from some future version.
+  std::vector<Frame> frames;
+  Status s = DecodeAll(RawFrame(std::string("\x9a\x06\x00", 3)), &frames);
+  EXPECT_EQ(s.code(), Errc::kProtocol);
+  EXPECT_EQ(s.message(), "unknown frame type (header field 99)");
+}
+
+TEST(FrameCodec, HeaderWithoutBodyIsRejected) {
+  std::vector<Frame> frames;
+  Status s = DecodeAll(RawFrame(""), &frames);
+  EXPECT_EQ(s.code(), Errc::kProtocol);
+  EXPECT_EQ(s.message(), "unknown frame type: header has no body");
+}
+
+TEST(FrameCodec, UnknownFieldsNextToAKnownBodyAreIgnored) {
+  FrameHeader h;
+  h.mutable_ping()->set_id(7);
+  // Field 200, varint 1: added by a newer sender, ignored by this one.
+  const std::string hb = h.SerializeAsString() + std::string("\xc0\x0c\x01", 3);
+  std::vector<Frame> frames;
+  ASSERT_TRUE(DecodeAll(RawFrame(hb), &frames).ok());
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].header.ping().id(), 7u);
+}
+
+TEST(FrameCodec, PayloadOnATypeWithoutPayloadIsRejected) {
+  FrameHeader h;
+  h.mutable_ping()->set_id(1);
+  h.set_payload_length(4);
+  h.set_payload_crc32c(crc32c::Value("abcd", 4));
+  std::vector<Frame> frames;
+  Status s = DecodeAll(RawFrame(h.SerializeAsString(), {'a', 'b', 'c', 'd'}), &frames);
+  EXPECT_EQ(s.code(), Errc::kProtocol);
+  EXPECT_EQ(s.message(), "a ping frame carries no payload, header declares 4 bytes");
+}
+
+TEST(FrameCodec, DecoderStaysFailedAfterAnError) {
+  FrameDecoder dec;
+  std::vector<uint8_t> bad = RawFrame("\xff\xff");
+  dec.Put(bad.data(), bad.size());
+  Frame f;
+  Result<bool> first = dec.Next(&f);
+  ASSERT_FALSE(first.ok());
+  std::vector<uint8_t> good = EncodeAll(OneFrameOfEveryType());
+  EXPECT_EQ(dec.Put(good.data(), good.size()), good.size());  // taken and dropped
+  EXPECT_EQ(dec.buffered_bytes(), 0u);
+  Result<bool> again = dec.Next(&f);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().message(), first.status().message());
+  EXPECT_EQ(dec.Finish().message(), first.status().message());
+  EXPECT_TRUE(dec.failed());
+}
+
+TEST(FrameCodec, BufferNeverExceedsItsLimit) {
+  // Small limits; a long stream of frames offered all at once.
+  FrameDecoder dec(/*max_header_bytes=*/128, /*max_payload_bytes=*/2048);
+  ASSERT_EQ(dec.BufferLimit(), 10u + 128u + 2048u);
+  std::vector<FrameSpec> specs;
+  for (int i = 0; i < 100; ++i) specs.push_back(testing::WriteBatchFrame(i + 1, 1 + i % 4, 512));
+  const std::vector<uint8_t> bytes = EncodeAll(specs);
+  size_t pos = 0, got = 0;
+  while (pos < bytes.size() || got < specs.size()) {
+    const size_t taken = dec.Put(bytes.data() + pos, bytes.size() - pos);
+    pos += taken;
+    ASSERT_LE(dec.buffered_bytes(), dec.BufferLimit());
+    Frame f;
+    bool progressed = taken > 0;
+    for (;;) {
+      Result<bool> r = dec.Next(&f);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (!*r) break;
+      ASSERT_TRUE(SameFrame(f, specs[got])) << got;
+      ++got;
+      progressed = true;
+    }
+    ASSERT_TRUE(progressed) << "a full buffer must always yield a frame";
+  }
+  EXPECT_EQ(got, specs.size());
+  EXPECT_TRUE(dec.Finish().ok());
+}
+
+TEST(FrameCodec, FullBufferOfGarbageYieldsAnError) {
+  FrameDecoder dec(16, 16);
+  std::vector<uint8_t> garbage(1000, 0x05);  // header length 5, then unparsable bytes?
+  garbage[0] = 0x0f;                         // header of 15 bytes: 0x05 0x05 ...
+  size_t taken = dec.Put(garbage.data(), garbage.size());
+  EXPECT_EQ(taken, dec.BufferLimit());
+  Frame f;
+  EXPECT_FALSE(dec.Next(&f).ok());
+}
+
+// The example in docs/formats/stream.md ("A small frame") is this encoder's
+// output: keep them in step.
+TEST(FrameCodec, DocumentedExampleFrame) {
+  FrameHeader h;
+  proto::WriteBatch* b = h.mutable_write_batch();
+  b->set_first_seq(7);
+  proto::Write* w = b->add_writes();
+  w->set_seq(7);
+  w->set_disk(1);
+  w->set_offset(4096);
+  w->set_length(8);
+  w->set_source_time_ns(1700000000000000000);
+  w->set_flags(proto::WRITE_FLAG_FUA);
+  const std::string data = "mt-agent";
+  w->set_crc32c(crc32c::Value(data.data(), data.size()));
+  std::vector<uint8_t> out;
+  ASSERT_TRUE(FrameEncoder().Encode(h, data.data(), data.size(), &out).ok());
+  std::string hex;
+  char b2[3];
+  for (uint8_t c : out) {
+    std::snprintf(b2, sizeof b2, "%02x", c);
+    hex += b2;
+  }
+  EXPECT_EQ(hex,
+            "270808153974c2d93a1e0807121a080710011880202008288080a8b1e39fe7cb1730083d3974c2d9"
+            "6d742d6167656e74");
+}
+
+}  // namespace
+}  // namespace mt::stream
