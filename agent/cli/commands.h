@@ -51,6 +51,7 @@ Result<std::string> ToJson(const google::protobuf::Message& message, bool pretty
 
 // Subcommand groups.
 void AddDisksCommand(CLI::App& app, Context& ctx);
+void AddRetentionCommand(CLI::App& app, Context& ctx);
 
 // Runs mtctl with these arguments; returns its exit status.
 int RunMtctl(int argc, const char* const* argv, std::ostream& out, std::ostream& err);

@@ -14,6 +14,7 @@ namespace {
 using AddCommandGroup = void (*)(CLI::App&, Context&);
 const AddCommandGroup kCommandGroups[] = {
     AddDisksCommand,
+    AddRetentionCommand,
 };
 
 // Library code logs at debug level only; -v shows it, on stderr.
