@@ -64,6 +64,7 @@ class RetentionStore {
   ~RetentionStore();
 
   Catalog& catalog() { return *catalog_; }
+  shim::FileSystem& fs() { return fs_; }
   const StoreOptions& options() const { return o_; }
 
   // The stream's journals, opened (and recovered) on first use. `report`, if

@@ -1,0 +1,390 @@
+#include "stream_runtime.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "journal_mapping.h"
+#include "journal_reader.h"
+
+namespace mt::daemon {
+
+using retention::RecordType;
+
+namespace {
+
+// The stream's checkpoint in the catalog: one row per disk, all at the same
+// seq (a stream has one sequence space).
+class CatalogCheckpoint : public apply::CheckpointSink {
+ public:
+  CatalogCheckpoint(retention::Catalog& c, shim::Clock& clock, uint64_t stream,
+                    std::vector<uint32_t> disks)
+      : c_(c), clock_(clock), stream_(stream), disks_(std::move(disks)) {}
+  Status Record(uint64_t seq, int64_t time) override {
+    for (uint32_t d : disks_) {
+      retention::CheckpointRow row;
+      row.stream = stream_;
+      row.disk = d;
+      row.applied_seq = seq;
+      row.applied_time_ns = time;
+      row.updated_ns = clock_.NowNs();
+      MT_RETURN_IF_ERROR(c_.SetCheckpoint(row));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  retention::Catalog& c_;
+  shim::Clock& clock_;
+  uint64_t stream_;
+  std::vector<uint32_t> disks_;
+};
+
+proto::ResyncState WireResyncState(const std::string& s) {
+  if (s == "complete") return proto::RESYNC_STATE_COMPLETE;
+  if (s == "running") return proto::RESYNC_STATE_RUNNING;
+  return proto::RESYNC_STATE_PENDING;
+}
+
+}  // namespace
+
+StreamRuntime::StreamRuntime(retention::RetentionStore& store, shim::Clock& clock,
+                             uint64_t stream, std::string name,
+                             std::map<uint32_t, shim::BlockDevice*> disks,
+                             const RuntimeOptions& options)
+    : store_(store), clock_(clock), stream_(stream), name_(std::move(name)),
+      disks_(std::move(disks)), o_(options) {}
+
+StreamRuntime::~StreamRuntime() { (void)Stop(); }
+
+Result<std::unique_ptr<StreamRuntime>> StreamRuntime::Start(
+    retention::RetentionStore& store, shim::Clock& clock, uint64_t stream,
+    std::map<uint32_t, shim::BlockDevice*> disks, const RuntimeOptions& options) {
+  MT_ASSIGN_OR_RETURN(auto row, store.catalog().GetStream(stream));
+  if (!row) return Status(Errc::kNotFound, "no stream " + std::to_string(stream));
+  std::unique_ptr<StreamRuntime> rt(
+      new StreamRuntime(store, clock, stream, row->name, std::move(disks), options));
+  Status s = rt->Init();
+  if (!s.ok()) return s.WithContext("start stream '" + row->name + "'");
+  rt->apply_thread_ = std::thread([p = rt.get()] { p->ApplyLoop(); });
+  return rt;
+}
+
+Status StreamRuntime::Init() {
+  MT_ASSIGN_OR_RETURN(auto journals, store_.OpenStream(stream_));
+  wal_ = journals.wal;
+  undo_ = journals.undo;
+  MT_ASSIGN_OR_RETURN(auto rows, store_.catalog().ListDisks(stream_));
+  std::vector<uint32_t> indexes;
+  uint64_t applied = UINT64_MAX;
+  for (const auto& d : rows) {
+    if (disks_.count(d.disk) == 0)
+      return Status(Errc::kNotFound, "disk " + std::to_string(d.disk) + " (" + d.target_id +
+                                         ") has no open target device");
+    indexes.push_back(d.disk);
+    MT_ASSIGN_OR_RETURN(auto cp, store_.catalog().GetCheckpoint(stream_, d.disk));
+    applied = std::min(applied, cp ? cp->applied_seq : 0);
+  }
+  if (rows.empty()) applied = 0;
+  checkpoint_ = std::make_unique<CatalogCheckpoint>(store_.catalog(), clock_, stream_, indexes);
+  applier_ = std::make_unique<apply::Applier>(undo_, disks_, checkpoint_.get(), applied, o_.applier);
+  applied_seq_ = applied;
+  MT_RETURN_IF_ERROR(RecoverFromWal());  // invariant 4: finish what the WAL holds
+  durable_seq_ = std::max(wal_->durable_seq(), applied_seq_);
+  MT_ASSIGN_OR_RETURN(auto app, store_.catalog().LatestPoint(stream_, retention::TagKind::kApp));
+  if (app) last_app_point_ns_ = app->time_ns;
+  return Status::Ok();
+}
+
+Status StreamRuntime::RecoverFromWal() {
+  std::vector<std::vector<uint8_t>> payloads;
+  std::vector<apply::WalRecord> batch;
+  auto flush = [&]() -> Status {
+    Status s = ApplyRecords(batch);
+    batch.clear();
+    payloads.clear();
+    return s;
+  };
+  payloads.reserve(o_.apply_batch_records);
+  MT_RETURN_IF_ERROR(retention::ForEachRecord(
+      store_.fs(), wal_->Segments(), retention::Direction::kForward,
+      [&](const retention::RecordHeader& h, const std::vector<uint8_t>& p, bool*) -> Status {
+        payloads.push_back(p);
+        batch.push_back({h, payloads.back().empty() ? nullptr : payloads.back().data()});
+        return batch.size() >= o_.apply_batch_records ? flush() : Status::Ok();
+      },
+      applied_seq_ + 1));
+  return flush();
+}
+
+Status StreamRuntime::ApplyRecords(const std::vector<apply::WalRecord>& records) {
+  if (records.empty()) return Status::Ok();
+  MT_RETURN_IF_ERROR(applier_->Apply(records));
+  for (const auto& r : records) {
+    if (r.h.type == RecordType::kTag) {
+      retention::TagPayload t;
+      MT_RETURN_IF_ERROR(retention::DecodeTag(r.data, r.h.stored_length, &t));
+      retention::PointRow p;
+      p.stream = stream_;
+      p.seq = r.h.seq;
+      p.time_ns = r.h.source_time_ns;
+      p.kind = t.kind;
+      p.name = t.name;
+      p.group_tag_id = t.group_tag_id;
+      Status s = store_.catalog().AddPoint(p);
+      // A restart may apply a tag again: the point is already there.
+      if (!s.ok() && s.code() != Errc::kAlreadyExists) return s;
+      if (t.kind == retention::TagKind::kApp) {
+        std::lock_guard<std::mutex> l(mu_);
+        last_app_point_ns_ = std::max(last_app_point_ns_, r.h.source_time_ns);
+      }
+    } else if (r.h.type == RecordType::kResyncComplete) {
+      MT_ASSIGN_OR_RETURN(auto disks, store_.catalog().ListDisks(stream_));
+      for (auto d : disks) {
+        if (d.disk != r.h.disk || d.resync_state == "complete") continue;
+        d.resync_state = "complete";
+        d.resync_complete_seq = r.h.seq;
+        MT_RETURN_IF_ERROR(store_.catalog().UpdateDisk(d));
+      }
+    }
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  applied_seq_ = records.back().h.seq;
+  if (records.back().h.source_time_ns != 0) applied_time_ns_ = records.back().h.source_time_ns;
+  return Status::Ok();
+}
+
+Status StreamRuntime::Attach(const std::string& session) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!holder_.empty())
+    return Status(Errc::kBusy, "stream '" + name_ + "' is already connected (" + holder_ +
+                                   "); one sender per stream");
+  auto disks = store_.catalog().ListDisks(stream_);
+  if (!disks.ok()) return disks.status();
+  auto v = std::make_unique<stream::StreamValidator>(durable_seq_);
+  for (const auto& d : *disks) {
+    stream::DiskState st;
+    st.size_bytes = d.size_bytes;
+    st.logical_block_size = d.block_size;
+    st.resync = WireResyncState(d.resync_state);
+    MT_RETURN_IF_ERROR(v->AddDisk(d.disk, st));
+  }
+  validator_ = std::move(v);
+  holder_ = session;
+  return Status::Ok();
+}
+
+void StreamRuntime::Detach(const std::string& session) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (holder_ != session) return;
+  holder_.clear();
+  validator_.reset();
+}
+
+proto::Welcome StreamRuntime::Welcome(uint32_t protocol_version) {
+  proto::Welcome w;
+  w.set_protocol_version(protocol_version);
+  std::lock_guard<std::mutex> l(mu_);
+  w.set_resume_seq(durable_seq_);
+  if (validator_) {
+    for (const auto& [index, st] : validator_->disks()) {
+      auto* d = w.add_disks();
+      d->set_disk(index);
+      d->set_size_bytes(st.size_bytes);
+      d->set_logical_block_size(st.logical_block_size);
+      d->set_resync_state(st.resync);
+    }
+  }
+  return w;
+}
+
+Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
+                             std::function<void(const Status&, uint64_t)> on_durable) {
+  Pending pending;
+  uint64_t last_seq = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!validator_)
+      return Status(Errc::kProtocol, "stream '" + name_ + "': data before the session attached");
+    MT_ASSIGN_OR_RETURN(stream::Verdict verdict, validator_->Admit(*frame));
+    if (verdict == stream::Verdict::kAlreadyDurable) {
+      const uint64_t durable = durable_seq_;
+      on_durable(Status::Ok(), durable);
+      return Status::Ok();
+    }
+    // Admitted: every record goes to the WAL (invariant 7 held: nothing was
+    // stored before the whole frame was checked).
+    const auto& h = frame->header;
+    const uint8_t* data = frame->payload.data();
+    auto append = [&](const retention::RecordHeader& rh, const uint8_t* d, size_t n) -> Status {
+      MT_RETURN_IF_ERROR(wal_->Append(rh, d, n));
+      pending.records.push_back({rh, n == 0 ? nullptr : d});
+      last_seq = rh.seq;
+      return Status::Ok();
+    };
+    Status s;
+    if (h.has_write_batch()) {
+      uint64_t off = 0;
+      for (const auto& w : h.write_batch().writes()) {
+        retention::RecordHeader rh = stream::WriteRecord(w);
+        const bool discard = (rh.flags & retention::kFlagDiscard) != 0;
+        const size_t n = discard ? 0 : rh.length;
+        s = append(rh, data + off, n);
+        if (!s.ok()) break;
+        off += n;
+      }
+    } else if (h.has_tag()) {
+      retention::TagPayload t;
+      retention::RecordHeader rh = stream::TagRecord(h.tag(), &t);
+      auto enc = std::make_shared<std::string>(retention::EncodeTag(t));
+      s = wal_->Append(rh, enc->data(), enc->size());
+      // The tag's bytes must outlive the queue entry: keep them in a frame copy.
+      auto copy = std::make_shared<stream::Frame>(*frame);
+      copy->payload.assign(enc->begin(), enc->end());
+      frame = copy;
+      pending.records.push_back({rh, frame->payload.data()});
+      last_seq = rh.seq;
+    } else if (h.has_resync_data()) {
+      retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
+      s = append(rh, data, rh.length);
+    } else if (h.has_resync_complete()) {
+      s = append(stream::ResyncCompleteRecord(h.resync_complete()), nullptr, 0);
+    } else {
+      s = Status(Errc::kProtocol, std::string("frame ") + stream::FrameTypeName(frame->type()) +
+                                      " is not a stream item");
+    }
+    if (!s.ok()) {
+      validator_.reset();  // the session must end; a new one starts from durable state
+      return s;
+    }
+    for (const auto& r : pending.records) bytes_ingested_ += r.h.length;
+  }
+  pending.frame = std::move(frame);
+  auto shared = std::make_shared<Pending>(std::move(pending));
+  wal_->Commit([this, shared, last_seq, on_durable](const Status& s) {
+    if (!s.ok()) {
+      Fail(s);
+      on_durable(s, 0);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      durable_seq_ = std::max(durable_seq_, last_seq);
+      if (validator_ && last_seq < validator_->next_seq()) validator_->MarkDurable(last_seq);
+      for (const auto& r : shared->records) pending_bytes_ += r.h.length;
+      queue_.push_back(std::move(*shared));
+    }
+    apply_cv_.notify_one();
+    on_durable(Status::Ok(), last_seq);
+  });
+  return Status::Ok();
+}
+
+void StreamRuntime::ApplyLoop() {
+  uint64_t batches = 0;
+  std::unique_lock<std::mutex> l(mu_);
+  while (true) {
+    apply_cv_.wait(l, [&] { return stopping_ || (!queue_.empty() && failed_.ok()); });
+    if (queue_.empty() || !failed_.ok()) {
+      if (stopping_) break;
+      continue;
+    }
+    // Take whole frames up to the batch size (a frame is never split).
+    std::vector<apply::WalRecord> batch;
+    size_t frames = 0;
+    uint64_t bytes = 0;
+    for (const auto& p : queue_) {
+      if (!batch.empty() && batch.size() + p.records.size() > o_.apply_batch_records) break;
+      batch.insert(batch.end(), p.records.begin(), p.records.end());
+      for (const auto& r : p.records) bytes += r.h.length;
+      ++frames;
+    }
+    l.unlock();
+    Status s = ApplyRecords(batch);
+    if (s.ok() && ++batches % 64 == 0) {
+      auto plan = store_.Prune(stream_, {});  // trims applied WAL, expires old undo
+      if (!plan.ok()) s = plan.status().WithContext("prune");
+    }
+    l.lock();
+    if (!s.ok()) {
+      l.unlock();
+      Fail(s);
+      l.lock();
+      idle_cv_.notify_all();
+      continue;
+    }
+    for (size_t i = 0; i < frames; ++i) queue_.pop_front();
+    pending_bytes_ -= bytes;
+    idle_cv_.notify_all();
+  }
+}
+
+void StreamRuntime::Fail(const Status& s) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!failed_.ok()) return;
+    failed_ = s;
+  }
+  (void)store_.catalog().SetStreamState(stream_, "failed", s.ToString());
+  apply_cv_.notify_all();
+  idle_cv_.notify_all();
+}
+
+bool StreamRuntime::Throttled() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return pending_bytes_ > o_.wal_quota_bytes;
+}
+
+StreamHealth StreamRuntime::Health() const {
+  StreamHealth h;
+  h.stream = stream_;
+  h.name = name_;
+  auto row = store_.catalog().GetStream(stream_);
+  if (row.ok() && *row) {
+    h.state = (*row)->state;
+    h.error = (*row)->error;
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (!failed_.ok()) {
+    h.state = "failed";
+    h.error = failed_.ToString();
+  }
+  h.durable_seq = durable_seq_;
+  h.applied_seq = applied_seq_;
+  h.backlog_records = durable_seq_ > applied_seq_ ? durable_seq_ - applied_seq_ : 0;
+  h.wal_bytes = pending_bytes_;
+  h.rpo_ns = applied_time_ns_ == 0 ? -1 : clock_.NowNs() - applied_time_ns_;
+  h.last_app_point_ns = last_app_point_ns_;
+  h.bytes_ingested = bytes_ingested_;
+  h.bytes_applied = applier_ ? applier_->bytes_applied() : 0;
+  h.throttled = pending_bytes_ > o_.wal_quota_bytes;
+  h.attached = !holder_.empty();
+  return h;
+}
+
+Status StreamRuntime::WaitApplied(int64_t timeout_ms) {
+  std::unique_lock<std::mutex> l(mu_);
+  const uint64_t target = durable_seq_;
+  const bool done = idle_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] {
+    return !failed_.ok() || (applied_seq_ >= target && queue_.empty());
+  });
+  if (!failed_.ok()) return Status(Errc::kAborted, "stream '" + name_ + "' failed: " + failed_.ToString());
+  if (!done) return Status(Errc::kBusy, "stream '" + name_ + "': apply did not catch up in time");
+  return Status::Ok();
+}
+
+Status StreamRuntime::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!apply_thread_.joinable()) return failed_;
+    stopping_ = true;
+  }
+  Status s = wal_ != nullptr ? wal_->Sync() : Status::Ok();
+  // Let the applier drain what is durable before it stops (bounded by the queue).
+  (void)WaitApplied(30'000);
+  apply_cv_.notify_all();
+  apply_thread_.join();
+  std::lock_guard<std::mutex> l(mu_);
+  return failed_.ok() ? s : failed_;
+}
+
+}  // namespace mt::daemon

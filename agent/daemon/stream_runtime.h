@@ -1,0 +1,150 @@
+// StreamRuntime: one protected stream inside the agent — the bridge between a
+// network session and the retention store / applier.
+//
+//   session ─Ingest(frame)─▶ validate ─▶ WAL Append ─▶ group commit ─▶ on_durable(seq) ─▶ ACK
+//                                                            │
+//                                   apply thread ◀───────────┘  (Applier: undo, targets,
+//                                                                checkpoint, tags → catalog)
+//
+// Contracts:
+//  - Invariant 1: on_durable(ok, seq) is called only when every item <= seq
+//    is durable in the WAL; the session acknowledges exactly that seq.
+//  - Invariant 7: a frame that fails validation changes nothing (the
+//    validator checks everything before the WAL sees a byte).
+//  - Only one session at a time: Attach() returns kBusy while another holds
+//    the stream; Detach() releases it. A new attach starts from the durable
+//    state (Welcome.resume_seq), whatever the previous session left pending.
+//  - Backpressure: Throttled() is true while the WAL holds more than the WAL
+//    quota of unapplied bytes; the session then stops reading its socket.
+//  - An applier failure (target I/O error) marks the stream failed in the
+//    catalog with the error; ingest goes on (nothing acknowledged is lost)
+//    until the quota throttles the sender.
+// Thread safety: Ingest/Attach/Detach/Welcome from session threads (serialized
+// inside); on_durable runs on the WAL committer thread and must not block.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "applier.h"
+#include "frame_codec.h"
+#include "mt/shim/block_device.h"
+#include "mt/shim/clock.h"
+#include "mt/stream.pb.h"
+#include "retention_store.h"
+#include "validator.h"
+
+namespace mt::daemon {
+
+struct StreamHealth {
+  uint64_t stream = 0;
+  std::string name;
+  std::string state;          // protected | paused | failed | committed
+  std::string error;
+  uint64_t durable_seq = 0;   // acknowledged
+  uint64_t applied_seq = 0;
+  uint64_t backlog_records = 0;   // durable - applied
+  uint64_t wal_bytes = 0;
+  int64_t rpo_ns = -1;        // now - source time of the last applied write (-1: nothing yet)
+  int64_t last_app_point_ns = 0;  // source time of the newest app tag (0: none)
+  uint64_t bytes_ingested = 0, bytes_applied = 0;
+  bool throttled = false;
+  bool attached = false;
+};
+
+struct RuntimeOptions {
+  apply::ApplierOptions applier;
+  uint64_t wal_quota_bytes = 4ull << 30;
+  size_t apply_batch_records = 256;
+};
+
+class StreamRuntime {
+ public:
+  // `disks`: disk index -> the target device, opened by the caller only after
+  // IsSafeTarget held (the runtime never opens a device). REQUIRES: store and
+  // devices outlive the runtime.
+  static Result<std::unique_ptr<StreamRuntime>> Start(
+      retention::RetentionStore& store, shim::Clock& clock, uint64_t stream,
+      std::map<uint32_t, shim::BlockDevice*> disks, const RuntimeOptions& options);
+  ~StreamRuntime();  // Stop()
+
+  // Session ownership (see class comment). `session` names the holder in messages.
+  Status Attach(const std::string& session);
+  void Detach(const std::string& session);
+
+  // What the receiver tells a newly attached sender.
+  proto::Welcome Welcome(uint32_t protocol_version);
+
+  // Takes one stream item frame (write-batch, tag, resync-data,
+  // resync-complete). Errors are the validator's (send them as an error
+  // frame and close) or the WAL's. On success `on_durable` will be called
+  // once with the seq to acknowledge (at once for a resend of durable items).
+  Status Ingest(std::shared_ptr<const stream::Frame> frame,
+                std::function<void(const Status&, uint64_t)> on_durable);
+
+  bool Throttled() const;
+  StreamHealth Health() const;
+  uint64_t id() const { return stream_; }
+  const std::string& name() const { return name_; }
+
+  // Waits until everything durable now is applied (or the stream failed);
+  // for tests, demos and an orderly shutdown. kAborted if it failed.
+  Status WaitApplied(int64_t timeout_ms = 60'000);
+  // Syncs the WAL, lets the apply thread finish what is durable, stops it.
+  Status Stop();
+
+ private:
+  StreamRuntime(retention::RetentionStore& store, shim::Clock& clock, uint64_t stream,
+                std::string name, std::map<uint32_t, shim::BlockDevice*> disks,
+                const RuntimeOptions& options);
+  Status Init();
+  void ApplyLoop();
+  // Applies records (live or from the WAL at start) and records what they
+  // mean in the catalog: tags become points, resync completions update disks.
+  Status ApplyRecords(const std::vector<apply::WalRecord>& records);
+  Status RecoverFromWal();
+  void Fail(const Status& s);
+
+  retention::RetentionStore& store_;
+  shim::Clock& clock_;
+  const uint64_t stream_;
+  const std::string name_;
+  std::map<uint32_t, shim::BlockDevice*> disks_;
+  const RuntimeOptions o_;
+  retention::Journal* wal_ = nullptr;
+  retention::Journal* undo_ = nullptr;
+  std::unique_ptr<apply::CheckpointSink> checkpoint_;
+  std::unique_ptr<apply::Applier> applier_;
+
+  mutable std::mutex mu_;
+  std::condition_variable apply_cv_;  // apply thread: work arrived / stopping
+  std::condition_variable idle_cv_;   // WaitApplied: progress
+  std::string holder_;                // attached session ("" = none)
+  std::unique_ptr<stream::StreamValidator> validator_;
+  // Durable items not yet applied, in seq order; frames keep their payloads alive.
+  struct Pending {
+    std::shared_ptr<const stream::Frame> frame;
+    std::vector<apply::WalRecord> records;
+  };
+  std::deque<Pending> queue_;
+  uint64_t pending_bytes_ = 0;  // payload bytes in queue_ (the WAL's unapplied data)
+  uint64_t durable_seq_ = 0;
+  uint64_t applied_seq_ = 0;
+  int64_t applied_time_ns_ = 0;
+  int64_t last_app_point_ns_ = 0;
+  uint64_t bytes_ingested_ = 0;
+  bool stopping_ = false;
+  Status failed_;
+  std::thread apply_thread_;
+};
+
+}  // namespace mt::daemon
