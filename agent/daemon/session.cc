@@ -1,0 +1,531 @@
+#include "session.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "auth.h"
+#include "messages.h"
+
+namespace mt::daemon {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using stream::Frame;
+using stream::FrameHeader;
+using stream::FrameType;
+
+namespace {
+
+std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+// The peer ended the TLS stream (close_notify, or TCP EOF without it).
+bool IsEof(const error_code& ec) {
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) return true;
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+  if (ec.category() == asio::error::get_ssl_category() &&
+      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+    return true;
+#endif
+  return false;
+}
+
+}  // namespace
+
+Session::Session(asio::io_context& ioc, asio::ssl::context& ssl, StreamDirectory& directory,
+                 asio::thread_pool& workers, const SessionOptions& options, ClosedFn on_closed)
+    : ioc_(ioc),
+      strand_(ioc.get_executor()),
+      stream_(ioc, ssl),
+      directory_(directory),
+      workers_(workers),
+      o_(options),
+      on_closed_(std::move(on_closed)),
+      decoder_(options.max_header_bytes, options.max_payload_bytes),
+      read_buf_(options.read_chunk),
+      read_timer_(ioc),
+      write_timer_(ioc),
+      poll_timer_(ioc),
+      keepalive_timer_(ioc),
+      close_timer_(ioc) {}
+
+Session::~Session() {
+  if (attached_ && port_) port_->Detach(id_);
+}
+
+void Session::Start(std::string id) {
+  id_ = std::move(id);
+  auto self = shared_from_this();
+  asio::post(strand_, [self] {
+    self->handshake_deadline_ = std::chrono::steady_clock::now() + self->o_.handshake_timeout;
+    const uint64_t gen = ++self->read_gen_;
+    self->read_timer_.expires_after(self->o_.handshake_timeout);
+    self->read_timer_.async_wait(asio::bind_executor(
+        self->strand_, [self, gen](const error_code& ec) { self->OnReadTimeout(gen, ec); }));
+    self->stream_.async_handshake(
+        asio::ssl::stream_base::server,
+        asio::bind_executor(self->strand_,
+                            [self](const error_code& ec) { self->OnTlsHandshake(ec); }));
+  });
+}
+
+void Session::Stop() {
+  auto self = shared_from_this();
+  asio::post(strand_, [self] {
+    if (self->state_ < State::kClosing) self->close_reason_ = Status(Errc::kAborted, "receiver stopping");
+    self->HardClose();
+  });
+}
+
+void Session::OnTlsHandshake(const error_code& ec) {
+  ++read_gen_;
+  read_timer_.cancel();
+  if (state_ != State::kTls) return;
+  if (ec) {
+    Close(Status(Errc::kProtocol, "TLS handshake failed: " + ec.message()));
+    return;
+  }
+  state_ = State::kHello;
+  MaybeRead();
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+void Session::MaybeRead() {
+  if (reading_ || state_ == State::kTls || state_ >= State::kClosing) return;
+  if (throttled_ || hash_in_flight_ >= o_.max_hash_in_flight) return;
+  if (state_ == State::kStreaming && port_->Throttled()) {
+    EnterThrottle();
+    return;
+  }
+  std::chrono::milliseconds timeout = o_.idle_timeout;
+  if (state_ != State::kStreaming) {
+    const auto left = handshake_deadline_ - std::chrono::steady_clock::now();
+    timeout = std::max(std::chrono::milliseconds(0),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(left));
+  }
+  reading_ = true;
+  const uint64_t gen = ++read_gen_;
+  auto self = shared_from_this();
+  read_timer_.expires_after(timeout);
+  read_timer_.async_wait(asio::bind_executor(
+      strand_, [self, gen](const error_code& ec) { self->OnReadTimeout(gen, ec); }));
+  stream_.async_read_some(
+      asio::buffer(read_buf_),
+      asio::bind_executor(strand_, [self, gen](const error_code& ec, size_t n) {
+        self->OnRead(gen, ec, n);
+      }));
+}
+
+void Session::OnReadTimeout(uint64_t gen, const error_code& ec) {
+  if (ec || gen != read_gen_ || state_ >= State::kClosing) return;
+  if (state_ == State::kTls) {
+    Close(Status(Errc::kAborted,
+                 "TLS handshake not finished within " + Ms(o_.handshake_timeout)));
+  } else if (state_ != State::kStreaming) {
+    Fail(Status(Errc::kAborted, "handshake (hello, auth) not finished within " +
+                                    Ms(o_.handshake_timeout)));
+  } else {
+    Fail(Status(Errc::kAborted, "nothing received for " + Ms(o_.idle_timeout)));
+  }
+}
+
+void Session::OnRead(uint64_t gen, const error_code& ec, size_t n) {
+  reading_ = false;
+  if (gen == read_gen_) {
+    ++read_gen_;
+    read_timer_.cancel();
+  }
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kClosing) {  // draining after our last frame
+    if (ec) {
+      if (lingering_) HardClose();
+    } else if (lingering_) {
+      DrainRead();
+    }
+    return;
+  }
+  if (ec) {
+    if (IsEof(ec)) {
+      Status s = decoder_.Finish();
+      if (!s.ok()) {
+        Fail(s);
+      } else {
+        Close(Status());
+      }
+    } else {
+      Close(Status(Errc::kIoError, "read: " + ec.message()));
+    }
+    return;
+  }
+  size_t off = 0;
+  for (;;) {
+    const size_t took = decoder_.Put(read_buf_.data() + off, n - off);
+    off += took;
+    bool progressed = took > 0;
+    for (;;) {
+      Frame frame;
+      Result<bool> next = decoder_.Next(&frame);
+      if (!next.ok()) {
+        Fail(next.status());
+        return;
+      }
+      if (!*next) break;
+      progressed = true;
+      Status s = HandleFrame(std::move(frame));
+      if (!s.ok()) {
+        Fail(s);
+        return;
+      }
+      if (state_ >= State::kClosing) return;
+    }
+    if (off >= n) break;
+    if (!progressed) {  // cannot happen (FrameDecoder contract); never spin
+      Fail(Status(Errc::kInternal, "frame decoder made no progress"));
+      return;
+    }
+  }
+  MaybeRead();
+}
+
+// ---------------------------------------------------------------------------
+// Frames
+
+Status Session::HandleFrame(Frame&& frame) {
+  const FrameType type = frame.type();
+  if (type == FrameHeader::kError) {
+    Close(Status(Errc::kAborted, "the sender reported " +
+                                     stream::StatusFromError(frame.header.error()).ToString()));
+    return Status::Ok();
+  }
+  switch (state_) {
+    case State::kHello:
+      if (type != FrameHeader::kHello) {
+        return Status(Errc::kProtocol, std::string("expected a hello frame first, got a ") +
+                                           stream::FrameTypeName(type) + " frame");
+      }
+      return OnHello(frame.header.hello());
+    case State::kAuth:
+      if (type != FrameHeader::kAuthResponse) {
+        return Status(Errc::kProtocol, std::string("expected an auth-response frame, got a ") +
+                                           stream::FrameTypeName(type) + " frame");
+      }
+      return OnAuthResponse(frame.header.auth_response());
+    case State::kStreaming:
+      return OnStreamFrame(std::move(frame));
+    default:
+      return Status::Ok();
+  }
+}
+
+Status Session::OnHello(const proto::Hello& hello) {
+  MT_ASSIGN_OR_RETURN(version_, stream::NegotiateVersion(hello));
+  stream_name_ = hello.stream_name();
+  MT_ASSIGN_OR_RETURN(stream::Nonce nonce, stream::RandomNonce());
+  server_nonce_.assign(reinterpret_cast<const char*>(nonce.data()), nonce.size());
+  FrameHeader h;
+  h.mutable_auth_challenge()->set_server_nonce(server_nonce_);
+  Send(h);
+  state_ = State::kAuth;
+  return Status::Ok();
+}
+
+Status Session::OnAuthResponse(const proto::AuthResponse& response) {
+  stream::Nonce nonce;
+  std::copy(server_nonce_.begin(), server_nonce_.end(), nonce.begin());
+  const Status auth_failed(Errc::kAuth,
+                           "authentication failed for stream '" + stream_name_ + "'");
+  Result<StreamEntry> entry = directory_.Find(stream_name_);
+  // An unknown stream answers exactly like a wrong MAC (no probing for names);
+  // only a malformed response is a protocol error either way.
+  const std::string key = entry.ok() ? entry->credential : std::string("unknown stream");
+  Status v = stream::VerifyAuthResponse(key, nonce, stream_name_, response);
+  if (!v.ok()) return v.code() == Errc::kProtocol ? v : auth_failed;
+  if (!entry.ok() || entry->credential.empty() || !entry->port) return auth_failed;
+
+  // kBusy while another sender holds the stream: "stream 'x' is already
+  // connected (...)"; the sender retries once that connection is gone.
+  MT_RETURN_IF_ERROR(entry->port->Attach(id_));
+  port_ = entry->port;
+  attached_ = true;
+  FrameHeader h;
+  *h.mutable_welcome() = port_->Welcome(version_);
+  Send(h);
+  state_ = State::kStreaming;
+  ArmKeepalive();
+  return Status::Ok();
+}
+
+Status Session::OnStreamFrame(Frame&& frame) {
+  switch (frame.type()) {
+    case FrameHeader::kWriteBatch:
+    case FrameHeader::kTag:
+    case FrameHeader::kResyncData:
+    case FrameHeader::kResyncComplete: {
+      std::weak_ptr<Session> weak = shared_from_this();
+      auto shared = std::make_shared<const Frame>(std::move(frame));
+      return port_->Ingest(std::move(shared), [weak](const Status& s, uint64_t seq) {
+        if (auto self = weak.lock()) {
+          asio::post(self->strand_, [self, s, seq] { self->OnDurable(s, seq); });
+        }
+      });
+    }
+    case FrameHeader::kResyncHashRequest:
+      StartHash(frame.header.resync_hash_request());
+      return Status::Ok();
+    case FrameHeader::kPing: {
+      FrameHeader h;
+      h.mutable_pong()->set_id(frame.header.ping().id());
+      Send(h);
+      return Status::Ok();
+    }
+    case FrameHeader::kPong:
+      return Status::Ok();
+    default:
+      return Status(Errc::kProtocol, std::string("unexpected ") +
+                                         stream::FrameTypeName(frame.type()) +
+                                         " frame after the welcome");
+  }
+}
+
+void Session::OnDurable(const Status& s, uint64_t seq) {
+  if (state_ >= State::kClosing) return;
+  if (!s.ok()) {
+    Fail(s);
+    return;
+  }
+  ack_wanted_ = std::max(ack_wanted_, seq);
+  DoWrite();
+}
+
+void Session::StartHash(const proto::ResyncHashRequest& request) {
+  ++hash_in_flight_;
+  auto self = shared_from_this();
+  std::shared_ptr<StreamPort> port = port_;
+  asio::post(workers_, [self, port, request] {
+    auto hashes = std::make_shared<std::vector<uint8_t>>();
+    Status s = port->HashBlocks(request, hashes.get());
+    asio::post(self->strand_,
+               [self, request, s, hashes] { self->OnHashDone(request, s, *hashes); });
+  });
+}
+
+void Session::OnHashDone(const proto::ResyncHashRequest& request, const Status& s,
+                         const std::vector<uint8_t>& hashes) {
+  --hash_in_flight_;
+  if (state_ >= State::kClosing) return;
+  if (!s.ok()) {
+    Fail(s);
+    return;
+  }
+  FrameHeader h;
+  proto::ResyncHashReply* r = h.mutable_resync_hash_reply();
+  r->set_request_id(request.request_id());
+  r->set_disk(request.disk());
+  r->set_offset(request.offset());
+  r->set_length(request.length());
+  r->set_block_size(request.block_size());
+  Send(h, hashes);
+  MaybeRead();
+}
+
+// ---------------------------------------------------------------------------
+// Flow control and keepalive
+
+void Session::EnterThrottle() {
+  throttled_ = true;
+  FrameHeader h;
+  h.mutable_throttle()->set_on(true);
+  h.mutable_throttle()->set_reason("wal-quota");
+  Send(h);
+  auto self = shared_from_this();
+  poll_timer_.expires_after(o_.throttle_poll);
+  poll_timer_.async_wait(
+      asio::bind_executor(strand_, [self](const error_code& ec) { self->OnThrottlePoll(ec); }));
+}
+
+void Session::OnThrottlePoll(const error_code& ec) {
+  if (ec || state_ != State::kStreaming) return;
+  if (port_->Throttled()) {
+    auto self = shared_from_this();
+    poll_timer_.expires_after(o_.throttle_poll);
+    poll_timer_.async_wait(
+        asio::bind_executor(strand_, [self](const error_code& e) { self->OnThrottlePoll(e); }));
+    return;
+  }
+  throttled_ = false;
+  FrameHeader h;
+  h.mutable_throttle()->set_on(false);
+  Send(h);
+  MaybeRead();
+}
+
+void Session::ArmKeepalive() {
+  auto self = shared_from_this();
+  keepalive_timer_.expires_after(o_.keepalive);
+  keepalive_timer_.async_wait(asio::bind_executor(strand_, [self](const error_code& ec) {
+    if (ec || self->state_ != State::kStreaming) return;
+    if (!self->wrote_since_keepalive_ && !self->writing_) {
+      FrameHeader h;
+      h.mutable_ping()->set_id(++self->ping_id_);
+      self->Send(h);
+    }
+    self->wrote_since_keepalive_ = false;
+    self->ArmKeepalive();
+  }));
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+void Session::Send(const FrameHeader& header, const std::vector<uint8_t>& payload) {
+  if (state_ >= State::kClosed) return;
+  std::vector<uint8_t> bytes;
+  Status s = stream::FrameEncoder(o_.max_header_bytes, o_.max_payload_bytes)
+                 .Encode(header, payload.data(), payload.size(), &bytes);
+  if (!s.ok()) {
+    if (header.body_case() != FrameHeader::kError) Fail(s.WithContext("encoding a reply"));
+    return;
+  }
+  queue_.push_back(std::move(bytes));
+  DoWrite();
+}
+
+void Session::DoWrite() {
+  if (writing_ || state_ == State::kClosed || state_ == State::kTls) return;
+  if (state_ != State::kClosing && ack_wanted_ > ack_sent_) {
+    // Coalesced ack: written ahead of the queue, carrying the newest seq.
+    FrameHeader h;
+    h.mutable_ack()->set_durable_seq(ack_wanted_);
+    std::vector<uint8_t> bytes;
+    if (stream::FrameEncoder().Encode(h, &bytes).ok()) queue_.push_front(std::move(bytes));
+    ack_sent_ = ack_wanted_;
+  }
+  if (queue_.empty()) {
+    if (state_ == State::kClosing) Linger();
+    return;
+  }
+  write_buf_ = std::move(queue_.front());
+  queue_.pop_front();
+  writing_ = true;
+  wrote_since_keepalive_ = true;
+  const uint64_t gen = ++write_gen_;
+  auto self = shared_from_this();
+  write_timer_.expires_after(o_.write_timeout);
+  write_timer_.async_wait(asio::bind_executor(strand_, [self, gen](const error_code& ec) {
+    if (ec || gen != self->write_gen_ || !self->writing_) return;
+    if (self->state_ < State::kClosing) {
+      self->close_reason_ =
+          Status(Errc::kAborted, "the peer did not read for " + Ms(self->o_.write_timeout));
+    }
+    self->HardClose();
+  }));
+  asio::async_write(stream_, asio::buffer(write_buf_),
+                    asio::bind_executor(strand_, [self, gen](const error_code& ec, size_t) {
+                      self->OnWrite(gen, ec);
+                    }));
+}
+
+void Session::OnWrite(uint64_t gen, const error_code& ec) {
+  writing_ = false;
+  if (gen == write_gen_) {
+    ++write_gen_;
+    write_timer_.cancel();
+  }
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    if (state_ < State::kClosing) close_reason_ = Status(Errc::kIoError, "write: " + ec.message());
+    HardClose();
+    return;
+  }
+  DoWrite();
+}
+
+// ---------------------------------------------------------------------------
+// Closing
+
+void Session::Fail(const Status& s) {
+  if (state_ >= State::kClosing) return;
+  queue_.clear();
+  FrameHeader h = stream::ErrorFrame(s);
+  if (state_ != State::kTls) Send(h);  // before BeginClose: Send refuses nothing while closing
+  BeginClose(s);
+}
+
+void Session::Close(const Status& reason) {
+  if (state_ >= State::kClosing) return;
+  queue_.clear();
+  BeginClose(reason);
+}
+
+void Session::BeginClose(const Status& reason) {
+  close_reason_ = reason;
+  state_ = State::kClosing;
+  if (attached_) {
+    port_->Detach(id_);
+    attached_ = false;
+  }
+  poll_timer_.cancel();
+  keepalive_timer_.cancel();
+  auto self = shared_from_this();
+  close_timer_.expires_after(o_.close_timeout);
+  close_timer_.async_wait(asio::bind_executor(strand_, [self](const error_code& ec) {
+    if (!ec) self->HardClose();
+  }));
+  DoWrite();  // flushes the error frame, then Linger()
+}
+
+// Every frame is written: send FIN after it and read (discarding) until the
+// peer closes too, so our last frame is not lost to a reset from unread data.
+void Session::Linger() {
+  if (lingering_ || state_ != State::kClosing) return;
+  lingering_ = true;
+  error_code ignored;
+  stream_.next_layer().shutdown(Tcp::socket::shutdown_send, ignored);
+  DrainRead();
+}
+
+void Session::DrainRead() {
+  if (reading_ || state_ != State::kClosing) return;
+  reading_ = true;
+  auto self = shared_from_this();
+  const uint64_t gen = ++read_gen_;
+  stream_.async_read_some(
+      asio::buffer(read_buf_),
+      asio::bind_executor(strand_, [self, gen](const error_code& ec, size_t n) {
+        self->OnRead(gen, ec, n);
+      }));
+}
+
+void Session::HardClose() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  if (attached_) {
+    port_->Detach(id_);
+    attached_ = false;
+  }
+  read_timer_.cancel();
+  write_timer_.cancel();
+  poll_timer_.cancel();
+  keepalive_timer_.cancel();
+  close_timer_.cancel();
+  error_code ignored;
+  stream_.next_layer().shutdown(Tcp::socket::shutdown_both, ignored);
+  stream_.next_layer().close(ignored);
+  Finish();
+}
+
+void Session::Finish() {
+  if (on_closed_) {
+    ClosedFn fn = std::move(on_closed_);
+    on_closed_ = nullptr;
+    fn(this, close_reason_);
+  }
+}
+
+}  // namespace mt::daemon

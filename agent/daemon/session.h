@@ -1,0 +1,161 @@
+// Session: one TLS connection of the data port (the receiver side of the
+// change stream, docs/formats/stream.md), Boost.Beast style: kept alive by
+// shared_from_this, every handler on the session's own strand, a timeout
+// before every read, one write in flight with a queue behind it.
+//
+//   accept ─▶ [tls] ──TLS handshake──▶ [hello] ──hello──▶ send auth_challenge
+//                                                          │
+//             ┌────────────────────────────────────────────┘
+//             ▼
+//           [auth] ──auth_response, MAC ok, Attach ok──▶ send welcome ─▶ [streaming]
+//                                                                          │  ▲
+//   write_batch / tag / resync_* ─▶ port.Ingest ─ on_durable(seq) ─▶ ack ──┘  │
+//   resync_hash_request ─▶ worker pool: port.HashBlocks ─▶ hash reply ────────┘
+//   ping ─▶ pong      port.Throttled() ─▶ throttle{on}, stop reading, poll ─▶ throttle{off}
+//
+//   any violation (decoder, version, auth, busy, Ingest, hash) ─▶ [closing]:
+//       send error(code = ErrcName, message), FIN, drain briefly, close, Detach.
+//   peer EOF on a frame boundary, timeout, I/O error ─▶ [closing] without a frame
+//   (a timeout still sends its error frame best effort).
+//
+// Timeouts: the TLS handshake plus hello and auth must finish within
+// handshake_timeout; in streaming every read waits at most idle_timeout (the
+// sender pings when it has nothing to send); a write that takes longer than
+// write_timeout closes the connection; closing takes at most close_timeout.
+// Acks are coalesced: at most one ack frame is queued or in flight, and it
+// carries the newest durable seq when it is written.
+// Flow control: while port.Throttled() the session does not read (TCP
+// backpressure); at most max_hash_in_flight hash requests are outstanding,
+// more pause reading too. Memory per session is bounded by the FrameDecoder
+// limits plus one read chunk plus the write queue (control frames and hash
+// replies, themselves bounded by max_hash_in_flight).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frame_codec.h"
+#include "mt/shim/status.h"
+#include "stream_port.h"
+
+namespace mt::daemon {
+
+struct SessionOptions {
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds write_timeout{30'000};
+  std::chrono::milliseconds close_timeout{2'000};
+  std::chrono::milliseconds throttle_poll{20};
+  std::chrono::milliseconds keepalive{15'000};  // ping when nothing was written for this long
+  size_t read_chunk = 256u << 10;
+  uint64_t max_header_bytes = stream::kDefaultMaxHeaderBytes;
+  uint64_t max_payload_bytes = stream::kDefaultMaxPayloadBytes;
+  int max_hash_in_flight = 2;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  using Tcp = boost::asio::ip::tcp;
+  using SslStream = boost::asio::ssl::stream<Tcp::socket>;
+  // Called once, on the strand, when the session has closed (reason: ok for
+  // a clean end).
+  using ClosedFn = std::function<void(Session*, const Status& reason)>;
+
+  // REQUIRES: ioc, ssl, directory and workers outlive the session.
+  Session(boost::asio::io_context& ioc, boost::asio::ssl::context& ssl, StreamDirectory& directory,
+          boost::asio::thread_pool& workers, const SessionOptions& options, ClosedFn on_closed);
+  ~Session();
+
+  // The TCP socket to accept into, before Start().
+  Tcp::socket& socket() { return stream_.next_layer(); }
+  // Starts the TLS handshake. `id` names the session in logs and in Attach.
+  void Start(std::string id);
+  // Closes at once (shutdown): from any thread.
+  void Stop();
+
+  const std::string& id() const { return id_; }
+
+ private:
+  enum class State { kTls, kHello, kAuth, kStreaming, kClosing, kClosed };
+
+  void OnTlsHandshake(const boost::system::error_code& ec);
+  void MaybeRead();
+  void OnRead(uint64_t gen, const boost::system::error_code& ec, size_t n);
+  void OnReadTimeout(uint64_t gen, const boost::system::error_code& ec);
+  Status HandleFrame(stream::Frame&& frame);
+  Status OnHello(const proto::Hello& hello);
+  Status OnAuthResponse(const proto::AuthResponse& response);
+  Status OnStreamFrame(stream::Frame&& frame);
+  void StartHash(const proto::ResyncHashRequest& request);
+  void OnHashDone(const proto::ResyncHashRequest& request, const Status& s,
+                  const std::vector<uint8_t>& hashes);
+  void OnDurable(const Status& s, uint64_t seq);
+  void EnterThrottle();
+  void OnThrottlePoll(const boost::system::error_code& ec);
+  void ArmKeepalive();
+
+  void Send(const stream::FrameHeader& header, const std::vector<uint8_t>& payload = {});
+  void DoWrite();
+  void OnWrite(uint64_t gen, const boost::system::error_code& ec);
+
+  // Closing: Fail sends the error frame first; Close does not.
+  void Fail(const Status& s);
+  void Close(const Status& reason);
+  void BeginClose(const Status& reason);
+  void Linger();
+  void DrainRead();
+  void HardClose();
+  void Finish();
+
+  boost::asio::io_context& ioc_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  SslStream stream_;
+  StreamDirectory& directory_;
+  boost::asio::thread_pool& workers_;
+  const SessionOptions o_;
+  ClosedFn on_closed_;
+  std::string id_;
+
+  State state_ = State::kTls;
+  Status close_reason_;
+  std::chrono::steady_clock::time_point handshake_deadline_;
+  stream::FrameDecoder decoder_;
+  std::vector<uint8_t> read_buf_;
+  bool reading_ = false;
+  uint64_t read_gen_ = 0;
+  boost::asio::steady_timer read_timer_;
+
+  std::deque<std::vector<uint8_t>> queue_;
+  std::vector<uint8_t> write_buf_;
+  bool writing_ = false;
+  bool wrote_since_keepalive_ = false;
+  uint64_t write_gen_ = 0;
+  boost::asio::steady_timer write_timer_;
+  uint64_t ack_wanted_ = 0, ack_sent_ = 0;
+
+  // Handshake / stream.
+  std::string stream_name_;
+  uint32_t version_ = 0;
+  std::string server_nonce_;  // kNonceBytes
+  std::shared_ptr<StreamPort> port_;
+  bool attached_ = false;
+  bool throttled_ = false;
+  int hash_in_flight_ = 0;
+  uint64_t ping_id_ = 0;
+  boost::asio::steady_timer poll_timer_;
+  boost::asio::steady_timer keepalive_timer_;
+  boost::asio::steady_timer close_timer_;
+  bool lingering_ = false;
+};
+
+}  // namespace mt::daemon
