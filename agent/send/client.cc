@@ -1,0 +1,324 @@
+#include "client.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+
+#include "auth.h"
+#include "messages.h"
+#include "tls_identity.h"
+
+namespace mt::send {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using stream::Frame;
+using stream::FrameHeader;
+
+namespace {
+
+bool Transient(Errc c) {
+  return c == Errc::kBusy || c == Errc::kAborted || c == Errc::kIoError || c == Errc::kNoSpace;
+}
+
+}  // namespace
+
+std::unique_ptr<asio::ssl::context> MakeClientContext() {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::sslv23_client);
+  SSL_CTX* h = ctx->native_handle();
+  SSL_CTX_set_options(h, SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                             SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION);
+  return ctx;
+}
+
+Connection::Connection(asio::io_context& ioc, asio::ssl::context& ssl, ConnectOptions options,
+                       Callbacks callbacks)
+    : ioc_(ioc),
+      stream_(ioc, ssl),
+      resolver_(ioc),
+      timer_(ioc),
+      keepalive_(ioc),
+      o_(std::move(options)),
+      cb_(std::move(callbacks)),
+      read_buf_(256u << 10) {}
+
+Connection::~Connection() = default;
+
+void Connection::ArmTimer(std::chrono::milliseconds d, const char* what) {
+  const uint64_t gen = ++timer_gen_;
+  std::weak_ptr<Connection> weak = shared_from_this();
+  const std::string msg = std::string(what) + " within " + std::to_string(d.count()) + " ms";
+  timer_.expires_after(d);
+  timer_.async_wait([weak, gen, msg](const error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || gen != self->timer_gen_) return;
+    if (self->state_ == State::kClosing) {
+      self->Fail({Status(Errc::kAborted, "closed by the sender"), false});
+      return;
+    }
+    self->Fail({Status(Errc::kAborted, "no answer from the receiver: " + msg), false});
+  });
+}
+
+void Connection::Start() {
+  auto self = shared_from_this();
+  ArmTimer(o_.connect_timeout, "connect and handshake");
+  const std::string where = o_.host + ":" + std::to_string(o_.port);
+  resolver_.async_resolve(
+      o_.host, std::to_string(o_.port),
+      [self, where](const error_code& ec, asio::ip::tcp::resolver::results_type results) {
+        if (self->state_ != State::kConnecting) return;
+        if (ec) {
+          self->Fail({Status(Errc::kNotFound, "cannot resolve " + where + ": " + ec.message()), false});
+          return;
+        }
+        asio::async_connect(self->stream_.next_layer(), results,
+                            [self, where](const error_code& e, const asio::ip::tcp::endpoint&) {
+                              if (self->state_ != State::kConnecting) return;
+                              if (e) {
+                                self->Fail({Status(Errc::kUnavailable,
+                                                   "cannot connect to " + where + ": " + e.message()),
+                                            false});
+                                return;
+                              }
+                              self->OnConnected();
+                            });
+      });
+}
+
+void Connection::OnConnected() {
+  error_code ignored;
+  stream_.next_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
+  stream_.set_verify_mode(asio::ssl::verify_peer);
+  std::weak_ptr<Connection> weak = shared_from_this();
+  // Trust is the pinned fingerprint, not a CA: the certificate is self-signed.
+  stream_.set_verify_callback([weak](bool, asio::ssl::verify_context& vc) {
+    auto self = weak.lock();
+    if (!self) return false;
+    X509_STORE_CTX* sc = vc.native_handle();
+    if (X509_STORE_CTX_get_error_depth(sc) != 0) return true;
+    X509* cert = X509_STORE_CTX_get_current_cert(sc);
+    unsigned char* der = nullptr;
+    const int len = cert != nullptr ? i2d_X509(cert, &der) : -1;
+    if (len <= 0) return false;
+    self->seen_fingerprint_ = daemon::DerFingerprint(der, static_cast<size_t>(len));
+    OPENSSL_free(der);
+    return self->seen_fingerprint_ == self->o_.fingerprint;
+  });
+  auto self = shared_from_this();
+  stream_.async_handshake(asio::ssl::stream_base::client,
+                          [self](const error_code& ec) { self->OnHandshake(ec); });
+}
+
+void Connection::OnHandshake(const error_code& ec) {
+  if (state_ != State::kConnecting) return;
+  if (ec) {
+    if (!seen_fingerprint_.empty() && seen_fingerprint_ != o_.fingerprint) {
+      Fail({Status(Errc::kAuth, "the receiver's certificate fingerprint is " + seen_fingerprint_ +
+                                    ", but --fingerprint pins " + o_.fingerprint +
+                                    ": refusing to connect (another server, or its identity was "
+                                    "recreated)"),
+            true});
+    } else {
+      Fail({Status(Errc::kUnavailable, "TLS handshake with " + o_.host + ":" +
+                                           std::to_string(o_.port) + " failed: " + ec.message()),
+            false});
+    }
+    return;
+  }
+  state_ = State::kHello;
+  FrameHeader h;
+  proto::Hello* hello = h.mutable_hello();
+  hello->set_min_version(stream::kMinProtocolVersion);
+  hello->set_max_version(stream::kMaxProtocolVersion);
+  hello->set_stream_name(o_.stream);
+  hello->set_sender_id(o_.sender_id);
+  std::vector<uint8_t> bytes;
+  Status s = stream::FrameEncoder().Encode(h, &bytes);
+  if (!s.ok()) {
+    Fail({s, true});
+    return;
+  }
+  queue_.push_back(std::move(bytes));
+  DoWrite();
+  Read();
+}
+
+void Connection::Read() {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kStreaming) ArmTimer(o_.idle_timeout, "a frame");
+  auto self = shared_from_this();
+  stream_.async_read_some(asio::buffer(read_buf_), [self](const error_code& ec, size_t n) {
+    self->OnRead(ec, n);
+  });
+}
+
+void Connection::OnRead(const error_code& ec, size_t n) {
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    if (state_ == State::kClosing) {
+      Fail({Status(Errc::kAborted, "closed by the sender"), false});
+    } else {
+      Fail({Status(Errc::kUnavailable, "the receiver closed the connection (" + ec.message() + ")"),
+            false});
+    }
+    return;
+  }
+  size_t off = 0;
+  while (off < n || decoder_.buffered_bytes() > 0) {
+    off += decoder_.Put(read_buf_.data() + off, n - off);
+    bool any = false;
+    for (;;) {
+      Frame f;
+      Result<bool> next = decoder_.Next(&f);
+      if (!next.ok()) {
+        Fail({next.status().WithContext("from the receiver"), true});
+        return;
+      }
+      if (!*next) break;
+      any = true;
+      Status s = OnFrame(std::move(f));
+      if (state_ == State::kClosed) return;
+      if (!s.ok()) {
+        Fail({s, !Transient(s.code())});
+        return;
+      }
+    }
+    if (off >= n || !any) break;
+  }
+  Read();
+}
+
+Status Connection::OnFrame(Frame&& f) {
+  if (f.type() == FrameHeader::kError) {
+    Status s = stream::StatusFromError(f.header.error());
+    return Status(s.code(), "the receiver refused: " + s.ToString());
+  }
+  switch (state_) {
+    case State::kHello: {
+      if (f.type() != FrameHeader::kAuthChallenge)
+        return Status(Errc::kProtocol, std::string("expected auth-challenge, got ") +
+                                           stream::FrameTypeName(f.type()));
+      MT_ASSIGN_OR_RETURN(proto::AuthResponse r,
+                          stream::AnswerChallenge(o_.key, f.header.auth_challenge(), o_.stream));
+      FrameHeader h;
+      *h.mutable_auth_response() = r;
+      std::vector<uint8_t> bytes;
+      MT_RETURN_IF_ERROR(stream::FrameEncoder().Encode(h, &bytes));
+      queue_.push_back(std::move(bytes));
+      DoWrite();
+      state_ = State::kAuth;
+      return Status::Ok();
+    }
+    case State::kAuth:
+      if (f.type() != FrameHeader::kWelcome)
+        return Status(Errc::kProtocol,
+                      std::string("expected welcome, got ") + stream::FrameTypeName(f.type()));
+      state_ = State::kStreaming;
+      ArmKeepalive();
+      if (cb_.on_welcome) cb_.on_welcome(f.header.welcome());
+      return Status::Ok();
+    case State::kStreaming:
+    case State::kClosing:
+      if (f.type() == FrameHeader::kPing) {
+        if (state_ == State::kClosing) return Status::Ok();
+        FrameHeader h;
+        h.mutable_pong()->set_id(f.header.ping().id());
+        return Send(h);
+      }
+      if (f.type() == FrameHeader::kPong) return Status::Ok();
+      if (cb_.on_frame) cb_.on_frame(std::move(f));
+      return Status::Ok();
+    default:
+      return Status::Ok();
+  }
+}
+
+Status Connection::Send(const FrameHeader& header, const std::vector<stream::ConstSlice>& payload) {
+  if (state_ != State::kStreaming) return Status(Errc::kAborted, "the connection is not open");
+  std::vector<uint8_t> bytes;
+  MT_RETURN_IF_ERROR(stream::FrameEncoder().Encode(header, payload, &bytes));
+  queued_bytes_ += bytes.size();
+  queue_.push_back(std::move(bytes));
+  DoWrite();
+  return Status::Ok();
+}
+
+void Connection::DoWrite() {
+  if (writing_ || state_ == State::kClosed) return;
+  if (queue_.empty()) {
+    if (state_ == State::kClosing) {
+      error_code ignored;  // FIN after our last frame; read until the receiver closes
+      stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      ArmTimer(std::chrono::milliseconds(2000), "close");
+    } else if (state_ == State::kStreaming && cb_.on_drained) {
+      cb_.on_drained();
+    }
+    return;
+  }
+  write_buf_ = std::move(queue_.front());
+  queue_.pop_front();
+  writing_ = true;
+  wrote_ = true;
+  auto self = shared_from_this();
+  asio::async_write(stream_, asio::buffer(write_buf_), [self](const error_code& ec, size_t n) {
+    self->writing_ = false;
+    if (self->state_ == State::kClosed) return;
+    if (self->queued_bytes_ >= n) self->queued_bytes_ -= n; else self->queued_bytes_ = 0;
+    if (ec) {
+      self->Fail({Status(Errc::kUnavailable, "write to the receiver failed: " + ec.message()), false});
+      return;
+    }
+    self->DoWrite();
+  });
+}
+
+void Connection::ArmKeepalive() {
+  std::weak_ptr<Connection> weak = shared_from_this();
+  keepalive_.expires_after(o_.keepalive);
+  keepalive_.async_wait([weak](const error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->state_ != State::kStreaming) return;
+    if (!self->wrote_ && !self->writing_) {
+      FrameHeader h;
+      h.mutable_ping()->set_id(1);
+      (void)self->Send(h);
+    }
+    self->wrote_ = false;
+    self->ArmKeepalive();
+  });
+}
+
+void Connection::Close() {
+  if (state_ == State::kClosed || state_ == State::kClosing) return;
+  if (state_ != State::kStreaming) {
+    Fail({Status(Errc::kAborted, "closed by the sender"), false});
+    return;
+  }
+  state_ = State::kClosing;
+  keepalive_.cancel();
+  DoWrite();
+}
+
+void Connection::Fail(CloseReason reason) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  ++timer_gen_;
+  timer_.cancel();
+  keepalive_.cancel();
+  resolver_.cancel();
+  error_code ignored;
+  stream_.next_layer().close(ignored);
+  queue_.clear();
+  queued_bytes_ = 0;
+  if (cb_.on_closed) {
+    auto fn = std::move(cb_.on_closed);
+    cb_.on_closed = nullptr;
+    fn(reason);
+  }
+}
+
+}  // namespace mt::send

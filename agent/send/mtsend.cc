@@ -1,0 +1,194 @@
+#include "mtsend.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include "credential_store.h"
+#include "mt/shim/file_system.h"
+#include "sender.h"
+#include "tls_identity.h"
+
+namespace mt::send {
+
+namespace {
+
+struct Common {
+  std::string to, stream, key_file, key_hex, fingerprint, sender_id = "mtsend";
+  double retry_for = 60;
+  bool verbose = false;
+};
+
+void AddCommon(CLI::App* app, Common* c) {
+  app->add_option("--to", c->to, "receiver address HOST:PORT (port 9443 if omitted)")->required();
+  app->add_option("--stream", c->stream, "stream name")->required();
+  auto* kf = app->add_option("--key", c->key_file, "file with the stream credential (64 hex digits)");
+  auto* kh = app->add_option("--key-hex", c->key_hex, "the stream credential as 64 hex digits");
+  kf->excludes(kh);
+  app->add_option("--fingerprint", c->fingerprint,
+                  "SHA-256 fingerprint of the receiver's certificate (hex, colons allowed)")
+      ->required();
+  app->add_option("--sender-id", c->sender_id, "name of this sender in the receiver's logs");
+  app->add_option("--retry-for", c->retry_for,
+                  "seconds to keep reconnecting after a transient failure (default 60)");
+  app->add_flag("--verbose,-v", c->verbose, "report reconnects on stderr");
+}
+
+Result<ConnectOptions> ToConnect(const Common& c) {
+  ConnectOptions o;
+  std::string host = c.to, port = "9443";
+  if (!host.empty() && host[0] == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string::npos) return Status(Errc::kInvalidArgument, "--to '" + c.to + "': missing ']'");
+    if (close + 1 < host.size()) {
+      if (host[close + 1] != ':') return Status(Errc::kInvalidArgument, "--to '" + c.to + "' is not HOST:PORT");
+      port = host.substr(close + 2);
+    }
+    host = host.substr(1, close - 1);
+  } else if (host.find(':') != std::string::npos && host.find(':') == host.rfind(':')) {
+    port = host.substr(host.find(':') + 1);
+    host = host.substr(0, host.find(':'));
+  }
+  char* end = nullptr;
+  const unsigned long p = std::strtoul(port.c_str(), &end, 10);
+  if (host.empty() || port.empty() || *end != '\0' || p == 0 || p > 65535) {
+    return Status(Errc::kInvalidArgument, "--to '" + c.to + "' is not HOST:PORT");
+  }
+  o.host = host;
+  o.port = static_cast<uint16_t>(p);
+  o.stream = c.stream;
+  o.sender_id = c.sender_id;
+  std::string hex = c.key_hex;
+  if (!c.key_file.empty()) {
+    shim::FileSystem& fs = shim::PosixFileSystem();
+    MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, fs.OpenFile(c.key_file, shim::FileOptions{}));
+    hex.assign(std::min<uint64_t>(f->Size(), 4096), '\0');
+    MT_ASSIGN_OR_RETURN(size_t got, f->ReadAt(0, hex.data(), hex.size()));
+    hex.resize(got);
+  }
+  if (hex.empty()) return Status(Errc::kInvalidArgument, "give the stream credential: --key FILE or --key-hex HEX");
+  Result<std::string> key = daemon::FromHex(hex);
+  if (!key.ok() || key->empty()) {
+    return Status(Errc::kInvalidArgument, "the stream credential is not hex digits");
+  }
+  o.key = *key;
+  MT_ASSIGN_OR_RETURN(o.fingerprint, daemon::NormalizeFingerprint(c.fingerprint));
+  return o;
+}
+
+// "100" or "100/s": writes per second; "50MiB/s", "1G/s": bytes per second.
+Status ParseRate(const std::string& text, WorkloadOptions* o) {
+  std::string t = text;
+  if (t.size() > 2 && t.compare(t.size() - 2, 2, "/s") == 0) t.resize(t.size() - 2);
+  const bool bytes = t.find_first_not_of("0123456789.") != std::string::npos;
+  if (!bytes) {
+    char* end = nullptr;
+    const double v = std::strtod(t.c_str(), &end);
+    if (t.empty() || *end != '\0' || v <= 0) return Status(Errc::kInvalidArgument, "--rate '" + text + "' is not a rate");
+    o->rate_writes = v;
+    return Status::Ok();
+  }
+  Result<uint64_t> b = ParseBytes(t);
+  if (!b.ok() || *b == 0) return Status(Errc::kInvalidArgument, "--rate '" + text + "' is not a rate (e.g. 200 or 50MiB/s)");
+  o->rate_bytes = static_cast<double>(*b);
+  return Status::Ok();
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "mtsend: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+void PrintResult(const char* what, const RunResult& r) {
+  const double mib = static_cast<double>(r.bytes) / (1 << 20);
+  std::printf("mtsend %s: seqs %llu..%llu durable: %llu writes (%.1f MiB), %llu tags in %.2f s "
+              "(%.1f MiB/s), %llu reconnects\n",
+              what, static_cast<unsigned long long>(r.first_seq),
+              static_cast<unsigned long long>(r.last_seq), static_cast<unsigned long long>(r.writes),
+              mib, static_cast<unsigned long long>(r.tags), r.seconds,
+              r.seconds > 0 ? mib / r.seconds : 0.0, static_cast<unsigned long long>(r.reconnects));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int MtsendMain(int argc, char** argv) {
+  CLI::App app{"mtsend: reference sender of the mt-agent change stream (a process server's part)"};
+  app.require_subcommand(1);
+
+  Common wc;
+  WorkloadOptions wo;
+  std::string disk_size, sizes = "4k..1M", rate;
+  auto* work = app.add_subcommand("workload", "send a synthetic, seed-reproducible write workload");
+  AddCommon(work, &wc);
+  work->add_option("--disks", wo.spec.disks, "number of disks of the stream (0..N-1)")->required();
+  work->add_option("--disk-size", disk_size, "bytes per disk (units k, M, G)")->required();
+  work->add_option("--block", wo.spec.block, "offset and size granularity in bytes (default 4096)");
+  work->add_option("--rate", rate, "writes per second (e.g. 200) or bytes per second (e.g. 50MiB/s)");
+  auto* count = work->add_option("--count", wo.count, "items of the run (a restart continues to the same end)");
+  auto* secs = work->add_option("--seconds", wo.seconds, "run for S seconds");
+  count->excludes(secs);
+  work->add_option("--sizes", sizes, "write sizes: 4k..1M, 64k or 4k:60,64k:30,1M:10 (default 4k..1M)");
+  work->add_option("--overlap", wo.spec.overlap, "probability 0..1 that a write lands in a small hot zone");
+  work->add_option("--tag-every", wo.tag_every, "seconds between app-consistent tags");
+  work->add_option("--seed", wo.spec.seed, "seed of the workload (default 1)");
+  work->add_option("--record", wo.record_path, "record every item sent in FILE (docs/formats/mtsend-record.md)");
+  work->add_option("--window", wo.window_bytes, "bytes sent but not yet acknowledged at most");
+
+  Common tc;
+  TagOptions to;
+  bool app_kind = false, user_kind = false;
+  auto* tag = app.add_subcommand("tag", "mark a recovery point at the stream's next seq");
+  AddCommon(tag, &tc);
+  tag->add_option("name", to.name, "tag name (unique in the stream)")->required();
+  auto* fa = tag->add_flag("--app", app_kind, "application-consistent point");
+  auto* fu = tag->add_flag("--user", user_kind, "operator-named point");
+  fa->excludes(fu);
+  tag->add_option("--group-tag-id", to.group_tag_id, "shared id of a replication-group point");
+
+  auto* resync = app.add_subcommand("resync", "resync a disk from a source device or image (not implemented yet)");
+  resync->allow_extras();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  if (*work) {
+    Result<ConnectOptions> c = ToConnect(wc);
+    if (!c.ok()) return Fail(c.status());
+    wo.connect = *c;
+    wo.retry_for = std::chrono::milliseconds(static_cast<int64_t>(wc.retry_for * 1000));
+    wo.verbose = wc.verbose;
+    Result<uint64_t> ds = ParseBytes(disk_size);
+    if (!ds.ok()) return Fail(ds.status().WithContext("--disk-size"));
+    wo.spec.disk_size = *ds;
+    Result<SizeDistribution> sd = ParseSizes(sizes, wo.spec.block);
+    if (!sd.ok()) return Fail(sd.status().WithContext("--sizes"));
+    wo.spec.sizes = *sd;
+    if (!rate.empty()) {
+      Status s = ParseRate(rate, &wo);
+      if (!s.ok()) return Fail(s);
+    }
+    Result<RunResult> r = RunWorkload(wo);
+    if (!r.ok()) return Fail(r.status());
+    PrintResult("workload", *r);
+    return 0;
+  }
+  if (*tag) {
+    Result<ConnectOptions> c = ToConnect(tc);
+    if (!c.ok()) return Fail(c.status());
+    to.connect = *c;
+    to.retry_for = std::chrono::milliseconds(static_cast<int64_t>(tc.retry_for * 1000));
+    to.verbose = tc.verbose;
+    to.kind = app_kind ? proto::TAG_KIND_APP : user_kind ? proto::TAG_KIND_USER : proto::TAG_KIND_CRASH;
+    Result<RunResult> r = RunTag(to);
+    if (!r.ok()) return Fail(r.status());
+    PrintResult("tag", *r);
+    return 0;
+  }
+  return Fail(Status(Errc::kUnavailable, "resync is not implemented yet"));
+}
+
+}  // namespace mt::send

@@ -1,0 +1,3 @@
+#include "mtsend.h"
+
+int main(int argc, char** argv) { return mt::send::MtsendMain(argc, argv); }

@@ -1,0 +1,63 @@
+// mtsend's commands as library functions (the CLI in mtsend.cc parses flags
+// into these options): a synthetic workload and a single tag, each over a
+// Connection (client.h) that is re-established with back-off after a
+// transient failure and resumes from the welcome's resume_seq.
+//
+// Workload run, in seq order:
+//   welcome(R) ─▶ first time: record opened (lines > R dropped), next seq R+1
+//              ─▶ again: the unacked items after R are resent as they were
+//   pump: while not throttled, fewer than window_bytes unacked, the rate
+//         allows and the workload is not over: next batch ─▶ record ─▶ send
+//   ack(d): items <= d leave the window.  done: the last item acked ─▶ close.
+// Failures: permanent ones (auth, fingerprint, protocol, validation) end the
+// run at once; transient ones (refused, reset, busy, timeouts) reconnect with
+// back-off 100 ms .. 5 s until retry_for passes without a welcome.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "client.h"
+#include "mt/shim/status.h"
+#include "workload.h"
+
+namespace mt::send {
+
+struct WorkloadOptions {
+  ConnectOptions connect;
+  WorkloadSpec spec;
+  double rate_writes = 0;  // writes per second; 0: no limit
+  double rate_bytes = 0;   // bytes per second; 0: no limit
+  uint64_t count = 0;      // items of the run: seqs start+1 .. start+count (0: use seconds)
+  double seconds = 0;      // run time of this process (0: use count)
+  double tag_every = 0;    // seconds between app tags; 0: none
+  std::string record_path; // empty: no record
+  uint64_t window_bytes = 64u << 20;
+  uint64_t batch_bytes = 1u << 20;
+  uint32_t batch_writes = 64;
+  std::chrono::milliseconds retry_for{60'000};
+  bool verbose = false;    // reconnect notices on stderr
+};
+
+struct RunResult {
+  uint64_t first_seq = 0, last_seq = 0;  // seqs this process made durable
+  uint64_t writes = 0, tags = 0, bytes = 0, reconnects = 0;
+  double seconds = 0;
+};
+
+Result<RunResult> RunWorkload(const WorkloadOptions& options);
+
+struct TagOptions {
+  ConnectOptions connect;
+  std::string name;
+  proto::TagKind kind = proto::TAG_KIND_CRASH;
+  std::string group_tag_id;
+  std::chrono::milliseconds retry_for{60'000};
+  bool verbose = false;
+};
+
+// Sends one tag at the stream's next seq and waits until it is durable.
+Result<RunResult> RunTag(const TagOptions& options);
+
+}  // namespace mt::send

@@ -1,0 +1,175 @@
+// mtsend (the reference sender) as a process against the in-process
+// receiver over real TLS on 127.0.0.1: workloads reach the targets exactly as
+// their record says, a killed and restarted mtsend loses and duplicates
+// nothing, pinning and credentials fail with one clear line; and openssl
+// s_client judges which TLS versions the data port accepts.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "data_port_fixture.h"
+#include "record.h"
+#include "subprocess.h"
+
+namespace mt::daemon::test {
+namespace {
+
+using mt::test::ProcessResult;
+using mt::test::RunProcess;
+using mt::test::Subprocess;
+
+class MtsendTest : public DataPortTest {
+ protected:
+  std::vector<std::string> Workload(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {MT_MTSEND_PATH, "workload",
+                                     "--to", "127.0.0.1:" + std::to_string(port()),
+                                     "--stream", kStream,
+                                     "--key", creds_->PathOf(kStream),
+                                     "--fingerprint", identity_.fingerprint,
+                                     "--disks", std::to_string(kDisks),
+                                     "--disk-size", std::to_string(kDiskSize),
+                                     "--retry-for", "20"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
+
+  // The targets equal the record rebuilt at the durable seq, every seq
+  // 1..last is recorded once, and the tags in the record are the stream's points.
+  void ExpectTargetsMatchRecord(const std::string& record_path, uint64_t last) {
+    ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+    EXPECT_EQ(runtime_->Health().durable_seq, last);
+    auto rec = send::ReadRecord(shim::PosixFileSystem(), record_path);
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    ASSERT_EQ(rec->entries.size(), last);
+    for (uint64_t i = 0; i < last; ++i) ASSERT_EQ(rec->entries[i].seq, i + 1);
+    std::vector<std::vector<uint8_t>> images;
+    ASSERT_TRUE(send::RebuildDisks(*rec, kDisks, kDiskSize, last, &images).ok());
+    for (uint32_t d = 0; d < kDisks; ++d) {
+      EXPECT_TRUE(images[d] == disks_[d]->Contents()) << "disk " << d << " differs from the record";
+    }
+    std::vector<std::string> tags;
+    for (const auto& e : rec->entries) {
+      if (e.type == 'T') tags.push_back(e.name);
+    }
+    auto points = store_->catalog().ListPoints(stream_id_);
+    ASSERT_TRUE(points.ok());
+    std::vector<std::string> names;
+    for (const auto& p : *points) names.push_back(p.name);
+    EXPECT_EQ(names, tags);
+  }
+};
+
+TEST_F(MtsendTest, WorkloadReachesTheTargetsExactlyAsRecorded) {
+  const std::string record = dir_.path() + "/record.txt";
+  ProcessResult r = RunProcess(Workload({"--count", "400", "--sizes", "4k..64k", "--overlap", "0.5",
+                                         "--seed", "7", "--record", record}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("seqs 1..400 durable"), std::string::npos) << r.out;
+  ExpectTargetsMatchRecord(record, 400);
+}
+
+TEST_F(MtsendTest, KilledMtsendRestartedLosesAndDuplicatesNothing) {
+  const std::string record = dir_.path() + "/record.txt";
+  const std::vector<std::string> argv =
+      Workload({"--count", "3000", "--sizes", "4k..128k", "--overlap", "0.3", "--seed", "42",
+                "--rate", "1500", "--tag-every", "0.25", "--record", record});
+  for (uint64_t kill_at : {600u, 1500u}) {
+    Subprocess p(argv);
+    ASSERT_TRUE(p.started());
+    ASSERT_TRUE(WaitFor([&] { return runtime_->Health().durable_seq >= kill_at; },
+                        std::chrono::seconds(30)))
+        << "mtsend made no progress: " << p.DrainErr();
+    p.Signal(SIGKILL);  // mid-batch: writes are in flight and unacknowledged
+    EXPECT_EQ(p.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  }
+  EXPECT_LT(runtime_->Health().durable_seq, 3000u) << "the kills came too late to test anything";
+  ProcessResult r = RunProcess(argv);  // restarted: resumes from the welcome's resume_seq
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectTargetsMatchRecord(record, 3000);
+}
+
+TEST_F(MtsendTest, DifferentServerFingerprintIsRefusedWithOneLine) {
+  std::vector<std::string> argv = Workload({"--count", "10"});
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--fingerprint") argv[i + 1] = std::string(64, 'a');
+  }
+  ProcessResult r = RunProcess(argv);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("fingerprint"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("refusing"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(runtime_->Health().durable_seq, 0u);
+}
+
+TEST_F(MtsendTest, WrongCredentialFailsAtOnceWithOneLine) {
+  std::vector<std::string> argv = Workload({"--count", "10"});
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--key") {
+      argv[i] = "--key-hex";
+      argv[i + 1] = std::string(64, '0');
+    }
+  }
+  ProcessResult r = RunProcess(argv);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("auth: authentication failed for stream 'vm1'"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(MtsendTest, TagBecomesARecoveryPointOfItsKind) {
+  ProcessResult w = RunProcess(Workload({"--count", "20", "--sizes", "4k"}));
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  ProcessResult r = RunProcess({MT_MTSEND_PATH, "tag", "before-upgrade", "--app",
+                                "--to", "127.0.0.1:" + std::to_string(port()), "--stream", kStream,
+                                "--key", creds_->PathOf(kStream),
+                                "--fingerprint", ColonFingerprint(identity_.fingerprint)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(runtime_->WaitApplied(10'000).ok());
+  auto p = store_->catalog().FindPoint(stream_id_, "before-upgrade");
+  ASSERT_TRUE(p.ok() && p->has_value());
+  EXPECT_EQ((*p)->seq, 21u);
+  EXPECT_EQ((*p)->kind, retention::TagKind::kApp);
+}
+
+// --- openssl as the judge ---------------------------------------------------
+
+// The openssl binary's path, or "" (RunProcess does not search PATH).
+std::string Openssl() {
+  ProcessResult r = RunProcess({"/bin/sh", "-c", "command -v openssl"});
+  if (r.exit_code != 0) return "";
+  while (!r.out.empty() && (r.out.back() == '\n' || r.out.back() == ' ')) r.out.pop_back();
+  return r.out;
+}
+bool HaveOpenssl() { return !Openssl().empty(); }
+
+ProcessResult SClient(uint16_t port, const std::string& version) {
+  return RunProcess({Openssl(), "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                     "-" + version, "-cipher", "DEFAULT@SECLEVEL=0"});
+}
+
+TEST_F(DataPortTest, OpensslTls11IsRefusedByTheServer) {
+  if (!HaveOpenssl()) GTEST_SKIP() << "no openssl binary (scripts/bootstrap installs it)";
+  ProcessResult r = SClient(port(), "tls1_1");
+  EXPECT_NE(r.exit_code, 0);
+  // The refusal is the server's: it answers the TLS 1.1 hello with an alert.
+  EXPECT_NE((r.out + r.err).find("alert protocol version"), std::string::npos) << r.out << r.err;
+}
+
+TEST_F(DataPortTest, OpensslTls12AndTls13Connect) {
+  if (!HaveOpenssl()) GTEST_SKIP() << "no openssl binary (scripts/bootstrap installs it)";
+  for (const char* v : {"tls1_2", "tls1_3"}) {
+    ProcessResult r = SClient(port(), v);
+    const std::string want = std::string("New, TLSv1.") + (v[5] == '2' ? "2" : "3");
+    EXPECT_EQ(r.exit_code, 0) << v << ": " << r.err;
+    EXPECT_NE(r.out.find(want), std::string::npos) << v << ": " << r.out;
+  }
+}
+
+TEST_F(DataPortTest, FingerprintIsTheOneOpensslComputes) {
+  if (!HaveOpenssl()) GTEST_SKIP() << "no openssl binary (scripts/bootstrap installs it)";
+  ProcessResult r = RunProcess({Openssl(), "x509", "-noout", "-fingerprint", "-sha256", "-in",
+                                dir_.path() + "/tls/cert.pem"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(ColonFingerprint(identity_.fingerprint)), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace mt::daemon::test

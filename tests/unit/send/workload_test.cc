@@ -1,0 +1,112 @@
+// mtsend's workload generator and record file: reproducible from the seed,
+// inside the disks and aligned, the record round-trips and rebuilds disks.
+#include <gtest/gtest.h>
+
+#include "mt/shim/crc32c.h"
+#include "mt/shim/mem_file_system.h"
+#include "record.h"
+#include "workload.h"
+
+namespace mt::send {
+namespace {
+
+WorkloadSpec Spec(double overlap = 0.2) {
+  WorkloadSpec s;
+  s.seed = 99;
+  s.disks = 3;
+  s.disk_size = 16u << 20;
+  s.block = 4096;
+  s.sizes = *ParseSizes("4k..1M", 4096);
+  s.overlap = overlap;
+  return s;
+}
+
+TEST(Workload, ParsesSizesRangesAndWeights) {
+  EXPECT_EQ(*ParseBytes("4k"), 4096u);
+  EXPECT_EQ(*ParseBytes("2MiB"), 2u << 20);
+  EXPECT_FALSE(ParseBytes("12q").ok());
+  SizeDistribution r = *ParseSizes("4k..64k", 4096);
+  EXPECT_EQ(r.sizes, (std::vector<uint64_t>{4096, 8192, 16384, 32768, 65536}));
+  SizeDistribution w = *ParseSizes("4k:60,1M:40", 4096);
+  EXPECT_EQ(w.sizes, (std::vector<uint64_t>{4096, 1u << 20}));
+  EXPECT_EQ(w.weights, (std::vector<uint64_t>{60, 40}));
+  EXPECT_FALSE(ParseSizes("1000", 4096).ok()) << "not a multiple of the block";
+  EXPECT_FALSE(ParseSizes("128M", 4096).ok()) << "over 64 MiB";
+}
+
+TEST(Workload, WritesAreAPureFunctionOfSeedAndSeqInsideTheDisks) {
+  const WorkloadSpec s = Spec();
+  ASSERT_TRUE(CheckSpec(s).ok());
+  for (uint64_t seq = 1; seq <= 5000; ++seq) {
+    const WriteItem a = WriteAt(s, seq), b = WriteAt(s, seq);
+    EXPECT_EQ(a.disk, b.disk);
+    EXPECT_EQ(a.offset, b.offset);
+    EXPECT_EQ(a.length, b.length);
+    ASSERT_LT(a.disk, s.disks);
+    ASSERT_EQ(a.offset % s.block, 0u);
+    ASSERT_EQ(a.length % s.block, 0u);
+    ASSERT_LE(a.offset + a.length, s.disk_size);
+  }
+  std::vector<uint8_t> x(8192), y(8192);
+  WorkloadData(1, 7, x.data(), x.size());
+  WorkloadData(1, 7, y.data(), y.size());
+  EXPECT_EQ(x, y);
+  WorkloadData(1, 8, y.data(), y.size());
+  EXPECT_NE(x, y);
+}
+
+TEST(Workload, OverlapOneKeepsEveryWriteInTheHotZone) {
+  const WorkloadSpec s = Spec(1.0);
+  for (uint64_t seq = 1; seq <= 1000; ++seq) {
+    const WriteItem w = WriteAt(s, seq);
+    ASSERT_LE(w.offset + w.length, std::min<uint64_t>(s.disk_size, 64 * s.sizes.max()));
+  }
+}
+
+TEST(Record, RestartKeepsDurableLinesAndRebuildsTheDisks) {
+  shim::MemFileSystem fs;
+  const WorkloadSpec s = Spec();
+  auto w = RecordWriter::Open(fs, "/rec", s.seed, 0);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::vector<RecordEntry> entries;
+  for (uint64_t seq = 1; seq <= 30; ++seq) {
+    RecordEntry e;
+    if (seq % 10 == 0) {
+      e.type = 'T';
+      e.kind = "app";
+      e.name = "tag with spaces " + std::to_string(seq);
+    } else {
+      const WriteItem it = WriteAt(s, seq);
+      std::vector<uint8_t> data(it.length);
+      WorkloadData(s.seed, seq, data.data(), data.size());
+      e.disk = it.disk;
+      e.offset = it.offset;
+      e.length = it.length;
+      e.crc32c = crc32c::Value(data.data(), data.size());
+    }
+    e.seq = seq;
+    entries.push_back(e);
+  }
+  ASSERT_TRUE((*w)->Append(entries).ok());
+  w = RecordWriter::Open(fs, "/rec", s.seed, 20);  // restart: only 1..20 became durable
+  ASSERT_TRUE(w.ok());
+  auto r = ReadRecord(fs, "/rec");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->entries.size(), 20u);
+  EXPECT_EQ(r->entries[9].name, "tag with spaces 10");
+  EXPECT_EQ(r->start, 0u);
+  EXPECT_FALSE(RecordWriter::Open(fs, "/rec", s.seed + 1, 20).ok()) << "another seed";
+
+  std::vector<std::vector<uint8_t>> images;
+  ASSERT_TRUE(RebuildDisks(*r, s.disks, s.disk_size, 20, &images).ok());
+  std::vector<std::vector<uint8_t>> want(s.disks, std::vector<uint8_t>(s.disk_size, 0));
+  for (uint64_t seq = 1; seq <= 20; ++seq) {
+    if (seq % 10 == 0) continue;
+    const WriteItem it = WriteAt(s, seq);
+    WorkloadData(s.seed, seq, want[it.disk].data() + it.offset, it.length);
+  }
+  EXPECT_TRUE(images == want);
+}
+
+}  // namespace
+}  // namespace mt::send
