@@ -30,6 +30,11 @@ struct GlobalOptions {
   // Non-SCSI devices (paths or identities) that may be targets (demos, tests).
   std::vector<std::string> allow_non_scsi;
   bool verbose = false;
+  // The agent's configuration (control socket, retention and credential
+  // paths); "" = /etc/mt-agent/agent.toml, or the defaults when it is missing.
+  std::string config;
+  // The daemon's control socket, overriding the configuration's.
+  std::string socket;
 };
 
 struct Context {
@@ -52,6 +57,8 @@ Result<std::string> ToJson(const google::protobuf::Message& message, bool pretty
 // Subcommand groups.
 void AddDisksCommand(CLI::App& app, Context& ctx);
 void AddRetentionCommand(CLI::App& app, Context& ctx);
+void AddPairsCommand(CLI::App& app, Context& ctx);   // pair add, pairs, pause, resume
+void AddStatusCommand(CLI::App& app, Context& ctx);
 
 // Runs mtctl with these arguments; returns its exit status.
 int RunMtctl(int argc, const char* const* argv, std::ostream& out, std::ostream& err);

@@ -15,6 +15,8 @@ using AddCommandGroup = void (*)(CLI::App&, Context&);
 const AddCommandGroup kCommandGroups[] = {
     AddDisksCommand,
     AddRetentionCommand,
+    AddPairsCommand,
+    AddStatusCommand,
 };
 
 // Library code logs at debug level only; -v shows it, on stderr.
@@ -79,6 +81,12 @@ int RunMtctl(int argc, const char* const* argv, std::ostream& out, std::ostream&
                  "repeatable")
       ->type_name("PATH");
   app.add_flag("-v,--verbose", ctx.global.verbose, "Debug messages on stderr");
+  app.add_option("--config", ctx.global.config,
+                 "mt-agent configuration (socket, retention, credentials; default "
+                 "/etc/mt-agent/agent.toml)")
+      ->type_name("FILE");
+  app.add_option("--socket", ctx.global.socket, "mt-agent's control socket (overrides --config)")
+      ->type_name("PATH");
   app.parse_complete_callback([&ctx] { SetUpLogging(ctx.global.verbose); });
   for (AddCommandGroup add : kCommandGroups) add(app, ctx);
 

@@ -1,0 +1,425 @@
+#include "agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "control/pairs.h"
+#include "policy.h"
+
+#ifndef MT_VERSION
+#define MT_VERSION "0.0.0"
+#endif
+
+namespace mt::daemon {
+
+const char* AgentVersion() { return MT_VERSION; }
+
+struct Agent::Stream {
+  retention::StreamRow row;
+  std::vector<std::string> identities;  // of its targets (held O_EXCL by us)
+  // Declaration order is destruction order reversed: the runtime goes first,
+  // then the devices it writes.
+  std::vector<std::unique_ptr<shim::BlockDevice>> devices;
+  std::unique_ptr<StreamRuntime> runtime;
+};
+
+Agent::Agent(const AgentConfig& config, AgentEnvironment env)
+    : config_(config), env_(std::move(env)) {
+  if (env_.fs == nullptr) env_.fs = &shim::PosixFileSystem();
+  if (env_.clock == nullptr) env_.clock = &shim::SystemClock();
+  if (!env_.geometry) env_.geometry = control::ReadDeviceGeometry;
+  if (!env_.open_target) {
+    env_.open_target = [](const std::string& devnode) {
+      shim::BlockDeviceOptions o;
+      o.writable = true;
+      o.exclusive = true;
+      o.direct = true;
+      return shim::OpenBlockDevice(devnode, o);
+    };
+  }
+}
+
+Agent::~Agent() { Shutdown(); }
+
+Result<std::unique_ptr<Agent>> Agent::Start(const AgentConfig& config, AgentEnvironment env) {
+  std::unique_ptr<Agent> agent(new Agent(config, std::move(env)));
+  mt::Status s = agent->Init();
+  if (!s.ok()) {
+    agent->Shutdown();
+    return s;
+  }
+  return agent;
+}
+
+mt::Status Agent::Init() {
+  started_ns_ = env_.clock->NowNs();
+  started_mono_ns_ = env_.clock->MonotonicNs();
+  // The control socket first: if another agent serves it, it also holds the
+  // targets, and nothing here may touch them (or mark its streams failed).
+  control::ControlServer::Options co;
+  co.socket_path = config_.control_socket;
+  co.allowed_uid = env_.control_uid;
+  MT_ASSIGN_OR_RETURN(control_, control::ControlServer::Start(
+                                    co, [this](const proto::ControlRequest& r) { return Handle(r); }));
+
+  if (!env_.fs->Exists(config_.retention_dir))
+    return mt::Status(Errc::kNotFound,
+                      "retention directory " + config_.retention_dir +
+                          " does not exist: prepare the retention volume (mtctl retention "
+                          "prepare DEVICE --force) or set [retention] dir in the configuration");
+  retention::StoreOptions so;
+  so.root = config_.retention_dir;
+  so.catalog_path = env_.catalog_path;
+  so.segment_bytes = config_.segment_bytes;
+  so.space.low_space_percent = config_.low_space_percent;
+  so.space.low_space_min_bytes = config_.low_space_min_bytes;
+  so.space.low_space_max_bytes = config_.low_space_max_bytes;
+  so.space.wal_quota_bytes = config_.wal_quota_bytes;
+  auto store = retention::RetentionStore::Open(*env_.fs, *env_.clock, so);
+  if (!store.ok())
+    return store.status().WithContext("retention store at " + config_.retention_dir);
+  store_ = std::move(store).value();
+  credentials_ = std::make_unique<CredentialStore>(*env_.fs, config_.credentials_dir);
+
+  if (env_.disks == nullptr) {
+    MT_ASSIGN_OR_RETURN(own_disks_, shim::OpenHostDiskSystem({}));
+    env_.disks = own_disks_.get();
+  }
+
+  std::lock_guard<std::mutex> ops(ops_mu_);
+  MT_ASSIGN_OR_RETURN(auto streams, store_->catalog().ListStreams());
+  if (!streams.empty()) {
+    MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+    for (const auto& row : streams) {
+      if (row.state == "paused" || row.state == "committed") {
+        spdlog::info("stream '{}' is {}: not started", row.name, row.state);
+        continue;
+      }
+      (void)StartStream(row, inv);  // logs and marks the stream failed itself
+    }
+  }
+  MT_RETURN_IF_ERROR(StartReceiver());
+  ready_ = true;
+  size_t running;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    running = streams_.size();
+  }
+  spdlog::info("mt-agent {} ready: {} of {} streams running, retention {}, control socket {}",
+               AgentVersion(), running, streams.size(), config_.retention_dir,
+               config_.control_socket);
+  return mt::Status::Ok();
+}
+
+// --- data port (plug point) -------------------------------------------------
+
+mt::Status Agent::StartReceiver() {
+  // The TLS receiver (agent/daemon/receiver.h) is not part of the build yet.
+  // When it is: LoadOrCreateTlsIdentity(*env_.fs, config_.tls_dir), then
+  // Receiver::Start(identity, directory_, {config_.listen_host,
+  // config_.listen_port}); set listen_ (with the receiver's actual port) and
+  // fingerprint_; a failure to bind is an error that stops the agent.
+  spdlog::warn("data port {} not started: this build has no TLS receiver yet",
+               config_.ListenAddress());
+  return mt::Status::Ok();
+}
+
+void Agent::StopReceiver() {}
+
+void Agent::Register(const std::shared_ptr<Stream>& stream) {
+  // With the receiver: directory_.Set(name, {port over stream->runtime that
+  // keeps `stream` alive, credentials_->Get(name)}); a stream without a
+  // credential file is applied but cannot be connected to (warn).
+  (void)stream;
+}
+
+void Agent::Unregister(const std::string& name) {
+  // With the receiver: directory_.Remove(name) and close its session, if any.
+  (void)name;
+}
+
+// --- streams ------------------------------------------------------------------
+
+Result<inventory::Inventory> Agent::Scan() {
+  inventory::InventoryConfig cfg;
+  MT_ASSIGN_OR_RETURN(cfg.target_identities, control::CatalogTargets(store_->catalog()));
+  MT_ASSIGN_OR_RETURN(auto mounts, env_.disks->ReadMounts());
+  cfg.retention_identity = control::DeviceOfDirectory(mounts, config_.retention_dir);
+  cfg.allow_non_scsi = config_.allow_non_scsi;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [_, s] : streams_)
+      cfg.held_by_us.insert(cfg.held_by_us.end(), s->identities.begin(), s->identities.end());
+  }
+  return inventory::Inventory::Scan(*env_.disks, cfg);
+}
+
+mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::Inventory& inv) {
+  retention::Catalog& catalog = store_->catalog();
+  auto fail = [&](const mt::Status& why) {
+    spdlog::error("stream '{}' not started: {}", row.name, why.message());
+    (void)catalog.SetStreamState(row.id, "failed", why.message());
+    return why;
+  };
+  auto stream = std::make_shared<Stream>();
+  stream->row = row;
+  auto disks = catalog.ListDisks(row.id);
+  if (!disks.ok()) return fail(disks.status());
+  std::map<uint32_t, shim::BlockDevice*> devices;
+  for (auto d : *disks) {
+    const std::string label = "target of disk " + std::to_string(d.disk) + " (" + d.target_id + ")";
+    const inventory::Disk* disk = inv.Find(d.target_id);
+    if (disk == nullptr)
+      return fail(mt::Status(Errc::kNotFound,
+                             label + " is not attached to this machine (last seen as " +
+                                 (d.target_device.empty() ? "-" : d.target_device) + ")"));
+    mt::Status safe = inventory::IsSafeTarget(*disk);
+    if (!safe.ok()) return fail(safe.WithContext(label));
+    auto dev = env_.open_target(disk->devnode);
+    if (!dev.ok()) return fail(dev.status().WithContext(label));
+    if ((*dev)->size() < d.size_bytes)
+      return fail(mt::Status(Errc::kOutOfRange,
+                             label + ": " + disk->devnode + " has " + std::to_string((*dev)->size()) +
+                                 " bytes, less than the " + std::to_string(d.size_bytes) +
+                                 " the pair was created with"));
+    if (d.block_size == 0 || d.block_size % (*dev)->logical_block_size() != 0)
+      return fail(mt::Status(Errc::kInvalidArgument,
+                             label + ": " + disk->devnode + " has logical blocks of " +
+                                 std::to_string((*dev)->logical_block_size()) +
+                                 " bytes; the pair was created with " +
+                                 std::to_string(d.block_size)));
+    if (d.target_device != disk->devnode) {
+      d.target_device = disk->devnode;
+      (void)catalog.UpdateDisk(d);  // informational only
+    }
+    devices[d.disk] = dev->get();
+    stream->devices.push_back(std::move(dev).value());
+    stream->identities.push_back(d.target_id);
+  }
+  RuntimeOptions ro;
+  ro.wal_quota_bytes = config_.wal_quota_bytes;
+  auto rt = StreamRuntime::Start(*store_, *env_.clock, row.id, devices, ro);
+  if (!rt.ok()) return fail(rt.status());
+  stream->runtime = std::move(rt).value();
+  if (row.state != "protected") {
+    (void)catalog.SetStreamState(row.id, "protected", "");
+    stream->row.state = "protected";
+    stream->row.error.clear();
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    streams_[row.name] = stream;
+  }
+  Register(stream);
+  spdlog::info("stream '{}' started: {} disk(s), applied up to seq {}", row.name,
+               stream->devices.size(), stream->runtime->Health().applied_seq);
+  return mt::Status::Ok();
+}
+
+mt::Status Agent::StopStream(const std::string& name) {
+  std::shared_ptr<Stream> s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(name);
+    if (it == streams_.end()) return mt::Status::Ok();
+    s = it->second;
+    streams_.erase(it);
+  }
+  Unregister(name);
+  mt::Status st = s->runtime->Stop();
+  if (!st.ok())
+    spdlog::error("stream '{}' stopped with an error: {}", name, st.ToString());
+  else
+    spdlog::info("stream '{}' stopped at applied seq {}", name, s->runtime->Health().applied_seq);
+  return st;
+}
+
+std::vector<std::string> Agent::RunningStreams() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, _] : streams_) out.push_back(name);
+  return out;
+}
+
+void Agent::Shutdown() {
+  // Stop accepting first (without ops_mu_: a running control request holds it
+  // and the server waits for that request to finish).
+  stopping_ = true;
+  ready_ = false;
+  if (control_) control_->Stop();
+  StopReceiver();
+  std::lock_guard<std::mutex> ops(ops_mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (const std::string& name : RunningStreams()) (void)StopStream(name);
+  control_.reset();
+  store_.reset();
+}
+
+// --- control commands ----------------------------------------------------------
+
+Result<proto::Pair> Agent::DescribeStream(const retention::StreamRow& row) {
+  const int64_t now = env_.clock->NowNs();
+  MT_ASSIGN_OR_RETURN(proto::Pair p, control::PairFromCatalog(store_->catalog(), row, now));
+  std::shared_ptr<Stream> s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = streams_.find(row.name);
+    if (it != streams_.end()) s = it->second;
+  }
+  if (!s) return p;
+  const StreamHealth h = s->runtime->Health();
+  p.set_running(true);
+  if (!h.state.empty()) p.set_state(h.state);
+  p.set_error(h.error);
+  p.set_durable_seq(h.durable_seq);
+  p.set_applied_seq(h.applied_seq);
+  p.set_backlog_records(h.backlog_records);
+  p.set_wal_bytes(h.wal_bytes);
+  p.set_rpo_ns(h.rpo_ns);
+  if (h.last_app_point_ns > p.last_app_point_ns()) p.set_last_app_point_ns(h.last_app_point_ns);
+  p.set_bytes_ingested(h.bytes_ingested);
+  p.set_bytes_applied(h.bytes_applied);
+  p.set_throttled(h.throttled);
+  p.set_attached(h.attached);
+  return p;
+}
+
+Result<proto::PairList> Agent::ListPairs() {
+  proto::PairList list;
+  list.set_source("daemon");
+  MT_ASSIGN_OR_RETURN(auto streams, store_->catalog().ListStreams());
+  for (const auto& row : streams) {
+    MT_ASSIGN_OR_RETURN(proto::Pair p, DescribeStream(row));
+    *list.add_pairs() = std::move(p);
+  }
+  return list;
+}
+
+Result<proto::AgentStatus> Agent::Status() {
+  proto::AgentStatus st;
+  st.set_daemon_running(true);
+  st.set_source("daemon");
+  st.set_version(AgentVersion());
+  const int64_t now = env_.clock->NowNs();
+  st.set_now_ns(now);
+  st.set_started_ns(started_ns_);
+  st.set_uptime_s((env_.clock->MonotonicNs() - started_mono_ns_) / 1'000'000'000);
+  st.set_listen(listen_);
+  st.set_tls_fingerprint(fingerprint_);
+  st.set_retention_dir(config_.retention_dir);
+  control::RetentionSpace space;
+  space.dir = config_.retention_dir;
+  auto info = env_.fs->Space(config_.retention_dir);
+  if (info.ok()) {
+    st.set_retention_capacity_bytes(info->capacity);
+    st.set_retention_available_bytes(info->available);
+    space.available_bytes = info->available;
+    space.threshold_bytes = retention::LowSpaceThreshold(store_->options().space, info->capacity);
+    space.low_space = info->available < space.threshold_bytes;
+    st.set_retention_low_space(space.low_space);
+  }
+  MT_ASSIGN_OR_RETURN(proto::PairList list, ListPairs());
+  *st.mutable_pairs() = list.pairs();
+  for (auto& a : control::ComputeAlerts({list.pairs().begin(), list.pairs().end()}, now, space))
+    *st.add_alerts() = std::move(a);
+  return st;
+}
+
+Result<proto::PairAddResult> Agent::PairAdd(const proto::PairAdd& request) {
+  control::PairEnvironment env;
+  env.catalog = &store_->catalog();
+  env.credentials = credentials_.get();
+  env.disks = env_.disks;
+  env.clock = env_.clock;
+  env.geometry = env_.geometry;
+  MT_ASSIGN_OR_RETURN(auto mounts, env_.disks->ReadMounts());
+  env.inventory.retention_identity = control::DeviceOfDirectory(mounts, config_.retention_dir);
+  env.inventory.allow_non_scsi = config_.allow_non_scsi;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [_, s] : streams_)
+      env.inventory.held_by_us.insert(env.inventory.held_by_us.end(), s->identities.begin(),
+                                      s->identities.end());
+  }
+  env.default_policy = config_.policy;
+  MT_ASSIGN_OR_RETURN(proto::PairAddResult result, control::AddPair(request, env));
+  spdlog::info("pair added: stream '{}' with {} disk(s)", request.stream(), request.disks_size());
+  MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(request.stream()));
+  if (!row) return mt::Status(Errc::kInternal, "stream '" + request.stream() + "' vanished");
+  MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+  (void)StartStream(*row, inv);  // a failure is the pair's state, shown in the result
+  MT_ASSIGN_OR_RETURN(row, store_->catalog().FindStream(request.stream()));
+  MT_ASSIGN_OR_RETURN(proto::Pair p, DescribeStream(*row));
+  *result.mutable_pair() = std::move(p);
+  result.set_source("daemon");
+  return result;
+}
+
+Result<proto::Pair> Agent::Pause(const std::string& name) {
+  MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
+  if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
+  if (row->state == "committed")
+    return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
+  mt::Status stopped = StopStream(name);
+  MT_RETURN_IF_ERROR(store_->catalog().SetStreamState(row->id, "paused", ""));
+  spdlog::info("stream '{}' paused{}", name, stopped.ok() ? "" : " (it had failed)");
+  MT_ASSIGN_OR_RETURN(row, store_->catalog().FindStream(name));
+  return DescribeStream(*row);
+}
+
+Result<proto::Pair> Agent::Resume(const std::string& name) {
+  MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
+  if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
+  if (row->state == "committed")
+    return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
+  bool running;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    running = streams_.count(name) != 0;
+  }
+  if (!running) {
+    MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+    MT_RETURN_IF_ERROR(StartStream(*row, inv).WithContext("resume '" + name + "'"));
+    spdlog::info("stream '{}' resumed", name);
+  }
+  MT_ASSIGN_OR_RETURN(row, store_->catalog().FindStream(name));
+  return DescribeStream(*row);
+}
+
+proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
+  auto not_ready = [&] {
+    return control::ErrorResponse(mt::Status(
+        Errc::kUnavailable, stopping_ ? "mt-agent is stopping" : "mt-agent is starting"));
+  };
+  if (!ready_) return not_ready();
+  std::lock_guard<std::mutex> ops(ops_mu_);
+  if (!ready_) return not_ready();
+  proto::ControlResponse r;
+  auto reply = [&](auto result, auto setter) {
+    if (!result.ok()) return control::ErrorResponse(result.status());
+    setter(std::move(result).value());
+    return r;
+  };
+  switch (request.command_case()) {
+    case proto::ControlRequest::kPairAdd:
+      return reply(PairAdd(request.pair_add()),
+                   [&](proto::PairAddResult v) { *r.mutable_pair_add() = std::move(v); });
+    case proto::ControlRequest::kListPairs:
+      return reply(ListPairs(), [&](proto::PairList v) { *r.mutable_pairs() = std::move(v); });
+    case proto::ControlRequest::kGetStatus:
+      return reply(Status(), [&](proto::AgentStatus v) { *r.mutable_status() = std::move(v); });
+    case proto::ControlRequest::kPause:
+      return reply(Pause(request.pause().stream()),
+                   [&](proto::Pair v) { *r.mutable_pair() = std::move(v); });
+    case proto::ControlRequest::kResume:
+      return reply(Resume(request.resume().stream()),
+                   [&](proto::Pair v) { *r.mutable_pair() = std::move(v); });
+    case proto::ControlRequest::COMMAND_NOT_SET:
+      break;
+  }
+  return control::ErrorResponse(mt::Status(Errc::kProtocol, "control request without a command"));
+}
+
+}  // namespace mt::daemon

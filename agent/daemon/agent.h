@@ -1,0 +1,134 @@
+// Agent: the mt-agent daemon as a library object (agent_main.cc runs it;
+// tests start it in-process). It owns the retention store, one StreamRuntime
+// per protected stream with the target devices it writes, the control socket
+// and (plug point: StartReceiver) the TLS data port.
+//
+// Start:
+//   control socket (refuses to start when another agent serves it, before any
+//   target is touched) ─▶ retention store (the directory must exist) ─▶
+//   inventory scan (targets = the catalog's, retention = the retention dir's
+//   device, allow_non_scsi from the configuration) ─▶ for each stream that is
+//   not paused/committed: every target found by identity, IsSafeTarget, then
+//   opened writable + O_EXCL + O_DIRECT, size checked ─▶ StreamRuntime::Start
+//   (a stream that cannot start is marked failed in the catalog with the
+//   reason; the agent goes on) ─▶ data port.
+// Shutdown: stop accepting (control socket, data port), then Stop() every
+// runtime (syncs the WAL, drains the applier, records its checkpoint).
+//
+// Safety: a target device is opened only after inventory::IsSafeTarget held
+// for it in a scan taken just before, and only by identity (WWID), never by a
+// remembered device name.
+// Thread safety: control requests arrive on the control socket's thread and
+// are serialized; Shutdown from any other thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent_config.h"
+#include "control/control_server.h"
+#include "control/pairs.h"
+#include "credential_store.h"
+#include "inventory/inventory.h"
+#include "mt/control.pb.h"
+#include "mt/shim/block_device.h"
+#include "mt/shim/clock.h"
+#include "mt/shim/disk_system.h"
+#include "mt/shim/file_system.h"
+#include "retention_store.h"
+#include "stream_runtime.h"
+
+namespace mt::daemon {
+
+// The software version ("0.1.0").
+const char* AgentVersion();
+
+// What the agent uses of the machine; tests replace parts.
+struct AgentEnvironment {
+  shim::FileSystem* fs = nullptr;      // null: PosixFileSystem()
+  shim::Clock* clock = nullptr;        // null: SystemClock()
+  shim::DiskSystem* disks = nullptr;   // null: the host's (udev, sysfs, blkid)
+  // Opens a target device for writing; null: OpenBlockDevice(writable,
+  // exclusive, direct).
+  std::function<Result<std::unique_ptr<shim::BlockDevice>>(const std::string& devnode)> open_target;
+  // Reads a new target's size and block size (pair add); null: ReadDeviceGeometry.
+  std::function<Result<control::Geometry>(const std::string& devnode)> geometry;
+  uint32_t control_uid = 0;            // who may use the control socket
+  // The catalog file; "" = <retention dir>/catalog.db. (SQLite always uses
+  // the real file system: tests with a MemFileSystem put it in a temp dir.)
+  std::string catalog_path;
+};
+
+class Agent {
+ public:
+  // Errors that stop the agent: the control socket cannot be served (another
+  // agent runs: kBusy), the retention directory is missing (kNotFound) or its
+  // store cannot be opened, the disk system cannot be read.
+  static Result<std::unique_ptr<Agent>> Start(const AgentConfig& config,
+                                              AgentEnvironment env = {});
+  ~Agent();  // Shutdown()
+
+  // See the class comment. Idempotent.
+  void Shutdown();
+
+  // The control commands (proto/mt/control.proto).
+  proto::ControlResponse Handle(const proto::ControlRequest& request);
+  Result<proto::PairAddResult> PairAdd(const proto::PairAdd& request);
+  Result<proto::PairList> ListPairs();
+  Result<proto::AgentStatus> Status();
+  Result<proto::Pair> Pause(const std::string& stream);
+  Result<proto::Pair> Resume(const std::string& stream);
+
+  // Names of the streams running now (tests, logs).
+  std::vector<std::string> RunningStreams() const;
+
+ private:
+  struct Stream;  // a running stream: devices, runtime
+
+  Agent(const AgentConfig& config, AgentEnvironment env);
+  mt::Status Init();
+  // The TLS data port. PLUG POINT for the receiver (agent/daemon/receiver.h):
+  // load or create the TLS identity in config_.tls_dir, start
+  // Receiver::Start(identity, directory, {listen_host, listen_port}) over a
+  // StreamDirectory that Register/Unregister below keep current.
+  mt::Status StartReceiver();
+  void StopReceiver();
+  // Called when a stream starts / stops: make it reachable for senders (its
+  // runtime and credential) or not. PLUG POINT, with StartReceiver.
+  void Register(const std::shared_ptr<Stream>& stream);
+  void Unregister(const std::string& name);
+
+  // A scan with the catalog's targets, the retention volume and what we hold.
+  Result<inventory::Inventory> Scan();
+  // Opens the stream's targets and starts its runtime; on failure marks the
+  // stream failed in the catalog and returns why. REQUIRES: ops_mu_ held.
+  mt::Status StartStream(const retention::StreamRow& row, const inventory::Inventory& inv);
+  mt::Status StopStream(const std::string& name);
+  Result<proto::Pair> DescribeStream(const retention::StreamRow& row);
+
+  const AgentConfig config_;
+  AgentEnvironment env_;
+  std::unique_ptr<shim::DiskSystem> own_disks_;
+  std::unique_ptr<retention::RetentionStore> store_;
+  std::unique_ptr<CredentialStore> credentials_;
+  std::unique_ptr<control::ControlServer> control_;
+  int64_t started_ns_ = 0, started_mono_ns_ = 0;
+  std::string listen_;       // the data port's actual address ("" until it listens)
+  std::string fingerprint_;  // of the data port's certificate
+
+  std::mutex ops_mu_;        // serializes control operations and shutdown
+  // Control requests are answered "starting"/"stopping" at once, not queued
+  // behind a long start (WAL recovery) or shutdown.
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> stopping_{false};
+  bool shut_down_ = false;   // GUARDED_BY(ops_mu_)
+  mutable std::mutex mu_;    // guards streams_
+  std::map<std::string, std::shared_ptr<Stream>> streams_;
+};
+
+}  // namespace mt::daemon

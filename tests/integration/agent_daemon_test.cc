@@ -1,0 +1,258 @@
+// mt-agent as a process, with mtctl against it: a generated configuration on
+// a temp retention directory, loop-device targets (allow_non_scsi), readiness
+// by polling the control socket, pair add / pairs --json / status --json
+// through the daemon and offline, SIGTERM with exit status 0, restart.
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "control/control_client.h"
+#include "loop_device.h"
+#include "mt/control.pb.h"
+#include "subprocess.h"
+
+namespace mt {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+template <typename M>
+M FromJson(const std::string& json) {
+  M m;
+  const auto s = google::protobuf::util::JsonStringToMessage(json, &m);
+  EXPECT_TRUE(s.ok()) << s.ToString() << "\n" << json;
+  return m;
+}
+
+// Whether another process holds the device open O_EXCL (the agent's targets).
+bool HeldExclusively(const std::string& dev) {
+  const int fd = open(dev.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    return false;
+  }
+  return errno == EBUSY;
+}
+
+class AgentDaemon : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MT_REQUIRE_ROOT();
+    std::string t = test::ScratchDir() + "/mt-agent-it-XXXXXX";
+    ASSERT_NE(mkdtemp(t.data()), nullptr);
+    dir_ = t;
+    ASSERT_EQ(mkdir((dir_ + "/retention").c_str(), 0700), 0);
+    for (auto& l : loops_) {
+      l = std::make_unique<test::LoopDevice>(64ull << 20);
+      ASSERT_FALSE(l->path().empty()) << l->error();
+    }
+    config_ = dir_ + "/agent.toml";
+    std::ofstream(config_) << "[agent]\nlog_level = \"debug\"\n"
+                           << "[data]\nlisten = \"127.0.0.1:0\"\n"
+                           << "tls_dir = \"" << dir_ << "/tls\"\n"
+                           << "credentials_dir = \"" << dir_ << "/credentials\"\n"
+                           << "[control]\nsocket = \"" << Socket() << "\"\n"
+                           << "[retention]\ndir = \"" << dir_ << "/retention\"\n"
+                           << "segment_size = \"16MiB\"\nwal_quota = \"64MiB\"\n"
+                           << "[targets]\nallow_non_scsi = [\"" << loops_[0]->path() << "\", \""
+                           << loops_[1]->path() << "\"]\n";
+  }
+
+  void TearDown() override {
+    if (agent_) Stop();
+    for (auto& l : loops_) l.reset();
+    if (!dir_.empty()) test::Run("rm -rf " + dir_);
+  }
+
+  std::string Socket() const { return dir_ + "/run/control.sock"; }
+
+  // Starts mt-agent --foreground and waits until its control socket answers.
+  void Start() {
+    agent_ = std::make_unique<test::Subprocess>(
+        std::vector<std::string>{MT_AGENT_PATH, "--config", config_, "--foreground"});
+    ASSERT_TRUE(agent_->started());
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    proto::ControlRequest req;
+    req.mutable_get_status();
+    while (true) {
+      auto r = control::CallControl(Socket(), req, 2s);
+      if (r.ok() && !r->has_error()) break;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+          << "mt-agent not ready in 30 s: " << r.status().ToString() << "\n" << Log();
+      ASSERT_LT(agent_->Wait(0ms), 0) << "mt-agent exited before it was ready:\n" << Log();
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  // SIGTERM; returns the exit status (-1: not within the deadline).
+  int Stop() {
+    agent_->Signal(SIGTERM);
+    const int rc = agent_->Wait(60s);
+    log_ += agent_->DrainErr();
+    agent_.reset();
+    return rc;
+  }
+
+  // The daemon's stderr so far (read without blocking it).
+  std::string Log() {
+    if (agent_)
+      while (auto line = agent_->ReadErrLine(10ms)) log_ += *line + "\n";
+    return log_;
+  }
+
+  test::ProcessResult Mtctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {MT_MTCTL_PATH, "--config", config_});
+    auto r = test::RunProcess(args);
+    Log();  // keep the daemon's pipe drained
+    return r;
+  }
+
+  std::string dir_, config_;
+  std::unique_ptr<test::LoopDevice> loops_[2];
+  std::unique_ptr<test::Subprocess> agent_;
+  std::string log_;
+};
+
+TEST_F(AgentDaemon, ServesPairAddPairsAndStatusThenStopsCleanlyOnSigterm) {
+  Start();
+  const std::string l0 = loops_[0]->path(), l1 = loops_[1]->path();
+  auto add = Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + l0 + ":src-a", "--disk",
+                    "1:" + l1, "--rpo", "5m"});
+  ASSERT_EQ(add.exit_code, 0) << add.err << Log();
+  EXPECT_NE(add.out.find("pair added through mt-agent (running)"), std::string::npos) << add.out;
+  // The credential is printed once and kept (mode 0600) for the daemon.
+  const std::string marker = "credential for the sender (shown only now): ";
+  const size_t at = add.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << add.out;
+  const std::string hex = add.out.substr(at + marker.size(), 64);
+  EXPECT_EQ(ReadFile(dir_ + "/credentials/vm1.key"), hex + "\n");
+
+  auto pairs = Mtctl({"pairs", "--json"});
+  ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
+  const auto list = FromJson<proto::PairList>(pairs.out);
+  EXPECT_EQ(list.source(), "daemon");
+  ASSERT_EQ(list.pairs_size(), 1);
+  const proto::Pair& p = list.pairs(0);
+  EXPECT_EQ(p.name(), "vm1");
+  EXPECT_EQ(p.state(), "protected");
+  EXPECT_TRUE(p.running());
+  ASSERT_EQ(p.disks_size(), 2);
+  EXPECT_EQ(p.disks(0).target_device(), l0);
+  EXPECT_EQ(p.disks(0).target_id(), "loop:" + loops_[0]->backing_file());
+  EXPECT_EQ(p.disks(0).source_disk_id(), "src-a");
+  EXPECT_EQ(p.disks(0).size_bytes(), 64ull << 20);
+  EXPECT_EQ(p.policy().rpo_threshold_ns(), 5LL * 60 * 1'000'000'000);
+  // The daemon holds its targets exclusively.
+  EXPECT_TRUE(HeldExclusively(l0));
+  EXPECT_TRUE(HeldExclusively(l1));
+
+  auto status = Mtctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto st = FromJson<proto::AgentStatus>(status.out);
+  EXPECT_TRUE(st.daemon_running());
+  EXPECT_EQ(st.version(), "0.1.0");
+  EXPECT_EQ(st.retention_dir(), dir_ + "/retention");
+  EXPECT_GT(st.retention_capacity_bytes(), 0u);
+  ASSERT_EQ(st.pairs_size(), 1);
+  EXPECT_TRUE(st.pairs(0).running());
+  EXPECT_EQ(st.alerts_size(), 0) << status.out;
+  auto text = Mtctl({"status"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("mt-agent 0.1.0: running for"), std::string::npos) << text.out;
+
+  // A target already taken: one line on stderr, exit 1, nothing changes.
+  auto taken = Mtctl({"pair", "add", "--stream", "vm2", "--disk", "0:" + l0});
+  EXPECT_EQ(taken.exit_code, 1);
+  EXPECT_EQ(taken.err, "mtctl: disk 0 (" + l0 + "): loop:" + loops_[0]->backing_file() +
+                           " is already disk 0 of stream 'vm1'\n");
+
+  ASSERT_EQ(Stop(), 0) << log_;
+  EXPECT_NE(log_.find("stream 'vm1' stopped"), std::string::npos) << log_;
+  EXPECT_NE(log_.find("mt-agent stopped"), std::string::npos) << log_;
+  EXPECT_NE(access(Socket().c_str(), F_OK), 0) << "the control socket is left behind";
+  EXPECT_FALSE(HeldExclusively(l0));
+
+  // Started again, it runs the stream again.
+  Start();
+  auto again = Mtctl({"pairs", "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(FromJson<proto::PairList>(again.out).pairs(0).running()) << again.out;
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+TEST_F(AgentDaemon, OfflinePairAddIsRecordedAndTheDaemonStartsItLater) {
+  const std::string l0 = loops_[0]->path();
+  auto add = Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + l0, "--json"});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  const auto result = FromJson<proto::PairAddResult>(add.out);
+  EXPECT_EQ(result.source(), "catalog");
+  EXPECT_EQ(result.credential_hex().size(), 64u);
+  EXPECT_FALSE(result.pair().running());
+  auto text = Mtctl({"pairs"});
+  EXPECT_NE(text.out.find("mt-agent is not running"), std::string::npos) << text.out;
+  auto offline_status = Mtctl({"status", "--json"});
+  ASSERT_EQ(offline_status.exit_code, 0) << offline_status.err;
+  EXPECT_FALSE(FromJson<proto::AgentStatus>(offline_status.out).daemon_running());
+
+  Start();
+  auto pairs = Mtctl({"pairs", "--json"});
+  ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
+  const auto list = FromJson<proto::PairList>(pairs.out);
+  ASSERT_EQ(list.pairs_size(), 1);
+  EXPECT_TRUE(list.pairs(0).running()) << pairs.out << Log();
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+TEST_F(AgentDaemon, AMissingTargetFailsItsStreamAndTheDaemonGoesOn) {
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + loops_[0]->path()}).exit_code,
+            0);
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm2", "--disk", "0:" + loops_[1]->path()}).exit_code,
+            0);
+  const std::string gone = loops_[1]->path();
+  loops_[1].reset();  // detached: the VMDK went away
+  Start();
+  auto status = Mtctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto st = FromJson<proto::AgentStatus>(status.out);
+  ASSERT_EQ(st.pairs_size(), 2);
+  EXPECT_TRUE(st.pairs(0).running());
+  EXPECT_EQ(st.pairs(1).state(), "failed");
+  EXPECT_NE(st.pairs(1).error().find("is not attached to this machine (last seen as " + gone),
+            std::string::npos)
+      << st.pairs(1).error();
+  ASSERT_EQ(st.alerts_size(), 1) << status.out;
+  EXPECT_EQ(st.alerts(0).kind(), "stream-failed");
+  EXPECT_EQ(st.alerts(0).stream(), "vm2");
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+TEST_F(AgentDaemon, ASecondDaemonRefusesToStartAndLeavesTheFirstAlone) {
+  Start();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + loops_[0]->path()}).exit_code,
+            0);
+  auto second = test::RunProcess({MT_AGENT_PATH, "--config", config_, "--foreground"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("already running"), std::string::npos) << second.err;
+  auto pairs = Mtctl({"pairs", "--json"});
+  ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
+  EXPECT_EQ(FromJson<proto::PairList>(pairs.out).pairs(0).state(), "protected");
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+}  // namespace
+}  // namespace mt
