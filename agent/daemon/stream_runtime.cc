@@ -199,59 +199,65 @@ proto::Welcome StreamRuntime::Welcome(uint32_t protocol_version) {
 
 Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
                              std::function<void(const Status&, uint64_t)> on_durable) {
+  // ingest_mu_ keeps frames in order; mu_ is held only briefly, never across
+  // a WAL call: the WAL's committer calls back into this object under mu_,
+  // and a WAL append may wait for that committer (backpressure).
+  std::lock_guard<std::mutex> serial(ingest_mu_);
   Pending pending;
   uint64_t last_seq = 0;
+  uint64_t already_durable = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!validator_)
       return Status(Errc::kProtocol, "stream '" + name_ + "': data before the session attached");
     MT_ASSIGN_OR_RETURN(stream::Verdict verdict, validator_->Admit(*frame));
-    if (verdict == stream::Verdict::kAlreadyDurable) {
-      const uint64_t durable = durable_seq_;
-      on_durable(Status::Ok(), durable);
-      return Status::Ok();
+    if (verdict == stream::Verdict::kAlreadyDurable) already_durable = durable_seq_;
+  }
+  if (already_durable != 0) {  // a resend: acknowledge, store nothing
+    on_durable(Status::Ok(), already_durable);
+    return Status::Ok();
+  }
+  // Admitted: every record goes to the WAL (invariant 7 held: nothing was
+  // stored before the whole frame was checked).
+  const auto& h = frame->header;
+  const uint8_t* data = frame->payload.data();
+  auto append = [&](const retention::RecordHeader& rh, const uint8_t* d, size_t n) -> Status {
+    MT_RETURN_IF_ERROR(wal_->Append(rh, d, n));
+    pending.records.push_back({rh, n == 0 ? nullptr : d});
+    last_seq = rh.seq;
+    return Status::Ok();
+  };
+  Status s;
+  if (h.has_write_batch()) {
+    uint64_t off = 0;
+    for (const auto& w : h.write_batch().writes()) {
+      retention::RecordHeader rh = stream::WriteRecord(w);
+      const bool discard = (rh.flags & retention::kFlagDiscard) != 0;
+      const size_t n = discard ? 0 : rh.length;
+      s = append(rh, data + off, n);
+      if (!s.ok()) break;
+      off += n;
     }
-    // Admitted: every record goes to the WAL (invariant 7 held: nothing was
-    // stored before the whole frame was checked).
-    const auto& h = frame->header;
-    const uint8_t* data = frame->payload.data();
-    auto append = [&](const retention::RecordHeader& rh, const uint8_t* d, size_t n) -> Status {
-      MT_RETURN_IF_ERROR(wal_->Append(rh, d, n));
-      pending.records.push_back({rh, n == 0 ? nullptr : d});
-      last_seq = rh.seq;
-      return Status::Ok();
-    };
-    Status s;
-    if (h.has_write_batch()) {
-      uint64_t off = 0;
-      for (const auto& w : h.write_batch().writes()) {
-        retention::RecordHeader rh = stream::WriteRecord(w);
-        const bool discard = (rh.flags & retention::kFlagDiscard) != 0;
-        const size_t n = discard ? 0 : rh.length;
-        s = append(rh, data + off, n);
-        if (!s.ok()) break;
-        off += n;
-      }
-    } else if (h.has_tag()) {
-      retention::TagPayload t;
-      retention::RecordHeader rh = stream::TagRecord(h.tag(), &t);
-      auto enc = std::make_shared<std::string>(retention::EncodeTag(t));
-      s = wal_->Append(rh, enc->data(), enc->size());
-      // The tag's bytes must outlive the queue entry: keep them in a frame copy.
-      auto copy = std::make_shared<stream::Frame>(*frame);
-      copy->payload.assign(enc->begin(), enc->end());
-      frame = copy;
-      pending.records.push_back({rh, frame->payload.data()});
-      last_seq = rh.seq;
-    } else if (h.has_resync_data()) {
-      retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
-      s = append(rh, data, rh.length);
-    } else if (h.has_resync_complete()) {
-      s = append(stream::ResyncCompleteRecord(h.resync_complete()), nullptr, 0);
-    } else {
-      s = Status(Errc::kProtocol, std::string("frame ") + stream::FrameTypeName(frame->type()) +
-                                      " is not a stream item");
-    }
+  } else if (h.has_tag()) {
+    retention::TagPayload t;
+    retention::RecordHeader rh = stream::TagRecord(h.tag(), &t);
+    const std::string enc = retention::EncodeTag(t);
+    // The tag's bytes must outlive the queue entry: keep them in a frame copy.
+    auto copy = std::make_shared<stream::Frame>(*frame);
+    copy->payload.assign(enc.begin(), enc.end());
+    frame = copy;
+    s = append(rh, frame->payload.data(), frame->payload.size());
+  } else if (h.has_resync_data()) {
+    retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
+    s = append(rh, data, rh.length);
+  } else if (h.has_resync_complete()) {
+    s = append(stream::ResyncCompleteRecord(h.resync_complete()), nullptr, 0);
+  } else {
+    s = Status(Errc::kProtocol, std::string("frame ") + stream::FrameTypeName(frame->type()) +
+                                    " is not a stream item");
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
     if (!s.ok()) {
       validator_.reset();  // the session must end; a new one starts from durable state
       return s;
@@ -293,9 +299,13 @@ void StreamRuntime::ApplyLoop() {
     size_t frames = 0;
     uint64_t bytes = 0;
     for (const auto& p : queue_) {
-      if (!batch.empty() && batch.size() + p.records.size() > o_.apply_batch_records) break;
+      uint64_t frame_bytes = 0;
+      for (const auto& r : p.records) frame_bytes += r.h.length;
+      if (!batch.empty() && (batch.size() + p.records.size() > o_.apply_batch_records ||
+                             bytes + frame_bytes > o_.apply_batch_bytes))
+        break;
       batch.insert(batch.end(), p.records.begin(), p.records.end());
-      for (const auto& r : p.records) bytes += r.h.length;
+      bytes += frame_bytes;
       ++frames;
     }
     l.unlock();

@@ -63,8 +63,12 @@ struct StreamHealth {
 
 struct RuntimeOptions {
   apply::ApplierOptions applier;
-  uint64_t wal_quota_bytes = 4ull << 30;
+  // Unapplied bytes held (in memory, and in the WAL) before the sender is
+  // throttled: bounds the agent's memory as well as the backlog.
+  uint64_t wal_quota_bytes = 256ull << 20;
   size_t apply_batch_records = 256;
+  // A batch's before-images are held in memory: bound them.
+  uint64_t apply_batch_bytes = 16ull << 20;
 };
 
 class StreamRuntime {
@@ -125,6 +129,7 @@ class StreamRuntime {
   std::unique_ptr<apply::CheckpointSink> checkpoint_;
   std::unique_ptr<apply::Applier> applier_;
 
+  std::mutex ingest_mu_;  // serializes Ingest (frames stay in seq order)
   mutable std::mutex mu_;
   std::condition_variable apply_cv_;  // apply thread: work arrived / stopping
   std::condition_variable idle_cv_;   // WaitApplied: progress

@@ -102,9 +102,11 @@ bool StartsWith(std::string_view s, std::string_view p) {
 bool IsKpartxMap(const shim::BlockDeviceFacts& f) {
   return f.kind == shim::BlockKind::kDm && StartsWith(f.dm_uuid, "part");
 }
-// The agent's own maps ("mt-<wwid>", architecture §5) do not make a target busy.
-bool IsAgentMap(const shim::BlockDeviceFacts& f) {
-  return f.kind == shim::BlockKind::kDm && StartsWith(f.dm_name, "mt-");
+// The agent's own map of this disk ("mt-<wwid>", architecture §5) does not
+// make it busy. Only that exact name: any other map, even one named "mt-…",
+// is a holder like every other (found by the VM inventory scenario).
+bool IsAgentMapOf(const shim::BlockDeviceFacts& f, const Disk& d) {
+  return f.kind == shim::BlockKind::kDm && !d.wwid.empty() && f.dm_name == "mt-" + d.wwid;
 }
 
 // Natural order of kernel names: sdz < sdaa, loop2 < loop10.
@@ -518,7 +520,7 @@ class Scanner {
         if (!seen.insert(h).second) continue;
         queue.push_back(h);
         auto it = index_->whole.find(h);
-        if (it != index_->whole.end() && (IsKpartxMap(*it->second) || IsAgentMap(*it->second))) {
+        if (it != index_->whole.end() && (IsKpartxMap(*it->second) || IsAgentMapOf(*it->second, *d))) {
           AddMember(h, d);
           if (IsKpartxMap(*it->second)) {
             Partition part;
