@@ -3,9 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <shared_mutex>
+#include <type_traits>
 
 #include "control/pairs.h"
 #include "policy.h"
+#include "tls_identity.h"
 
 #ifndef MT_VERSION
 #define MT_VERSION "0.0.0"
@@ -15,13 +18,77 @@ namespace mt::daemon {
 
 const char* AgentVersion() { return MT_VERSION; }
 
+namespace {
+
+// Resync hashing through the runtime once it is a HashSource (hash_source.h).
+template <typename Runtime>
+mt::Status HashThrough(Runtime& rt, const proto::ResyncHashRequest& request,
+                       std::vector<uint8_t>* out) {
+  if constexpr (std::is_base_of_v<HashSource, Runtime>) {
+    return rt.HashBlocks(request, out);
+  } else {
+    return mt::Status(Errc::kUnavailable,
+                      "resync hashing is not available yet for stream '" + rt.name() + "'");
+  }
+}
+
+}  // namespace
+
+// What a sender's session talks to: the stream's runtime, until Close().
+// After Close() returns no call is inside the runtime and every new one is
+// refused (kUnavailable: the session sends it as its error frame and ends),
+// so the runtime may be stopped. Detach still reaches the runtime.
+class Agent::Gate final : public StreamPort {
+ public:
+  explicit Gate(StreamRuntime& runtime) : rt_(runtime) {}
+
+  void Close() {
+    std::unique_lock<std::shared_mutex> l(mu_);
+    closed_ = true;
+  }
+
+  mt::Status Attach(const std::string& session) override {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (closed_) return Closed();
+    return rt_.Attach(session);
+  }
+  void Detach(const std::string& session) override { rt_.Detach(session); }
+  proto::Welcome Welcome(uint32_t protocol_version) override {
+    return rt_.Welcome(protocol_version);
+  }
+  mt::Status Ingest(std::shared_ptr<const stream::Frame> frame, DurableFn on_durable) override {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (closed_) return Closed();
+    return rt_.Ingest(std::move(frame), std::move(on_durable));
+  }
+  bool Throttled() const override { return rt_.Throttled(); }
+  mt::Status HashBlocks(const proto::ResyncHashRequest& request,
+                        std::vector<uint8_t>* out) override {
+    std::shared_lock<std::shared_mutex> l(mu_);
+    if (closed_) return Closed();
+    return HashThrough(rt_, request, out);
+  }
+
+ private:
+  mt::Status Closed() const {
+    return mt::Status(Errc::kUnavailable,
+                      "stream '" + rt_.name() + "' is paused or stopping on this master target");
+  }
+
+  StreamRuntime& rt_;
+  std::shared_mutex mu_;
+  bool closed_ = false;  // GUARDED_BY(mu_)
+};
+
 struct Agent::Stream {
   retention::StreamRow row;
   std::vector<std::string> identities;  // of its targets (held O_EXCL by us)
-  // Declaration order is destruction order reversed: the runtime goes first,
-  // then the devices it writes.
+  // Declaration order is destruction order reversed: the gate goes first,
+  // then the runtime, then the devices it writes. A session keeps the whole
+  // Stream alive while it holds the gate (aliasing shared_ptr).
   std::vector<std::unique_ptr<shim::BlockDevice>> devices;
   std::unique_ptr<StreamRuntime> runtime;
+  std::unique_ptr<Gate> gate;
 };
 
 Agent::Agent(const AgentConfig& config, AgentEnvironment env)
@@ -112,31 +179,45 @@ mt::Status Agent::Init() {
   return mt::Status::Ok();
 }
 
-// --- data port (plug point) -------------------------------------------------
+// --- data port ----------------------------------------------------------------
 
 mt::Status Agent::StartReceiver() {
-  // The TLS receiver (agent/daemon/receiver.h) is not part of the build yet.
-  // When it is: LoadOrCreateTlsIdentity(*env_.fs, config_.tls_dir), then
-  // Receiver::Start(identity, directory_, {config_.listen_host,
-  // config_.listen_port}); set listen_ (with the receiver's actual port) and
-  // fingerprint_; a failure to bind is an error that stops the agent.
-  spdlog::warn("data port {} not started: this build has no TLS receiver yet",
-               config_.ListenAddress());
+  auto identity = LoadOrCreateTlsIdentity(*env_.fs, config_.tls_dir);
+  if (!identity.ok()) return identity.status().WithContext("TLS identity in " + config_.tls_dir);
+  ReceiverOptions ro;
+  ro.address = config_.listen_host;
+  ro.port = config_.listen_port;
+  auto receiver = Receiver::Start(*identity, directory_, ro);
+  if (!receiver.ok()) return receiver.status().WithContext("data port " + config_.ListenAddress());
+  receiver_ = std::move(receiver).value();
+  AgentConfig actual = config_;
+  actual.listen_port = receiver_->port();
+  listen_ = actual.ListenAddress();
+  fingerprint_ = receiver_->fingerprint();  // the receiver logs address and fingerprint
   return mt::Status::Ok();
 }
 
-void Agent::StopReceiver() {}
-
-void Agent::Register(const std::shared_ptr<Stream>& stream) {
-  // With the receiver: directory_.Set(name, {port over stream->runtime that
-  // keeps `stream` alive, credentials_->Get(name)}); a stream without a
-  // credential file is applied but cannot be connected to (warn).
-  (void)stream;
+void Agent::StopReceiver() {
+  if (receiver_) receiver_->Stop();
 }
 
-void Agent::Unregister(const std::string& name) {
-  // With the receiver: directory_.Remove(name) and close its session, if any.
-  (void)name;
+void Agent::Register(const std::shared_ptr<Stream>& stream) {
+  const std::string& name = stream->row.name;
+  auto key = credentials_->Get(name);
+  if (!key.ok()) {
+    spdlog::warn("stream '{}' has no usable credential ({}): it is applied, but no sender can "
+                 "connect to it",
+                 name, key.status().message());
+    return;
+  }
+  // The entry keeps the whole Stream alive while a session holds its port.
+  directory_.Set(name, StreamEntry{std::shared_ptr<StreamPort>(stream, stream->gate.get()),
+                                   std::move(key).value()});
+}
+
+void Agent::Unregister(const Stream& stream) {
+  directory_.Remove(stream.row.name);
+  stream.gate->Close();
 }
 
 // --- streams ------------------------------------------------------------------
@@ -202,6 +283,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   auto rt = StreamRuntime::Start(*store_, *env_.clock, row.id, devices, ro);
   if (!rt.ok()) return fail(rt.status());
   stream->runtime = std::move(rt).value();
+  stream->gate = std::make_unique<Gate>(*stream->runtime);
   if (row.state != "protected") {
     (void)catalog.SetStreamState(row.id, "protected", "");
     stream->row.state = "protected";
@@ -226,7 +308,7 @@ mt::Status Agent::StopStream(const std::string& name) {
     s = it->second;
     streams_.erase(it);
   }
-  Unregister(name);
+  Unregister(*s);
   mt::Status st = s->runtime->Stop();
   if (!st.ok())
     spdlog::error("stream '{}' stopped with an error: {}", name, st.ToString());

@@ -1,7 +1,7 @@
 // Agent: the mt-agent daemon as a library object (agent_main.cc runs it;
 // tests start it in-process). It owns the retention store, one StreamRuntime
 // per protected stream with the target devices it writes, the control socket
-// and (plug point: StartReceiver) the TLS data port.
+// and the TLS data port (Receiver) with the directory of streams it serves.
 //
 // Start:
 //   control socket (refuses to start when another agent serves it, before any
@@ -11,9 +11,16 @@
 //   not paused/committed: every target found by identity, IsSafeTarget, then
 //   opened writable + O_EXCL + O_DIRECT, size checked ─▶ StreamRuntime::Start
 //   (a stream that cannot start is marked failed in the catalog with the
-//   reason; the agent goes on) ─▶ data port.
-// Shutdown: stop accepting (control socket, data port), then Stop() every
-// runtime (syncs the WAL, drains the applier, records its checkpoint).
+//   reason; the agent goes on) ─▶ data port (TLS identity in tls_dir,
+//   created at first start; a port that cannot be bound stops the agent).
+// A running stream is reachable for senders through the data port's
+// directory (its runtime and credential) — a stream without a credential file
+// is applied but cannot be connected to. Pausing (or stopping) a stream
+// first closes its gate: the sender's next frame is refused ("unavailable")
+// and its session ends, so no data reaches a stopped runtime.
+// Shutdown: stop accepting (control socket, data port: every session
+// closes), then Stop() every runtime (syncs the WAL, drains the applier,
+// records its checkpoint).
 //
 // Safety: a target device is opened only after inventory::IsSafeTarget held
 // for it in a scan taken just before, and only by identity (WWID), never by a
@@ -40,7 +47,9 @@
 #include "mt/shim/clock.h"
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_system.h"
+#include "receiver.h"
 #include "retention_store.h"
+#include "stream_port.h"
 #include "stream_runtime.h"
 
 namespace mt::daemon {
@@ -88,20 +97,19 @@ class Agent {
   std::vector<std::string> RunningStreams() const;
 
  private:
-  struct Stream;  // a running stream: devices, runtime
+  struct Stream;  // a running stream: devices, runtime, gate
+  class Gate;     // the StreamPort senders use: the runtime, until closed
 
   Agent(const AgentConfig& config, AgentEnvironment env);
   mt::Status Init();
-  // The TLS data port. PLUG POINT for the receiver (agent/daemon/receiver.h):
-  // load or create the TLS identity in config_.tls_dir, start
-  // Receiver::Start(identity, directory, {listen_host, listen_port}) over a
-  // StreamDirectory that Register/Unregister below keep current.
+  // The TLS data port: TLS identity (config_.tls_dir) and the Receiver over
+  // directory_.
   mt::Status StartReceiver();
   void StopReceiver();
   // Called when a stream starts / stops: make it reachable for senders (its
-  // runtime and credential) or not. PLUG POINT, with StartReceiver.
+  // gate and credential) or not (closes the gate: see the class comment).
   void Register(const std::shared_ptr<Stream>& stream);
-  void Unregister(const std::string& name);
+  void Unregister(const Stream& stream);
 
   // A scan with the catalog's targets, the retention volume and what we hold.
   Result<inventory::Inventory> Scan();
@@ -118,6 +126,8 @@ class Agent {
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<control::ControlServer> control_;
   int64_t started_ns_ = 0, started_mono_ns_ = 0;
+  MapStreamDirectory directory_;        // what the data port serves
+  std::unique_ptr<Receiver> receiver_;
   std::string listen_;       // the data port's actual address ("" until it listens)
   std::string fingerprint_;  // of the data port's certificate
 

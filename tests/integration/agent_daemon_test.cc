@@ -1,7 +1,8 @@
 // mt-agent as a process, with mtctl against it: a generated configuration on
 // a temp retention directory, loop-device targets (allow_non_scsi), readiness
 // by polling the control socket, pair add / pairs --json / status --json
-// through the daemon and offline, SIGTERM with exit status 0, restart.
+// through the daemon and offline, SIGTERM with exit status 0, restart; and
+// mtsend streaming to the daemon's data port with the printed credential.
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
@@ -238,6 +239,58 @@ TEST_F(AgentDaemon, AMissingTargetFailsItsStreamAndTheDaemonGoesOn) {
   ASSERT_EQ(st.alerts_size(), 1) << status.out;
   EXPECT_EQ(st.alerts(0).kind(), "stream-failed");
   EXPECT_EQ(st.alerts(0).stream(), "vm2");
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+TEST_F(AgentDaemon, MtsendStreamsToTheDataPortAndWhatIsAppliedSurvivesARestart) {
+  Start();
+  const std::string l0 = loops_[0]->path(), l1 = loops_[1]->path();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + l0, "--disk", "1:" + l1})
+                .exit_code,
+            0);
+  auto status = Mtctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto st = FromJson<proto::AgentStatus>(status.out);
+  ASSERT_NE(st.listen(), "") << "the data port does not listen:\n" << Log();
+  ASSERT_EQ(st.tls_fingerprint().size(), 64u);
+  const std::vector<std::string> send = {MT_MTSEND_PATH, "workload", "--to", st.listen(),
+                                         "--stream", "vm1", "--key",
+                                         dir_ + "/credentials/vm1.key", "--fingerprint",
+                                         st.tls_fingerprint(), "--disks", "2", "--disk-size",
+                                         "64M", "--count", "200", "--retry-for", "0"};
+  auto sent = test::RunProcess(send);
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err << Log();
+
+  // Everything acknowledged is applied (poll: the applier runs on its own).
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  proto::Pair p;
+  while (true) {
+    auto pairs = Mtctl({"pairs", "--json"});
+    ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
+    p = FromJson<proto::PairList>(pairs.out).pairs(0);
+    if (p.applied_seq() == 200) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << pairs.out;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(p.durable_seq(), 200u);
+  EXPECT_EQ(p.backlog_records(), 0u);
+  EXPECT_GE(p.rpo_ns(), 0);
+
+  // Paused, the data port refuses the stream's sender.
+  ASSERT_EQ(Mtctl({"pause", "--stream", "vm1"}).exit_code, 0);
+  std::vector<std::string> more = send;
+  more[more.size() - 3] = "210";  // --count
+  auto refused = test::RunProcess(more);
+  EXPECT_NE(refused.exit_code, 0) << refused.out << refused.err;
+  ASSERT_EQ(Mtctl({"resume", "--stream", "vm1"}).exit_code, 0);
+
+  ASSERT_EQ(Stop(), 0) << log_;
+  Start();
+  auto pairs = Mtctl({"pairs", "--json"});
+  ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
+  p = FromJson<proto::PairList>(pairs.out).pairs(0);
+  EXPECT_TRUE(p.running());
+  EXPECT_EQ(p.applied_seq(), 200u) << pairs.out;
   ASSERT_EQ(Stop(), 0) << log_;
 }
 

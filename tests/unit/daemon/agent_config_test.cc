@@ -21,7 +21,7 @@ void ExpectDefaults(const AgentConfig& c) {
   EXPECT_EQ(c.credentials_dir, "/var/lib/mt-agent/credentials");
   EXPECT_EQ(c.control_socket, "/run/mt-agent/control.sock");
   EXPECT_EQ(c.retention_dir, "/mnt/retention");
-  EXPECT_EQ(c.wal_quota_bytes, 4ull << 30);
+  EXPECT_EQ(c.wal_quota_bytes, 256ull << 20);
   EXPECT_EQ(c.segment_bytes, 256ull << 20);
   EXPECT_EQ(c.low_space_percent, 10.0);
   EXPECT_EQ(c.low_space_min_bytes, 1ull << 30);
@@ -57,7 +57,7 @@ credentials_dir = "/etc/x/creds"
 socket = "/tmp/x.sock"
 [retention]
 dir = "/data/ret"
-wal_quota = "512MiB"
+wal_quota = "1GiB"
 segment_size = 16777216
 low_space_percent = 5.5
 low_space_min = "2GiB"
@@ -80,7 +80,7 @@ allow_non_scsi = ["/dev/loop3", "loop:/var/tmp/d.img"]
   EXPECT_EQ(c->credentials_dir, "/etc/x/creds");
   EXPECT_EQ(c->control_socket, "/tmp/x.sock");
   EXPECT_EQ(c->retention_dir, "/data/ret");
-  EXPECT_EQ(c->wal_quota_bytes, 512ull << 20);
+  EXPECT_EQ(c->wal_quota_bytes, 1ull << 30);
   EXPECT_EQ(c->segment_bytes, 16ull << 20);
   EXPECT_EQ(c->low_space_percent, 5.5);
   EXPECT_EQ(c->low_space_min_bytes, 2ull << 30);

@@ -30,6 +30,9 @@ class AgentTest : public ::testing::Test {
     config_.credentials_dir = "/var/lib/mt-agent/credentials";
     config_.control_socket = dir_.path() + "/control.sock";
     config_.segment_bytes = 1u << 20;
+    config_.listen_host = "127.0.0.1";
+    config_.listen_port = 0;
+    config_.tls_dir = "/var/lib/mt-agent/tls";
     EXPECT_TRUE(fs_.CreateDir("/mnt/retention").ok());
   }
 
