@@ -11,6 +11,7 @@
 //                                                                          │  ▲
 //   write_batch / tag / resync_* ─▶ port.Ingest ─ on_durable(seq) ─▶ ack ──┘  │
 //   resync_hash_request ─▶ worker pool: port.HashBlocks ─▶ hash reply ────────┘
+//     (replies carry the request id and may come in any order)
 //   ping ─▶ pong      port.Throttled() ─▶ throttle{on}, stop reading, poll ─▶ throttle{off}
 //
 //   any violation (decoder, version, auth, busy, Ingest, hash) ─▶ [closing]:

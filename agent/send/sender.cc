@@ -10,6 +10,12 @@
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
 #include "record.h"
+#include "block_hash.h"
+#include "mt/shim/aligned_buffer.h"
+#include "mt/shim/block_device.h"
+#include "validator.h"
+#include <unistd.h>
+#include <cmath>
 
 namespace mt::send {
 
@@ -441,6 +447,221 @@ class TagRunner final : public Runner {
   RunResult res_;
 };
 
+
+// ---------------------------------------------------------------------------
+
+class ResyncRunner final : public Runner {
+ public:
+  explicit ResyncRunner(const ResyncOptions& o) : Runner(o.connect, o.retry_for, o.verbose), o_(o) {}
+
+  Result<ResyncResult> Go() {
+    if (o_.block_size == 0 || (o_.block_size & (o_.block_size - 1)) != 0 || o_.block_size > (64u << 20))
+      return Status(Errc::kInvalidArgument, "--block-size must be a power of two up to 64 MiB");
+    shim::BlockDeviceOptions bo;
+    bo.writable = false;
+    bo.direct = false;
+    MT_ASSIGN_OR_RETURN(source_, shim::OpenBlockDevice(o_.source, bo));
+    tty_ = o_.progress && isatty(2) == 1;
+    Status s = Run();
+    if (tty_ && printed_) std::fprintf(stderr, "\n");
+    if (!s.ok()) return s;
+    res_.run.seconds = SecondsSince(started_);
+    res_.run.reconnects = reconnects_;
+    return res_;
+  }
+
+ private:
+  Status OnWelcome(const proto::Welcome& w) override {
+    auto it = std::find_if(w.disks().begin(), w.disks().end(),
+                           [&](const proto::DiskInfo& i) { return i.disk() == o_.disk; });
+    if (it == w.disks().end()) {
+      return Status(Errc::kNotFound, "the receiver's stream '" + o_.connect.stream + "' has no disk " +
+                                         std::to_string(o_.disk));
+    }
+    if (it->resync_state() == proto::RESYNC_STATE_COMPLETE) {
+      if (done_seq_ != 0 && w.resume_seq() >= done_seq_) {  // finished before a reconnect
+        Finish(Status::Ok());
+        return Status::Ok();
+      }
+      return Status(Errc::kInvalidArgument, "disk " + std::to_string(o_.disk) +
+                                                " is not being resynced (its resync is complete)");
+    }
+    if (it->size_bytes() != source_->size()) {
+      return Status(Errc::kOutOfRange, "the source " + o_.source + " has " + std::to_string(source_->size()) +
+                                           " bytes, the receiver's disk " + std::to_string(o_.disk) + " " +
+                                           std::to_string(it->size_bytes()));
+    }
+    if (it->logical_block_size() == 0 || o_.block_size % it->logical_block_size() != 0 ||
+        source_->logical_block_size() == 0 || o_.block_size % source_->logical_block_size() != 0) {
+      return Status(Errc::kMisaligned, "--block-size " + std::to_string(o_.block_size) +
+                                           " is not a multiple of the logical block size");
+    }
+    if (done_seq_ != 0 && w.resume_seq() >= done_seq_) {
+      Finish(Status::Ok());
+      return Status::Ok();
+    }
+    disk_size_ = it->size_bytes();
+    lbs_ = std::max<uint64_t>(it->logical_block_size(), source_->logical_block_size());
+    chunk_ = std::max(o_.block_size, o_.chunk_bytes / o_.block_size * o_.block_size);
+    // A new pass: compare from the start, seqs after the welcome's.
+    next_seq_ = w.resume_seq() + 1;
+    acked_ = w.resume_seq();
+    next_offset_ = 0;
+    requests_.clear();
+    unacked_.clear();
+    window_ = 0;
+    complete_sent_ = false;
+    done_seq_ = 0;
+    if (pass_start_ == Clock::time_point()) pass_start_ = Clock::now();
+    res_.compared_bytes = 0;
+    res_.run.first_seq = next_seq_;
+    Pump();
+    return Status::Ok();
+  }
+
+  Status OnFrame(stream::Frame&& f) override {
+    switch (f.type()) {
+      case FrameHeader::kAck: {
+        acked_ = std::max(acked_, f.header.ack().durable_seq());
+        while (!unacked_.empty() && unacked_.front().first <= acked_) {
+          window_ -= unacked_.front().second;
+          unacked_.pop_front();
+        }
+        if (done_seq_ != 0 && acked_ >= done_seq_) {
+          res_.run.last_seq = done_seq_;
+          Progress(true);
+          Finish(Status::Ok());
+          return Status::Ok();
+        }
+        Pump();
+        return Status::Ok();
+      }
+      case FrameHeader::kThrottle:
+        throttled_ = f.header.throttle().on();
+        if (!throttled_) Pump();
+        return Status::Ok();
+      case FrameHeader::kResyncHashReply:
+        return OnHashReply(f);
+      default:
+        return Status(Errc::kProtocol, std::string("unexpected ") + stream::FrameTypeName(f.type()) +
+                                           " frame from the receiver");
+    }
+  }
+
+  // Keeps up to two hash requests in flight while the window has room.
+  void Pump() override {
+    if (!connected() || complete_sent_) return;
+    while (!throttled_ && requests_.size() < 2 && next_offset_ < disk_size_ && window_ < o_.window_bytes) {
+      proto::ResyncHashRequest r;
+      r.set_request_id(++request_id_);
+      r.set_disk(o_.disk);
+      r.set_offset(next_offset_);
+      r.set_length(std::min(chunk_, disk_size_ - next_offset_));
+      r.set_block_size(o_.block_size);
+      next_offset_ += r.length();
+      FrameHeader h;
+      *h.mutable_resync_hash_request() = r;
+      Status s = conn_->Send(h);
+      if (!s.ok()) {
+        Finish(s);
+        return;
+      }
+      requests_.push_back(r);
+    }
+    if (requests_.empty() && next_offset_ >= disk_size_ && !complete_sent_) {
+      FrameHeader h;
+      proto::ResyncComplete* c = h.mutable_resync_complete();
+      c->set_seq(next_seq_);
+      c->set_disk(o_.disk);
+      c->set_source_time_ns(shim::SystemClock().NowNs());
+      done_seq_ = next_seq_++;
+      complete_sent_ = true;
+      Status s = conn_->Send(h);
+      if (!s.ok()) Finish(s);
+    }
+  }
+
+  Status OnHashReply(const stream::Frame& f) {
+    // Replies carry their request's id; they may come in any order.
+    auto it = std::find_if(requests_.begin(), requests_.end(), [&](const proto::ResyncHashRequest& r) {
+      return r.request_id() == f.header.resync_hash_reply().request_id();
+    });
+    if (it == requests_.end()) {
+      return Status(Errc::kProtocol, "resync hash reply " +
+                                         std::to_string(f.header.resync_hash_reply().request_id()) +
+                                         " answers no outstanding request");
+    }
+    const proto::ResyncHashRequest req = *it;
+    MT_RETURN_IF_ERROR(stream::CheckHashReply(req, f.header.resync_hash_reply(), f.payload.size()));
+    requests_.erase(it);
+    // Read the source chunk (rounded up to its block size) and compare.
+    const uint64_t len = req.length();
+    const uint64_t read_len = (len + lbs_ - 1) / lbs_ * lbs_;
+    if (buf_.size() < read_len) buf_ = AlignedBuffer(read_len);
+    MT_RETURN_IF_ERROR(source_->ReadAt(req.offset(), buf_.data(), read_len));
+    std::vector<uint8_t> mine;
+    MT_RETURN_IF_ERROR(stream::HashBlocks(buf_.data(), len, req.block_size(), &mine));
+    const uint64_t blocks = stream::HashBlockCount(len, req.block_size());
+    for (uint64_t b = 0; b < blocks; ++b) {
+      if (std::equal(mine.begin() + b * 32, mine.begin() + (b + 1) * 32, f.payload.begin() + b * 32)) continue;
+      const uint64_t off = b * req.block_size();
+      const uint64_t n = std::min<uint64_t>(req.block_size(), len - off);
+      FrameHeader h;
+      proto::ResyncData* d = h.mutable_resync_data();
+      d->set_seq(next_seq_);
+      d->set_disk(o_.disk);
+      d->set_offset(req.offset() + off);
+      d->set_length(n);
+      d->set_crc32c(crc32c::Value(buf_.data() + off, n));
+      d->set_source_time_ns(shim::SystemClock().NowNs());
+      MT_RETURN_IF_ERROR(conn_->Send(h, {{buf_.data() + off, n}}));
+      unacked_.emplace_back(next_seq_++, n);
+      window_ += n;
+      res_.sent_bytes += n;
+      ++res_.blocks_sent;
+    }
+    res_.compared_bytes += len;
+    Progress(false);
+    Pump();
+    return Status::Ok();
+  }
+
+  void Progress(bool last) {
+    if (!o_.progress) return;
+    const double secs = std::max(1e-3, SecondsSince(pass_start_));
+    const double done = static_cast<double>(res_.compared_bytes);
+    const double total = static_cast<double>(disk_size_);
+    const double rate = done / secs;
+    const double eta = rate > 0 ? (total - done) / rate : 0;
+    const double pct = total > 0 ? 100.0 * done / total : 100.0;
+    if (!tty_) {
+      // Plain lines: one per 10% and the last one.
+      const int decile = static_cast<int>(pct / 10);
+      if (!last && decile == last_decile_) return;
+      last_decile_ = decile;
+    }
+    std::fprintf(stderr, "%sresync disk %u: %.1f%% compared (%.1f of %.1f MiB), %.1f MiB sent, ETA %.0f s%s",
+                 tty_ ? "\r" : "", o_.disk, pct, done / (1 << 20), total / (1 << 20),
+                 static_cast<double>(res_.sent_bytes) / (1 << 20), std::ceil(eta), tty_ ? "   " : "\n");
+    std::fflush(stderr);
+    printed_ = true;
+  }
+
+  const ResyncOptions o_;
+  std::unique_ptr<shim::BlockDevice> source_;
+  AlignedBuffer buf_;
+  bool tty_ = false, printed_ = false;
+  int last_decile_ = -1;
+  uint64_t disk_size_ = 0, lbs_ = 512, chunk_ = 0;
+  uint64_t next_seq_ = 1, acked_ = 0, next_offset_ = 0, request_id_ = 0, done_seq_ = 0;
+  std::deque<proto::ResyncHashRequest> requests_;
+  std::deque<std::pair<uint64_t, uint64_t>> unacked_;  // seq, bytes
+  uint64_t window_ = 0;
+  bool complete_sent_ = false, throttled_ = false;
+  Clock::time_point pass_start_;
+  ResyncResult res_;
+};
+
 }  // namespace
 
 Result<RunResult> RunWorkload(const WorkloadOptions& options) {
@@ -448,5 +669,7 @@ Result<RunResult> RunWorkload(const WorkloadOptions& options) {
 }
 
 Result<RunResult> RunTag(const TagOptions& options) { return TagRunner(options).Go(); }
+
+Result<ResyncResult> RunResync(const ResyncOptions& options) { return ResyncRunner(options).Go(); }
 
 }  // namespace mt::send

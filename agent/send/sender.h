@@ -60,4 +60,33 @@ struct TagOptions {
 // Sends one tag at the stream's next seq and waits until it is durable.
 Result<RunResult> RunTag(const TagOptions& options);
 
+// Resync of one disk from a source device or image file:
+//   for each chunk (chunk_bytes, a multiple of block_size): hash request ─▶
+//   compare with the source's SHA-256 per block ─▶ resync_data for every block
+//   that differs; then resync_complete; done when that is acknowledged.
+// At most two hash requests and window_bytes of unacknowledged data are in
+// flight. After a reconnect the comparison starts again from the beginning
+// (what became durable now matches and is skipped; seqs continue after the
+// welcome's resume_seq). Progress (bytes compared, bytes sent, ETA) goes to
+// stderr: one updating line on a terminal, plain lines otherwise.
+struct ResyncOptions {
+  ConnectOptions connect;
+  std::string source;           // block device or image file
+  uint32_t disk = 0;
+  uint64_t block_size = 64u << 10;
+  uint64_t chunk_bytes = 16u << 20;
+  uint64_t window_bytes = 64u << 20;
+  std::chrono::milliseconds retry_for{60'000};
+  bool verbose = false;
+  bool progress = true;
+};
+
+struct ResyncResult {
+  RunResult run;
+  uint64_t compared_bytes = 0;  // bytes of the disk compared (last pass)
+  uint64_t sent_bytes = 0;      // resync data bytes sent (all passes)
+  uint64_t blocks_sent = 0;
+};
+Result<ResyncResult> RunResync(const ResyncOptions& options);
+
 }  // namespace mt::send

@@ -244,7 +244,7 @@ class DataPortTest : public ::testing::Test {
       dr.target_id = "mem:t" + std::to_string(d);
       dr.size_bytes = kDiskSize;
       dr.block_size = 512;
-      dr.resync_state = "complete";
+      dr.resync_state = ResyncStateOf(d);
       ASSERT_TRUE(store_->catalog().AddDisk(dr).ok());
     }
     auto rt = StreamRuntime::Start(*store_, shim::SystemClock(), stream_id_, m, runtime_options_);
@@ -278,6 +278,8 @@ class DataPortTest : public ::testing::Test {
   }
 
   uint16_t port() const { return receiver_->port(); }
+  // The catalog resync state of each disk at set-up.
+  virtual std::string ResyncStateOf(uint32_t disk) const { return "complete"; }
 
   // WAL and undo files (every file under <root>/streams) and target contents.
   struct Snapshot {

@@ -7,6 +7,8 @@
 #include <signal.h>
 
 #include "data_port_fixture.h"
+#include "block_hash.h"
+#include "mt/shim/aligned_buffer.h"
 #include "record.h"
 #include "subprocess.h"
 
@@ -16,6 +18,12 @@ namespace {
 using mt::test::ProcessResult;
 using mt::test::RunProcess;
 using mt::test::Subprocess;
+
+// Every child runs under timeout(1): a hang fails the test instead of stalling it.
+ProcessResult RunBounded(std::vector<std::string> argv, int seconds = 90) {
+  argv.insert(argv.begin(), {"/usr/bin/timeout", "-s", "KILL", std::to_string(seconds)});
+  return RunProcess(argv);
+}
 
 class MtsendTest : public DataPortTest {
  protected:
@@ -60,7 +68,7 @@ class MtsendTest : public DataPortTest {
 
 TEST_F(MtsendTest, WorkloadReachesTheTargetsExactlyAsRecorded) {
   const std::string record = dir_.path() + "/record.txt";
-  ProcessResult r = RunProcess(Workload({"--count", "400", "--sizes", "4k..64k", "--overlap", "0.5",
+  ProcessResult r = RunBounded(Workload({"--count", "400", "--sizes", "4k..64k", "--overlap", "0.5",
                                          "--seed", "7", "--record", record}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("seqs 1..400 durable"), std::string::npos) << r.out;
@@ -82,7 +90,7 @@ TEST_F(MtsendTest, KilledMtsendRestartedLosesAndDuplicatesNothing) {
     EXPECT_EQ(p.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
   }
   EXPECT_LT(runtime_->Health().durable_seq, 3000u) << "the kills came too late to test anything";
-  ProcessResult r = RunProcess(argv);  // restarted: resumes from the welcome's resume_seq
+  ProcessResult r = RunBounded(argv);  // restarted: resumes from the welcome's resume_seq
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectTargetsMatchRecord(record, 3000);
 }
@@ -92,7 +100,7 @@ TEST_F(MtsendTest, DifferentServerFingerprintIsRefusedWithOneLine) {
   for (size_t i = 0; i < argv.size(); ++i) {
     if (argv[i] == "--fingerprint") argv[i + 1] = std::string(64, 'a');
   }
-  ProcessResult r = RunProcess(argv);
+  ProcessResult r = RunBounded(argv);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("fingerprint"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("refusing"), std::string::npos) << r.err;
@@ -108,16 +116,16 @@ TEST_F(MtsendTest, WrongCredentialFailsAtOnceWithOneLine) {
       argv[i + 1] = std::string(64, '0');
     }
   }
-  ProcessResult r = RunProcess(argv);
+  ProcessResult r = RunBounded(argv);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("auth: authentication failed for stream 'vm1'"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 TEST_F(MtsendTest, TagBecomesARecoveryPointOfItsKind) {
-  ProcessResult w = RunProcess(Workload({"--count", "20", "--sizes", "4k"}));
+  ProcessResult w = RunBounded(Workload({"--count", "20", "--sizes", "4k"}));
   ASSERT_EQ(w.exit_code, 0) << w.err;
-  ProcessResult r = RunProcess({MT_MTSEND_PATH, "tag", "before-upgrade", "--app",
+  ProcessResult r = RunBounded({MT_MTSEND_PATH, "tag", "before-upgrade", "--app",
                                 "--to", "127.0.0.1:" + std::to_string(port()), "--stream", kStream,
                                 "--key", creds_->PathOf(kStream),
                                 "--fingerprint", ColonFingerprint(identity_.fingerprint)});
@@ -127,6 +135,71 @@ TEST_F(MtsendTest, TagBecomesARecoveryPointOfItsKind) {
   ASSERT_TRUE(p.ok() && p->has_value());
   EXPECT_EQ((*p)->seq, 21u);
   EXPECT_EQ((*p)->kind, retention::TagKind::kApp);
+}
+
+// --- resync ------------------------------------------------------------------
+
+// The HashSource proposal (hash_source.h) outside the runtime, for the test:
+// wait until what is durable is applied, then hash the target range.
+class TargetHashSource final : public HashSource {
+ public:
+  TargetHashSource(StreamRuntime& rt, std::vector<shim::MemBlockDevice*> disks)
+      : rt_(rt), disks_(std::move(disks)) {}
+  Status HashBlocks(const proto::ResyncHashRequest& r, std::vector<uint8_t>* out) override {
+    if (r.disk() >= disks_.size()) return Status(Errc::kNotFound, "no disk " + std::to_string(r.disk()));
+    MT_RETURN_IF_ERROR(rt_.WaitApplied(30'000));
+    const std::vector<uint8_t> all = disks_[r.disk()]->Contents();
+    if (r.offset() + r.length() > all.size()) return Status(Errc::kOutOfRange, "beyond the disk");
+    return stream::HashBlocks(all.data() + r.offset(), r.length(), r.block_size(), out);
+  }
+
+ private:
+  StreamRuntime& rt_;
+  std::vector<shim::MemBlockDevice*> disks_;
+};
+
+class MtsendResyncTest : public MtsendTest {
+ protected:
+  std::string ResyncStateOf(uint32_t disk) const override { return disk == 1 ? "pending" : "complete"; }
+  void SetUp() override {
+    MtsendTest::SetUp();
+    hashes_ = std::make_unique<TargetHashSource>(
+        *runtime_, std::vector<shim::MemBlockDevice*>{disks_[0].get(), disks_[1].get()});
+    directory_.Set(kStream, StreamEntry{std::make_shared<RuntimePort<StreamRuntime>>(*runtime_, hashes_.get()), key_});
+  }
+  std::vector<std::string> Resync(const std::string& source, uint32_t disk) {
+    return {MT_MTSEND_PATH, "resync", "--source", source, "--disk", std::to_string(disk),
+            "--chunk", "1M", "--to", "127.0.0.1:" + std::to_string(port()), "--stream", kStream,
+            "--key", creds_->PathOf(kStream), "--fingerprint", identity_.fingerprint};
+  }
+  std::unique_ptr<TargetHashSource> hashes_;
+};
+
+TEST_F(MtsendResyncTest, ResyncSendsOnlyTheBlocksThatDifferAndCompletesTheDisk) {
+  // Source image: a pattern; the target already holds it except 5 blocks of 64 KiB.
+  std::vector<uint8_t> image(kDiskSize);
+  send::WorkloadData(5, 5, image.data(), image.size());
+  const std::string source = dir_.path() + "/source.img";
+  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
+  AlignedBuffer buf(kDiskSize);
+  std::copy(image.begin(), image.end(), buf.data());
+  for (uint64_t b : {0u, 3u, 17u, 64u, 127u}) std::fill_n(buf.data() + b * 65536 + 1000, 10, 0xee);
+  ASSERT_TRUE(disks_[1]->WriteAt(0, buf.data(), kDiskSize).ok());
+
+  ProcessResult r = RunBounded(Resync(source, 1));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("5 blocks (0.3 MiB) sent"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("100.0% compared"), std::string::npos) << r.err;  // plain progress lines
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+  auto rows = store_->catalog().ListDisks(stream_id_);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ((*rows)[1].resync_state, "complete");
+
+  // The disk is in sync now: a second resync is refused with one line.
+  ProcessResult again = RunBounded(Resync(source, 1));
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("resync is complete"), std::string::npos) << again.err;
 }
 
 // --- openssl as the judge ---------------------------------------------------
@@ -141,8 +214,8 @@ std::string Openssl() {
 bool HaveOpenssl() { return !Openssl().empty(); }
 
 ProcessResult SClient(uint16_t port, const std::string& version) {
-  return RunProcess({Openssl(), "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
-                     "-" + version, "-cipher", "DEFAULT@SECLEVEL=0"});
+  return RunBounded({Openssl(), "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                     "-" + version, "-cipher", "DEFAULT@SECLEVEL=0"}, 30);
 }
 
 TEST_F(DataPortTest, OpensslTls11IsRefusedByTheServer) {
