@@ -77,20 +77,23 @@ TEST_F(SessionTest, ThrottledStreamIsNotReadUntilTheThrottleClears) {
   port_->throttled = true;
   auto [h1, p1] = Batch(1, 1, 4096);
   ASSERT_TRUE(client_.Write(Encode(h1, p1)));
-  // After that frame the session sees the throttle: it says so and stops reading.
+  // The session notices the throttle before or after that frame (the welcome's
+  // read may still be pending): either way it says so and stops reading.
   auto t = client_.ReadFrame();
   while (t && t->type() == FrameHeader::kAck) t = client_.ReadFrame();
   ASSERT_TRUE(t);
   ASSERT_EQ(t->type(), FrameHeader::kThrottle);
   EXPECT_TRUE(t->header.throttle().on());
   EXPECT_EQ(t->header.throttle().reason(), "wal-quota");
-  EXPECT_EQ(port_->ingested, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int before = port_->ingested;
+  EXPECT_LE(before, 1);
   for (uint64_t s = 2; s <= 6; ++s) {
     auto [h, p] = Batch(s, 1, 4096);
     ASSERT_TRUE(client_.Write(Encode(h, p)));  // sits in socket buffers
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(port_->ingested, 1) << "read while throttled";
+  EXPECT_EQ(port_->ingested, before) << "read while throttled";
 
   port_->throttled = false;
   bool off = false;
