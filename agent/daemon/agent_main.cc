@@ -93,9 +93,11 @@ int Detach() {
   setsid();
   if (chdir("/") != 0) {
   }
+  // stdin and stdout are not used; stderr stays: it carries the log.
   const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null >= 0) {
     dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
     close(null);
   }
   return fds[1];
