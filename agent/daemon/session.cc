@@ -38,8 +38,7 @@ bool IsEof(const error_code& ec) {
 
 Session::Session(asio::io_context& ioc, asio::ssl::context& ssl, StreamDirectory& directory,
                  asio::thread_pool& workers, const SessionOptions& options, ClosedFn on_closed)
-    : ioc_(ioc),
-      strand_(ioc.get_executor()),
+    : strand_(ioc.get_executor()),
       stream_(ioc, ssl),
       directory_(directory),
       workers_(workers),

@@ -118,7 +118,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void HardClose();
   void Finish();
 
-  boost::asio::io_context& ioc_;
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   SslStream stream_;
   StreamDirectory& directory_;

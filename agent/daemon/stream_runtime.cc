@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 
+#include "block_hash.h"
 #include "journal_mapping.h"
+#include "mt/shim/aligned_buffer.h"
 #include "journal_reader.h"
 
 namespace mt::daemon {
@@ -337,6 +339,37 @@ void StreamRuntime::Fail(const Status& s) {
   (void)store_.catalog().SetStreamState(stream_, "failed", s.ToString());
   apply_cv_.notify_all();
   idle_cv_.notify_all();
+}
+
+Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
+                                 std::vector<uint8_t>* out) {
+  shim::BlockDevice* dev = nullptr;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!validator_)
+      return Status(Errc::kProtocol, "stream '" + name_ + "': hash request before the session attached");
+    MT_RETURN_IF_ERROR(validator_->CheckHashRequest(request));
+    const uint64_t target = validator_->next_seq() - 1;
+    const bool caught_up = idle_cv_.wait_for(l, std::chrono::seconds(60), [&] {
+      return !failed_.ok() || applied_seq_ >= target;
+    });
+    if (!failed_.ok()) return Status(Errc::kUnavailable, "stream '" + name_ + "' failed: " + failed_.ToString());
+    if (!caught_up)
+      return Status(Errc::kBusy, "stream '" + name_ + "': apply did not catch up for a hash request");
+    auto it = disks_.find(request.disk());
+    if (it == disks_.end()) return Status(Errc::kNotFound, "no disk " + std::to_string(request.disk()));
+    dev = it->second;
+  }
+  const uint64_t block = request.block_size();
+  const uint64_t chunk = std::max<uint64_t>(block, (4ull << 20) / block * block);
+  AlignedBuffer buf(chunk);
+  for (uint64_t off = 0; off < request.length(); off += chunk) {
+    const uint64_t n = std::min<uint64_t>(chunk, request.length() - off);
+    Status s = dev->ReadAt(request.offset() + off, buf.data(), n);
+    if (!s.ok()) return s.WithContext("resync hash of stream '" + name_ + "'");
+    MT_RETURN_IF_ERROR(stream::HashBlocks(buf.data(), n, block, out));
+  }
+  return Status::Ok();
 }
 
 bool StreamRuntime::Throttled() const {

@@ -37,6 +37,7 @@
 
 #include "applier.h"
 #include "frame_codec.h"
+#include "hash_source.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
 #include "mt/stream.pb.h"
@@ -71,7 +72,7 @@ struct RuntimeOptions {
   uint64_t apply_batch_bytes = 16ull << 20;
 };
 
-class StreamRuntime {
+class StreamRuntime : public HashSource {
  public:
   // `disks`: disk index -> the target device, opened by the caller only after
   // IsSafeTarget held (the runtime never opens a device). REQUIRES: store and
@@ -79,7 +80,7 @@ class StreamRuntime {
   static Result<std::unique_ptr<StreamRuntime>> Start(
       retention::RetentionStore& store, shim::Clock& clock, uint64_t stream,
       std::map<uint32_t, shim::BlockDevice*> disks, const RuntimeOptions& options);
-  ~StreamRuntime();  // Stop()
+  ~StreamRuntime() override;  // Stop()
 
   // Session ownership (see class comment). `session` names the holder in messages.
   Status Attach(const std::string& session);
@@ -94,6 +95,11 @@ class StreamRuntime {
   // once with the seq to acknowledge (at once for a resend of durable items).
   Status Ingest(std::shared_ptr<const stream::Frame> frame,
                 std::function<void(const Status&, uint64_t)> on_durable);
+
+  // Resync hashes of the target as it is after every item ingested before
+  // the call (hash_source.h): waits for the applier to reach the last
+  // admitted seq (bounded), then reads in 4 MiB chunks.
+  Status HashBlocks(const proto::ResyncHashRequest& request, std::vector<uint8_t>* out) override;
 
   bool Throttled() const;
   StreamHealth Health() const;

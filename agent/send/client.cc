@@ -36,8 +36,7 @@ std::unique_ptr<asio::ssl::context> MakeClientContext() {
 
 Connection::Connection(asio::io_context& ioc, asio::ssl::context& ssl, ConnectOptions options,
                        Callbacks callbacks)
-    : ioc_(ioc),
-      stream_(ioc, ssl),
+    : stream_(ioc, ssl),
       resolver_(ioc),
       timer_(ioc),
       keepalive_(ioc),

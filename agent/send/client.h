@@ -78,7 +78,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ArmTimer(std::chrono::milliseconds d, const char* what);
   void ArmKeepalive();
 
-  boost::asio::io_context& ioc_;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer timer_, keepalive_;

@@ -11,6 +11,7 @@
 
 #include "../apply/apply_model.h"
 #include "frame_codec.h"
+#include "block_hash.h"
 #include "journal_mapping.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/fault_injection.h"
@@ -241,6 +242,34 @@ TEST_F(StreamRuntimeTest, TargetFailureFailsTheStreamButKeepsAcknowledgedData) {
   EXPECT_EQ(store_->catalog().GetStream(stream_).value()->state, "failed");
   EXPECT_EQ(h.durable_seq, ops[29].h.seq);  // acknowledged data stays in the WAL
   rt_.reset();
+}
+
+}  // namespace
+}  // namespace mt::daemon
+
+namespace mt::daemon {
+namespace {
+
+TEST_F(StreamRuntimeTest, HashBlocksReflectEverythingIngestedBeforeTheRequest) {
+  StartRuntime();
+  ASSERT_TRUE(rt_->Attach("a").ok());
+  auto ops = apply::test::MakeWorkload(9, spec_);
+  Send(ops, 0, 60);
+  proto::ResyncHashRequest req;
+  req.set_request_id(1);
+  req.set_disk(1);
+  req.set_offset(8192);
+  req.set_length(64 << 10);
+  req.set_block_size(16 << 10);
+  std::vector<uint8_t> got;
+  ASSERT_TRUE(rt_->HashBlocks(req, &got).ok());
+  const auto img = disks_[1]->Contents();
+  std::vector<uint8_t> want;
+  ASSERT_TRUE(stream::HashBlocks(img.data() + 8192, 64 << 10, 16 << 10, &want).ok());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(got.size(), 4u * 32);
+  req.set_offset(100);  // not aligned to the disk's 512-byte blocks
+  EXPECT_EQ(rt_->HashBlocks(req, &got).code(), Errc::kMisaligned);
 }
 
 }  // namespace
