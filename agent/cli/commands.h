@@ -59,6 +59,8 @@ void AddDisksCommand(CLI::App& app, Context& ctx);
 void AddRetentionCommand(CLI::App& app, Context& ctx);
 void AddPairsCommand(CLI::App& app, Context& ctx);   // pair add, pairs, pause, resume
 void AddStatusCommand(CLI::App& app, Context& ctx);
+// points, common-point, rollback, export, verify, commit, release, attach, vsnap
+void AddRecoveryCommands(CLI::App& app, Context& ctx);
 
 // Runs mtctl with these arguments; returns its exit status.
 int RunMtctl(int argc, const char* const* argv, std::ostream& out, std::ostream& err);

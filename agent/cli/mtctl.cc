@@ -17,6 +17,7 @@ const AddCommandGroup kCommandGroups[] = {
     AddRetentionCommand,
     AddPairsCommand,
     AddStatusCommand,
+    AddRecoveryCommands,
 };
 
 // Library code logs at debug level only; -v shows it, on stderr.

@@ -8,6 +8,7 @@
 
 #include "control/pairs.h"
 #include "policy.h"
+#include "store_ops.h"
 #include "tls_identity.h"
 
 #ifndef MT_VERSION
@@ -310,6 +311,10 @@ mt::Status Agent::StopStream(const std::string& name) {
   }
   Unregister(*s);
   mt::Status st = s->runtime->Stop();
+  // Close its journals too: while paused, mtctl may roll back, export or
+  // commit, working on the files directly.
+  mt::Status closed = store_->CloseStream(s->row.id);
+  if (st.ok()) st = closed;
   if (!st.ok())
     spdlog::error("stream '{}' stopped with an error: {}", name, st.ToString());
   else
@@ -462,6 +467,18 @@ Result<proto::Pair> Agent::Resume(const std::string& name) {
     running = streams_.count(name) != 0;
   }
   if (!running) {
+    // A rollback (finished or interrupted) changed the targets under the
+    // stream's retention: resuming would apply the old future onto them.
+    const std::string dir = store_->StreamDir(row->id);
+    if (env_.fs->Exists(recovery::RollbackProgressPathOf(dir)))
+      return mt::Status(Errc::kBusy, "a rollback of stream '" + name +
+                                         "' was interrupted: run mtctl rollback again with the "
+                                         "same point to finish it");
+    MT_ASSIGN_OR_RETURN(auto rolled, recovery::ReadRolledBack(*env_.fs, dir));
+    if (rolled)
+      return mt::Status(Errc::kInvalidArgument,
+                        "stream '" + name + "' cannot resume: " + *rolled +
+                            "; commit it (mtctl commit), or protect the disks again with a resync");
     MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
     MT_RETURN_IF_ERROR(StartStream(*row, inv).WithContext("resume '" + name + "'"));
     spdlog::info("stream '{}' resumed", name);

@@ -269,6 +269,7 @@ constexpr char kSelectPointsByGroupTag[] = "SELECT " MT_POINT_COLS
                                            " ORDER BY stream, seq";
 // "seq < N" as "seq <= N - 1", so that N = 2^64 - 1 still covers every stored seq.
 constexpr char kDeletePointsBefore[] = "DELETE FROM points WHERE stream = ?1 AND seq <= ?2";
+constexpr char kDeletePointsAfter[] = "DELETE FROM points WHERE stream = ?1 AND seq > ?2";
 
 constexpr char kUpsertCheckpoint[] =
     "INSERT INTO checkpoints (" MT_CHECKPOINT_COLS
@@ -1237,6 +1238,15 @@ Status Catalog::RemovePointsBefore(uint64_t stream, uint64_t seq) {
   return impl_->Run(st, "remove old recovery points of stream " + std::to_string(stream));
 }
 
+Status Catalog::RemovePointsAfter(uint64_t stream, uint64_t seq) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (stream > kMaxStored || seq >= kMaxStored) return Status::Ok();
+  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeletePointsAfter));
+  st.U63(1, stream).U63(2, seq);
+  return impl_->Run(st, "remove recovery points after seq " + std::to_string(seq) + " of stream " +
+                            std::to_string(stream));
+}
+
 // Checkpoints.
 
 Status Catalog::SetCheckpoint(const CheckpointRow& row) {
@@ -1337,6 +1347,7 @@ std::vector<CatalogQuery> CatalogIndexedQueries() {
       {"LatestPointAtTime (by time)", kSelectLatestPointAtTime},
       {"PointsWithGroupTag", kSelectPointsByGroupTag},
       {"RemovePointsBefore", kDeletePointsBefore},
+      {"RemovePointsAfter", kDeletePointsAfter},
       {"GetCheckpoint", kSelectCheckpoint},
       {"GetPolicy", kSelectPolicy},
   };

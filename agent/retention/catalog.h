@@ -160,6 +160,8 @@ class Catalog {
   Result<std::vector<PointRow>> PointsWithGroupTag(const std::string& group_tag_id);
   // Drops points with seq < seq (they fell out of the window).
   Status RemovePointsBefore(uint64_t stream, uint64_t seq);
+  // Drops points with seq > seq (a rollback made them unreachable).
+  Status RemovePointsAfter(uint64_t stream, uint64_t seq);
 
   // Checkpoints.
   Status SetCheckpoint(const CheckpointRow& row);

@@ -59,6 +59,44 @@ uint64_t ParseSegmentNumber(SegmentKind kind, const std::string& name) {
 
 }  // namespace
 
+Result<std::vector<SegmentInfo>> ReadJournalSegments(shim::FileSystem& fs, const std::string& dir,
+                                                     SegmentKind kind) {
+  std::vector<SegmentInfo> out;
+  if (!fs.Exists(dir)) return out;
+  MT_ASSIGN_OR_RETURN(auto names, fs.ListDir(dir));
+  std::vector<uint64_t> numbers;
+  for (const auto& n : names)
+    if (uint64_t num = ParseSegmentNumber(kind, n)) numbers.push_back(num);
+  std::sort(numbers.begin(), numbers.end());
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    const bool newest = i + 1 == numbers.size();
+    SegmentInfo info;
+    info.number = numbers[i];
+    info.path = shim::JoinPath(dir, SegmentFileName(kind, numbers[i]));
+    info.sealed = !newest;
+    auto reader = SegmentReader::Open(fs, info.path, info.sealed);
+    if (!reader.ok()) {
+      if (newest && reader.status().code() == Errc::kCorruption) continue;
+      return reader.status();
+    }
+    ScanReport scan;
+    MT_RETURN_IF_ERROR((*reader)->Scan(&scan));
+    info.bytes = scan.valid_end;
+    for (const auto& r : (*reader)->records()) {
+      if (info.records++ == 0) {
+        info.first_seq = r.header.seq;
+        info.first_time_ns = r.header.source_time_ns;
+      }
+      info.last_seq = r.header.seq;
+      info.last_time_ns = r.header.source_time_ns;
+      info.logical_bytes += r.header.length;
+      info.stored_bytes += r.header.stored_length;
+    }
+    out.push_back(info);
+  }
+  return out;
+}
+
 Journal::Journal(shim::FileSystem& fs, shim::Clock& clock, JournalOptions o)
     : fs_(fs), clock_(clock), o_(std::move(o)) {}
 

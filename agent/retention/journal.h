@@ -68,6 +68,14 @@ struct RecoveryReport {
 
 std::string SegmentFileName(SegmentKind kind, uint64_t number);
 
+// Reads a journal directory without changing it (recovery tools, verify)
+// while nobody appends to it: every segment is validated as Journal::Open
+// does; a torn tail of the newest segment is left out of its `bytes`, not
+// truncated; a newest segment without a valid header is skipped. kCorruption
+// as Open. A missing directory is an empty journal.
+Result<std::vector<SegmentInfo>> ReadJournalSegments(shim::FileSystem& fs, const std::string& dir,
+                                                     SegmentKind kind);
+
 class Journal {
  public:
   // Opens the journal in o.dir (created if missing), validating every segment.

@@ -6,6 +6,7 @@
 
 #include "credential_store.h"
 #include "mt/shim/file_system.h"
+#include "record.h"
 #include "sender.h"
 #include "tls_identity.h"
 
@@ -160,6 +161,22 @@ int MtsendMain(int argc, char** argv) {
   resync->add_option("--chunk", chunk, "bytes per hash request (default 16M)");
   resync->add_flag("--no-progress", no_progress, "no progress on stderr");
 
+  // rebuild: the oracle of tests and the demo — a disk image at a seq (or
+  // tag) from a --record file alone, without the agent.
+  std::string rb_record, rb_out, rb_tag, rb_disk_size;
+  uint32_t rb_disk = 0, rb_disks = 1;
+  uint64_t rb_seq = 0;
+  auto* rebuild = app.add_subcommand(
+      "rebuild", "write a disk image as a --record file says it was at a seq or tag (an oracle)");
+  rebuild->add_option("--record", rb_record, "the record of workload runs")->required();
+  rebuild->add_option("--disks", rb_disks, "number of disks of the stream")->required();
+  rebuild->add_option("--disk-size", rb_disk_size, "bytes per disk (units k, M, G)")->required();
+  rebuild->add_option("--disk", rb_disk, "which disk to write")->required();
+  auto* at_seq = rebuild->add_option("--seq", rb_seq, "state after every item <= SEQ");
+  auto* at_tag = rebuild->add_option("--tag", rb_tag, "state at this tag");
+  at_seq->excludes(at_tag);
+  rebuild->add_option("--out", rb_out, "output image file")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -185,6 +202,32 @@ int MtsendMain(int argc, char** argv) {
     Result<RunResult> r = RunWorkload(wo);
     if (!r.ok()) return Fail(r.status());
     PrintResult("workload", *r);
+    return 0;
+  }
+  if (*rebuild) {
+    Result<Record> rec = ReadRecord(shim::PosixFileSystem(), rb_record);
+    if (!rec.ok()) return Fail(rec.status());
+    Result<uint64_t> ds = ParseBytes(rb_disk_size);
+    if (!ds.ok()) return Fail(ds.status().WithContext("--disk-size"));
+    uint64_t upto = rb_seq;
+    if (!rb_tag.empty()) {
+      upto = 0;
+      for (const auto& e : rec->entries)
+        if (e.type == 'T' && e.name == rb_tag) upto = e.seq;
+      if (upto == 0) return Fail(Status(Errc::kNotFound, "no tag '" + rb_tag + "' in " + rb_record));
+    } else if (upto == 0 && !rec->entries.empty()) {
+      upto = rec->entries.back().seq;
+    }
+    if (rb_disk >= rb_disks) return Fail(Status(Errc::kInvalidArgument, "--disk must be below --disks"));
+    std::vector<std::vector<uint8_t>> images;
+    Status s = RebuildDisks(*rec, rb_disks, *ds, upto, &images);
+    if (!s.ok()) return Fail(s);
+    FILE* f = std::fopen(rb_out.c_str(), "wb");
+    if (f == nullptr || std::fwrite(images[rb_disk].data(), 1, images[rb_disk].size(), f) !=
+                            images[rb_disk].size() || std::fclose(f) != 0)
+      return Fail(Status(Errc::kIoError, "cannot write " + rb_out));
+    std::printf("mtsend rebuild: disk %u at seq %llu -> %s\n", rb_disk,
+                static_cast<unsigned long long>(upto), rb_out.c_str());
     return 0;
   }
   if (*tag) {

@@ -1,0 +1,624 @@
+// mtctl recovery commands (architecture §5): points, common-point, rollback,
+// export, verify, commit, release, attach, vsnap.
+//
+// They work on the retention store directly (agent/recovery): a stream the
+// daemon is applying is paused through the control socket first (rollback,
+// commit, release; export pauses it for its duration and resumes it after),
+// so nothing writes the targets or journals while mtctl reads or rewrites
+// them. Without a daemon they work offline the same way.
+//
+//   mtctl points (DISK | --stream S | --group G) [--app] [--after T] [--before T] [--json]
+//   mtctl common-point --group G [--app] [--json]
+//   mtctl rollback (DISK | --stream S | --group G) [--to POINT] --yes [--json]
+//   mtctl export DISK --at POINT --out FILE|DEVICE [--json]
+//   mtctl verify (DISK | --stream S) [--json]
+//   mtctl commit (--stream S | --group G) --yes
+//   mtctl release DISK / mtctl attach DISK
+//   mtctl vsnap create|list|remove ...
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+
+#include "agent_link.h"
+#include "commands.h"
+#include "credential_store.h"
+#include "inventory/inventory.h"
+#include "inventory/wwid.h"
+#include "mt/recovery.pb.h"
+#include "mt/shim/block_device.h"
+#include "mt/shim/clock.h"
+#include "mt/shim/disk_system.h"
+#include "mt/shim/file_system.h"
+#include "recovery.h"
+#include "retention_store.h"
+#include "store_ops.h"
+
+namespace mt::cli {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct RecoveryOptions {
+  std::string disk, stream, group, to, at, out, after, before, name;
+  bool app = false, yes = false, json = false;
+};
+
+std::string Rfc3339(int64_t ns) {
+  if (ns <= 0) return "";
+  const time_t t = static_cast<time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Everything a recovery command needs, opened once.
+struct Env {
+  daemon::AgentConfig config;
+  std::unique_ptr<retention::Catalog> catalog;
+  shim::FileSystem& fs = shim::PosixFileSystem();
+  bool daemon = false;  // mt-agent answers on its control socket
+};
+
+Result<Env> OpenEnv(Context& ctx, bool writable) {
+  Env env;
+  MT_ASSIGN_OR_RETURN(env.config, LoadAgentConfigForCli(ctx));
+  MT_ASSIGN_OR_RETURN(env.catalog, OpenOfflineCatalog(env.config, writable));
+  proto::ControlRequest req;
+  req.mutable_get_status();
+  auto r = CallAgent(ctx, env.config, req, milliseconds(2000));
+  env.daemon = r.ok();
+  return env;
+}
+
+// The inventory with the catalog's targets (so they show as targets).
+Result<inventory::Inventory> ScanWithTargets(Context& ctx, Env& env) {
+  shim::HostDiskSystemOptions ho;
+  ho.sysroot = ctx.global.sysroot;
+  MT_ASSIGN_OR_RETURN(auto sys, shim::OpenHostDiskSystem(ho));
+  inventory::InventoryConfig cfg;
+  MT_ASSIGN_OR_RETURN(auto streams, env.catalog->ListStreams());
+  for (const auto& s : streams) {
+    MT_ASSIGN_OR_RETURN(auto disks, env.catalog->ListDisks(s.id));
+    for (const auto& d : disks) {
+      cfg.target_identities.push_back(d.target_id);
+      cfg.held_by_us.push_back(d.target_id);  // paused: we are about to open them
+    }
+  }
+  cfg.allow_non_scsi = env.config.allow_non_scsi;
+  for (const auto& a : ctx.global.allow_non_scsi) cfg.allow_non_scsi.push_back(a);
+  cfg.retention_identity = env.config.retention_dir;
+  return inventory::Inventory::Scan(*sys, cfg);
+}
+
+struct Selected {
+  std::vector<retention::StreamRow> streams;
+  bool by_disk = false;
+  retention::DiskRow disk;  // when by_disk
+};
+
+// DISK (a WWID in any spelling, a target identity or a device path),
+// --stream or --group.
+Result<Selected> Select(Context& ctx, Env& env, const RecoveryOptions& o) {
+  Selected sel;
+  const int given = !o.disk.empty() + !o.stream.empty() + !o.group.empty();
+  if (given != 1)
+    return Status(Errc::kInvalidArgument, "name exactly one of DISK, --stream S or --group G");
+  if (!o.stream.empty()) {
+    MT_ASSIGN_OR_RETURN(auto row, env.catalog->FindStream(o.stream));
+    if (!row) return Status(Errc::kNotFound, "no stream '" + o.stream + "' (see mtctl pairs)");
+    sel.streams.push_back(*row);
+    return sel;
+  }
+  if (!o.group.empty()) {
+    MT_ASSIGN_OR_RETURN(auto all, env.catalog->ListStreams());
+    for (const auto& s : all)
+      if (s.group == o.group) sel.streams.push_back(s);
+    if (sel.streams.empty()) return Status(Errc::kNotFound, "no stream in group '" + o.group + "'");
+    return sel;
+  }
+  std::optional<retention::DiskRow> row;
+  auto id = inventory::NormalizeIdentity(o.disk);
+  if (id.ok()) {
+    MT_ASSIGN_OR_RETURN(row, env.catalog->FindDiskByTarget(*id));
+  }
+  if (!row && o.disk.rfind("/dev/", 0) == 0) {
+    MT_ASSIGN_OR_RETURN(auto inv, ScanWithTargets(ctx, env));
+    const inventory::Disk* d = inv.Find(o.disk);
+    if (d != nullptr) {
+      MT_ASSIGN_OR_RETURN(row, env.catalog->FindDiskByTarget(d->identity));
+    }
+  }
+  if (!row) return Status(Errc::kNotFound, o.disk + " is not a protected target (see mtctl pairs)");
+  MT_ASSIGN_OR_RETURN(auto stream, env.catalog->GetStream(row->stream));
+  if (!stream) return Status(Errc::kNotFound, "stream of " + o.disk + " is gone");
+  sel.streams.push_back(*stream);
+  sel.by_disk = true;
+  sel.disk = *row;
+  return sel;
+}
+
+// Pauses the stream in the daemon (if it runs it); returns whether it was running.
+Result<bool> PauseInDaemon(Context& ctx, Env& env, const retention::StreamRow& row) {
+  if (!env.daemon || row.state == "paused" || row.state == "committed") return false;
+  proto::ControlRequest req;
+  req.mutable_pause()->set_stream(row.name);
+  auto r = CallAgent(ctx, env.config, req, milliseconds(120'000));
+  if (!r.ok()) return r.status().WithContext("pause '" + row.name + "' in mt-agent");
+  return true;
+}
+
+Status ResumeInDaemon(Context& ctx, Env& env, const retention::StreamRow& row) {
+  proto::ControlRequest req;
+  req.mutable_resume()->set_stream(row.name);
+  auto r = CallAgent(ctx, env.config, req, milliseconds(120'000));
+  return r.ok() ? Status::Ok() : r.status().WithContext("resume '" + row.name + "' in mt-agent");
+}
+
+Result<recovery::ResolvedPoint> Resolve(Env& env, const recovery::StreamState& st,
+                                        const std::string& text) {
+  MT_ASSIGN_OR_RETURN(auto sel, recovery::ParsePointSelector(text));
+  return recovery::ResolvePoint(*env.catalog, env.fs, st.View(), sel);
+}
+
+// Opens the stream's targets (all, or one disk) for rollback: only after
+// IsSafeTarget, writable, exclusive, O_DIRECT.
+Result<std::vector<std::unique_ptr<shim::BlockDevice>>> OpenTargets(
+    const inventory::Inventory& inv, const std::vector<retention::DiskRow>& disks, bool writable,
+    std::map<uint32_t, shim::BlockDevice*>* out) {
+  std::vector<std::unique_ptr<shim::BlockDevice>> devs;
+  for (const auto& d : disks) {
+    const inventory::Disk* disk = inv.Find(d.target_id);
+    if (disk == nullptr)
+      return Status(Errc::kNotFound, "target " + d.target_id + " of disk " + std::to_string(d.disk) +
+                                         " is not attached to this machine");
+    if (writable) MT_RETURN_IF_ERROR(inventory::IsSafeTarget(*disk));
+    shim::BlockDeviceOptions bo;
+    bo.writable = writable;
+    bo.exclusive = writable;
+    MT_ASSIGN_OR_RETURN(auto dev, shim::OpenBlockDevice(disk->devnode, bo));
+    (*out)[d.disk] = dev.get();
+    devs.push_back(std::move(dev));
+  }
+  return devs;
+}
+
+recovery::ProgressFn Progress(Context& ctx, const std::string& what) {
+  auto last = std::make_shared<int>(-1);
+  return [&ctx, what, last](uint64_t done, uint64_t total) {
+    const int pct = total == 0 ? 100 : static_cast<int>(done * 100 / total);
+    if (pct / 10 == *last / 10 && pct != 100) return;
+    *last = pct;
+    ctx.err << what << ": " << pct << "% (" << (done >> 20) << " of " << (total >> 20) << " MiB)"
+            << std::endl;
+  };
+}
+
+int Emit(Context& ctx, const RecoveryOptions& o, const google::protobuf::Message& m,
+         const std::string& text) {
+  if (o.json) return PrintJson(ctx, m);
+  ctx.out << text;
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+
+int RunPoints(Context& ctx, const RecoveryOptions& o) {
+  auto env = OpenEnv(ctx, false);
+  if (!env.ok()) return ctx.Fail(env.status());
+  auto sel = Select(ctx, *env, o);
+  if (!sel.ok()) return ctx.Fail(sel.status());
+  int64_t after = INT64_MIN, before = INT64_MAX;
+  for (auto [text, bound] : {std::pair<std::string, int64_t*>{o.after, &after}, {o.before, &before}}) {
+    if (text.empty()) continue;
+    auto p = recovery::ParsePointSelector(text);
+    if (!p.ok() || p->kind != recovery::PointSelector::Kind::kTime)
+      return ctx.Fail("--after/--before take a time: 2026-11-27T10:15:00Z or @<unix seconds>");
+    *bound = p->time_ns;
+  }
+  proto::PointsReport report;
+  std::ostringstream text;
+  for (const auto& row : sel->streams) {
+    auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
+    if (!st.ok()) return ctx.Fail(st.status());
+    auto* sp = report.add_streams();
+    sp->set_stream_id(row.id);
+    sp->set_stream(row.name);
+    sp->set_group(row.group);
+    uint64_t oldest = recovery::OldestPoint(st->View());
+    for (const auto& d : st->disks) oldest = std::max(oldest, d.resync_complete_seq);
+    sp->set_oldest_seq(oldest);
+    sp->set_latest_seq(st->applied_seq);
+    for (const auto& seg : st->undo)
+      if (seg.records > 0) {
+        sp->set_oldest_time_ns(seg.first_time_ns);
+        break;
+      }
+    sp->set_latest_time_ns(st->applied_time_ns);
+    sp->set_oldest_time(Rfc3339(sp->oldest_time_ns()));
+    sp->set_latest_time(Rfc3339(sp->latest_time_ns()));
+    auto rolled = recovery::ReadRolledBack(env->fs, st->dir);
+    if (rolled.ok() && *rolled) sp->set_rolled_back(**rolled);
+    auto points = env->catalog->ListPoints(row.id, oldest == 0 ? 0 : oldest - 1, st->applied_seq);
+    if (!points.ok()) return ctx.Fail(points.status());
+    text << "stream " << row.name << (row.group.empty() ? "" : " (group " + row.group + ")")
+         << ": crash-consistent points seq " << oldest << " .. " << st->applied_seq;
+    if (!sp->oldest_time().empty()) text << " (" << sp->oldest_time() << " .. " << sp->latest_time() << ")";
+    text << "\n";
+    if (!sp->rolled_back().empty()) text << "  note: " << sp->rolled_back() << "\n";
+    for (const auto& p : *points) {
+      if ((o.app && p.kind != retention::TagKind::kApp) || p.time_ns < after || p.time_ns > before)
+        continue;
+      auto* rp = sp->add_points();
+      rp->set_seq(p.seq);
+      rp->set_time_ns(p.time_ns);
+      rp->set_time(Rfc3339(p.time_ns));
+      rp->set_kind(retention::TagKindName(p.kind));
+      rp->set_name(p.name);
+      rp->set_group_tag_id(p.group_tag_id);
+      text << "  " << std::setw(10) << p.seq << "  " << std::setw(20) << std::left
+           << rp->time() << std::right << "  " << std::setw(5) << rp->kind() << "  " << p.name
+           << (p.group_tag_id.empty() ? "" : "  [" + p.group_tag_id + "]") << "\n";
+    }
+    if (sp->points().empty()) text << "  (no tagged points" << (o.app ? " of kind app" : "") << ")\n";
+  }
+  return Emit(ctx, o, report, text.str());
+}
+
+int RunCommonPoint(Context& ctx, const RecoveryOptions& o) {
+  auto env = OpenEnv(ctx, false);
+  if (!env.ok()) return ctx.Fail(env.status());
+  if (o.group.empty()) return ctx.Fail("--group G is required");
+  auto cp = recovery::CommonPoint(*env->catalog, o.group, o.app);
+  if (!cp.ok()) return ctx.Fail(cp.status());
+  proto::CommonPointReport r;
+  r.set_group(o.group);
+  r.set_group_tag_id(cp->group_tag_id);
+  std::ostringstream text;
+  text << "group " << o.group << ": common point " << cp->group_tag_id << "\n";
+  for (const auto& [sid, p] : cp->per_stream) {
+    auto row = env->catalog->GetStream(sid);
+    auto* m = r.add_members();
+    m->set_stream(row.ok() && *row ? (*row)->name : std::to_string(sid));
+    auto* rp = m->mutable_point();
+    rp->set_seq(p.seq);
+    rp->set_time_ns(p.time_ns);
+    rp->set_time(Rfc3339(p.time_ns));
+    rp->set_kind(retention::TagKindName(p.kind));
+    rp->set_name(p.name);
+    rp->set_group_tag_id(p.group_tag_id);
+    text << "  " << m->stream() << ": tag '" << p.name << "' at seq " << p.seq << " (" << rp->time() << ")\n";
+  }
+  return Emit(ctx, o, r, text.str());
+}
+
+int RunRollback(Context& ctx, const RecoveryOptions& o) {
+  if (!o.yes)
+    return ctx.Fail("rollback rewrites the target disks in place and cannot be undone: add --yes");
+  auto env = OpenEnv(ctx, true);
+  if (!env.ok()) return ctx.Fail(env.status());
+  auto sel = Select(ctx, *env, o);
+  if (!sel.ok()) return ctx.Fail(sel.status());
+  std::map<uint64_t, retention::PointRow> group_points;
+  if (!o.group.empty() && o.to.empty()) {
+    auto cp = recovery::CommonPoint(*env->catalog, o.group, false);
+    if (!cp.ok()) return ctx.Fail(cp.status().WithContext("common point of group '" + o.group + "'"));
+    group_points = cp->per_stream;
+  } else if (o.to.empty()) {
+    return ctx.Fail("--to POINT is required (latest, latest-app, a tag, a time or seq:N)");
+  }
+  // Resolve every stream's point before touching anything.
+  struct Plan {
+    retention::StreamRow row;
+    recovery::StreamState state;
+    recovery::ResolvedPoint point;
+  };
+  std::vector<Plan> plans;
+  for (const auto& row : sel->streams) {
+    auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
+    if (!st.ok()) return ctx.Fail(st.status());
+    if (sel->by_disk && st->disks.size() > 1)
+      return ctx.Fail(o.disk + " is one of " + std::to_string(st->disks.size()) + " disks of stream '" +
+                      row.name + "', written in one order: roll back --stream " + row.name);
+    Plan p{row, std::move(st).value(), {}};
+    if (!group_points.empty()) {
+      auto it = group_points.find(row.id);
+      if (it == group_points.end()) return ctx.Fail("stream '" + row.name + "' has no common point");
+      auto r = Resolve(*env, p.state, "seq:" + std::to_string(it->second.seq));
+      if (!r.ok()) return ctx.Fail(r.status().WithContext(row.name));
+      p.point = *r;
+      p.point.description = "group tag '" + it->second.group_tag_id + "' (seq " +
+                            std::to_string(it->second.seq) + ")";
+    } else {
+      auto r = Resolve(*env, p.state, o.to);
+      if (!r.ok()) return ctx.Fail(r.status().WithContext(row.name));
+      p.point = *r;
+    }
+    plans.push_back(std::move(p));
+  }
+  for (const auto& p : plans) {
+    auto paused = PauseInDaemon(ctx, *env, p.row);
+    if (!paused.ok()) return ctx.Fail(paused.status());
+    if (*paused) ctx.err << "stream '" << p.row.name << "' paused in mt-agent for the rollback" << std::endl;
+    if (!env->daemon && p.row.state != "paused")
+      (void)env->catalog->SetStreamState(p.row.id, "paused", "");
+  }
+  auto inv = ScanWithTargets(ctx, *env);
+  if (!inv.ok()) return ctx.Fail(inv.status());
+  proto::RecoveryResult last;
+  std::ostringstream text;
+  for (auto& p : plans) {
+    const auto start = std::chrono::steady_clock::now();
+    std::map<uint32_t, shim::BlockDevice*> devmap;
+    auto devs = OpenTargets(*inv, p.state.disks, true, &devmap);
+    if (!devs.ok()) return ctx.Fail(devs.status().WithContext("rollback '" + p.row.name + "'"));
+    recovery::FileProgressStore progress(env->fs, recovery::RollbackProgressPath(p.state));
+    Status s = recovery::Rollback(env->fs, p.state.undo, devmap, p.point.seq, progress,
+                                  Progress(ctx, "rollback " + p.row.name));
+    if (!s.ok())
+      return ctx.Fail(s.WithContext("rollback of '" + p.row.name +
+                                    "' stopped (run the same command again to finish it)"));
+    const std::string what = "rolled back to " + p.point.description + " on " +
+                             Rfc3339(shim::SystemClock().NowNs());
+    s = recovery::FinishRollback(*env->catalog, env->fs, p.state, p.point.seq,
+                                 shim::SystemClock().NowNs(), what);
+    if (!s.ok()) return ctx.Fail(s.WithContext("rollback of '" + p.row.name + "' (bookkeeping; run it again)"));
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    last.set_operation("rollback");
+    last.set_stream(p.row.name);
+    last.set_seq(p.point.seq);
+    last.set_point(p.point.description);
+    last.clear_disks();
+    for (const auto& d : p.state.disks) last.add_disks(d.target_id);
+    last.set_seconds(secs);
+    text << "stream " << p.row.name << ": " << what << " (" << std::fixed << std::setprecision(2)
+         << secs << " s); the stream stays paused: commit it when failback is done\n";
+  }
+  return Emit(ctx, o, last, text.str());
+}
+
+int RunExport(Context& ctx, const RecoveryOptions& o) {
+  if (o.disk.empty() || o.at.empty() || o.out.empty())
+    return ctx.Fail("usage: mtctl export DISK --at POINT --out FILE|DEVICE");
+  auto env = OpenEnv(ctx, false);
+  if (!env.ok()) return ctx.Fail(env.status());
+  RecoveryOptions so = o;
+  auto sel = Select(ctx, *env, so);
+  if (!sel.ok()) return ctx.Fail(sel.status());
+  const retention::StreamRow row = sel->streams[0];
+  auto inv = ScanWithTargets(ctx, *env);
+  if (!inv.ok()) return ctx.Fail(inv.status());
+  // The output: a file (created, the disk's size) or a device that is not in use.
+  const bool out_is_dev = o.out.rfind("/dev/", 0) == 0;
+  if (out_is_dev) {
+    const inventory::Disk* d = inv->Find(o.out);
+    if (d != nullptr && d->role != inventory::Role::kFree)
+      return ctx.Fail("refusing to export onto " + o.out + ": it is " +
+                      inventory::RoleName(d->role) + " (" + d->reason + ")");
+  }
+  auto paused = PauseInDaemon(ctx, *env, row);
+  if (!paused.ok()) return ctx.Fail(paused.status());
+  auto resume = [&]() {
+    if (*paused) {
+      Status r = ResumeInDaemon(ctx, *env, row);
+      if (!r.ok()) ctx.err << "mtctl: warning: " << r.message() << std::endl;
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
+  if (!st.ok()) {
+    resume();
+    return ctx.Fail(st.status());
+  }
+  auto point = Resolve(*env, *st, o.at);
+  if (!point.ok()) {
+    resume();
+    return ctx.Fail(point.status());
+  }
+  std::map<uint32_t, shim::BlockDevice*> src;
+  auto devs = OpenTargets(*inv, {sel->disk}, false, &src);
+  if (!devs.ok()) {
+    resume();
+    return ctx.Fail(devs.status());
+  }
+  if (!out_is_dev) {
+    FILE* f = std::fopen(o.out.c_str(), "ab");
+    if (f == nullptr || ftruncate(fileno(f), static_cast<off_t>(src.begin()->second->size())) != 0) {
+      if (f) std::fclose(f);
+      resume();
+      return ctx.Fail("cannot create " + o.out + " with the disk's size");
+    }
+    std::fclose(f);
+  }
+  shim::BlockDeviceOptions bo;
+  bo.writable = true;
+  bo.exclusive = out_is_dev;
+  auto out = shim::OpenBlockDevice(o.out, bo);
+  if (!out.ok()) {
+    resume();
+    return ctx.Fail(out.status());
+  }
+  Status s = recovery::Export(env->fs, st->undo, *src.begin()->second, sel->disk.disk, point->seq,
+                              **out, Progress(ctx, "export"));
+  resume();
+  if (!s.ok()) return ctx.Fail(s.WithContext("export (run it again: it starts over)"));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  proto::RecoveryResult r;
+  r.set_operation("export");
+  r.set_stream(row.name);
+  r.set_seq(point->seq);
+  r.set_point(point->description);
+  r.add_disks(o.out);
+  r.set_bytes((*out)->size());
+  r.set_seconds(secs);
+  std::ostringstream text;
+  text << "exported disk " << sel->disk.disk << " (" << sel->disk.target_id << ") of stream "
+       << row.name << " at " << point->description << " to " << o.out << " (" << std::fixed
+       << std::setprecision(2) << secs << " s)\n";
+  return Emit(ctx, o, r, text.str());
+}
+
+int RunVerify(Context& ctx, const RecoveryOptions& o) {
+  auto env = OpenEnv(ctx, false);
+  if (!env.ok()) return ctx.Fail(env.status());
+  auto sel = Select(ctx, *env, o);
+  if (!sel.ok()) return ctx.Fail(sel.status());
+  int rc = 0;
+  std::ostringstream text;
+  proto::VerifyReport last;
+  for (const auto& row : sel->streams) {
+    const std::string dir = shim::JoinPath(shim::JoinPath(env->config.retention_dir, "streams"),
+                                           std::to_string(row.id));
+    recovery::VerifyReport v = recovery::VerifyStream(env->fs, dir);
+    last.set_stream(row.name);
+    last.set_segments(v.segments);
+    last.set_records(v.records);
+    last.set_bytes(v.bytes);
+    last.set_ok(v.problems.empty());
+    last.clear_problems();
+    for (const auto& p : v.problems) last.add_problems(p);
+    text << "stream " << row.name << ": " << v.records << " records in " << v.segments
+         << " segments, " << (v.bytes >> 20) << " MiB checked: "
+         << (v.problems.empty() ? "every CRC is right" : "PROBLEMS") << "\n";
+    for (const auto& p : v.problems) text << "  - " << p << "\n";
+    if (!v.problems.empty()) rc = 1;
+  }
+  Emit(ctx, o, last, text.str());
+  return rc;
+}
+
+int RunCommit(Context& ctx, const RecoveryOptions& o) {
+  if (!o.yes) return ctx.Fail("commit drops the stream's retention for good: add --yes");
+  auto env = OpenEnv(ctx, true);
+  if (!env.ok()) return ctx.Fail(env.status());
+  if (!o.disk.empty()) return ctx.Fail("commit takes --stream S or --group G");
+  auto sel = Select(ctx, *env, o);
+  if (!sel.ok()) return ctx.Fail(sel.status());
+  for (const auto& row : sel->streams) {
+    auto paused = PauseInDaemon(ctx, *env, row);
+    if (!paused.ok()) return ctx.Fail(paused.status());
+  }
+  env->catalog.reset();  // the store opens it again
+  retention::StoreOptions so;
+  so.root = env->config.retention_dir;
+  auto store = retention::RetentionStore::Open(env->fs, shim::SystemClock(), so);
+  if (!store.ok()) return ctx.Fail(store.status());
+  daemon::CredentialStore creds(env->fs, env->config.credentials_dir);
+  std::ostringstream text;
+  for (const auto& row : sel->streams) {
+    const std::string dir = (*store)->StreamDir(row.id);
+    auto rolled = recovery::ReadRolledBack(env->fs, dir);
+    const std::string progress = recovery::RollbackProgressPathOf(dir);
+    for (const std::string& f : {progress, recovery::RolledBackMarkerPath(dir)})
+      if (env->fs.Exists(f)) (void)env->fs.Remove(f);
+    Status s = (*store)->DropStream(row.id);
+    if (!s.ok()) return ctx.Fail(s.WithContext("commit '" + row.name + "'"));
+    if (env->fs.Exists(creds.PathOf(row.name))) (void)env->fs.Remove(creds.PathOf(row.name));
+    text << "stream " << row.name << " committed: its retention and credential are gone"
+         << (rolled.ok() && *rolled ? " (" + **rolled + ")" : "") << "\n";
+  }
+  ctx.out << text.str();
+  return 0;
+}
+
+int RunReleaseAttach(Context& ctx, const RecoveryOptions& o, bool release) {
+  auto env = OpenEnv(ctx, false);
+  if (!env.ok()) return ctx.Fail(env.status());
+  auto sel = Select(ctx, *env, o);
+  if (!sel.ok()) return ctx.Fail(sel.status());
+  if (!env->daemon)
+    return ctx.Fail("mt-agent is not running: the disk is not held by anyone (nothing to " +
+                    std::string(release ? "release" : "attach") + ")");
+  const auto& row = sel->streams[0];
+  proto::ControlRequest req;
+  if (release)
+    req.mutable_pause()->set_stream(row.name);
+  else
+    req.mutable_resume()->set_stream(row.name);
+  auto r = CallAgent(ctx, env->config, req, milliseconds(120'000));
+  if (!r.ok()) return ctx.Fail(r.status());
+  ctx.out << (release ? "released " : "attached ") << o.disk << ": stream " << row.name
+          << (release ? " paused, all its disks flushed and closed (the VMDKs can be detached)\n"
+                      : " resumed\n");
+  return 0;
+}
+
+int RunVsnap(Context& ctx) {
+  struct stat st {};
+  if (::stat("/dev/mapper/control", &st) != 0)
+    return ctx.Fail("vsnap needs device-mapper and this kernel has none (/dev/mapper/control is "
+                    "missing); rollback and export work without it");
+  return ctx.Fail("vsnap is not available in this version of mt-agent (targets are not yet "
+                  "written through device-mapper maps); use mtctl export for a copy at a point");
+}
+
+}  // namespace
+
+void AddRecoveryCommands(CLI::App& app, Context& ctx) {
+  auto o = std::make_shared<RecoveryOptions>();
+  auto selectors = [o](CLI::App* c, bool group) {
+    c->add_option("disk", o->disk, "Target disk: WWID, identity or device path");
+    c->add_option("--stream", o->stream, "Stream name");
+    if (group) c->add_option("--group", o->group, "Replication group");
+  };
+
+  CLI::App* points = app.add_subcommand("points", "Recovery points of a disk, stream or group");
+  selectors(points, true);
+  points->add_flag("--app", o->app, "Only app-consistent points");
+  points->add_option("--after", o->after, "Only points after this time");
+  points->add_option("--before", o->before, "Only points before this time");
+  points->add_flag("--json", o->json, "Protobuf JSON (PointsReport)");
+  points->callback([&ctx, o] { ctx.exit_code = RunPoints(ctx, *o); });
+
+  CLI::App* common = app.add_subcommand("common-point", "Newest point every stream of a group has");
+  common->add_option("--group", o->group, "Replication group")->required();
+  common->add_flag("--app", o->app, "Only app-consistent group tags");
+  common->add_flag("--json", o->json, "Protobuf JSON (CommonPointReport)");
+  common->callback([&ctx, o] { ctx.exit_code = RunCommonPoint(ctx, *o); });
+
+  CLI::App* rb = app.add_subcommand("rollback", "Roll targets back in place to a point (destructive)");
+  selectors(rb, true);
+  rb->add_option("--to", o->to, "latest | latest-app | TAG | TIME | seq:N (group: its common point)");
+  rb->add_flag("--yes", o->yes, "Confirm: the targets are rewritten");
+  rb->add_flag("--json", o->json, "Protobuf JSON (RecoveryResult)");
+  rb->callback([&ctx, o] { ctx.exit_code = RunRollback(ctx, *o); });
+
+  CLI::App* ex = app.add_subcommand("export", "Copy a disk as it was at a point to a file or device");
+  ex->add_option("disk", o->disk, "Target disk")->required();
+  ex->add_option("--at", o->at, "The point")->required();
+  ex->add_option("--out", o->out, "Output file or unused device")->required();
+  ex->add_flag("--json", o->json, "Protobuf JSON (RecoveryResult)");
+  ex->callback([&ctx, o] { ctx.exit_code = RunExport(ctx, *o); });
+
+  CLI::App* verify = app.add_subcommand("verify", "Re-read the retention and check every CRC");
+  selectors(verify, false);
+  verify->add_flag("--json", o->json, "Protobuf JSON (VerifyReport)");
+  verify->callback([&ctx, o] { ctx.exit_code = RunVerify(ctx, *o); });
+
+  CLI::App* commit = app.add_subcommand("commit", "End of failback: drop the stream's retention");
+  commit->add_option("--stream", o->stream, "Stream name");
+  commit->add_option("--group", o->group, "Replication group");
+  commit->add_flag("--yes", o->yes, "Confirm");
+  commit->callback([&ctx, o] { ctx.exit_code = RunCommit(ctx, *o); });
+
+  CLI::App* rel = app.add_subcommand("release", "Flush and close a target so its VMDK can be detached");
+  rel->add_option("disk", o->disk, "Target disk")->required();
+  rel->callback([&ctx, o] { ctx.exit_code = RunReleaseAttach(ctx, *o, true); });
+  CLI::App* att = app.add_subcommand("attach", "Take a released target back");
+  att->add_option("disk", o->disk, "Target disk")->required();
+  att->callback([&ctx, o] { ctx.exit_code = RunReleaseAttach(ctx, *o, false); });
+
+  CLI::App* vsnap = app.add_subcommand("vsnap", "Virtual snapshots through device-mapper");
+  vsnap->allow_extras();
+  vsnap->callback([&ctx] { ctx.exit_code = RunVsnap(ctx); });
+}
+
+}  // namespace mt::cli

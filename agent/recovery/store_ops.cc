@@ -1,0 +1,143 @@
+#include "store_ops.h"
+
+#include <algorithm>
+
+#include "journal_reader.h"
+#include "segment_reader.h"
+
+namespace mt::recovery {
+
+using retention::SegmentKind;
+
+namespace {
+
+std::string JournalDir(const std::string& stream_dir, SegmentKind kind) {
+  return shim::JoinPath(stream_dir, retention::SegmentKindName(kind));
+}
+
+Status WriteSmallFile(shim::FileSystem& fs, const std::string& path, const std::string& text) {
+  shim::FileOptions o;
+  o.writable = o.create = true;
+  const std::string tmp = path + ".tmp";
+  MT_ASSIGN_OR_RETURN(auto f, fs.OpenFile(tmp, o));
+  MT_RETURN_IF_ERROR(f->Truncate(0));
+  MT_RETURN_IF_ERROR(f->WriteAt(0, text.data(), text.size()));
+  MT_RETURN_IF_ERROR(f->Sync());
+  return fs.Rename(tmp, path);
+}
+
+}  // namespace
+
+Result<StreamState> LoadStreamState(retention::Catalog& catalog, shim::FileSystem& fs,
+                                    const std::string& root, const retention::StreamRow& row) {
+  StreamState s;
+  s.row = row;
+  s.dir = shim::JoinPath(shim::JoinPath(root, "streams"), std::to_string(row.id));
+  MT_ASSIGN_OR_RETURN(s.disks, catalog.ListDisks(row.id));
+  uint64_t applied = UINT64_MAX;
+  for (const auto& d : s.disks) {
+    MT_ASSIGN_OR_RETURN(auto cp, catalog.GetCheckpoint(row.id, d.disk));
+    if (!cp || cp->applied_seq < applied) {
+      applied = cp ? cp->applied_seq : 0;
+      s.applied_time_ns = cp ? cp->applied_time_ns : 0;
+    }
+  }
+  s.applied_seq = s.disks.empty() ? 0 : applied;
+  MT_ASSIGN_OR_RETURN(s.undo, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kUndo),
+                                                             SegmentKind::kUndo));
+  MT_ASSIGN_OR_RETURN(s.wal, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kWal),
+                                                            SegmentKind::kWal));
+  return s;
+}
+
+std::string RollbackProgressPathOf(const std::string& stream_dir) {
+  return shim::JoinPath(stream_dir, "rollback.progress");
+}
+
+std::string RollbackProgressPath(const StreamState& s) { return RollbackProgressPathOf(s.dir); }
+
+std::string RolledBackMarkerPath(const std::string& stream_dir) {
+  return shim::JoinPath(stream_dir, "rolled-back");
+}
+
+Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamState& s,
+                      uint64_t seq, int64_t now_ns, const std::string& what) {
+  // Points first: they must never name a state the store cannot rebuild.
+  MT_RETURN_IF_ERROR(catalog.RemovePointsAfter(s.row.id, seq));
+  // Undo: newest segments first, so a crash leaves a consistent prefix.
+  for (auto it = s.undo.rbegin(); it != s.undo.rend(); ++it) {
+    if (it->records > 0 && it->first_seq <= seq) {
+      if (it->last_seq <= seq) break;
+      MT_ASSIGN_OR_RETURN(auto reader, retention::SegmentReader::Open(fs, it->path, false));
+      retention::ScanReport scan;
+      MT_RETURN_IF_ERROR(reader->Scan(&scan, it->bytes));
+      uint64_t cut = retention::kSegmentHeaderSize;
+      for (const auto& r : reader->records())
+        if (r.header.seq <= seq) cut = r.offset + retention::EncodedRecordSize(r.header.stored_length);
+      shim::FileOptions o;
+      o.writable = true;
+      MT_ASSIGN_OR_RETURN(auto f, fs.OpenFile(it->path, o));
+      MT_RETURN_IF_ERROR(f->Truncate(cut));
+      MT_RETURN_IF_ERROR(f->Sync());
+      break;
+    }
+    MT_RETURN_IF_ERROR(fs.Remove(it->path));
+    (void)catalog.RemoveSegment(s.row.id, SegmentKind::kUndo, it->number);
+  }
+  // The WAL's records are the old future of the targets: gone.
+  for (const auto& w : s.wal) {
+    MT_RETURN_IF_ERROR(fs.Remove(w.path));
+    (void)catalog.RemoveSegment(s.row.id, SegmentKind::kWal, w.number);
+  }
+  for (const auto& d : s.disks) {
+    retention::CheckpointRow cp;
+    cp.stream = s.row.id;
+    cp.disk = d.disk;
+    cp.applied_seq = seq;
+    cp.updated_ns = now_ns;
+    MT_RETURN_IF_ERROR(catalog.SetCheckpoint(cp));
+  }
+  MT_RETURN_IF_ERROR(WriteSmallFile(fs, RolledBackMarkerPath(s.dir), what + "\n"));
+  s.applied_seq = seq;
+  MT_ASSIGN_OR_RETURN(s.undo, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kUndo),
+                                                             SegmentKind::kUndo));
+  s.wal.clear();
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> ReadRolledBack(shim::FileSystem& fs, const std::string& dir) {
+  const std::string path = RolledBackMarkerPath(dir);
+  if (!fs.Exists(path)) return std::optional<std::string>();
+  shim::FileOptions o;
+  MT_ASSIGN_OR_RETURN(auto f, fs.OpenFile(path, o));
+  std::string text(4096, '\0');
+  MT_ASSIGN_OR_RETURN(size_t n, f->ReadAt(0, text.data(), text.size()));
+  text.resize(n);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return std::optional<std::string>(text);
+}
+
+VerifyReport VerifyStream(shim::FileSystem& fs, const std::string& stream_dir) {
+  VerifyReport r;
+  for (SegmentKind kind : {SegmentKind::kWal, SegmentKind::kUndo}) {
+    auto segs = retention::ReadJournalSegments(fs, JournalDir(stream_dir, kind), kind);
+    if (!segs.ok()) {
+      r.problems.push_back(segs.status().message());
+      continue;
+    }
+    for (const auto& seg : *segs) {
+      ++r.segments;
+      Status s = retention::ForEachRecord(
+          fs, {seg}, retention::Direction::kForward,
+          [&](const retention::RecordHeader& h, const std::vector<uint8_t>& p, bool*) {
+            ++r.records;
+            r.bytes += p.size();
+            return Status::Ok();
+          });
+      if (!s.ok()) r.problems.push_back(s.message());
+    }
+  }
+  return r;
+}
+
+}  // namespace mt::recovery
