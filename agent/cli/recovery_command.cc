@@ -367,7 +367,7 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
                                     "' stopped (run the same command again to finish it)"));
     const std::string what = "rolled back to " + p.point.description + " on " +
                              Rfc3339(shim::SystemClock().NowNs());
-    s = recovery::FinishRollback(*env->catalog, env->fs, p.state, p.point.seq,
+    s = recovery::FinishRollback(*env->catalog, env->fs, p.state, p.point,
                                  shim::SystemClock().NowNs(), what);
     if (!s.ok()) return ctx.Fail(s.WithContext("rollback of '" + p.row.name + "' (bookkeeping; run it again)"));
     const double secs =

@@ -61,7 +61,8 @@ std::string RolledBackMarkerPath(const std::string& stream_dir) {
 }
 
 Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamState& s,
-                      uint64_t seq, int64_t now_ns, const std::string& what) {
+                      const ResolvedPoint& point, int64_t now_ns, const std::string& what) {
+  const uint64_t seq = point.seq;
   // Points first: they must never name a state the store cannot rebuild.
   MT_RETURN_IF_ERROR(catalog.RemovePointsAfter(s.row.id, seq));
   // Undo: newest segments first, so a crash leaves a consistent prefix.
@@ -94,11 +95,13 @@ Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamS
     cp.stream = s.row.id;
     cp.disk = d.disk;
     cp.applied_seq = seq;
+    cp.applied_time_ns = point.time_ns;
     cp.updated_ns = now_ns;
     MT_RETURN_IF_ERROR(catalog.SetCheckpoint(cp));
   }
   MT_RETURN_IF_ERROR(WriteSmallFile(fs, RolledBackMarkerPath(s.dir), what + "\n"));
   s.applied_seq = seq;
+  s.applied_time_ns = point.time_ns;
   MT_ASSIGN_OR_RETURN(s.undo, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kUndo),
                                                              SegmentKind::kUndo));
   s.wal.clear();

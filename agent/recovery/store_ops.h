@@ -43,7 +43,7 @@ std::string RolledBackMarkerPath(const std::string& stream_dir);
 // marker stops the daemon from starting the stream). Idempotent: safe to run
 // again after a crash. `what` is the marker's text ("rolled back to ...").
 Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamState& state,
-                      uint64_t seq, int64_t now_ns, const std::string& what);
+                      const ResolvedPoint& point, int64_t now_ns, const std::string& what);
 
 // The marker's text, if the stream was rolled back.
 Result<std::optional<std::string>> ReadRolledBack(shim::FileSystem& fs, const std::string& stream_dir);

@@ -382,7 +382,12 @@ Status Journal::WriteBatch(Batch& b) {
     file_.reset();
     MT_ASSIGN_OR_RETURN(file_, fs_.OpenFile(path, o));
     file_segment_ = b.segment;
-    if (o_.preallocate) MT_RETURN_IF_ERROR(file_->Preallocate(0, o_.segment_bytes));
+    if (o_.preallocate) {
+      // Best effort: a volume too full to reserve a whole segment may still
+      // hold this batch; when it cannot, the write below fails with kNoSpace.
+      Status p = file_->Preallocate(0, o_.segment_bytes);
+      if (!p.ok() && p.code() != Errc::kNoSpace) return p;
+    }
   }
   if (!file_ || file_segment_ != b.segment)
     return Status(Errc::kInternal, path + ": batch for a segment that is not open");

@@ -5,10 +5,12 @@
 namespace mt::retention {
 
 uint64_t LowSpaceThreshold(const SpacePolicy& p, uint64_t capacity) {
-  auto t = static_cast<uint64_t>(static_cast<double>(capacity) * p.low_space_percent / 100.0);
-  t = std::max(t, p.low_space_min_bytes);
-  t = std::min(t, p.low_space_max_bytes);
-  return std::min(t, capacity);
+  const auto pct = static_cast<uint64_t>(static_cast<double>(capacity) * p.low_space_percent / 100.0);
+  // The floor in bytes protects large volumes from a tiny percentage; on a
+  // volume smaller than four times that floor it would declare the volume
+  // always full, so the percentage alone decides there.
+  uint64_t t = p.low_space_min_bytes <= capacity / 4 ? std::max(pct, p.low_space_min_bytes) : pct;
+  return std::min(t, p.low_space_max_bytes);
 }
 
 PrunePlan PlanPrune(const PruneInput& in) {

@@ -23,7 +23,9 @@ struct SpacePolicy {
   uint64_t wal_quota_bytes = 4ull << 30;
 };
 
-// The free-space floor for a volume of `capacity` bytes (never above capacity).
+// The free-space floor for a volume of `capacity` bytes: percent of capacity,
+// at least low_space_min_bytes (unless the volume is smaller than four times
+// that), at most low_space_max_bytes.
 uint64_t LowSpaceThreshold(const SpacePolicy& p, uint64_t capacity);
 
 struct PruneInput {

@@ -101,9 +101,11 @@ TEST(PlanPrune, LowSpaceWithStopKeepsPointsAndStopsApplying) {
 TEST(LowSpaceThreshold, PercentClampedBetweenMinAndMax) {
   SpacePolicy p;
   EXPECT_EQ(LowSpaceThreshold(p, 100ull << 30), 10ull << 30);      // 10%
-  EXPECT_EQ(LowSpaceThreshold(p, 2ull << 30), 1ull << 30);         // min 1 GiB
+  EXPECT_EQ(LowSpaceThreshold(p, 8ull << 30), 1ull << 30);         // min 1 GiB
   EXPECT_EQ(LowSpaceThreshold(p, 10000ull << 30), 50ull << 30);    // max 50 GiB
-  EXPECT_EQ(LowSpaceThreshold(p, 512ull << 20), 512ull << 20);     // never above capacity
+  // Below 4 GiB the 1 GiB floor would say "always full": percent alone.
+  EXPECT_EQ(LowSpaceThreshold(p, 2ull << 30), (2ull << 30) / 10);
+  EXPECT_EQ(LowSpaceThreshold(p, 1000ull << 20), (1000ull << 20) / 10);
 }
 
 }  // namespace
