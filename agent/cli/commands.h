@@ -62,6 +62,10 @@ void AddStatusCommand(CLI::App& app, Context& ctx);
 // points, common-point, rollback, export, verify, commit, release, attach, vsnap
 void AddRecoveryCommands(CLI::App& app, Context& ctx);
 
+// A time in ns since the epoch as RFC 3339 UTC ("2026-11-27T10:15:00Z");
+// `none` when ns <= 0 (not known).
+std::string UtcTime(int64_t ns, const char* none = "");
+
 // Runs mtctl with these arguments; returns its exit status.
 int RunMtctl(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 

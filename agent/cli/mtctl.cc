@@ -2,6 +2,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <ctime>
 #include <memory>
 
 #include "commands.h"
@@ -38,6 +39,16 @@ std::string OneLine(std::string s) {
 }
 
 }  // namespace
+
+std::string UtcTime(int64_t ns, const char* none) {
+  if (ns <= 0) return none;
+  const time_t t = static_cast<time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 int Context::Fail(const std::string& message, int code) {
   err << "mtctl: " << OneLine(message) << std::endl;

@@ -49,14 +49,13 @@ struct RecoveryOptions {
   bool app = false, yes = false, json = false;
 };
 
-std::string Rfc3339(int64_t ns) {
-  if (ns <= 0) return "";
-  const time_t t = static_cast<time_t>(ns / 1'000'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+void FillPoint(const retention::PointRow& p, proto::RecoveryPoint* rp) {
+  rp->set_seq(p.seq);
+  rp->set_time_ns(p.time_ns);
+  rp->set_time(UtcTime(p.time_ns));
+  rp->set_kind(retention::TagKindName(p.kind));
+  rp->set_name(p.name);
+  rp->set_group_tag_id(p.group_tag_id);
 }
 
 // Everything a recovery command needs, opened once.
@@ -242,8 +241,8 @@ int RunPoints(Context& ctx, const RecoveryOptions& o) {
         break;
       }
     sp->set_latest_time_ns(st->applied_time_ns);
-    sp->set_oldest_time(Rfc3339(sp->oldest_time_ns()));
-    sp->set_latest_time(Rfc3339(sp->latest_time_ns()));
+    sp->set_oldest_time(UtcTime(sp->oldest_time_ns()));
+    sp->set_latest_time(UtcTime(sp->latest_time_ns()));
     auto rolled = recovery::ReadRolledBack(env->fs, st->dir);
     if (rolled.ok() && *rolled) sp->set_rolled_back(**rolled);
     auto points = env->catalog->ListPoints(row.id, oldest == 0 ? 0 : oldest - 1, st->applied_seq);
@@ -257,12 +256,7 @@ int RunPoints(Context& ctx, const RecoveryOptions& o) {
       if ((o.app && p.kind != retention::TagKind::kApp) || p.time_ns < after || p.time_ns > before)
         continue;
       auto* rp = sp->add_points();
-      rp->set_seq(p.seq);
-      rp->set_time_ns(p.time_ns);
-      rp->set_time(Rfc3339(p.time_ns));
-      rp->set_kind(retention::TagKindName(p.kind));
-      rp->set_name(p.name);
-      rp->set_group_tag_id(p.group_tag_id);
+      FillPoint(p, rp);
       text << "  " << std::setw(10) << p.seq << "  " << std::setw(20) << std::left
            << rp->time() << std::right << "  " << std::setw(5) << rp->kind() << "  " << p.name
            << (p.group_tag_id.empty() ? "" : "  [" + p.group_tag_id + "]") << "\n";
@@ -288,12 +282,7 @@ int RunCommonPoint(Context& ctx, const RecoveryOptions& o) {
     auto* m = r.add_members();
     m->set_stream(row.ok() && *row ? (*row)->name : std::to_string(sid));
     auto* rp = m->mutable_point();
-    rp->set_seq(p.seq);
-    rp->set_time_ns(p.time_ns);
-    rp->set_time(Rfc3339(p.time_ns));
-    rp->set_kind(retention::TagKindName(p.kind));
-    rp->set_name(p.name);
-    rp->set_group_tag_id(p.group_tag_id);
+    FillPoint(p, rp);
     text << "  " << m->stream() << ": tag '" << p.name << "' at seq " << p.seq << " (" << rp->time() << ")\n";
   }
   return Emit(ctx, o, r, text.str());
@@ -366,7 +355,7 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
       return ctx.Fail(s.WithContext("rollback of '" + p.row.name +
                                     "' stopped (run the same command again to finish it)"));
     const std::string what = "rolled back to " + p.point.description + " on " +
-                             Rfc3339(shim::SystemClock().NowNs());
+                             UtcTime(shim::SystemClock().NowNs());
     s = recovery::FinishRollback(*env->catalog, env->fs, p.state, p.point,
                                  shim::SystemClock().NowNs(), what);
     if (!s.ok()) return ctx.Fail(s.WithContext("rollback of '" + p.row.name + "' (bookkeeping; run it again)"));

@@ -39,16 +39,6 @@ struct RetentionOptions {
   bool json = false;
 };
 
-std::string Rfc3339(int64_t ns) {
-  if (ns == 0) return "";
-  const time_t t = static_cast<time_t>(ns / 1'000'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string Bytes(uint64_t b) {
   std::ostringstream s;
   if (b >= (1ull << 30))
@@ -216,8 +206,8 @@ int RunStatus(Context& ctx, const RetentionOptions& o) {
     s->set_oldest_point_seq(u.oldest_point_seq);
     s->set_window_start_ns(u.window_start_ns);
     s->set_window_end_ns(u.window_end_ns);
-    s->set_window_start(Rfc3339(u.window_start_ns));
-    s->set_window_end(Rfc3339(u.window_end_ns));
+    s->set_window_start(UtcTime(u.window_start_ns));
+    s->set_window_end(UtcTime(u.window_end_ns));
     s->set_points(u.points);
     s->set_wal_segments(u.wal_segments);
     s->set_undo_segments(u.undo_segments);

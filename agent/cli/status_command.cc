@@ -22,16 +22,6 @@ struct StatusOptions {
   bool json = false;
 };
 
-std::string Utc(int64_t ns) {
-  if (ns <= 0) return "-";
-  const time_t t = static_cast<time_t>(ns / 1'000'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string GiB(uint64_t b) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1ull << 30));
@@ -90,7 +80,7 @@ int RunStatus(Context& ctx, const StatusOptions& o) {
   if (st.daemon_running()) {
     ctx.out << "mt-agent " << st.version() << ": running for "
             << control::HumanDuration(st.uptime_s() * 1'000'000'000) << " (since "
-            << Utc(st.started_ns()) << ")\n";
+            << UtcTime(st.started_ns(), "-") << ")\n";
     ctx.out << "data port: " << (st.listen().empty() ? "not listening" : st.listen());
     if (!st.tls_fingerprint().empty()) ctx.out << ", TLS fingerprint " << st.tls_fingerprint();
     ctx.out << "\n";
