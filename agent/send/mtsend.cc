@@ -7,6 +7,7 @@
 #include "credential_store.h"
 #include "mt/shim/file_system.h"
 #include "record.h"
+#include "replay.h"
 #include "sender.h"
 #include "tls_identity.h"
 
@@ -177,6 +178,24 @@ int MtsendMain(int argc, char** argv) {
   at_seq->excludes(at_tag);
   rebuild->add_option("--out", rb_out, "output image file")->required();
 
+  // replay: a dm-log-writes capture, in log order, onto one disk; marks become tags.
+  Common pc;
+  ReplayOptions po;
+  std::string mark_kind = "app";
+  auto* replay = app.add_subcommand(
+      "replay", "replay a Linux dm-log-writes capture onto one disk of the stream, its marks as tags "
+                "(docs/formats/dm-log-writes.md)");
+  AddCommon(replay, &pc);
+  replay->add_option("--log-writes", po.path, "the capture: the dm-log-writes log device or an image of it")
+      ->required();
+  replay->add_option("--disk", po.disk, "disk index in the stream (default 0)");
+  replay->add_option("--mark-kind", mark_kind, "tag kind of the capture's marks: app (default), user or crash")
+      ->check(CLI::IsMember({"app", "user", "crash"}));
+  replay->add_option("--record", po.record_path,
+                     "record every item sent in FILE (docs/formats/mtsend-record.md); a restart with the same "
+                     "FILE continues the replay");
+  replay->add_option("--window", po.window_bytes, "bytes sent but not yet acknowledged at most");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -202,6 +221,28 @@ int MtsendMain(int argc, char** argv) {
     Result<RunResult> r = RunWorkload(wo);
     if (!r.ok()) return Fail(r.status());
     PrintResult("workload", *r);
+    return 0;
+  }
+  if (*replay) {
+    Result<ConnectOptions> c = ToConnect(pc);
+    if (!c.ok()) return Fail(c.status());
+    po.connect = *c;
+    po.retry_for = std::chrono::milliseconds(static_cast<int64_t>(pc.retry_for * 1000));
+    po.verbose = pc.verbose;
+    po.mark_kind = mark_kind == "user" ? proto::TAG_KIND_USER
+                   : mark_kind == "crash" ? proto::TAG_KIND_CRASH
+                                          : proto::TAG_KIND_APP;
+    Result<ReplayResult> r = RunReplay(po);
+    if (!r.ok()) return Fail(r.status());
+    const ReplaySummary& s = r->summary;
+    std::printf("mtsend replay: %llu log items (%llu writes, %llu discards, %llu marks; %llu empty "
+                "flushes folded) are seqs %llu..%llu of disk %u\n",
+                static_cast<unsigned long long>(s.items), static_cast<unsigned long long>(s.writes),
+                static_cast<unsigned long long>(s.discards), static_cast<unsigned long long>(s.marks),
+                static_cast<unsigned long long>(s.folded_flushes),
+                static_cast<unsigned long long>(r->start + 1),
+                static_cast<unsigned long long>(r->start + s.items), po.disk);
+    PrintResult("replay", r->run);
     return 0;
   }
   if (*rebuild) {
