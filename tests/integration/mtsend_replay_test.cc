@@ -152,7 +152,7 @@ TEST_F(MtsendReplayTest, MarkKindUser) {
 }
 
 TEST_F(MtsendReplayTest, KilledReplayRestartedLosesAndDuplicatesNothing) {
-  const Capture c = MakeCapture(42, 4000, kDiskSize, 128);
+  const Capture c = MakeCapture(42, 3000, kDiskSize, 64);
   const std::string cap = WriteCapture(c);
   const std::string record = dir_.path() + "/record.txt";
   const auto argv = Replay(cap, {"--record", record, "--window", "262144"});
