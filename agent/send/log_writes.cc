@@ -1,7 +1,10 @@
 #include "log_writes.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+
+#include "mt/shim/aligned_buffer.h"
 
 namespace mt::send::logwrites {
 
@@ -47,6 +50,27 @@ Status FileSource::Read(uint64_t offset, void* buf, size_t len) {
     if (n == 0) {
       return Status(Errc::kIoError, f_.path() + ": short read at byte " + std::to_string(offset + done));
     }
+    done += n;
+  }
+  return Status::Ok();
+}
+
+Status BlockDeviceSource::Read(uint64_t offset, void* buf, size_t len) {
+  const uint64_t lbs = d_.logical_block_size() == 0 ? 512 : d_.logical_block_size();
+  if (offset > d_.size() || len > d_.size() - offset) {
+    return Status(Errc::kOutOfRange, d_.name() + ": read beyond the device");
+  }
+  constexpr uint64_t kChunk = 4u << 20;
+  size_t done = 0;
+  while (done < len) {
+    const uint64_t at = offset + done;
+    const uint64_t start = at / lbs * lbs;
+    const uint64_t want = std::min<uint64_t>(len - done, kChunk);
+    const uint64_t end = std::min<uint64_t>((at + want + lbs - 1) / lbs * lbs, d_.size());
+    AlignedBuffer b(end - start, std::max<size_t>(lbs, kDirectIoAlignment));
+    MT_RETURN_IF_ERROR(d_.ReadAt(start, b.data(), end - start));
+    const uint64_t n = std::min<uint64_t>(want, end - at);
+    std::memcpy(static_cast<uint8_t*>(buf) + done, b.data() + (at - start), n);
     done += n;
   }
   return Status::Ok();

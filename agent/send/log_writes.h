@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "mt/shim/block_device.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/status.h"
 
@@ -97,6 +98,19 @@ class FileSource final : public LogSource {
  private:
   shim::File& f_;
   uint64_t size_;
+};
+
+// The log device itself (st_size of a block device node is 0, so a File
+// cannot be used): reads go through an aligned bounce buffer, whole logical
+// blocks at a time, as BlockDevice's contract requires.
+class BlockDeviceSource final : public LogSource {
+ public:
+  explicit BlockDeviceSource(shim::BlockDevice& d) : d_(d) {}
+  uint64_t Size() const override { return d_.size(); }
+  Status Read(uint64_t offset, void* buf, size_t len) override;
+
+ private:
+  shim::BlockDevice& d_;
 };
 
 // Pure decoders of one block.

@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <deque>
+#include <sys/stat.h>
 
 #include "frame_codec.h"
 #include "mt/shim/clock.h"
@@ -484,11 +485,23 @@ class ReplayRunner {
 Result<ReplayResult> RunReplay(const ReplayOptions& options) {
   shim::FileSystem& fs = shim::PosixFileSystem();
   if (!fs.Exists(options.path)) return Status(Errc::kNotFound, "no capture " + options.path);
-  MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, fs.OpenFile(options.path, shim::FileOptions{}));
-  FileSource src(*f);
-  Result<ReplaySummary> s = ScanCapture(src);
+  struct stat st {};
+  std::unique_ptr<shim::File> f;
+  std::unique_ptr<shim::BlockDevice> dev;
+  std::unique_ptr<LogSource> src;
+  if (::stat(options.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+    shim::BlockDeviceOptions bo;
+    bo.writable = false;
+    bo.direct = false;
+    MT_ASSIGN_OR_RETURN(dev, shim::OpenBlockDevice(options.path, bo));
+    src = std::make_unique<BlockDeviceSource>(*dev);
+  } else {
+    MT_ASSIGN_OR_RETURN(f, fs.OpenFile(options.path, shim::FileOptions{}));
+    src = std::make_unique<FileSource>(*f);
+  }
+  Result<ReplaySummary> s = ScanCapture(*src);
   if (!s.ok()) return s.status().WithContext(options.path);
-  return ReplayRunner(options, src, *s).Go();
+  return ReplayRunner(options, *src, *s).Go();
 }
 
 }  // namespace mt::send
