@@ -10,6 +10,7 @@ constexpr size_t kWindow = 1 << 20;
 
 // Reads [offset, offset+len) exactly; kCorruption if the file is shorter.
 Status ReadExact(shim::File& f, uint64_t offset, void* buf, size_t len) {
+  if (len == 0) return Status::Ok();  // an empty payload (buf may be null)
   MT_ASSIGN_OR_RETURN(size_t n, f.ReadAt(offset, buf, len));
   if (n != len)
     return Status(Errc::kCorruption, f.path() + ": short read at " + std::to_string(offset));

@@ -41,7 +41,7 @@ class MemFile final : public File {
     const auto& b = node_->data.bytes();
     if (offset >= b.size()) return size_t{0};
     const size_t n = static_cast<size_t>(std::min<uint64_t>(len, b.size() - offset));
-    std::memcpy(buf, b.data() + offset, n);
+    if (n > 0) std::memcpy(buf, b.data() + offset, n);
     return n;
   }
 
