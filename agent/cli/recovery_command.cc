@@ -16,8 +16,6 @@
 //   mtctl release DISK / mtctl attach DISK
 //   mtctl vsnap create|list|remove ...
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -33,6 +31,7 @@
 #include "mt/recovery.pb.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
+#include "mt/shim/devmapper.h"
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_system.h"
 #include "recovery.h"
@@ -418,14 +417,16 @@ int RunExport(Context& ctx, const RecoveryOptions& o) {
     resume();
     return ctx.Fail(devs.status());
   }
-  if (!out_is_dev) {
-    FILE* f = std::fopen(o.out.c_str(), "ab");
-    if (f == nullptr || ftruncate(fileno(f), static_cast<off_t>(src.begin()->second->size())) != 0) {
-      if (f) std::fclose(f);
+  if (!out_is_dev) {  // an image file of the disk's size (sparse)
+    shim::FileOptions fo;
+    fo.writable = fo.create = true;
+    auto f = env->fs.OpenFile(o.out, fo);
+    Status s = f.ok() ? (*f)->Truncate(src.begin()->second->size()) : f.status();
+    if (s.ok()) s = (*f)->Sync();
+    if (!s.ok()) {
       resume();
-      return ctx.Fail("cannot create " + o.out + " with the disk's size");
+      return ctx.Fail(s.WithContext("create " + o.out));
     }
-    std::fclose(f);
   }
   shim::BlockDeviceOptions bo;
   bo.writable = true;
@@ -541,10 +542,9 @@ int RunReleaseAttach(Context& ctx, const RecoveryOptions& o, bool release) {
 }
 
 int RunVsnap(Context& ctx) {
-  struct stat st {};
-  if (::stat("/dev/mapper/control", &st) != 0)
-    return ctx.Fail("vsnap needs device-mapper and this kernel has none (/dev/mapper/control is "
-                    "missing); rollback and export work without it");
+  if (!shim::DeviceMapperAvailable())
+    return ctx.Fail("vsnap needs device-mapper and this kernel has none (no device-mapper in "
+                    "/proc/misc: load dm-mod); rollback and export work without it");
   return ctx.Fail("vsnap is not available in this version of mt-agent (targets are not yet "
                   "written through device-mapper maps); use mtctl export for a copy at a point");
 }
@@ -606,8 +606,16 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   att->callback([&ctx, o] { ctx.exit_code = RunReleaseAttach(ctx, *o, false); });
 
   CLI::App* vsnap = app.add_subcommand("vsnap", "Virtual snapshots through device-mapper");
-  vsnap->allow_extras();
-  vsnap->callback([&ctx] { ctx.exit_code = RunVsnap(ctx); });
+  vsnap->require_subcommand(1);
+  CLI::App* create = vsnap->add_subcommand("create", "Snapshot of DISK at a point, while replication goes on");
+  create->add_option("disk", o->disk, "Target disk")->required();
+  create->add_option("--at", o->at, "The point")->required();
+  create->add_option("--name", o->name, "Snapshot name");
+  CLI::App* list = vsnap->add_subcommand("list", "The virtual snapshots");
+  list->add_flag("--json", o->json, "Protobuf JSON");
+  CLI::App* remove = vsnap->add_subcommand("remove", "Remove a virtual snapshot");
+  remove->add_option("name", o->name, "Snapshot name")->required();
+  for (CLI::App* v : {create, list, remove}) v->callback([&ctx] { ctx.exit_code = RunVsnap(ctx); });
 }
 
 }  // namespace mt::cli

@@ -7,10 +7,24 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
 namespace mt::shim {
+
+bool DeviceMapperAvailable() {
+  // The kernel lists its misc devices; /dev/mapper/control alone proves
+  // nothing (libdevmapper creates the node even where dm-mod is absent).
+  FILE* f = std::fopen("/proc/misc", "re");
+  if (f == nullptr) return false;
+  char line[128];
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, f) != nullptr)
+    found = std::strstr(line, " device-mapper") != nullptr;
+  std::fclose(f);
+  return found;
+}
 
 bool IsMultipathUuid(const std::string& uuid) {
   return uuid.rfind("mpath-", 0) == 0;

@@ -23,6 +23,9 @@ struct DmMap {
 // true for a dm-multipath map's uuid ("mpath-<wwid>").
 bool IsMultipathUuid(const std::string& uuid);
 
+// Whether this kernel has device-mapper (dm-mod loaded: /proc/misc lists it).
+bool DeviceMapperAvailable();
+
 // Lists the device-mapper maps of the running kernel. Where device-mapper is
 // not available (no "device-mapper" in /proc/misc or no /dev/mapper/control;
 // any SysRoot other than the running system) the list is empty and a
