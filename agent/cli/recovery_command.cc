@@ -347,6 +347,10 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
     std::map<uint32_t, shim::BlockDevice*> devmap;
     auto devs = OpenTargets(*inv, p.state.disks, true, &devmap);
     if (!devs.ok()) return ctx.Fail(devs.status().WithContext("rollback '" + p.row.name + "'"));
+    Status marked = recovery::MarkRolledBack(
+        env->fs, p.state.dir, "a rollback to " + p.point.description + " began on " +
+                                  UtcTime(shim::SystemClock().NowNs()) + " and has not finished");
+    if (!marked.ok()) return ctx.Fail(marked.WithContext("rollback '" + p.row.name + "'"));
     recovery::FileProgressStore progress(env->fs, recovery::RollbackProgressPath(p.state));
     Status s = recovery::Rollback(env->fs, p.state.undo, devmap, p.point.seq, progress,
                                   Progress(ctx, "rollback " + p.row.name));

@@ -258,12 +258,18 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     s = Status(Errc::kProtocol, std::string("frame ") + stream::FrameTypeName(frame->type()) +
                                     " is not a stream item");
   }
+  if (!s.ok()) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      validator_.reset();  // the session must end; a new one starts from durable state
+    }
+    // A WAL that cannot take data is failed until the agent reopens it: say so
+    // in the stream's state, not only to this sender.
+    if (s.code() != Errc::kInvalidArgument && s.code() != Errc::kAborted) Fail(s);
+    return s;
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (!s.ok()) {
-      validator_.reset();  // the session must end; a new one starts from durable state
-      return s;
-    }
     for (const auto& r : pending.records) bytes_ingested_ += r.h.length;
   }
   pending.frame = std::move(frame);

@@ -63,7 +63,9 @@ std::string RolledBackMarkerPath(const std::string& stream_dir) {
 Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamState& s,
                       const ResolvedPoint& point, int64_t now_ns, const std::string& what) {
   const uint64_t seq = point.seq;
-  // Points first: they must never name a state the store cannot rebuild.
+  // The marker first (see MarkRolledBack), then points: they must never name
+  // a state the store cannot rebuild.
+  MT_RETURN_IF_ERROR(MarkRolledBack(fs, s.dir, what));
   MT_RETURN_IF_ERROR(catalog.RemovePointsAfter(s.row.id, seq));
   // Undo: newest segments first, so a crash leaves a consistent prefix.
   for (auto it = s.undo.rbegin(); it != s.undo.rend(); ++it) {
@@ -99,13 +101,16 @@ Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamS
     cp.updated_ns = now_ns;
     MT_RETURN_IF_ERROR(catalog.SetCheckpoint(cp));
   }
-  MT_RETURN_IF_ERROR(WriteSmallFile(fs, RolledBackMarkerPath(s.dir), what + "\n"));
   s.applied_seq = seq;
   s.applied_time_ns = point.time_ns;
   MT_ASSIGN_OR_RETURN(s.undo, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kUndo),
                                                              SegmentKind::kUndo));
   s.wal.clear();
   return Status::Ok();
+}
+
+Status MarkRolledBack(shim::FileSystem& fs, const std::string& dir, const std::string& what) {
+  return WriteSmallFile(fs, RolledBackMarkerPath(dir), what + "\n");
 }
 
 Result<std::optional<std::string>> ReadRolledBack(shim::FileSystem& fs, const std::string& dir) {

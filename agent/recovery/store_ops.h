@@ -45,6 +45,11 @@ std::string RolledBackMarkerPath(const std::string& stream_dir);
 Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamState& state,
                       const ResolvedPoint& point, int64_t now_ns, const std::string& what);
 
+// Writes the marker: from the moment a rollback begins, the stream's targets
+// no longer match its retention, and the daemon must refuse to resume it —
+// whatever crash comes between the target writes and FinishRollback.
+Status MarkRolledBack(shim::FileSystem& fs, const std::string& stream_dir, const std::string& what);
+
 // The marker's text, if the stream was rolled back.
 Result<std::optional<std::string>> ReadRolledBack(shim::FileSystem& fs, const std::string& stream_dir);
 
