@@ -137,30 +137,32 @@ Status Applier::Apply(const std::vector<WalRecord>& batch) {
   return Status::Ok();
 }
 
-Status Applier::Recover(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
-                        size_t batch_records) {
-  std::vector<std::vector<uint8_t>> payloads;
+Status ForEachWalBatch(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
+                       uint64_t from_seq, size_t batch_records,
+                       const std::function<Status(const std::vector<WalRecord>&)>& apply) {
+  std::vector<std::vector<uint8_t>> payloads;  // keep the batch's data alive
   std::vector<WalRecord> batch;
   auto flush = [&]() -> Status {
-    Status s = Apply(batch);
+    Status s = batch.empty() ? Status::Ok() : apply(batch);
     batch.clear();
     payloads.clear();
     return s;
   };
-  payloads.reserve(batch_records);
   MT_RETURN_IF_ERROR(retention::ForEachRecord(
       fs, wal, retention::Direction::kForward,
       [&](const RecordHeader& h, const std::vector<uint8_t>& payload, bool*) -> Status {
         payloads.push_back(payload);
-        WalRecord r;
-        r.h = h;
-        r.data = payloads.back().empty() ? nullptr : payloads.back().data();
-        batch.push_back(r);
-        if (batch.size() >= batch_records) return flush();
-        return Status::Ok();
+        batch.push_back({h, payloads.back().empty() ? nullptr : payloads.back().data()});
+        return batch.size() >= batch_records ? flush() : Status::Ok();
       },
-      applied_seq_ + 1));
+      from_seq));
   return flush();
+}
+
+Status Applier::Recover(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
+                        size_t batch_records) {
+  return ForEachWalBatch(fs, wal, applied_seq_ + 1, batch_records,
+                         [this](const std::vector<WalRecord>& b) { return Apply(b); });
 }
 
 }  // namespace mt::apply

@@ -59,6 +59,13 @@ struct ApplierOptions {
   int zstd_level = 1;
 };
 
+// Reads the WAL records with seq >= from_seq, in batches of at most
+// `batch_records`, and hands each batch to `apply` (restart recovery). The
+// batch's payloads live until `apply` returns.
+Status ForEachWalBatch(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
+                       uint64_t from_seq, size_t batch_records,
+                       const std::function<Status(const std::vector<WalRecord>&)>& apply);
+
 class Applier {
  public:
   // REQUIRES: `undo` (may be null when !options.retention), the disks and the

@@ -6,7 +6,6 @@
 #include "block_hash.h"
 #include "journal_mapping.h"
 #include "mt/shim/aligned_buffer.h"
-#include "journal_reader.h"
 
 namespace mt::daemon {
 
@@ -98,24 +97,9 @@ Status StreamRuntime::Init() {
 }
 
 Status StreamRuntime::RecoverFromWal() {
-  std::vector<std::vector<uint8_t>> payloads;
-  std::vector<apply::WalRecord> batch;
-  auto flush = [&]() -> Status {
-    Status s = ApplyRecords(batch);
-    batch.clear();
-    payloads.clear();
-    return s;
-  };
-  payloads.reserve(o_.apply_batch_records);
-  MT_RETURN_IF_ERROR(retention::ForEachRecord(
-      store_.fs(), wal_->Segments(), retention::Direction::kForward,
-      [&](const retention::RecordHeader& h, const std::vector<uint8_t>& p, bool*) -> Status {
-        payloads.push_back(p);
-        batch.push_back({h, payloads.back().empty() ? nullptr : payloads.back().data()});
-        return batch.size() >= o_.apply_batch_records ? flush() : Status::Ok();
-      },
-      applied_seq_ + 1));
-  return flush();
+  return apply::ForEachWalBatch(
+      store_.fs(), wal_->Segments(), applied_seq_ + 1, o_.apply_batch_records,
+      [this](const std::vector<apply::WalRecord>& batch) { return ApplyRecords(batch); });
 }
 
 Status StreamRuntime::ApplyRecords(const std::vector<apply::WalRecord>& records) {

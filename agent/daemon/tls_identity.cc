@@ -97,31 +97,6 @@ Result<std::string> MakeCertificate(EVP_PKEY* key, const std::string& cn) {
   return BioText(bio.get());
 }
 
-Result<std::string> ReadSmallFile(shim::FileSystem& fs, const std::string& path) {
-  MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, fs.OpenFile(path, shim::FileOptions{}));
-  if (f->Size() > (1u << 20)) return Status(Errc::kCorruption, path + ": too large for a PEM file");
-  std::string text(f->Size(), '\0');
-  MT_ASSIGN_OR_RETURN(size_t got, f->ReadAt(0, text.data(), text.size()));
-  text.resize(got);
-  return text;
-}
-
-// tmp + sync + rename; the shim creates files with mode 0600.
-Status WriteFileAtomically(shim::FileSystem& fs, const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  if (fs.Exists(tmp)) MT_RETURN_IF_ERROR(fs.Remove(tmp));
-  {
-    shim::FileOptions o;
-    o.writable = true;
-    o.create = true;
-    o.must_not_exist = true;
-    MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, fs.OpenFile(tmp, o));
-    MT_RETURN_IF_ERROR(f->WriteAt(0, text.data(), text.size()));
-    MT_RETURN_IF_ERROR(f->Sync());
-  }
-  return fs.Rename(tmp, path);
-}
-
 Result<TlsIdentity> Check(std::string key_pem, std::string cert_pem, const std::string& dir) {
   const std::string key_path = shim::JoinPath(dir, kKeyFile);
   const std::string cert_path = shim::JoinPath(dir, kCertFile);
@@ -188,8 +163,8 @@ Result<TlsIdentity> LoadTlsIdentity(shim::FileSystem& fs, const std::string& dir
   if (!fs.Exists(key_path) || !fs.Exists(cert_path)) {
     return Status(Errc::kNotFound, "no TLS identity in " + dir);
   }
-  MT_ASSIGN_OR_RETURN(std::string key_pem, ReadSmallFile(fs, key_path));
-  MT_ASSIGN_OR_RETURN(std::string cert_pem, ReadSmallFile(fs, cert_path));
+  MT_ASSIGN_OR_RETURN(std::string key_pem, shim::ReadSmallFile(fs, key_path));
+  MT_ASSIGN_OR_RETURN(std::string cert_pem, shim::ReadSmallFile(fs, cert_path));
   return Check(std::move(key_pem), std::move(cert_pem), dir);
 }
 
@@ -203,15 +178,15 @@ Result<TlsIdentity> LoadOrCreateTlsIdentity(shim::FileSystem& fs, const std::str
   std::string key_pem;
   PkeyPtr key;
   if (fs.Exists(key_path)) {  // a crash between the two renames: keep the key
-    MT_ASSIGN_OR_RETURN(key_pem, ReadSmallFile(fs, key_path));
+    MT_ASSIGN_OR_RETURN(key_pem, shim::ReadSmallFile(fs, key_path));
     MT_ASSIGN_OR_RETURN(key, KeyFromPem(key_pem, key_path));
   } else {
     MT_ASSIGN_OR_RETURN(key, GenerateKey());
     MT_ASSIGN_OR_RETURN(key_pem, KeyToPem(key.get()));
-    MT_RETURN_IF_ERROR(WriteFileAtomically(fs, key_path, key_pem));
+    MT_RETURN_IF_ERROR(shim::WriteFileAtomically(fs, key_path, key_pem));
   }
   MT_ASSIGN_OR_RETURN(std::string cert_pem, MakeCertificate(key.get(), common_name));
-  MT_RETURN_IF_ERROR(WriteFileAtomically(fs, cert_path, cert_pem));
+  MT_RETURN_IF_ERROR(shim::WriteFileAtomically(fs, cert_path, cert_pem));
   return Check(std::move(key_pem), std::move(cert_pem), dir);
 }
 

@@ -167,13 +167,10 @@ Result<ResolvedPoint> ResolvePoint(retention::Catalog& catalog, shim::FileSystem
 
 Result<std::optional<RollbackProgress>> FileProgressStore::Load() {
   if (!fs_.Exists(path_)) return std::optional<RollbackProgress>();
-  shim::FileOptions o;
-  MT_ASSIGN_OR_RETURN(auto f, fs_.OpenFile(path_, o));
-  char buf[128] = {};
-  MT_ASSIGN_OR_RETURN(size_t n, f->ReadAt(0, buf, sizeof buf - 1));
+  MT_ASSIGN_OR_RETURN(std::string text, shim::ReadSmallFile(fs_, path_, 128));
   RollbackProgress p;
   unsigned long long to = 0, done = 0;
-  if (n == 0 || std::sscanf(buf, "rollback %llu %llu", &to, &done) != 2)
+  if (std::sscanf(text.c_str(), "rollback %llu %llu", &to, &done) != 2)
     return Status(Errc::kCorruption, path_ + ": unreadable rollback progress");
   p.to_seq = to;
   p.done_above = done;
@@ -181,16 +178,8 @@ Result<std::optional<RollbackProgress>> FileProgressStore::Load() {
 }
 
 Status FileProgressStore::Save(const RollbackProgress& p) {
-  const std::string text =
-      "rollback " + std::to_string(p.to_seq) + " " + std::to_string(p.done_above) + "\n";
-  shim::FileOptions o;
-  o.writable = o.create = true;
-  const std::string tmp = path_ + ".tmp";
-  MT_ASSIGN_OR_RETURN(auto f, fs_.OpenFile(tmp, o));
-  MT_RETURN_IF_ERROR(f->Truncate(0));
-  MT_RETURN_IF_ERROR(f->WriteAt(0, text.data(), text.size()));
-  MT_RETURN_IF_ERROR(f->Sync());
-  return fs_.Rename(tmp, path_);
+  return shim::WriteFileAtomically(
+      fs_, path_, "rollback " + std::to_string(p.to_seq) + " " + std::to_string(p.done_above) + "\n");
 }
 
 Status FileProgressStore::Clear() {

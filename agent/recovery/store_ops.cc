@@ -15,16 +15,6 @@ std::string JournalDir(const std::string& stream_dir, SegmentKind kind) {
   return shim::JoinPath(stream_dir, retention::SegmentKindName(kind));
 }
 
-Status WriteSmallFile(shim::FileSystem& fs, const std::string& path, const std::string& text) {
-  shim::FileOptions o;
-  o.writable = o.create = true;
-  const std::string tmp = path + ".tmp";
-  MT_ASSIGN_OR_RETURN(auto f, fs.OpenFile(tmp, o));
-  MT_RETURN_IF_ERROR(f->Truncate(0));
-  MT_RETURN_IF_ERROR(f->WriteAt(0, text.data(), text.size()));
-  MT_RETURN_IF_ERROR(f->Sync());
-  return fs.Rename(tmp, path);
-}
 
 }  // namespace
 
@@ -110,17 +100,13 @@ Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamS
 }
 
 Status MarkRolledBack(shim::FileSystem& fs, const std::string& dir, const std::string& what) {
-  return WriteSmallFile(fs, RolledBackMarkerPath(dir), what + "\n");
+  return shim::WriteFileAtomically(fs, RolledBackMarkerPath(dir), what + "\n");
 }
 
 Result<std::optional<std::string>> ReadRolledBack(shim::FileSystem& fs, const std::string& dir) {
   const std::string path = RolledBackMarkerPath(dir);
   if (!fs.Exists(path)) return std::optional<std::string>();
-  shim::FileOptions o;
-  MT_ASSIGN_OR_RETURN(auto f, fs.OpenFile(path, o));
-  std::string text(4096, '\0');
-  MT_ASSIGN_OR_RETURN(size_t n, f->ReadAt(0, text.data(), text.size()));
-  text.resize(n);
+  MT_ASSIGN_OR_RETURN(std::string text, shim::ReadSmallFile(fs, path, 4096));
   while (!text.empty() && text.back() == '\n') text.pop_back();
   return std::optional<std::string>(text);
 }

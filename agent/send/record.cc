@@ -100,17 +100,7 @@ Result<std::unique_ptr<RecordWriter>> RecordWriter::Open(shim::FileSystem& fs, c
   for (const RecordEntry& e : old.entries) {
     if (e.seq <= resume_seq) text += FormatEntry(e);
   }
-  const std::string tmp = path + ".tmp";
-  if (fs.Exists(tmp)) MT_RETURN_IF_ERROR(fs.Remove(tmp));
-  {
-    shim::FileOptions o;
-    o.writable = true;
-    o.create = true;
-    MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, fs.OpenFile(tmp, o));
-    MT_RETURN_IF_ERROR(f->WriteAt(0, text.data(), text.size()));
-    MT_RETURN_IF_ERROR(f->Sync());
-  }
-  MT_RETURN_IF_ERROR(fs.Rename(tmp, path));
+  MT_RETURN_IF_ERROR(shim::WriteFileAtomically(fs, path, text));
   shim::FileOptions o;
   o.writable = true;
   MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, fs.OpenFile(path, o));

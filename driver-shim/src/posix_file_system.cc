@@ -38,6 +38,31 @@ Status CheckDirectFileIo(const std::string& path, const char* op, uint64_t offse
                                        ": O_DIRECT file I/O must be 4096-byte aligned");
 }
 
+Status WriteFileAtomically(FileSystem& fs, const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  if (fs.Exists(tmp)) MT_RETURN_IF_ERROR(fs.Remove(tmp));
+  {
+    FileOptions o;
+    o.writable = o.create = o.must_not_exist = true;
+    MT_ASSIGN_OR_RETURN(std::unique_ptr<File> f, fs.OpenFile(tmp, o));
+    MT_RETURN_IF_ERROR(f->WriteAt(0, text.data(), text.size()));
+    MT_RETURN_IF_ERROR(f->Sync());
+  }
+  return fs.Rename(tmp, path);
+}
+
+Result<std::string> ReadSmallFile(FileSystem& fs, const std::string& path, uint64_t max_bytes) {
+  MT_ASSIGN_OR_RETURN(std::unique_ptr<File> f, fs.OpenFile(path, FileOptions{}));
+  if (f->Size() > max_bytes)
+    return Status(Errc::kCorruption, path + ": " + std::to_string(f->Size()) +
+                                         " bytes, more than the " + std::to_string(max_bytes) +
+                                         " such a file may have");
+  std::string text(f->Size(), '\0');
+  MT_ASSIGN_OR_RETURN(size_t got, f->ReadAt(0, text.data(), text.size()));
+  text.resize(got);
+  return text;
+}
+
 namespace {
 
 Status SyncDirectory(const std::string& dir) {

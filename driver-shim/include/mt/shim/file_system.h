@@ -73,6 +73,16 @@ class FileSystem {
 // The real file system; a process-wide instance.
 FileSystem& PosixFileSystem();
 
+// Replaces `path` with `text` so that a crash leaves the old or the new file,
+// whole: write `<path>.tmp` (a leftover one is removed first), sync it,
+// rename it over `path` (durable on return, see the contract above).
+Status WriteFileAtomically(FileSystem& fs, const std::string& path, const std::string& text);
+
+// The whole content of a small file (state, keys, markers); kCorruption when
+// it is larger than `max_bytes`.
+Result<std::string> ReadSmallFile(FileSystem& fs, const std::string& path,
+                                  uint64_t max_bytes = 1u << 20);
+
 // The alignment rule of files opened with FileOptions::direct: offset, length
 // and buffer address multiples of kDirectIoAlignment, else kMisaligned.
 Status CheckDirectFileIo(const std::string& path, const char* op, uint64_t offset,
