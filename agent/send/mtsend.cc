@@ -132,7 +132,15 @@ int MtsendMain(int argc, char** argv) {
   count->excludes(secs);
   work->add_option("--sizes", sizes, "write sizes: 4k..1M, 64k or 4k:60,64k:30,1M:10 (default 4k..1M)");
   work->add_option("--overlap", wo.spec.overlap, "probability 0..1 that a write lands in a small hot zone");
-  work->add_option("--tag-every", wo.tag_every, "seconds between app-consistent tags");
+  auto* tag_secs = work->add_option("--tag-every", wo.tag_every, "seconds between app-consistent tags");
+  auto* tag_items = work->add_option("--tag-every-items", wo.tag_every_items,
+                                     "every N-th item of the run is an app-consistent tag "
+                                     "(deterministic: item i = seq - start is a tag when i % N == 0)");
+  tag_secs->excludes(tag_items);
+  work->add_option("--group-tags", wo.group_tags,
+                   "replication-group tags: the k-th tag of the run carries group_tag_id PREFIX-k "
+                   "(with --tag-every-items N: k = i / N, the same in every stream run with the same N)")
+      ->type_name("PREFIX");
   work->add_option("--seed", wo.spec.seed, "seed of the workload (default 1)");
   work->add_option("--record", wo.record_path, "record every item sent in FILE (docs/formats/mtsend-record.md)");
   work->add_option("--window", wo.window_bytes, "bytes sent but not yet acknowledged at most");

@@ -149,6 +149,14 @@ class WorkloadRunner final : public Runner {
     if (o_.count == 0 && o_.seconds <= 0) {
       return Status(Errc::kInvalidArgument, "give --count N or --seconds S");
     }
+    if (o_.tag_every > 0 && o_.tag_every_items > 0) {
+      return Status(Errc::kInvalidArgument, "give --tag-every S or --tag-every-items N, not both");
+    }
+    MT_RETURN_IF_ERROR(CheckGroupTagPrefix(o_.group_tags));
+    if (!o_.group_tags.empty() && o_.tag_every <= 0 && o_.tag_every_items == 0) {
+      return Status(Errc::kInvalidArgument,
+                    "--group-tags needs tags: give --tag-every S or --tag-every-items N");
+    }
     Status s = Run();
     if (!s.ok()) return s;
     res_.seconds = SecondsSince(started_);
@@ -165,6 +173,7 @@ class WorkloadRunner final : public Runner {
     uint32_t crc = 0;
     int64_t time_ns = 0;
     std::string name;
+    std::string group_tag_id;
   };
 
   Status OnWelcome(const proto::Welcome& w) override {
@@ -197,7 +206,15 @@ class WorkloadRunner final : public Runner {
         MT_ASSIGN_OR_RETURN(record_, RecordWriter::Open(shim::PosixFileSystem(), o_.record_path,
                                                         o_.spec.seed, r));
         start = record_->start();
+        if (!o_.group_tags.empty() && o_.tag_every > 0) {
+          // Time-driven group tags are numbered through the run: a restart
+          // continues after the tags its record kept.
+          MT_ASSIGN_OR_RETURN(Record kept, ReadRecord(shim::PosixFileSystem(), o_.record_path));
+          for (const RecordEntry& e : kept.entries)
+            if (e.type == 'T' && e.seq > start) ++tags_made_;
+        }
       }
+      start_seq_ = start;
       end_seq_ = o_.count > 0 ? start + o_.count : UINT64_MAX;
       next_seq_ = r + 1;
       res_.first_seq = r + 1;
@@ -308,17 +325,27 @@ class WorkloadRunner final : public Runner {
     }
   }
 
+  // Is the next item a tag (time- or count-driven)?
+  bool TagDue() const {
+    if (o_.tag_every_items > 0) return IsCountedTag(start_seq_, o_.tag_every_items, next_seq_);
+    return o_.tag_every > 0 && Clock::now() >= next_tag_;
+  }
+
   // Generates, records and sends the next batch of writes or one tag.
   Status SendNext() {
     const int64_t now_ns = shim::SystemClock().NowNs();
     std::vector<RecordEntry> rec;
-    if (o_.tag_every > 0 && Clock::now() >= next_tag_) {
+    if (TagDue()) {
       next_tag_ = Clock::now() + TagPeriod();
       Item t;
       t.seq = next_seq_++;
       t.tag = true;
       t.time_ns = now_ns;
-      t.name = "mtsend-" + std::to_string(t.seq);
+      t.name = WorkloadTagName(t.seq);
+      const uint64_t k = o_.tag_every_items > 0
+                             ? CountedTagOrdinal(start_seq_, o_.tag_every_items, t.seq)
+                             : ++tags_made_;
+      t.group_tag_id = GroupTagId(o_.group_tags, k);
       RecordEntry e;
       e.type = 'T';
       e.seq = t.seq;
@@ -332,8 +359,7 @@ class WorkloadRunner final : public Runner {
     const size_t first = window_.size();
     uint64_t bytes = 0;
     while (bytes < o_.batch_bytes && window_.size() - first < o_.batch_writes && !GenerationOver() &&
-           (window_.size() == first || RateWait() <= 0) &&
-           !(o_.tag_every > 0 && Clock::now() >= next_tag_)) {
+           (window_.size() == first || RateWait() <= 0) && !TagDue()) {
       Item it;
       it.seq = next_seq_++;
       it.w = WriteAt(o_.spec, it.seq);
@@ -386,6 +412,7 @@ class WorkloadRunner final : public Runner {
     tag->set_seq(t.seq);
     tag->set_name(t.name);
     tag->set_kind(proto::TAG_KIND_APP);
+    tag->set_group_tag_id(t.group_tag_id);
     tag->set_source_time_ns(t.time_ns);
     return conn_->Send(h);
   }
@@ -394,6 +421,8 @@ class WorkloadRunner final : public Runner {
   std::unique_ptr<RecordWriter> record_;
   bool opened_ = false;
   uint64_t next_seq_ = 1, end_seq_ = UINT64_MAX, acked_ = 0;
+  uint64_t start_seq_ = 0;  // the run's start: its items are start_seq_ + 1 ..
+  uint64_t tags_made_ = 0;  // time-driven tags of the run so far (group tag numbering)
   std::deque<Item> window_;
   uint64_t window_bytes_ = 0;
   bool throttled_ = false;

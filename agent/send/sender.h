@@ -32,6 +32,8 @@ struct WorkloadOptions {
   uint64_t count = 0;      // items of the run: seqs start+1 .. start+count (0: use seconds)
   double seconds = 0;      // run time of this process (0: use count)
   double tag_every = 0;    // seconds between app tags; 0: none
+  uint64_t tag_every_items = 0;  // every N-th item of the run is an app tag; 0: none
+  std::string group_tags;  // non-empty: the k-th tag carries group_tag_id "<group_tags>-<k>"
   std::string record_path; // empty: no record
   uint64_t window_bytes = 64u << 20;
   uint64_t batch_bytes = 1u << 20;

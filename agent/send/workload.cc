@@ -135,4 +135,30 @@ void WorkloadData(uint64_t seed, uint64_t seq, uint8_t* out, uint64_t len) {
   }
 }
 
+bool IsCountedTag(uint64_t start, uint64_t every_items, uint64_t seq) {
+  return every_items > 0 && seq > start && (seq - start) % every_items == 0;
+}
+
+uint64_t CountedTagOrdinal(uint64_t start, uint64_t every_items, uint64_t seq) {
+  return (seq - start) / every_items;
+}
+
+std::string WorkloadTagName(uint64_t seq) { return "mtsend-" + std::to_string(seq); }
+
+std::string GroupTagId(const std::string& prefix, uint64_t k) {
+  if (prefix.empty()) return "";
+  return prefix + "-" + std::to_string(k);
+}
+
+Status CheckGroupTagPrefix(const std::string& prefix) {
+  if (prefix.size() > 200)
+    return Status(Errc::kInvalidArgument, "--group-tags prefix is over 200 bytes");
+  for (char c : prefix) {
+    if (c < 0x21 || c > 0x7e)
+      return Status(Errc::kInvalidArgument,
+                    "--group-tags prefix '" + prefix + "' is not printable ASCII without blanks");
+  }
+  return Status::Ok();
+}
+
 }  // namespace mt::send

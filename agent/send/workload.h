@@ -11,6 +11,13 @@
 //            hot zone (the first min(disk_size, 64 * max size) bytes), else a
 //            block anywhere; offset + length <= disk_size
 //   data   = WorkloadData(seed, s, length)
+//
+// App tags of a run are time-driven (every S seconds) or count-driven (every
+// N-th item of the run is a tag: item i = seq - start, start being the run's
+// start seq, is a tag when i % N == 0). Either kind is named "mtsend-<seq>".
+// With a group-tag prefix P the k-th tag of the run carries group_tag_id
+// "P-k" (count-driven: k = i / N), so streams of a replication group whose
+// workloads run with the same N and P share their group tags.
 #pragma once
 
 #include <cstdint>
@@ -56,5 +63,19 @@ WriteItem WriteAt(const WorkloadSpec& spec, uint64_t seq);
 void WorkloadData(uint64_t seed, uint64_t seq, uint8_t* out, uint64_t len);
 
 uint64_t SplitMix64(uint64_t* state);
+
+// Count-driven tags: is the item at `seq` of a run that started after `start`
+// a tag when every `every_items`-th item is one (false when every_items is 0
+// or seq <= start)?
+bool IsCountedTag(uint64_t start, uint64_t every_items, uint64_t seq);
+// Its ordinal k (1 for the first tag of the run). REQUIRES: IsCountedTag.
+uint64_t CountedTagOrdinal(uint64_t start, uint64_t every_items, uint64_t seq);
+// "mtsend-<seq>": the name of every workload tag.
+std::string WorkloadTagName(uint64_t seq);
+// "<prefix>-<k>", or "" when the prefix is empty (no group tag).
+std::string GroupTagId(const std::string& prefix, uint64_t k);
+// A prefix is printable ASCII, at most 200 bytes (room for "-<k>" within the
+// 255 bytes of a group tag id); empty means no group tags.
+Status CheckGroupTagPrefix(const std::string& prefix);
 
 }  // namespace mt::send

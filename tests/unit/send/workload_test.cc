@@ -63,6 +63,31 @@ TEST(Workload, OverlapOneKeepsEveryWriteInTheHotZone) {
   }
 }
 
+TEST(Workload, CountedGroupTagsAreTheSameInStreamsThatStartedAtDifferentSeqs) {
+  // Two streams of a group: one resumed after seq 0, the other after seq 7
+  // (its resync took seqs). With --tag-every-items 5 --group-tags g both make
+  // tags at items 5, 10, 15 of their run, with ids g-1, g-2, g-3.
+  for (uint64_t start : {uint64_t{0}, uint64_t{7}}) {
+    std::vector<std::string> ids;
+    std::vector<uint64_t> tag_seqs;
+    for (uint64_t seq = start + 1; seq <= start + 17; ++seq) {
+      if (!IsCountedTag(start, 5, seq)) continue;
+      tag_seqs.push_back(seq);
+      ids.push_back(GroupTagId("g", CountedTagOrdinal(start, 5, seq)));
+    }
+    EXPECT_EQ(tag_seqs, (std::vector<uint64_t>{start + 5, start + 10, start + 15})) << "start " << start;
+    EXPECT_EQ(ids, (std::vector<std::string>{"g-1", "g-2", "g-3"})) << "start " << start;
+    EXPECT_EQ(WorkloadTagName(tag_seqs[0]), "mtsend-" + std::to_string(start + 5));
+  }
+  EXPECT_FALSE(IsCountedTag(0, 0, 5)) << "no count-driven tags";
+  EXPECT_FALSE(IsCountedTag(10, 5, 10)) << "the start seq is not an item of the run";
+  EXPECT_EQ(GroupTagId("", 3), "") << "no prefix: no group tag";
+  EXPECT_TRUE(CheckGroupTagPrefix("").ok());
+  EXPECT_TRUE(CheckGroupTagPrefix("g1-run.2").ok());
+  EXPECT_FALSE(CheckGroupTagPrefix("has blank").ok());
+  EXPECT_FALSE(CheckGroupTagPrefix(std::string(201, 'x')).ok());
+}
+
 TEST(Record, RestartKeepsDurableLinesAndRebuildsTheDisks) {
   shim::MemFileSystem fs;
   const WorkloadSpec s = Spec();
