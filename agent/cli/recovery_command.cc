@@ -37,6 +37,8 @@
 #include "recovery.h"
 #include "retention_store.h"
 #include "store_ops.h"
+#include "vsnap/target_map.h"
+#include "vsnap/vsnap.h"
 
 namespace mt::cli {
 namespace {
@@ -167,21 +169,27 @@ Result<recovery::ResolvedPoint> Resolve(Env& env, const recovery::StreamState& s
 }
 
 // Opens the stream's targets (all, or one disk) for rollback: only after
-// IsSafeTarget, writable, exclusive, O_DIRECT.
+// IsSafeTarget, writable, exclusive, O_DIRECT, through the agent's map.
 Result<std::vector<std::unique_ptr<shim::BlockDevice>>> OpenTargets(
     const inventory::Inventory& inv, const std::vector<retention::DiskRow>& disks, bool writable,
-    std::map<uint32_t, shim::BlockDevice*>* out) {
+    bool device_mapper, std::map<uint32_t, shim::BlockDevice*>* out) {
   std::vector<std::unique_ptr<shim::BlockDevice>> devs;
   for (const auto& d : disks) {
     const inventory::Disk* disk = inv.Find(d.target_id);
     if (disk == nullptr)
       return Status(Errc::kNotFound, "target " + d.target_id + " of disk " + std::to_string(d.disk) +
                                          " is not attached to this machine");
-    if (writable) MT_RETURN_IF_ERROR(inventory::IsSafeTarget(*disk));
+    std::string path = disk->devnode;
+    if (writable) {
+      MT_RETURN_IF_ERROR(inventory::IsSafeTarget(*disk));
+      // Writes go where the daemon's go: through the agent's map when there
+      // is one, so that vsnaps of the disk keep their point.
+      MT_ASSIGN_OR_RETURN(path, vsnap::TargetWritePath(*disk, device_mapper));
+    }
     shim::BlockDeviceOptions bo;
     bo.writable = writable;
     bo.exclusive = writable;
-    MT_ASSIGN_OR_RETURN(auto dev, shim::OpenBlockDevice(disk->devnode, bo));
+    MT_ASSIGN_OR_RETURN(auto dev, shim::OpenBlockDevice(path, bo));
     (*out)[d.disk] = dev.get();
     devs.push_back(std::move(dev));
   }
@@ -345,7 +353,7 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
   for (auto& p : plans) {
     const auto start = std::chrono::steady_clock::now();
     std::map<uint32_t, shim::BlockDevice*> devmap;
-    auto devs = OpenTargets(*inv, p.state.disks, true, &devmap);
+    auto devs = OpenTargets(*inv, p.state.disks, true, env->config.device_mapper, &devmap);
     if (!devs.ok()) return ctx.Fail(devs.status().WithContext("rollback '" + p.row.name + "'"));
     Status marked = recovery::MarkRolledBack(
         env->fs, p.state.dir, "a rollback to " + p.point.description + " began on " +
@@ -416,7 +424,7 @@ int RunExport(Context& ctx, const RecoveryOptions& o) {
     return ctx.Fail(point.status());
   }
   std::map<uint32_t, shim::BlockDevice*> src;
-  auto devs = OpenTargets(*inv, {sel->disk}, false, &src);
+  auto devs = OpenTargets(*inv, {sel->disk}, false, false, &src);
   if (!devs.ok()) {
     resume();
     return ctx.Fail(devs.status());
@@ -528,29 +536,118 @@ int RunReleaseAttach(Context& ctx, const RecoveryOptions& o, bool release) {
   if (!env.ok()) return ctx.Fail(env.status());
   auto sel = Select(ctx, *env, o);
   if (!sel.ok()) return ctx.Fail(sel.status());
-  if (!env->daemon)
-    return ctx.Fail("mt-agent is not running: the disk is not held by anyone (nothing to " +
-                    std::string(release ? "release" : "attach") + ")");
   const auto& row = sel->streams[0];
-  proto::ControlRequest req;
-  if (release)
-    req.mutable_pause()->set_stream(row.name);
-  else
-    req.mutable_resume()->set_stream(row.name);
-  auto r = CallAgent(ctx, env->config, req, milliseconds(120'000));
-  if (!r.ok()) return ctx.Fail(r.status());
-  ctx.out << (release ? "released " : "attached ") << o.disk << ": stream " << row.name
-          << (release ? " paused, all its disks flushed and closed (the VMDKs can be detached)\n"
-                      : " resumed\n");
+  std::ostringstream text;
+  if (env->daemon) {
+    proto::ControlRequest req;
+    if (release)
+      req.mutable_pause()->set_stream(row.name);
+    else
+      req.mutable_resume()->set_stream(row.name);
+    auto r = CallAgent(ctx, env->config, req, milliseconds(120'000));
+    if (!r.ok()) return ctx.Fail(r.status());
+    text << (release ? "released " : "attached ") << o.disk << ": stream " << row.name
+         << (release ? " paused, all its disks flushed and closed" : " resumed");
+  } else if (!release) {
+    return ctx.Fail("mt-agent is not running: start it (systemctl start mt-agent) and the stream's "
+                    "disks are taken back");
+  } else {
+    text << "released " << o.disk << ": mt-agent is not running, nothing writes it";
+  }
+  if (release) {
+    // The agent's map holds the disk too: drop it so the VMDK can go.
+    auto inv = ScanWithTargets(ctx, *env);
+    if (!inv.ok()) return ctx.Fail(inv.status());
+    const inventory::Disk* disk = inv->Find(sel->disk.target_id);
+    if (disk != nullptr) {
+      Status s = vsnap::DropTargetMap(*disk);
+      if (!s.ok()) return ctx.Fail(s.WithContext("release " + o.disk + " (the stream stays paused)"));
+    }
+    text << "; the disk can be detached";
+  }
+  ctx.out << text.str() << "\n";
   return 0;
 }
 
-int RunVsnap(Context& ctx) {
+int RunVsnapCreate(Context& ctx, const RecoveryOptions& o) {
   if (!shim::DeviceMapperAvailable())
     return ctx.Fail("vsnap needs device-mapper and this kernel has none (no device-mapper in "
-                    "/proc/misc: load dm-mod); rollback and export work without it");
-  return ctx.Fail("vsnap is not available in this version of mt-agent (targets are not yet "
-                  "written through device-mapper maps); use mtctl export for a copy at a point");
+                    "/proc/misc: load dm-mod and dm-snapshot); rollback and export work without it");
+  auto env = OpenEnv(ctx, false);
+  if (!env.ok()) return ctx.Fail(env.status());
+  if (!env->config.device_mapper)
+    return ctx.Fail("vsnap needs the targets written through the agent's device-mapper maps, and "
+                    "the configuration says device_mapper = false ([targets])");
+  auto sel = Select(ctx, *env, o);
+  if (!sel.ok()) return ctx.Fail(sel.status());
+  if (!sel->by_disk) return ctx.Fail("usage: mtctl vsnap create DISK --at POINT [--name N]");
+  const retention::StreamRow row = sel->streams[0];
+  auto inv = ScanWithTargets(ctx, *env);
+  if (!inv.ok()) return ctx.Fail(inv.status());
+  const inventory::Disk* disk = inv->Find(sel->disk.target_id);
+  if (disk == nullptr)
+    return ctx.Fail("target " + sel->disk.target_id + " is not attached to this machine");
+  Status safe = inventory::IsSafeTarget(*disk);
+  if (!safe.ok()) return ctx.Fail(safe);
+  auto paused = PauseInDaemon(ctx, *env, row);
+  if (!paused.ok()) return ctx.Fail(paused.status());
+  const auto start = std::chrono::steady_clock::now();
+  auto made = [&]() -> Result<proto::VsnapInfo> {
+    MT_ASSIGN_OR_RETURN(auto st, recovery::LoadStreamState(*env->catalog, env->fs,
+                                                           env->config.retention_dir, row));
+    MT_ASSIGN_OR_RETURN(auto point, Resolve(*env, st, o.at));
+    vsnap::CreateSpec spec;
+    spec.retention_dir = env->config.retention_dir;
+    spec.name = o.name.empty() ? "seq" + std::to_string(point.seq) : o.name;
+    spec.disk = disk;
+    spec.stream = row.name;
+    spec.disk_index = sel->disk.disk;
+    spec.point = point;
+    spec.base_seq = st.applied_seq;
+    spec.undo = &st.undo;
+    spec.now_ns = shim::SystemClock().NowNs();
+    return vsnap::Create(env->fs, spec, Progress(ctx, "vsnap"));
+  }();
+  if (*paused) {
+    Status r = ResumeInDaemon(ctx, *env, row);
+    if (!r.ok()) ctx.err << "mtctl: warning: " << r.message() << std::endl;
+  }
+  if (!made.ok()) return ctx.Fail(made.status());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::ostringstream text;
+  text << "vsnap " << made->name() << ": " << made->device() << " shows disk " << made->disk()
+       << " (" << made->target_id() << ") of stream " << row.name << " at " << made->point()
+       << " (" << std::fixed << std::setprecision(2) << secs
+       << " s); replication goes on. Remove it with mtctl vsnap remove " << made->name() << "\n";
+  return Emit(ctx, o, *made, text.str());
+}
+
+int RunVsnapList(Context& ctx, const RecoveryOptions& o) {
+  auto config = LoadAgentConfigForCli(ctx);
+  if (!config.ok()) return ctx.Fail(config.status());
+  auto list = vsnap::List(shim::PosixFileSystem(), config->retention_dir);
+  if (!list.ok()) return ctx.Fail(list.status());
+  proto::VsnapList report;
+  std::ostringstream text;
+  if (list->empty()) text << "no virtual snapshots\n";
+  for (auto& v : *list) {
+    text << v.name() << "  " << v.state() << "  " << (v.device().empty() ? "-" : v.device())
+         << "  " << v.target_id() << " (stream " << v.stream() << ", disk " << v.disk() << ") at "
+         << v.point() << ", created " << v.created() << ", COW " << (v.cow_used_bytes() >> 20)
+         << " MiB\n";
+    if (!v.detail().empty()) text << "    " << v.detail() << "\n";
+    *report.add_vsnaps() = std::move(v);
+  }
+  return Emit(ctx, o, report, text.str());
+}
+
+int RunVsnapRemove(Context& ctx, const RecoveryOptions& o) {
+  auto config = LoadAgentConfigForCli(ctx);
+  if (!config.ok()) return ctx.Fail(config.status());
+  Status s = vsnap::Remove(shim::PosixFileSystem(), config->retention_dir, o.name);
+  if (!s.ok()) return ctx.Fail(s);
+  ctx.out << "vsnap " << o.name << " removed\n";
+  return 0;
 }
 
 }  // namespace
@@ -615,11 +712,14 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   create->add_option("disk", o->disk, "Target disk")->required();
   create->add_option("--at", o->at, "The point")->required();
   create->add_option("--name", o->name, "Snapshot name");
+  create->add_flag("--json", o->json, "Protobuf JSON (VsnapInfo)");
+  create->callback([&ctx, o] { ctx.exit_code = RunVsnapCreate(ctx, *o); });
   CLI::App* list = vsnap->add_subcommand("list", "The virtual snapshots");
-  list->add_flag("--json", o->json, "Protobuf JSON");
+  list->add_flag("--json", o->json, "Protobuf JSON (VsnapList)");
+  list->callback([&ctx, o] { ctx.exit_code = RunVsnapList(ctx, *o); });
   CLI::App* remove = vsnap->add_subcommand("remove", "Remove a virtual snapshot");
   remove->add_option("name", o->name, "Snapshot name")->required();
-  for (CLI::App* v : {create, list, remove}) v->callback([&ctx] { ctx.exit_code = RunVsnap(ctx); });
+  remove->callback([&ctx, o] { ctx.exit_code = RunVsnapRemove(ctx, *o); });
 }
 
 }  // namespace mt::cli

@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "store_ops.h"
 #include "tls_identity.h"
+#include "vsnap/target_map.h"
 
 #ifndef MT_VERSION
 #define MT_VERSION "0.0.0"
@@ -258,7 +259,11 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
                                  (d.target_device.empty() ? "-" : d.target_device) + ")"));
     mt::Status safe = inventory::IsSafeTarget(*disk);
     if (!safe.ok()) return fail(safe.WithContext(label));
-    auto dev = env_.open_target(disk->devnode);
+    // Through the agent's map "mt-<wwid>" where device-mapper is there (so
+    // vsnaps of the disk see every write), else the disk itself.
+    auto path = vsnap::TargetWritePath(*disk, config_.device_mapper);
+    if (!path.ok()) return fail(path.status().WithContext(label));
+    auto dev = env_.open_target(*path);
     if (!dev.ok()) return fail(dev.status().WithContext(label));
     if ((*dev)->size() < d.size_bytes)
       return fail(mt::Status(Errc::kOutOfRange,

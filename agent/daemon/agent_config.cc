@@ -209,6 +209,13 @@ const Schema& ConfigSchema() {
            }
            c->allow_non_scsi = std::move(v);
            return Status::Ok();
+         }},
+        {"device_mapper",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           const auto* b = n.as_boolean();
+           if (b == nullptr) return w.Error("expected true or false");
+           c->device_mapper = b->get();
+           return Status::Ok();
          }}}},
   };
   return schema;

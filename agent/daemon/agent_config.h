@@ -49,6 +49,10 @@ struct AgentConfig {
 
   // [targets]
   std::vector<std::string> allow_non_scsi;
+  // Write SCSI targets through the agent's own device-mapper map "mt-<wwid>"
+  // where the kernel has device-mapper (needed by vsnap); false: write the
+  // disk itself. Without device-mapper the disk itself is always written.
+  bool device_mapper = true;
 
   // "host:port" as configured ("[::1]:9443" for IPv6).
   std::string ListenAddress() const;

@@ -81,6 +81,9 @@ struct Disk {
   // its partitions and paths, and the devices stacked on them.
   std::vector<std::string> member_names;
   std::vector<shim::DevNumber> member_devs;
+  // The agent's own device-mapper maps over the disk ("mt-<wwid>" and its
+  // vsnaps "mt-<wwid>-vs-<name>"): members, never a reason to call it in use.
+  std::vector<std::string> agent_maps;
 
   // The identity may be used as a target identity: a SCSI disk with a WWID,
   // or a non-SCSI device allowed by the configuration (allow_non_scsi).

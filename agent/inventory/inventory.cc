@@ -102,11 +102,15 @@ bool StartsWith(std::string_view s, std::string_view p) {
 bool IsKpartxMap(const shim::BlockDeviceFacts& f) {
   return f.kind == shim::BlockKind::kDm && StartsWith(f.dm_uuid, "part");
 }
-// The agent's own map of this disk ("mt-<wwid>", architecture §5) does not
-// make it busy. Only that exact name: any other map, even one named "mt-…",
-// is a holder like every other (found by the VM inventory scenario).
+// The agent's own maps of this disk do not make it busy: the map it is
+// written through ("mt-<wwid>", architecture §5) and its virtual snapshots
+// ("mt-<wwid>-vs-<name>", agent/vsnap). Only those names: any other map, even
+// one named "mt-…", is a holder like every other (found by the VM inventory
+// scenario).
 bool IsAgentMapOf(const shim::BlockDeviceFacts& f, const Disk& d) {
-  return f.kind == shim::BlockKind::kDm && !d.wwid.empty() && f.dm_name == "mt-" + d.wwid;
+  if (f.kind != shim::BlockKind::kDm || d.wwid.empty()) return false;
+  const std::string own = "mt-" + d.wwid;
+  return f.dm_name == own || StartsWith(f.dm_name, own + "-vs-");
 }
 
 // Natural order of kernel names: sdz < sdaa, loop2 < loop10.
@@ -522,6 +526,7 @@ class Scanner {
         auto it = index_->whole.find(h);
         if (it != index_->whole.end() && (IsKpartxMap(*it->second) || IsAgentMapOf(*it->second, *d))) {
           AddMember(h, d);
+          if (IsAgentMapOf(*it->second, *d)) d->agent_maps.push_back(it->second->dm_name);
           if (IsKpartxMap(*it->second)) {
             Partition part;
             part.name = h;
@@ -628,6 +633,9 @@ class Scanner {
     for (const Finding& f : d->findings)
       if (f.role < Role::kTarget) return true;  // already known to be used
     if (!d->identity.empty() && held_by_us_.count(d->identity) != 0) return true;
+    // Device-mapper holds a disk under a map exclusively; the agent's own
+    // maps are the agent's use of it, not another program's.
+    if (!d->agent_maps.empty()) return true;
     auto r = sys_.IsHeldExclusively(unit.primary->devnode);
     d->exclusive_checked = r.ok();
     if (r.ok()) {

@@ -272,8 +272,15 @@ Status Export(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& u
     MT_RETURN_IF_ERROR(WriteAnyAligned(out, off, buf.data(), n, scratch));
     if (on_progress && (off / kChunk) % 64 == 63) on_progress(off + n, total);
   }
-  uint64_t done = source.size();
-  AlignedBuffer rec;
+  return OverlayUndo(fs, undo, disk, at_seq, out, on_progress, source.size(), total);
+}
+
+Status OverlayUndo(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& undo,
+                   uint32_t disk, uint64_t at_seq, shim::BlockDevice& out,
+                   const ProgressFn& on_progress, uint64_t done_before, uint64_t total) {
+  if (total == 0) total = done_before + BytesAbove(undo, at_seq);
+  uint64_t done = done_before;
+  AlignedBuffer rec, scratch;
   MT_RETURN_IF_ERROR(retention::ForEachRecord(
       fs, undo, retention::Direction::kBackward,
       [&](const RecordHeader& h, const std::vector<uint8_t>& stored, bool*) -> Status {
@@ -281,6 +288,7 @@ Status Export(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& u
         if (rec.size() < h.length) rec = AlignedBuffer(h.length);
         MT_RETURN_IF_ERROR(retention::ExpandPayload(h, stored.data(), stored.size(), rec.data()));
         done += h.length;
+        if (on_progress && ((done - h.length) >> 26) != (done >> 26)) on_progress(done, total);
         return WriteAnyAligned(out, h.offset, rec.data(), h.length, scratch);
       },
       at_seq + 1));

@@ -103,6 +103,17 @@ Status Export(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& u
               shim::BlockDevice& source, uint32_t disk, uint64_t at_seq, shim::BlockDevice& out,
               const ProgressFn& on_progress = {});
 
+// Writes onto `out` the before-images of disk `disk` recorded after `at_seq`,
+// newest first, then flushes: an `out` that holds the disk's image as of the
+// newest undo record (or later: the target itself) then holds the disk at
+// `at_seq`. Export does it after its full copy; a vsnap on its snapshot
+// device. Progress counts from `done_before` to `total` (0: done_before plus
+// the undo bytes). Only reads the retention.
+Status OverlayUndo(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& undo,
+                   uint32_t disk, uint64_t at_seq, shim::BlockDevice& out,
+                   const ProgressFn& on_progress = {}, uint64_t done_before = 0,
+                   uint64_t total = 0);
+
 // The common point of a group: the newest group tag id present in every
 // stream of the group (optionally only app-consistent tags), with each
 // stream's seq for it. kNotFound when the group has no stream or no shared tag.

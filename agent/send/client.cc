@@ -19,8 +19,12 @@ using stream::FrameHeader;
 
 namespace {
 
+// Refusals worth retrying (within --retry-for): the stream is busy, paused
+// for a moment (export, vsnap create) or the agent is starting or stopping
+// (kUnavailable), the receiver hit an I/O error or a full volume.
 bool Transient(Errc c) {
-  return c == Errc::kBusy || c == Errc::kAborted || c == Errc::kIoError || c == Errc::kNoSpace;
+  return c == Errc::kBusy || c == Errc::kAborted || c == Errc::kIoError || c == Errc::kNoSpace ||
+         c == Errc::kUnavailable;
 }
 
 }  // namespace

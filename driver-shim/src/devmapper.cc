@@ -11,6 +11,8 @@
 #include <memory>
 #include <mutex>
 
+#include "dm_internal.h"
+
 namespace mt::shim {
 
 bool DeviceMapperAvailable() {
@@ -31,26 +33,42 @@ bool IsMultipathUuid(const std::string& uuid) {
 }
 
 namespace {
+thread_local DmError g_last_error;
 
-struct DmTaskDestroy {
-  void operator()(dm_task* t) const { dm_task_destroy(t); }
-};
-using DmTaskPtr = std::unique_ptr<dm_task, DmTaskDestroy>;
-
-// libdevmapper prints to stderr by default; library code logs at debug level.
+// libdevmapper prints to stderr by default; library code logs at debug level
+// and keeps the last error of this thread for the caller's message.
 void DmLog(int level, const char* file, int line, int dm_errno_or_class, const char* f, ...) {
+  (void)file;
+  (void)line;
   char buf[512];
   va_list ap;
   va_start(ap, f);
   std::vsnprintf(buf, sizeof buf, f, ap);
   va_end(ap);
   spdlog::debug("libdevmapper: {}", buf);
+  if ((level & 7) <= 3) {  // _LOG_ERR and worse
+    g_last_error.message = buf;
+    if (dm_errno_or_class > 0) g_last_error.err = dm_errno_or_class;
+  }
 }
+}  // namespace
 
 void InitDmLogging() {
   static std::once_flag once;
-  std::call_once(once, [] { dm_log_with_errno_init(DmLog); });
+  std::call_once(once, [] {
+    dm_log_with_errno_init(DmLog);
+    // No udev cookies anywhere: libdevmapper manages /dev/mapper nodes itself.
+    dm_udev_set_sync_support(0);
+  });
 }
+
+DmError TakeDmError() {
+  DmError e = g_last_error;
+  g_last_error = DmError{};
+  return e;
+}
+
+namespace {
 
 bool DeviceMapperAvailable(const SysRoot& root, std::string* why) {
   if (!root.is_host()) {
