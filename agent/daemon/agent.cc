@@ -218,7 +218,12 @@ void Agent::Register(const std::shared_ptr<Stream>& stream) {
 }
 
 void Agent::Unregister(const Stream& stream) {
-  directory_.Remove(stream.row.name);
+  // The credential stays without a port: a sender that proves it is told the
+  // stream is paused or stopping (and retries), not that it failed to
+  // authenticate.
+  auto entry = directory_.Find(stream.row.name);
+  if (entry.ok())
+    directory_.Set(stream.row.name, StreamEntry{nullptr, entry->credential});
   stream.gate->Close();
 }
 

@@ -245,7 +245,13 @@ Status Session::OnAuthResponse(const proto::AuthResponse& response) {
   const std::string key = entry.ok() ? entry->credential : std::string("unknown stream");
   Status v = stream::VerifyAuthResponse(key, nonce, stream_name_, response);
   if (!v.ok()) return v.code() == Errc::kProtocol ? v : auth_failed;
-  if (!entry.ok() || entry->credential.empty() || !entry->port) return auth_failed;
+  if (!entry.ok() || entry->credential.empty()) return auth_failed;
+  // The peer proved the credential: it may learn that the stream is not
+  // being applied right now (paused for an export or a vsnap, or stopping);
+  // kUnavailable, which a sender retries.
+  if (!entry->port)
+    return Status(Errc::kUnavailable, "stream '" + stream_name_ +
+                                          "' is paused or stopping on this master target");
 
   // kBusy while another sender holds the stream: "stream 'x' is already
   // connected (...)"; the sender retries once that connection is gone.

@@ -282,6 +282,10 @@ TEST_F(AgentDaemon, MtsendStreamsToTheDataPortAndWhatIsAppliedSurvivesARestart) 
   more[more.size() - 3] = "210";  // --count
   auto refused = test::RunProcess(more);
   EXPECT_NE(refused.exit_code, 0) << refused.out << refused.err;
+  // After a good proof the sender learns why (a condition it retries within
+  // --retry-for, here 0), not a misleading authentication failure.
+  EXPECT_NE(refused.err.find("paused"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err.find("authentication"), std::string::npos) << refused.err;
   ASSERT_EQ(Mtctl({"resume", "--stream", "vm1"}).exit_code, 0);
 
   ASSERT_EQ(Stop(), 0) << log_;

@@ -1,0 +1,154 @@
+# vsnap.sh — virtual snapshots in the guest (tests/vm/vsnap-test, CTest vm.vsnap).
+# Environment: VS_RET_WWID (retention disk), VS_TGT_WWID (the target).
+# Every check prints "PASS <what>" or "FAIL <what>"; the last line counts them.
+set -u
+checks=0 failed=0
+pass() { checks=$((checks + 1)); echo "PASS $*"; }
+fail() { checks=$((checks + 1)); failed=$((failed + 1)); echo "FAIL $*"; }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+finish() {
+  echo "vsnap: $checks checks, $failed failed"
+  [ "$failed" -eq 0 ] && [ "$checks" -gt 0 ]
+  exit $?
+}
+die() { fail "$*"; tail -n 40 /w/agent.log; finish; }
+
+ip link set lo up
+ret=$(mt_find_wwid "$VS_RET_WWID") || die "no retention disk $VS_RET_WWID"
+tgt=$(mt_find_wwid "$VS_TGT_WWID") || die "no target disk $VS_TGT_WWID"
+map=mt-$VS_TGT_WWID
+size=$(mt_disk_bytes "$tgt")
+mkdir -p /w
+mtctl retention prepare "/dev/$ret" --force --mount /w/retention --fstab /w/fstab >/dev/null ||
+  die "retention prepare /dev/$ret"
+cat > /w/agent.toml <<EOT
+[agent]
+log_level = "info"
+[data]
+listen = "127.0.0.1:9443"
+tls_dir = "/w/tls"
+credentials_dir = "/w/credentials"
+[control]
+socket = "/w/control.sock"
+[retention]
+dir = "/w/retention"
+segment_size = "16MiB"
+low_space_min = "16MiB"
+EOT
+ctl() { mtctl --config /w/agent.toml "$@"; }
+start_agent() {
+  mt-agent --config /w/agent.toml --foreground >> /w/agent.log 2>&1 &
+  agent_pid=$!
+  for _ in $(seq 1 150); do
+    ctl status --json > /w/st.json 2>/dev/null && grep -q '"daemon_running": true' /w/st.json && return 0
+    sleep 0.2
+  done
+  return 1
+}
+wait_applied() {  # backlog 0 (everything received is applied)
+  for _ in $(seq 1 300); do
+    ctl pairs --json | grep -q '"backlog_records": "0"' && return 0
+    sleep 0.2
+  done
+  return 1
+}
+applied_seq() { ctl pairs --json | jq -r '.. | objects | select(has("applied_seq")) | .applied_seq' | head -n1; }
+same() {  # same DEVICE MODEL: byte for byte, page cache dropped first
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  cmp "$1" "$2" >/dev/null
+}
+model() {  # model TAG OUT
+  mtsend rebuild --record /w/rec.txt --disks 1 --disk-size "$size" --disk 0 --tag "$1" --out "$2" >/dev/null
+}
+app_tag() { jq -r "[.streams[0].points[] | select(.kind == \"app\")][$1].name" /w/points.json; }
+
+ctl pair add --stream s1 --disk "0:$VS_TGT_WWID:src0" --json > /w/pair.json || die "pair add"
+key=$(jq -r .credential_hex /w/pair.json)
+start_agent || die "mt-agent did not start"
+fp=$(jq -r .tls_fingerprint /w/st.json)
+S="--to 127.0.0.1:9443 --stream s1 --key-hex $key --fingerprint $fp"
+
+t=$(dmsetup table "$map" 2>/dev/null)
+check "the target is written through the agent's map $map (linear over /dev/$tgt): $t" \
+  sh -c "echo '$t' | grep -q ' linear '"
+
+truncate -s "$size" /tmp/src0.img
+mtsend resync $S --source /tmp/src0.img --disk 0 --no-progress || die "resync"
+mtsend workload $S --disks 1 --disk-size "$size" --count 600 --rate 300 --sizes 4k..128k \
+  --overlap 0.3 --tag-every 0.5 --seed 7 --record /w/rec.txt || die "first workload"
+wait_applied || die "apply did not catch up"
+
+# release drops the map (the VMDK could go), attach takes the disk back.
+check "release of the target" ctl release "$VS_TGT_WWID"
+check "after release there is no map $map" sh -c "! dmsetup info '$map' >/dev/null 2>&1"
+check "attach of the target" ctl attach "$VS_TGT_WWID"
+sleep 1
+check "after attach the map $map is back" dmsetup info "$map"
+
+ctl points --stream s1 --json > /w/points.json
+t1=$(app_tag 1) t2=$(app_tag 3)
+echo "tags for the vsnaps: $t1 $t2"
+model "$t1" /tmp/m1.img && model "$t2" /tmp/m2.img || die "mtsend rebuild"
+
+# The workload goes on writing while the vsnaps are made and checked.
+mtsend workload $S --disks 1 --disk-size "$size" --count 2600 --rate 120 --sizes 4k..128k \
+  --overlap 0.3 --tag-every 1 --seed 7 --record /w/rec.txt --retry-for 120 > /w/w2.log 2>&1 &
+wl=$!
+sleep 2
+ctl vsnap create "$VS_TGT_WWID" --at "$t1" --name v1 --json > /w/v1.json || die "vsnap create v1"
+ctl vsnap create "$VS_TGT_WWID" --at "$t2" --name v2 --json > /w/v2.json || die "vsnap create v2"
+d1=$(jq -r .device /w/v1.json) d2=$(jq -r .device /w/v2.json)
+check "v1 is ready at $d1" [ "$(jq -r .state /w/v1.json)" = ready -a -b "$d1" ]
+check "v2 is ready at $d2" [ "$(jq -r .state /w/v2.json)" = ready -a -b "$d2" ]
+t=$(dmsetup table "$map")
+check "the origin map is snapshot-origin while vsnaps exist: $t" sh -c "echo '$t' | grep -q ' snapshot-origin '"
+check "v1 equals the model at $t1 byte for byte" same "$d1" /tmp/m1.img
+check "v2 equals the model at $t2 byte for byte" same "$d2" /tmp/m2.img
+a0=$(applied_seq)
+sleep 4
+a1=$(applied_seq)
+check "replication went on (applied seq $a0 -> $a1)" [ "$a1" -gt "$a0" ]
+check "v1 still equals the model at $t1 after more writes" same "$d1" /tmp/m1.img
+check "v2 still equals the model at $t2 after more writes" same "$d2" /tmp/m2.img
+
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
+start_agent || die "mt-agent did not restart"
+check "after kill -9 and restart the vsnaps are listed ready" \
+  sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '[.vsnaps[] | select(.state == \"ready\")] | length == 2' >/dev/null"
+wait "$wl"; rc=$?
+check "the workload finished through the restart (rc $rc)" [ "$rc" -eq 0 ]
+tail -n 2 /w/w2.log
+wait_applied || die "apply did not catch up after the restart"
+check "v1 equals the model at $t1 after the restart and the whole workload" same "$d1" /tmp/m1.img
+check "v2 equals the model at $t2 after the restart and the whole workload" same "$d2" /tmp/m2.img
+
+exec 3< "$d1"
+out=$(ctl vsnap remove v1 2>&1); rc=$?
+check "remove of an open vsnap is refused: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'in use'"
+exec 3<&-
+out=$(ctl release "$VS_TGT_WWID" 2>&1); rc=$?
+check "release is refused while vsnaps exist: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'virtual snapshots'"
+ctl attach "$VS_TGT_WWID" >/dev/null 2>&1 || true  # the refused release left the stream paused
+
+# Rollback writes through the origin: the vsnaps keep their points.
+ctl points --stream s1 --json > /w/points.json
+t3=$(jq -r '[.streams[0].points[] | select(.kind == "app")][-2].name' /w/points.json)
+model "$t3" /tmp/m3.img || die "mtsend rebuild $t3"
+check "rollback of the stream to $t3" ctl rollback --stream s1 --to "$t3" --yes
+check "the target equals the model at $t3 after the rollback" same "/dev/mapper/$map" /tmp/m3.img
+check "v1 still equals the model at $t1 after the rollback" same "$d1" /tmp/m1.img
+check "v2 still equals the model at $t2 after the rollback" same "$d2" /tmp/m2.img
+
+check "remove v1" ctl vsnap remove v1
+t=$(dmsetup table "$map")
+check "with v2 left the origin stays snapshot-origin" sh -c "echo '$t' | grep -q ' snapshot-origin '"
+check "v2 still equals the model at $t2" same "$d2" /tmp/m2.img
+check "remove v2" ctl vsnap remove v2
+t=$(dmsetup table "$map")
+check "after the last remove the origin is linear again: $t" sh -c "echo '$t' | grep -q ' linear '"
+check "no vsnap is listed" sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '.vsnaps | length == 0' >/dev/null"
+check "the COW files are gone" sh -c "! ls /w/retention/vsnap/*.cow >/dev/null 2>&1"
+check "no snapshot map is left" sh -c "! dmsetup ls | grep -q -- '-vs-'"
+check "the target still equals the model at $t3" same "/dev/mapper/$map" /tmp/m3.img
+kill "$agent_pid"; wait "$agent_pid" 2>/dev/null
+finish
