@@ -31,13 +31,12 @@ TEST(MtctlRecovery, CommitWithoutYesIsRefused) {
 }
 
 TEST(MtctlRecovery, VsnapSaysWhyItIsUnavailable) {
+  if (shim::DeviceMapperAvailable())
+    GTEST_SKIP() << "this kernel has device-mapper: vsnap works (vm.vsnap tests it)";
   auto r = Mtctl({"vsnap", "create", "naa.6000c29a1b2c3d4e", "--at", "latest"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(Lines(r.err), 1u) << r.err;
-  if (shim::DeviceMapperAvailable())
-    EXPECT_NE(r.err.find("not available in this version"), std::string::npos) << r.err;
-  else
-    EXPECT_NE(r.err.find("needs device-mapper and this kernel has none"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("needs device-mapper and this kernel has none"), std::string::npos) << r.err;
 }
 
 TEST(MtctlRecovery, PointsNeedsExactlyOneSelector) {
