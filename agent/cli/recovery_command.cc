@@ -443,6 +443,9 @@ int RunExport(Context& ctx, const RecoveryOptions& o) {
   shim::BlockDeviceOptions bo;
   bo.writable = true;
   bo.exclusive = out_is_dev;
+  // An image file goes through the page cache (and is synced at the end):
+  // tmpfs and some other file systems refuse O_DIRECT (found by vm.e2e).
+  bo.direct = out_is_dev;
   auto out = shim::OpenBlockDevice(o.out, bo);
   if (!out.ok()) {
     resume();

@@ -186,7 +186,14 @@ Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
     MT_RETURN_IF_ERROR(recovery::OverlayUndo(fs, *spec.undo, spec.disk_index, spec.point.seq,
                                              *dev, on_progress));
     info.set_state("ready");
-    return Save(fs, spec.retention_dir, info);
+    MT_RETURN_IF_ERROR(Save(fs, spec.retention_dir, info));
+    // What the copy-on-write store holds now (the before-images written).
+    auto status = shim::DmStatus(info.dm_name());
+    unsigned long long used = 0, total = 0;
+    if (status.ok() && !status->empty() &&
+        std::sscanf((*status)[0].params.c_str(), "%llu/%llu", &used, &total) == 2)
+      info.set_cow_used_bytes(used * 512);
+    return Status::Ok();
   }();
   if (!made.ok()) {
     Status down = TakeDown(fs, spec.retention_dir, info);
