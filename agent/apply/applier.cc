@@ -15,7 +15,7 @@ using retention::RecordType;
 
 struct Applier::Planned {
   const WalRecord* rec = nullptr;
-  AlignedBuffer before;  // the before-image, when this record gets an undo record
+  uint8_t* before = nullptr;  // the before-image (in before_bufs_), when this record gets an undo record
 };
 
 namespace {
@@ -42,7 +42,21 @@ void Overlay(const WalRecord& w, uint64_t dst_off, uint64_t dst_len, uint8_t* ds
 Applier::Applier(retention::Journal* undo, std::map<uint32_t, shim::BlockDevice*> disks,
                  CheckpointSink* checkpoint, uint64_t applied_seq, ApplierOptions options)
     : undo_(undo), disks_(std::move(disks)), checkpoint_(checkpoint), applied_seq_(applied_seq),
-      o_(options), encoder_(options.compress, options.zstd_level) {}
+      o_(options), encoder_(options.compress, options.zstd_level) {
+  if (o_.io_depth > 1) pool_ = std::make_unique<IoPool>(o_.io_depth);
+}
+
+Status Applier::RunIo(size_t n, const std::function<Status(size_t)>& task) {
+  if (pool_ && n > 1) return pool_->Run(n, task);
+  for (size_t i = 0; i < n; ++i) MT_RETURN_IF_ERROR(task(i));
+  return Status::Ok();
+}
+
+uint8_t* Applier::Buffer(std::vector<AlignedBuffer>& bufs, size_t i, size_t len) {
+  if (bufs.size() <= i) bufs.resize(i + 1);
+  if (bufs[i].size() < len) bufs[i] = AlignedBuffer(len);
+  return bufs[i].data();
+}
 
 Result<shim::BlockDevice*> Applier::Disk(uint32_t index, uint64_t seq) {
   auto it = disks_.find(index);
@@ -57,20 +71,30 @@ Status Applier::CaptureBeforeImages(const std::vector<WalRecord>& batch,
   // Records whose undo is already durable (restart recovery) are not captured
   // again: their before-image is in the undo journal.
   const uint64_t undo_durable = undo_ != nullptr ? undo_->durable_seq() : 0;
+  std::vector<size_t> captured;  // indexes of the records that get a before-image
+  std::vector<shim::BlockDevice*> devs;
   for (size_t i = 0; i < batch.size(); ++i) {
     const WalRecord& r = batch[i];
     plan[i].rec = &r;
     if (!o_.retention || r.h.type != RecordType::kWrite || r.h.seq <= undo_durable) continue;
     MT_ASSIGN_OR_RETURN(shim::BlockDevice * dev, Disk(r.h.disk, r.h.seq));
-    plan[i].before = AlignedBuffer(r.h.length);
-    Status s = dev->ReadAt(r.h.offset, plan[i].before.data(), r.h.length);
-    if (!s.ok()) return s.WithContext("capture before-image of seq " + std::to_string(r.h.seq));
-    // Invariant 5: earlier writes of this batch are not on the target yet, but
-    // they come first: lay them over the before-image, in order.
-    for (size_t j = 0; j < i; ++j)
-      if (IsData(batch[j].h) && batch[j].h.disk == r.h.disk)
-        Overlay(batch[j], r.h.offset, r.h.length, plan[i].before.data());
+    plan[i].before = Buffer(before_bufs_, captured.size(), r.h.length);
+    captured.push_back(i);
+    devs.push_back(dev);
   }
+  // Every read sees the target before this batch (no write of it has
+  // started), so they may run in any order.
+  MT_RETURN_IF_ERROR(RunIo(captured.size(), [&](size_t k) -> Status {
+    const RecordHeader& h = batch[captured[k]].h;
+    Status s = devs[k]->ReadAt(h.offset, plan[captured[k]].before, h.length);
+    return s.ok() ? s : s.WithContext("capture before-image of seq " + std::to_string(h.seq));
+  }));
+  // Invariant 5: earlier writes of this batch are not on the target yet, but
+  // they come first: lay them over the before-image, in order.
+  for (size_t i : captured)
+    for (size_t j = 0; j < i; ++j)
+      if (IsData(batch[j].h) && batch[j].h.disk == batch[i].h.disk)
+        Overlay(batch[j], batch[i].h.offset, batch[i].h.length, plan[i].before);
   return Status::Ok();
 }
 
@@ -96,7 +120,7 @@ Status Applier::Apply(const std::vector<WalRecord>& batch) {
       RecordHeader u = h;
       u.flags = 0;
       if (h.type == RecordType::kWrite) {
-        retention::StoredForm f = encoder_.Encode(p.before.data(), h.length);
+        retention::StoredForm f = encoder_.Encode(p.before, h.length);
         u.flags = f.flags;
         MT_RETURN_IF_ERROR(undo_->Append(u, f.data, f.size));
       } else {
@@ -107,33 +131,66 @@ Status Applier::Apply(const std::vector<WalRecord>& batch) {
     if (appended) MT_RETURN_IF_ERROR(undo_->Sync());  // invariant 2
   }
 
-  // Target writes, in order; then flush every disk written.
-  std::set<uint32_t> touched;
-  AlignedBuffer bounce;
+  MT_RETURN_IF_ERROR(WriteTargets(plan));
+  std::set<uint32_t> touched_set;
+  for (const Planned& p : plan)
+    if (IsData(p.rec->h)) touched_set.insert(p.rec->h.disk);
+  const std::vector<uint32_t> touched(touched_set.begin(), touched_set.end());
+  MT_RETURN_IF_ERROR(RunIo(touched.size(), [&](size_t k) -> Status {
+    Status s = disks_[touched[k]]->Flush();
+    return s.ok() ? s : s.WithContext("flush after seq " + std::to_string(batch.back().h.seq));
+  }));
+  MT_RETURN_IF_ERROR(checkpoint_->Record(batch.back().h.seq, batch.back().h.source_time_ns));
+  applied_seq_ = batch.back().h.seq;  // invariant 3: only after flush + checkpoint
+  return Status::Ok();
+}
+
+// Target writes of the batch; in order unless no two of them overlap on a
+// disk (then their order cannot matter and they run concurrently).
+Status Applier::WriteTargets(const std::vector<Planned>& plan) {
+  std::vector<const WalRecord*> writes;
+  std::vector<shim::BlockDevice*> devs;
+  std::map<uint32_t, std::vector<std::pair<uint64_t, uint64_t>>> ranges;
   for (const Planned& p : plan) {
     const WalRecord& r = *p.rec;
     if (!IsData(r.h)) continue;
     MT_ASSIGN_OR_RETURN(shim::BlockDevice * dev, Disk(r.h.disk, r.h.seq));
+    writes.push_back(&r);
+    devs.push_back(dev);
+    ranges[r.h.disk].push_back({r.h.offset, r.h.offset + r.h.length});
+  }
+  bool disjoint = true;
+  for (auto& [disk, rs] : ranges) {
+    std::sort(rs.begin(), rs.end());
+    for (size_t i = 1; disjoint && i < rs.size(); ++i) disjoint = rs[i].first >= rs[i - 1].second;
+  }
+  auto write = [&](size_t k) -> Status {
+    const WalRecord& r = *writes[k];
     const uint8_t* src = r.data;
     if (src == nullptr || (r.h.flags & kFlagDiscard) != 0 || !IsAligned(src, kDirectIoAlignment)) {
-      if (bounce.size() < r.h.length) bounce = AlignedBuffer(r.h.length);
+      uint8_t* bounce = Buffer(bounce_bufs_, k, r.h.length);
       if (src == nullptr || (r.h.flags & kFlagDiscard) != 0)
-        std::memset(bounce.data(), 0, r.h.length);
+        std::memset(bounce, 0, r.h.length);
       else
-        std::memcpy(bounce.data(), src, r.h.length);
-      src = bounce.data();
+        std::memcpy(bounce, src, r.h.length);
+      src = bounce;
     }
-    Status s = dev->WriteAt(r.h.offset, src, r.h.length);
-    if (!s.ok()) return s.WithContext("apply seq " + std::to_string(r.h.seq));
-    touched.insert(r.h.disk);
-    bytes_applied_ += r.h.length;
+    Status s = devs[k]->WriteAt(r.h.offset, src, r.h.length);
+    return s.ok() ? s : s.WithContext("apply seq " + std::to_string(r.h.seq));
+  };
+  if (disjoint) {
+    // Bounce buffers are per write: allocate them before the tasks run.
+    for (size_t k = 0; k < writes.size(); ++k) {
+      const WalRecord& r = *writes[k];
+      if (r.data == nullptr || (r.h.flags & kFlagDiscard) != 0 ||
+          !IsAligned(r.data, kDirectIoAlignment))
+        (void)Buffer(bounce_bufs_, k, r.h.length);
+    }
+    MT_RETURN_IF_ERROR(RunIo(writes.size(), write));
+  } else {
+    for (size_t k = 0; k < writes.size(); ++k) MT_RETURN_IF_ERROR(write(k));
   }
-  for (uint32_t d : touched) {
-    Status s = disks_[d]->Flush();
-    if (!s.ok()) return s.WithContext("flush after seq " + std::to_string(batch.back().h.seq));
-  }
-  MT_RETURN_IF_ERROR(checkpoint_->Record(batch.back().h.seq, batch.back().h.source_time_ns));
-  applied_seq_ = batch.back().h.seq;  // invariant 3: only after flush + checkpoint
+  for (const WalRecord* r : writes) bytes_applied_ += r->h.length;
   return Status::Ok();
 }
 

@@ -18,6 +18,8 @@
 
 namespace mt::daemon {
 
+constexpr size_t kApplyIoDepth = 4;
+
 const char* AgentVersion() { return MT_VERSION; }
 
 namespace {
@@ -291,6 +293,9 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   }
   RuntimeOptions ro;
   ro.wal_quota_bytes = config_.wal_quota_bytes;
+  // Several target reads/writes in flight per apply batch (docs/benchmarks.md:
+  // the apply stage is bound by one-at-a-time I/O, not by the CPU).
+  ro.applier.io_depth = kApplyIoDepth;
   auto rt = StreamRuntime::Start(*store_, *env_.clock, row.id, devices, ro);
   if (!rt.ok()) return fail(rt.status());
   stream->runtime = std::move(rt).value();

@@ -52,6 +52,8 @@ int main(int argc, char** argv) {
   app.add_option("--retention", retention);
   app.add_option("--compress", compress);
   app.add_option("--stage", stage);
+  size_t io_depth = 4;
+  app.add_option("--io-depth", io_depth, "target I/Os in flight per apply batch (the daemon's: 4)");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::unique_ptr<shim::BlockDevice>> devs;
@@ -77,6 +79,7 @@ int main(int argc, char** argv) {
   apply::ApplierOptions ao;
   ao.retention = retention == "on";
   ao.compress = compress == "on";
+  ao.io_depth = io_depth;
   const auto start = std::chrono::steady_clock::now();
   uint64_t seq = 0, written = 0;
   std::vector<uint64_t> next_off(devs.size(), 0);

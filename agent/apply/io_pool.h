@@ -1,0 +1,46 @@
+// IoPool: runs the n independent tasks of one step on up to `threads` threads
+// (the caller's own included) and waits for all of them. The applier uses it
+// to keep several target reads or writes in flight (a queue depth > 1) where
+// their order does not matter.
+//
+// Contract: Run returns after every task has finished; its status is the
+// first failure in task order (ok when none). Tasks must not call Run.
+// One Run at a time (the applier is driven by one thread).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "mt/shim/status.h"
+
+namespace mt::apply {
+
+class IoPool {
+ public:
+  explicit IoPool(size_t threads);
+  ~IoPool();
+  IoPool(const IoPool&) = delete;
+  IoPool& operator=(const IoPool&) = delete;
+
+  Status Run(size_t n, const std::function<Status(size_t)>& task);
+
+ private:
+  void Worker();
+  // Takes and runs tasks of the current job until none is left.
+  void Drain(std::unique_lock<std::mutex>& l);
+
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  const std::function<Status(size_t)>* task_ = nullptr;  // GUARDED_BY(mu_)
+  size_t n_ = 0, next_ = 0, running_ = 0;                 // GUARDED_BY(mu_)
+  uint64_t job_ = 0;                                      // GUARDED_BY(mu_)
+  std::vector<Status> results_;                           // GUARDED_BY(mu_)
+  bool stop_ = false;                                     // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace mt::apply
