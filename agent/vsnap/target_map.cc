@@ -57,7 +57,12 @@ Result<TargetMap> GetTargetMap(const inventory::Disk& disk) {
 Result<std::string> TargetWritePath(const inventory::Disk& disk, bool device_mapper_wanted) {
   if (!UsesTargetMap(disk, device_mapper_wanted)) return disk.devnode;
   auto map = GetTargetMap(disk);
-  if (map.ok()) return shim::DmDevicePath(map->name, map->state.dev);
+  if (map.ok()) {
+    // The agent suspends its map only for the instant a vsnap is attached; a
+    // map still suspended was left so by a process that died in that instant.
+    if (map->state.suspended) MT_RETURN_IF_ERROR(shim::DmResume(map->name));
+    return shim::DmDevicePath(map->name, map->state.dev);
+  }
   if (map.status().code() != Errc::kNotFound) return map.status();
   const std::string name = TargetMapName(disk.wwid);
   if (disk.size_bytes == 0 || disk.size_bytes % 512 != 0)

@@ -78,6 +78,10 @@ Status TakeDown(shim::FileSystem& fs, const std::string& root, const proto::Vsna
     MT_RETURN_IF_ERROR(s);
   }
   if (!info.origin_dm_name().empty()) {
+    // A create killed between suspending and resuming the origin left it
+    // suspended (writes to the disk wait): resume it.
+    MT_ASSIGN_OR_RETURN(auto origin, shim::DmInfo(info.origin_dm_name()));
+    if (origin && origin->suspended) MT_RETURN_IF_ERROR(shim::DmResume(info.origin_dm_name()));
     MT_ASSIGN_OR_RETURN(auto others, shim::DmNamesWithPrefix(info.origin_dm_name() + "-vs-"));
     if (others.empty()) MT_RETURN_IF_ERROR(OriginToLinear(info.origin_dm_name()));
   }

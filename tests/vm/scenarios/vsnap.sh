@@ -75,7 +75,7 @@ check "the target is written through the agent's map $map (linear over /dev/$tgt
 truncate -s "$size" /tmp/src0.img
 mtsend resync $S --source /tmp/src0.img --disk 0 --no-progress || die "resync"
 mtsend workload $S --disks 1 --disk-size "$size" --count 600 --rate 300 --sizes 4k..128k \
-  --overlap 0.3 --tag-every 0.5 --seed 7 --record /w/rec.txt || die "first workload"
+  --overlap 0.3 --tag-every-items 100 --seed 7 --record /w/rec.txt || die "first workload"
 wait_applied || die "apply did not catch up"
 
 # release drops the map (the VMDK could go), attach takes the disk back.
@@ -92,7 +92,7 @@ model "$t1" /tmp/m1.img && model "$t2" /tmp/m2.img || die "mtsend rebuild"
 
 # The workload goes on writing while the vsnaps are made and checked.
 mtsend workload $S --disks 1 --disk-size "$size" --count 2600 --rate 120 --sizes 4k..128k \
-  --overlap 0.3 --tag-every 1 --seed 7 --record /w/rec.txt --retry-for 120 > /w/w2.log 2>&1 &
+  --overlap 0.3 --tag-every-items 150 --seed 7 --record /w/rec.txt --retry-for 120 > /w/w2.log 2>&1 &
 wl=$!
 sleep 2
 ctl vsnap create "$VS_TGT_WWID" --at "$t1" --name v1 --json > /w/v1.json || die "vsnap create v1"
@@ -129,6 +129,21 @@ exec 3<&-
 out=$(ctl release "$VS_TGT_WWID" 2>&1); rc=$?
 check "release is refused while vsnaps exist: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'virtual snapshots'"
 ctl attach "$VS_TGT_WWID" >/dev/null 2>&1 || true  # the refused release left the stream paused
+
+# A create killed half way: listed as interrupted, removable, the stream
+# resumable, the other vsnaps untouched.
+mtctl --config /w/agent.toml vsnap create "$VS_TGT_WWID" --at "$t2" --name v3 > /w/v3.log 2>&1 &
+cpid=$!
+for _ in $(seq 1 200); do dmsetup info "$map-vs-v3" >/dev/null 2>&1 && break; sleep 0.05; done
+kill -9 "$cpid"; wait "$cpid" 2>/dev/null
+check "a vsnap create killed half way is listed as interrupted" \
+  sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '.vsnaps[] | select(.name == \"v3\") | .state == \"interrupted\"' >/dev/null"
+out=$(ctl vsnap remove v3 2>&1); rc=$?
+check "the interrupted vsnap is removed: $out" [ "$rc" -eq 0 ]
+check "its map is gone" sh -c "! dmsetup info '$map-vs-v3' >/dev/null 2>&1"
+check "the origin map is not left suspended" sh -c "dmsetup info '$map' | grep -q ACTIVE"
+check "the stream the killed create paused resumes" ctl resume --stream s1
+check "v1 still equals the model at $t1" same "$d1" /tmp/m1.img
 
 # Rollback writes through the origin: the vsnaps keep their points.
 ctl points --stream s1 --json > /w/points.json
