@@ -1,7 +1,6 @@
 #include "replay.h"
 
 #include <algorithm>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <deque>
 #include <sys/stat.h>
@@ -10,12 +9,12 @@
 #include "mt/shim/clock.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
+#include "reconnect.h"
 #include "record.h"
 #include "validator.h"
 
 namespace mt::send {
 
-namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using stream::FrameHeader;
 using namespace logwrites;
@@ -174,28 +173,20 @@ namespace {
 
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// The replay over a Connection: the same reconnect discipline as sender.cc's
-// runners (back-off 100 ms .. 5 s, give up after retry_for without a welcome,
-// permanent failures end the run at once).
-class ReplayRunner {
+// The replay over a Connection, with the reconnect discipline of every
+// mtsend command (reconnect.h).
+class ReplayRunner final : public ReconnectingRunner {
  public:
   ReplayRunner(const ReplayOptions& o, LogSource& src, ReplaySummary summary)
-      : o_(o), src_(src), retry_timer_(ioc_) {
+      : ReconnectingRunner(o.connect, o.retry_for, o.verbose), o_(o), src_(src) {
     res_.summary = summary;
-    ssl_ = MakeClientContext();
   }
 
   Result<ReplayResult> Go() {
-    started_ = last_welcome_ = Clock::now();
-    Connect();
-    try {
-      ioc_.run();
-    } catch (const std::exception& e) {
-      return Status(Errc::kInternal, e.what());
-    }
-    if (!result_.ok()) return result_;
+    Status s = Run();
+    if (!s.ok()) return s;
     res_.run.seconds = SecondsSince(started_);
-    res_.run.reconnects = reconnects_;
+    res_.run.reconnects = reconnects();
     return res_;
   }
 
@@ -208,60 +199,7 @@ class ReplayRunner {
     int64_t time_ns = 0;
   };
 
-  void Connect() {
-    welcomed_ = false;
-    Connection::Callbacks cb;
-    cb.on_welcome = [this](const proto::Welcome& w) {
-      welcomed_ = true;
-      last_welcome_ = Clock::now();
-      backoff_ = std::chrono::milliseconds(100);
-      Status s = OnWelcome(w);
-      if (!s.ok()) Finish(s);
-    };
-    cb.on_frame = [this](stream::Frame&& f) {
-      Status s = OnFrame(std::move(f));
-      if (!s.ok()) Finish(s);
-    };
-    cb.on_drained = [this] { Pump(); };
-    cb.on_closed = [this](const CloseReason& r) { OnClosed(r); };
-    conn_ = std::make_shared<Connection>(ioc_, *ssl_, o_.connect, std::move(cb));
-    conn_->Start();
-  }
-
-  void OnClosed(const CloseReason& r) {
-    conn_.reset();
-    welcomed_ = false;
-    if (finished_) return;
-    if (r.permanent) return Finish(r.status);
-    if (Clock::now() - last_welcome_ > o_.retry_for) {
-      return Finish(r.status.WithContext("giving up after " + std::to_string(o_.retry_for.count() / 1000) +
-                                         " s of failed attempts"));
-    }
-    ++reconnects_;
-    if (o_.verbose) {
-      std::fprintf(stderr, "mtsend: %s; reconnecting in %lld ms\n", r.status.ToString().c_str(),
-                   static_cast<long long>(backoff_.count()));
-    }
-    retry_timer_.expires_after(backoff_);
-    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
-    retry_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec && !finished_) Connect();
-    });
-  }
-
-  void Finish(const Status& s) {
-    if (finished_) return;
-    finished_ = true;
-    result_ = s;
-    retry_timer_.cancel();
-    if (conn_) {
-      auto c = conn_;
-      if (!s.ok()) conn_.reset();
-      c->Close();
-    }
-  }
-
-  Status OnWelcome(const proto::Welcome& w) {
+  Status OnWelcome(const proto::Welcome& w) override {
     const uint32_t d = o_.disk;
     auto it = std::find_if(w.disks().begin(), w.disks().end(),
                            [d](const proto::DiskInfo& i) { return i.disk() == d; });
@@ -335,7 +273,7 @@ class ReplayRunner {
     return Status::Ok();
   }
 
-  Status OnFrame(stream::Frame&& f) {
+  Status OnFrame(stream::Frame&& f) override {
     switch (f.type()) {
       case FrameHeader::kAck: {
         const uint64_t a = f.header.ack().durable_seq();
@@ -368,10 +306,10 @@ class ReplayRunner {
 
   bool Done() const { return next_seq_ > end_seq_; }
 
-  void Pump() {
-    if (!opened_ || finished_) return;
+  void Pump() override {
+    if (!opened_ || finished()) return;
     if (Done() && window_.empty()) return Finish(Status::Ok());
-    if (!conn_ || !welcomed_) return;
+    if (!connected()) return;
     while (!throttled_ && conn_ && conn_->queued_bytes() < (4u << 20) && window_bytes_ < o_.window_bytes &&
            !Done()) {
       Status s = SendNext();
@@ -462,15 +400,7 @@ class ReplayRunner {
 
   const ReplayOptions o_;
   LogSource& src_;
-  asio::io_context ioc_;
-  std::unique_ptr<asio::ssl::context> ssl_;
-  std::shared_ptr<Connection> conn_;
-  asio::steady_timer retry_timer_;
-  std::chrono::milliseconds backoff_{100};
-  Clock::time_point started_, last_welcome_;
-  bool welcomed_ = false, finished_ = false, opened_ = false, throttled_ = false, peeked_ = false;
-  Status result_;
-  uint64_t reconnects_ = 0;
+  bool opened_ = false, throttled_ = false, peeked_ = false;
   std::unique_ptr<RecordWriter> record_;
   std::unique_ptr<ReplayCursor> cursor_;
   ReplayItem peek_;

@@ -1,7 +1,6 @@
 #include "sender.h"
 
 #include <algorithm>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <deque>
 
@@ -9,6 +8,7 @@
 #include "mt/shim/clock.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
+#include "reconnect.h"
 #include "record.h"
 #include "block_hash.h"
 #include "mt/shim/aligned_buffer.h"
@@ -19,7 +19,6 @@
 
 namespace mt::send {
 
-namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using stream::FrameHeader;
 
@@ -29,120 +28,12 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// Connection management shared by the commands: connect, reconnect with
-// back-off on transient failures, stop on permanent ones or when done.
-class Runner {
- public:
-  Runner(const ConnectOptions& c, std::chrono::milliseconds retry_for, bool verbose)
-      : copts_(c), retry_for_(retry_for), verbose_(verbose), retry_timer_(ioc_), pump_timer_(ioc_) {
-    ssl_ = MakeClientContext();
-  }
-  virtual ~Runner() = default;
-
-  Status Run() {
-    started_ = Clock::now();
-    last_welcome_ = started_;
-    Connect();
-    try {
-      ioc_.run();
-    } catch (const std::exception& e) {  // the edge: nothing of Asio's escapes
-      return Status(Errc::kInternal, e.what());
-    }
-    return result_;
-  }
-
- protected:
-  virtual Status OnWelcome(const proto::Welcome& w) = 0;
-  virtual Status OnFrame(stream::Frame&& f) = 0;
-  virtual void Pump() {}
-
-  // Ends the run: ok closes the connection gracefully.
-  void Finish(const Status& s) {
-    if (finished_) return;
-    finished_ = true;
-    result_ = s;
-    retry_timer_.cancel();
-    pump_timer_.cancel();
-    if (conn_ && s.ok()) {
-      conn_->Close();
-    } else if (conn_) {
-      auto c = conn_;
-      conn_.reset();
-      c->Close();
-    }
-  }
-
-  bool connected() const { return conn_ != nullptr && welcomed_; }
-
-  asio::io_context ioc_;
-  std::unique_ptr<asio::ssl::context> ssl_;
-  std::shared_ptr<Connection> conn_;
-  ConnectOptions copts_;
-  std::chrono::milliseconds retry_for_;
-  bool verbose_;
-  asio::steady_timer retry_timer_, pump_timer_;
-  Clock::time_point started_, last_welcome_;
-  uint64_t reconnects_ = 0;
-
- private:
-  void Connect() {
-    welcomed_ = false;
-    Connection::Callbacks cb;
-    cb.on_welcome = [this](const proto::Welcome& w) {
-      welcomed_ = true;
-      last_welcome_ = Clock::now();
-      backoff_ = std::chrono::milliseconds(100);
-      Status s = OnWelcome(w);
-      if (!s.ok()) Finish(s);
-    };
-    cb.on_frame = [this](stream::Frame&& f) {
-      Status s = OnFrame(std::move(f));
-      if (!s.ok()) Finish(s);
-    };
-    cb.on_drained = [this] { Pump(); };
-    cb.on_closed = [this](const CloseReason& r) { OnClosed(r); };
-    conn_ = std::make_shared<Connection>(ioc_, *ssl_, copts_, std::move(cb));
-    conn_->Start();
-  }
-
-  void OnClosed(const CloseReason& r) {
-    conn_.reset();
-    welcomed_ = false;
-    pump_timer_.cancel();
-    if (finished_) return;
-    if (r.permanent) {
-      Finish(r.status);
-      return;
-    }
-    if (Clock::now() - last_welcome_ > retry_for_) {
-      Finish(r.status.WithContext("giving up after " + std::to_string(retry_for_.count() / 1000) +
-                                  " s of failed attempts"));
-      return;
-    }
-    ++reconnects_;
-    if (verbose_) {
-      std::fprintf(stderr, "mtsend: %s; reconnecting in %lld ms\n", r.status.ToString().c_str(),
-                   static_cast<long long>(backoff_.count()));
-    }
-    retry_timer_.expires_after(backoff_);
-    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
-    retry_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec && !finished_) Connect();
-    });
-  }
-
-  std::chrono::milliseconds backoff_{100};
-  bool welcomed_ = false;
-  bool finished_ = false;
-  Status result_;
-};
-
 // ---------------------------------------------------------------------------
 
-class WorkloadRunner final : public Runner {
+class WorkloadRunner final : public ReconnectingRunner {
  public:
   explicit WorkloadRunner(const WorkloadOptions& o)
-      : Runner(o.connect, o.retry_for, o.verbose), o_(o) {}
+      : ReconnectingRunner(o.connect, o.retry_for, o.verbose), o_(o) {}
 
   Result<RunResult> Go() {
     MT_RETURN_IF_ERROR(CheckSpec(o_.spec));
@@ -160,7 +51,7 @@ class WorkloadRunner final : public Runner {
     Status s = Run();
     if (!s.ok()) return s;
     res_.seconds = SecondsSince(started_);
-    res_.reconnects = reconnects_;
+    res_.reconnects = reconnects();
     return res_;
   }
 
@@ -433,9 +324,9 @@ class WorkloadRunner final : public Runner {
 
 // ---------------------------------------------------------------------------
 
-class TagRunner final : public Runner {
+class TagRunner final : public ReconnectingRunner {
  public:
-  explicit TagRunner(const TagOptions& o) : Runner(o.connect, o.retry_for, o.verbose), o_(o) {}
+  explicit TagRunner(const TagOptions& o) : ReconnectingRunner(o.connect, o.retry_for, o.verbose), o_(o) {}
 
   Result<RunResult> Go() {
     if (!stream::IsPrintableName(o_.name, 1, stream::kMaxNameBytes)) {
@@ -479,9 +370,9 @@ class TagRunner final : public Runner {
 
 // ---------------------------------------------------------------------------
 
-class ResyncRunner final : public Runner {
+class ResyncRunner final : public ReconnectingRunner {
  public:
-  explicit ResyncRunner(const ResyncOptions& o) : Runner(o.connect, o.retry_for, o.verbose), o_(o) {}
+  explicit ResyncRunner(const ResyncOptions& o) : ReconnectingRunner(o.connect, o.retry_for, o.verbose), o_(o) {}
 
   Result<ResyncResult> Go() {
     if (o_.block_size == 0 || (o_.block_size & (o_.block_size - 1)) != 0 || o_.block_size > (64u << 20))
@@ -495,7 +386,7 @@ class ResyncRunner final : public Runner {
     if (tty_ && printed_) std::fprintf(stderr, "\n");
     if (!s.ok()) return s;
     res_.run.seconds = SecondsSince(started_);
-    res_.run.reconnects = reconnects_;
+    res_.run.reconnects = reconnects();
     return res_;
   }
 
