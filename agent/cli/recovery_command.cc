@@ -379,6 +379,11 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
     last.clear_disks();
     for (const auto& d : p.state.disks) last.add_disks(d.target_id);
     last.set_seconds(secs);
+    if (plans.size() > 1) {
+      proto::RecoveryResult one = last;
+      one.clear_streams();
+      *last.add_streams() = one;
+    }
     text << "stream " << p.row.name << ": " << what << " (" << std::fixed << std::setprecision(2)
          << secs << " s); the stream stays paused: commit it when failback is done\n";
   }

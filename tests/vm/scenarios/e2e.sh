@@ -383,10 +383,14 @@ if ctl common-point --group g1 --json >$W/cp.json 2>$W/cp.err; then
 		st=1; [ -n "$name" ] && [ "$rseq" = "$pseq" ] && st=0
 		verdict $st "group: $s's common point is tag '$name' at seq $pseq, in its record at seq ${rseq:-none}"
 	done
-	if ctl rollback --group g1 --yes >$W/rb.out 2>&1; then
+	if ctl rollback --group g1 --yes --json >$W/rb.out 2>$W/rb.err; then
 		pass "group: mtctl rollback --group g1 --yes"
-		sed 's/^/    /' $W/rb.out
+		jq -c '.streams[] | {stream, seq, point}' $W/rb.out | sed 's/^/    /'
 		for s in vm-a vm-b; do
+			pseq=$(jq -r --arg s $s '.members[] | select(.stream == $s) | .point.seq' $W/cp.json)
+			rbseq=$(jq -r --arg s $s '.streams[] | select(.stream == $s) | .seq' $W/rb.out)
+			st=1; [ "$rbseq" = "$pseq" ] && st=0
+			verdict $st "group: rollback --json reports $s rolled back to seq ${rbseq:-none} (its common point $pseq)"
 			d=$(target_of $s)
 			eval "name=\$CP_$(echo $s | tr - _)"
 			if rebuild $s --tag "$name" $W/cp-$s.img >/dev/null 2>$W/rebuild.err; then
@@ -401,7 +405,7 @@ if ctl common-point --group g1 --json >$W/cp.json 2>$W/cp.err; then
 		done
 	else
 		fail "group: mtctl rollback --group g1 --yes failed:"
-		sed 's/^/    /' $W/rb.out
+		sed 's/^/    /' $W/rb.out $W/rb.err
 	fi
 else
 	fail "group: mtctl common-point --group g1 --json: $(cat $W/cp.err)"
