@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "mt/shim/aligned_buffer.h"
 #include "segment_reader.h"
@@ -57,6 +58,69 @@ uint64_t ParseSegmentNumber(SegmentKind kind, const std::string& name) {
   return n;
 }
 
+// The segment numbers of `kind` among a directory's entry names, ascending.
+std::vector<uint64_t> SegmentNumbers(SegmentKind kind, const std::vector<std::string>& names) {
+  std::vector<uint64_t> numbers;
+  for (const auto& n : names)
+    if (uint64_t num = ParseSegmentNumber(kind, n)) numbers.push_back(num);
+  std::sort(numbers.begin(), numbers.end());
+  return numbers;
+}
+
+// One segment as both Journal::Recover and ReadJournalSegments read it.
+struct ScannedSegment {
+  bool headerless = false;  // the newest segment has no valid header: only info's number,
+                            // path and sealed are set
+  SegmentHeader header;
+  ScanReport scan;
+  SegmentInfo info;         // bytes: the valid end (a torn tail left out); sealed: not the newest
+  uint64_t last_batch = 0;  // highest batch number of its records
+};
+
+// Opens segment `number` of `kind` in `dir` (`newest`: no newer one exists)
+// and scans every record. A newest segment whose header is corrupt is
+// reported as headerless (a crash while it was created), any other error is
+// returned. With `stream`, the header must name this kind, stream and number
+// (checked before the records are scanned), else kCorruption.
+Result<ScannedSegment> ScanSegment(shim::FileSystem& fs, const std::string& dir, SegmentKind kind,
+                                   uint64_t number, bool newest,
+                                   std::optional<uint64_t> stream) {
+  ScannedSegment out;
+  SegmentInfo& info = out.info;
+  info.number = number;
+  info.path = shim::JoinPath(dir, SegmentFileName(kind, number));
+  info.sealed = !newest;
+  const std::string& path = info.path;
+  auto reader = SegmentReader::Open(fs, path, /*sealed=*/!newest);
+  if (!reader.ok()) {
+    if (newest && reader.status().code() == Errc::kCorruption) {
+      out.headerless = true;
+      return out;
+    }
+    return reader.status();
+  }
+  out.header = (*reader)->header();
+  const SegmentHeader& h = out.header;
+  if (stream && (h.kind != kind || h.stream != *stream || h.number != number))
+    return Status(Errc::kCorruption, path + ": segment header names stream " +
+                                         std::to_string(h.stream) + " segment " +
+                                         std::to_string(h.number) + ", not this journal's");
+  MT_RETURN_IF_ERROR((*reader)->Scan(&out.scan));
+  info.bytes = out.scan.valid_end;
+  for (const auto& r : (*reader)->records()) {
+    if (info.records++ == 0) {
+      info.first_seq = r.header.seq;
+      info.first_time_ns = r.header.source_time_ns;
+    }
+    info.last_seq = r.header.seq;
+    info.last_time_ns = r.header.source_time_ns;
+    info.logical_bytes += r.header.length;
+    info.stored_bytes += r.header.stored_length;
+    out.last_batch = std::max(out.last_batch, r.header.batch);
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<SegmentInfo>> ReadJournalSegments(shim::FileSystem& fs, const std::string& dir,
@@ -64,35 +128,13 @@ Result<std::vector<SegmentInfo>> ReadJournalSegments(shim::FileSystem& fs, const
   std::vector<SegmentInfo> out;
   if (!fs.Exists(dir)) return out;
   MT_ASSIGN_OR_RETURN(auto names, fs.ListDir(dir));
-  std::vector<uint64_t> numbers;
-  for (const auto& n : names)
-    if (uint64_t num = ParseSegmentNumber(kind, n)) numbers.push_back(num);
-  std::sort(numbers.begin(), numbers.end());
+  const std::vector<uint64_t> numbers = SegmentNumbers(kind, names);
   for (size_t i = 0; i < numbers.size(); ++i) {
-    const bool newest = i + 1 == numbers.size();
-    SegmentInfo info;
-    info.number = numbers[i];
-    info.path = shim::JoinPath(dir, SegmentFileName(kind, numbers[i]));
-    info.sealed = !newest;
-    auto reader = SegmentReader::Open(fs, info.path, info.sealed);
-    if (!reader.ok()) {
-      if (newest && reader.status().code() == Errc::kCorruption) continue;
-      return reader.status();
-    }
-    ScanReport scan;
-    MT_RETURN_IF_ERROR((*reader)->Scan(&scan));
-    info.bytes = scan.valid_end;
-    for (const auto& r : (*reader)->records()) {
-      if (info.records++ == 0) {
-        info.first_seq = r.header.seq;
-        info.first_time_ns = r.header.source_time_ns;
-      }
-      info.last_seq = r.header.seq;
-      info.last_time_ns = r.header.source_time_ns;
-      info.logical_bytes += r.header.length;
-      info.stored_bytes += r.header.stored_length;
-    }
-    out.push_back(info);
+    MT_ASSIGN_OR_RETURN(ScannedSegment seg, ScanSegment(fs, dir, kind, numbers[i],
+                                                        /*newest=*/i + 1 == numbers.size(),
+                                                        /*stream=*/std::nullopt));
+    if (seg.headerless) continue;
+    out.push_back(seg.info);
   }
   return out;
 }
@@ -116,34 +158,23 @@ Status Journal::Recover(RecoveryReport* report) {
   *report = RecoveryReport();
   MT_RETURN_IF_ERROR(fs_.CreateDir(o_.dir));
   MT_ASSIGN_OR_RETURN(auto names, fs_.ListDir(o_.dir));
-  std::vector<uint64_t> numbers;
-  for (const auto& n : names)
-    if (uint64_t num = ParseSegmentNumber(o_.kind, n)) numbers.push_back(num);
-  std::sort(numbers.begin(), numbers.end());
+  const std::vector<uint64_t> numbers = SegmentNumbers(o_.kind, names);
 
   uint64_t last_batch = 0;
   uint64_t continue_end = 0;  // valid end of the newest segment, which we append to
   for (size_t i = 0; i < numbers.size(); ++i) {
     const bool newest = i + 1 == numbers.size();
-    const std::string path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, numbers[i]));
-    auto reader = SegmentReader::Open(fs_, path, /*sealed=*/!newest);
-    if (!reader.ok()) {
-      if (newest && reader.status().code() == Errc::kCorruption) {
-        // Power was lost while the newest segment was being created: its first
-        // batch (header included) never became durable, so nothing in it was.
-        MT_RETURN_IF_ERROR(fs_.Remove(path));
-        report->removed_empty_segment = true;
-        continue;
-      }
-      return reader.status();
+    MT_ASSIGN_OR_RETURN(ScannedSegment seg,
+                        ScanSegment(fs_, o_.dir, o_.kind, numbers[i], newest, o_.stream));
+    const std::string& path = seg.info.path;
+    if (seg.headerless) {
+      // Power was lost while the newest segment was being created: its first
+      // batch (header included) never became durable, so nothing in it was.
+      MT_RETURN_IF_ERROR(fs_.Remove(path));
+      report->removed_empty_segment = true;
+      continue;
     }
-    const SegmentHeader& h = (*reader)->header();
-    if (h.kind != o_.kind || h.stream != o_.stream || h.number != numbers[i])
-      return Status(Errc::kCorruption, path + ": segment header names stream " +
-                                           std::to_string(h.stream) + " segment " +
-                                           std::to_string(h.number) + ", not this journal's");
-    ScanReport scan;
-    MT_RETURN_IF_ERROR((*reader)->Scan(&scan));
+    const ScanReport& scan = seg.scan;
     if (scan.end == ScanReport::End::kTornTail) {
       shim::FileOptions wo;
       wo.writable = true;
@@ -153,30 +184,14 @@ Status Journal::Recover(RecoveryReport* report) {
       report->truncated_bytes = scan.file_size - scan.valid_end;
       report->torn_reason = scan.reason;
     }
-    SegmentInfo info;
-    info.number = numbers[i];
-    info.path = path;
-    info.bytes = scan.valid_end;
-    info.sealed = !newest;
-    const auto& recs = (*reader)->records();
-    for (const auto& r : recs) {
-      if (info.records == 0) {
-        info.first_seq = r.header.seq;
-        info.first_time_ns = r.header.source_time_ns;
-      }
-      ++info.records;
-      info.last_seq = r.header.seq;
-      info.last_time_ns = r.header.source_time_ns;
-      info.logical_bytes += r.header.length;
-      info.stored_bytes += r.header.stored_length;
-      last_batch = std::max(last_batch, r.header.batch);
-    }
+    const SegmentInfo& info = seg.info;
+    last_batch = std::max(last_batch, seg.last_batch);
     if (info.records > 0 && info.first_seq <= last_appended_seq_)
       return Status(Errc::kCorruption, path + ": sequence " + std::to_string(info.first_seq) +
                                            " is not after the previous segment's " +
                                            std::to_string(last_appended_seq_));
     if (info.records > 0) last_appended_seq_ = info.last_seq;
-    last_batch = std::max(last_batch, h.first_batch);
+    last_batch = std::max(last_batch, seg.header.first_batch);
     report->records += info.records;
     ++report->segments;
     segments_[info.number] = info;
