@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <memory>
+#include <mutex>
 
 namespace mt::daemon {
 
@@ -66,6 +67,20 @@ std::string CredentialStore::PathOf(const std::string& stream) const {
 
 Result<std::string> CredentialStore::Create(const std::string& stream) {
   MT_RETURN_IF_ERROR(CheckStreamFileName(stream));
+  // Concurrent creators. WriteFileAtomically renames over an existing file,
+  // so "never overwrite" rests on the check below, and a check is only
+  // correct if nobody can create the file between it and the rename: one
+  // mutex for every store of the process makes check, write and rename one
+  // step for all its threads (the daemon's control requests). The former
+  // re-check between the temporary file and the rename did not close that
+  // window (the check and the rename are two calls, and two creators shared
+  // the one "<path>.tmp"), so it is not kept. Another process (mtctl pair
+  // add while the daemon is down) cannot race here for the same stream: the
+  // catalog, whose stream names are UNIQUE, admits one AddStream of a name
+  // before its credential is created. Making the file system itself refuse
+  // would need a no-replace rename in shim::FileSystem.
+  static std::mutex create_mu;
+  std::lock_guard<std::mutex> lock(create_mu);
   if (!fs_.Exists(dir_)) MT_RETURN_IF_ERROR(fs_.CreateDir(dir_));
   const std::string path = PathOf(stream);
   if (fs_.Exists(path)) {
@@ -76,26 +91,9 @@ Result<std::string> CredentialStore::Create(const std::string& stream) {
   if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {
     return Status(Errc::kUnavailable, "RAND_bytes failed: the random generator is not available");
   }
-  const std::string text = ToHex(key) + "\n";
-  // Write a temporary file (0600: the shim creates files owner-only), sync it,
-  // then rename: a crash leaves either no credential or a whole one.
-  const std::string tmp = path + ".tmp";
-  if (fs_.Exists(tmp)) MT_RETURN_IF_ERROR(fs_.Remove(tmp));
-  {
-    shim::FileOptions o;
-    o.writable = true;
-    o.create = true;
-    o.must_not_exist = true;
-    MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, fs_.OpenFile(tmp, o));
-    MT_RETURN_IF_ERROR(f->WriteAt(0, text.data(), text.size()));
-    MT_RETURN_IF_ERROR(f->Sync());
-  }
-  if (fs_.Exists(path)) {  // created meanwhile by someone else: keep theirs
-    (void)fs_.Remove(tmp);
-    return Status(Errc::kAlreadyExists, "stream '" + stream + "' already has a credential (" +
-                                            path + ")");
-  }
-  MT_RETURN_IF_ERROR(fs_.Rename(tmp, path));
+  // Written to "<path>.tmp" (0600: the shim creates files owner-only),
+  // synced, renamed: a crash leaves either no credential or a whole one.
+  MT_RETURN_IF_ERROR(shim::WriteFileAtomically(fs_, path, ToHex(key) + "\n"));
   return key;
 }
 

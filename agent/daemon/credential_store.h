@@ -9,8 +9,9 @@
 //
 // Stream names are 1..255 printable ASCII bytes (the protocol's rule); a name
 // that cannot be a file name here ('/', a leading '.') is kInvalidArgument.
-// Thread safety: methods may be called from several threads (the file system
-// serialises what matters: Create uses O_EXCL then an atomic rename).
+// Thread safety: methods may be called from several threads; Creates of one
+// process are serialised (check, then shim::WriteFileAtomically), so a
+// credential is never overwritten by another thread's Create.
 #pragma once
 
 #include <string>

@@ -1,6 +1,9 @@
 // TLS identity and stream credentials on an in-memory file system.
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "credential_store.h"
 #include "mt/shim/mem_file_system.h"
 #include "tls_identity.h"
@@ -62,6 +65,28 @@ TEST(CredentialStore, CreateOnceGetManyNeverOverwrite) {
   EXPECT_EQ(store.Create(".hidden").status().code(), Errc::kInvalidArgument);
   ASSERT_TRUE(store.Remove("vm1").ok());
   EXPECT_EQ(store.Get("vm1").status().code(), Errc::kNotFound);
+}
+
+TEST(CredentialStore, ConcurrentCreatesOfOneStreamMakeOneCredential) {
+  shim::MemFileSystem fs;
+  for (int round = 0; round < 20; ++round) {
+    const std::string stream = "vm" + std::to_string(round);
+    std::vector<Result<std::string>> got(8, Status(Errc::kInternal, "not run"));
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < got.size(); ++i)
+      threads.emplace_back([&, i] { got[i] = CredentialStore(fs, "/creds").Create(stream); });
+    for (auto& t : threads) t.join();
+    int made = 0;
+    for (const auto& g : got) {
+      if (g.ok()) {
+        ++made;
+        EXPECT_EQ(*CredentialStore(fs, "/creds").Get(stream), *g);
+      } else {
+        EXPECT_EQ(g.status().code(), Errc::kAlreadyExists) << g.status().ToString();
+      }
+    }
+    EXPECT_EQ(made, 1);
+  }
 }
 
 TEST(CredentialStore, FileIsHexOfTheKey) {
