@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "agent_config.h"
+#include "mt/shim/detach.h"
 
 namespace mt::daemon {
 
@@ -93,13 +94,9 @@ int Detach() {
   setsid();
   if (chdir("/") != 0) {
   }
-  // stdin and stdout are not used; stderr stays: it carries the log.
-  const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    dup2(null, STDIN_FILENO);
-    dup2(null, STDOUT_FILENO);
-    close(null);
-  }
+  // stdin and stdout are not used; stderr stays: it carries the log. A
+  // failure leaves them as they were.
+  (void)shim::RedirectStdinStdoutToDevNull();
   return fds[1];
 }
 

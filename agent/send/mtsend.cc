@@ -96,6 +96,23 @@ Status ParseRate(const std::string& text, WorkloadOptions* o) {
   return Status::Ok();
 }
 
+// Writes a rebuilt disk image to `path` as fopen(path, "wb") + fwrite did:
+// created if missing (owner-only, the shim's mode), its old content replaced
+// (a longer old file is cut to the image's size), not synced.
+Status WriteImage(const std::string& path, const std::vector<uint8_t>& image) {
+  shim::FileOptions o;
+  o.writable = true;
+  o.create = true;
+  Status s = [&]() -> Status {
+    MT_ASSIGN_OR_RETURN(std::unique_ptr<shim::File> f, shim::PosixFileSystem().OpenFile(path, o));
+    MT_RETURN_IF_ERROR(f->WriteAt(0, image.data(), image.size()));
+    if (f->Size() > image.size()) MT_RETURN_IF_ERROR(f->Truncate(image.size()));
+    return Status::Ok();
+  }();
+  if (!s.ok()) return s.WithContext("cannot write " + path);
+  return Status::Ok();
+}
+
 int Fail(const Status& s) {
   std::fprintf(stderr, "mtsend: %s\n", s.ToString().c_str());
   return 1;
@@ -271,10 +288,8 @@ int MtsendMain(int argc, char** argv) {
     std::vector<std::vector<uint8_t>> images;
     Status s = RebuildDisks(*rec, rb_disks, *ds, upto, &images);
     if (!s.ok()) return Fail(s);
-    FILE* f = std::fopen(rb_out.c_str(), "wb");
-    if (f == nullptr || std::fwrite(images[rb_disk].data(), 1, images[rb_disk].size(), f) !=
-                            images[rb_disk].size() || std::fclose(f) != 0)
-      return Fail(Status(Errc::kIoError, "cannot write " + rb_out));
+    Status w = WriteImage(rb_out, images[rb_disk]);
+    if (!w.ok()) return Fail(w);
     std::printf("mtsend rebuild: disk %u at seq %llu -> %s\n", rb_disk,
                 static_cast<unsigned long long>(upto), rb_out.c_str());
     return 0;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
-#include <sys/stat.h>
 
 #include "frame_codec.h"
 #include "mt/shim/clock.h"
@@ -415,11 +414,10 @@ class ReplayRunner final : public ReconnectingRunner {
 Result<ReplayResult> RunReplay(const ReplayOptions& options) {
   shim::FileSystem& fs = shim::PosixFileSystem();
   if (!fs.Exists(options.path)) return Status(Errc::kNotFound, "no capture " + options.path);
-  struct stat st {};
   std::unique_ptr<shim::File> f;
   std::unique_ptr<shim::BlockDevice> dev;
   std::unique_ptr<LogSource> src;
-  if (::stat(options.path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+  if (shim::IsBlockDeviceNode(options.path)) {
     shim::BlockDeviceOptions bo;
     bo.writable = false;
     bo.direct = false;

@@ -132,4 +132,9 @@ Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
       new PosixBlockDevice(path, std::move(fd), is_block, size, lbs, pbs));
 }
 
+bool IsBlockDeviceNode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+}
+
 }  // namespace mt::shim

@@ -101,6 +101,14 @@ TEST(PosixBlockDevice, ExclusiveOpenOfAMountedDeviceIsBusy) {
   EXPECT_TRUE(d2.ok()) << d2.status().ToString();
 }
 
+TEST(PosixBlockDevice, ALoopDeviceIsABlockDeviceNodeItsBackingFileIsNot) {
+  MT_REQUIRE_ROOT();
+  LoopDevice loop(4ull << 20);
+  ASSERT_FALSE(loop.path().empty()) << loop.error();
+  EXPECT_TRUE(IsBlockDeviceNode(loop.path()));
+  EXPECT_FALSE(IsBlockDeviceNode("/dev/null"));
+}
+
 TEST(PosixBlockDevice, MissingDeviceIsNotFound) {
   auto d = OpenBlockDevice("/dev/mt-no-such-disk", BlockDeviceOptions{});
   EXPECT_EQ(d.status().code(), Errc::kNotFound);

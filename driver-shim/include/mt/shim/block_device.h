@@ -63,4 +63,8 @@ struct BlockDeviceOptions {
 Result<std::unique_ptr<BlockDevice>> OpenBlockDevice(const std::string& path,
                                                      const BlockDeviceOptions& options);
 
+// Whether `path` (links followed) is a block device node; false for anything
+// else, a missing path included.
+bool IsBlockDeviceNode(const std::string& path);
+
 }  // namespace mt::shim

@@ -1,0 +1,73 @@
+// Small driver-shim helpers on the real kernel that need no root: telling a
+// block device node from other paths, and pointing a daemon's stdin/stdout
+// at /dev/null (in a forked child, so the test's own streams stay).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "mt/shim/block_device.h"
+#include "mt/shim/detach.h"
+
+namespace mt::shim {
+namespace {
+
+TEST(IsBlockDeviceNode, FalseForFilesDirectoriesCharacterDevicesAndMissingPaths) {
+  char dir[] = "/tmp/mt-shim-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string file = std::string(dir) + "/image";
+  FILE* f = std::fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  EXPECT_FALSE(IsBlockDeviceNode(file));
+  EXPECT_FALSE(IsBlockDeviceNode(dir));
+  EXPECT_FALSE(IsBlockDeviceNode("/dev/null"));
+  EXPECT_FALSE(IsBlockDeviceNode(std::string(dir) + "/missing"));
+  EXPECT_FALSE(IsBlockDeviceNode(""));
+  ::unlink(file.c_str());
+  ::rmdir(dir);
+}
+
+TEST(IsBlockDeviceNode, TrueForABlockDeviceNodeWhereThereIsOne) {
+  for (const char* p : {"/dev/loop0", "/dev/sda", "/dev/vda", "/dev/nvme0n1", "/dev/ram0"}) {
+    struct stat st {};
+    if (::stat(p, &st) == 0 && S_ISBLK(st.st_mode)) {
+      EXPECT_TRUE(IsBlockDeviceNode(p)) << p;
+      return;
+    }
+  }
+  GTEST_SKIP() << "no block device node on this machine";
+}
+
+// In the child: 0 when stdin and stdout are /dev/null and stderr is unchanged.
+int ChildRedirects() {
+  struct stat null {}, err_before {}, in {}, out {}, err_after {};
+  if (::stat("/dev/null", &null) != 0 || ::fstat(STDERR_FILENO, &err_before) != 0) return 10;
+  if (!RedirectStdinStdoutToDevNull().ok()) return 11;
+  if (::fstat(STDIN_FILENO, &in) != 0 || ::fstat(STDOUT_FILENO, &out) != 0 ||
+      ::fstat(STDERR_FILENO, &err_after) != 0)
+    return 12;
+  if (!S_ISCHR(in.st_mode) || in.st_rdev != null.st_rdev) return 13;
+  if (!S_ISCHR(out.st_mode) || out.st_rdev != null.st_rdev) return 14;
+  if (err_after.st_dev != err_before.st_dev || err_after.st_ino != err_before.st_ino) return 15;
+  if (::write(STDOUT_FILENO, "x", 1) != 1) return 16;  // writable
+  char c;
+  if (::read(STDIN_FILENO, &c, 1) != 0) return 17;  // end of file at once
+  return 0;
+}
+
+TEST(RedirectStdinStdoutToDevNull, PointsStdinAndStdoutAtDevNullAndKeepsStderr) {
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) ::_exit(ChildRedirects());
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "see ChildRedirects for the failing check";
+}
+
+}  // namespace
+}  // namespace mt::shim
