@@ -33,6 +33,7 @@
 #include "mt/shim/clock.h"
 #include "mt/shim/devmapper.h"
 #include "mt/shim/disk_system.h"
+#include "mt/shim/file_lock.h"
 #include "mt/shim/file_system.h"
 #include "recovery.h"
 #include "retention_store.h"
@@ -59,17 +60,36 @@ void FillPoint(const retention::PointRow& p, proto::RecoveryPoint* rp) {
   rp->set_group_tag_id(p.group_tag_id);
 }
 
+// One operation that pauses streams or rewrites targets or retention at a
+// time per retention volume: a second one gets one clear error and changes
+// nothing (two rollbacks, or an export resuming a stream a rollback paused,
+// would otherwise interleave).
+Result<std::unique_ptr<shim::FileLock>> LockOperations(const daemon::AgentConfig& config) {
+  const std::string path = config.retention_dir + "/.mtctl.lock";
+  auto lock = shim::TryLockFile(path);
+  if (lock.ok() || lock.status().code() != Errc::kBusy) return lock;
+  return Status(Errc::kBusy, "another mtctl operation (rollback, export, commit, vsnap create or "
+                             "remove, release, attach) is running on " + config.retention_dir +
+                             ": wait for it to finish and run this again");
+}
+
 // Everything a recovery command needs, opened once.
 struct Env {
   daemon::AgentConfig config;
   std::unique_ptr<retention::Catalog> catalog;
   shim::FileSystem& fs = shim::PosixFileSystem();
   bool daemon = false;  // mt-agent answers on its control socket
+  std::unique_ptr<shim::FileLock> lock;  // when the command changes something
 };
 
-Result<Env> OpenEnv(Context& ctx, bool writable) {
+enum class Locked { kNo, kYes };
+
+Result<Env> OpenEnv(Context& ctx, bool writable, Locked locked = Locked::kNo) {
   Env env;
   MT_ASSIGN_OR_RETURN(env.config, LoadAgentConfigForCli(ctx));
+  if (locked == Locked::kYes) {
+    MT_ASSIGN_OR_RETURN(env.lock, LockOperations(env.config));
+  }
   MT_ASSIGN_OR_RETURN(env.catalog, OpenOfflineCatalog(env.config, writable));
   proto::ControlRequest req;
   req.mutable_get_status();
@@ -298,7 +318,7 @@ int RunCommonPoint(Context& ctx, const RecoveryOptions& o) {
 int RunRollback(Context& ctx, const RecoveryOptions& o) {
   if (!o.yes)
     return ctx.Fail("rollback rewrites the target disks in place and cannot be undone: add --yes");
-  auto env = OpenEnv(ctx, true);
+  auto env = OpenEnv(ctx, true, Locked::kYes);
   if (!env.ok()) return ctx.Fail(env.status());
   auto sel = Select(ctx, *env, o);
   if (!sel.ok()) return ctx.Fail(sel.status());
@@ -393,7 +413,7 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
 int RunExport(Context& ctx, const RecoveryOptions& o) {
   if (o.disk.empty() || o.at.empty() || o.out.empty())
     return ctx.Fail("usage: mtctl export DISK --at POINT --out FILE|DEVICE");
-  auto env = OpenEnv(ctx, false);
+  auto env = OpenEnv(ctx, false, Locked::kYes);
   if (!env.ok()) return ctx.Fail(env.status());
   RecoveryOptions so = o;
   auto sel = Select(ctx, *env, so);
@@ -507,7 +527,7 @@ int RunVerify(Context& ctx, const RecoveryOptions& o) {
 
 int RunCommit(Context& ctx, const RecoveryOptions& o) {
   if (!o.yes) return ctx.Fail("commit drops the stream's retention for good: add --yes");
-  auto env = OpenEnv(ctx, true);
+  auto env = OpenEnv(ctx, true, Locked::kYes);
   if (!env.ok()) return ctx.Fail(env.status());
   if (!o.disk.empty()) return ctx.Fail("commit takes --stream S or --group G");
   auto sel = Select(ctx, *env, o);
@@ -540,7 +560,7 @@ int RunCommit(Context& ctx, const RecoveryOptions& o) {
 }
 
 int RunReleaseAttach(Context& ctx, const RecoveryOptions& o, bool release) {
-  auto env = OpenEnv(ctx, false);
+  auto env = OpenEnv(ctx, false, Locked::kYes);
   if (!env.ok()) return ctx.Fail(env.status());
   auto sel = Select(ctx, *env, o);
   if (!sel.ok()) return ctx.Fail(sel.status());
@@ -581,7 +601,7 @@ int RunVsnapCreate(Context& ctx, const RecoveryOptions& o) {
   if (!shim::DeviceMapperAvailable())
     return ctx.Fail("vsnap needs device-mapper and this kernel has none (no device-mapper in "
                     "/proc/misc: load dm-mod and dm-snapshot); rollback and export work without it");
-  auto env = OpenEnv(ctx, false);
+  auto env = OpenEnv(ctx, false, Locked::kYes);
   if (!env.ok()) return ctx.Fail(env.status());
   if (!env->config.device_mapper)
     return ctx.Fail("vsnap needs the targets written through the agent's device-mapper maps, and "
@@ -652,6 +672,8 @@ int RunVsnapList(Context& ctx, const RecoveryOptions& o) {
 int RunVsnapRemove(Context& ctx, const RecoveryOptions& o) {
   auto config = LoadAgentConfigForCli(ctx);
   if (!config.ok()) return ctx.Fail(config.status());
+  auto lock = LockOperations(*config);
+  if (!lock.ok()) return ctx.Fail(lock.status());
   Status s = vsnap::Remove(shim::PosixFileSystem(), config->retention_dir, o.name);
   if (!s.ok()) return ctx.Fail(s);
   ctx.out << "vsnap " << o.name << " removed\n";

@@ -2,9 +2,14 @@
 // (The flows themselves run in scripts/demo and the integration tier.)
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 
 #include "mt/shim/devmapper.h"
+#include "mt/shim/file_lock.h"
 #include "subprocess.h"
 
 namespace mt::cli {
@@ -37,6 +42,37 @@ TEST(MtctlRecovery, VsnapSaysWhyItIsUnavailable) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(Lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("needs device-mapper and this kernel has none"), std::string::npos) << r.err;
+}
+
+// Two operations that change things never run at once on one retention
+// volume: the second says so and does nothing (here it never gets as far as
+// the catalog, which does not even exist).
+TEST(MtctlRecovery, ASecondOperationWhileOneRunsIsRefused) {
+  char dir[] = "/tmp/mt-mtctl-lock-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string conf = std::string(dir) + "/agent.toml";
+  {
+    std::ofstream f(conf);
+    f << "[retention]\ndir = \"" << dir << "\"\n";
+  }
+  auto held = shim::TryLockFile(std::string(dir) + "/.mtctl.lock");
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{"rollback", "--stream", "vm1", "--to", "latest", "--yes"},
+        {"export", "naa.6000c29a1b2c3d4e", "--at", "latest", "--out", std::string(dir) + "/x.img"},
+        {"commit", "--stream", "vm1", "--yes"},
+        {"vsnap", "remove", "v1"}}) {
+    cmd.insert(cmd.begin(), {"--config", conf});
+    auto r = Mtctl(cmd);
+    EXPECT_EQ(r.exit_code, 1) << cmd[2];
+    EXPECT_EQ(Lines(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find("another mtctl operation"), std::string::npos) << cmd[2] << ": " << r.err;
+  }
+  EXPECT_FALSE(std::ifstream(std::string(dir) + "/x.img").good());  // nothing made
+  held->reset();
+  std::remove(conf.c_str());
+  std::remove((std::string(dir) + "/.mtctl.lock").c_str());
+  ::rmdir(dir);
 }
 
 TEST(MtctlRecovery, PointsNeedsExactlyOneSelector) {

@@ -11,6 +11,7 @@
 
 #include "mt/shim/block_device.h"
 #include "mt/shim/detach.h"
+#include "mt/shim/file_lock.h"
 
 namespace mt::shim {
 namespace {
@@ -67,6 +68,26 @@ TEST(RedirectStdinStdoutToDevNull, PointsStdinAndStdoutAtDevNullAndKeepsStderr) 
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "see ChildRedirects for the failing check";
+}
+
+TEST(TryLockFile, OneHolderAtATimeAndFreeAgainWhenReleased) {
+  char dir[] = "/tmp/mt-shim-lock-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/.lock";
+  {
+    auto first = TryLockFile(path);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    auto second = TryLockFile(path);  // another open file description: refused
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), Errc::kBusy);
+    EXPECT_NE(second.status().message().find(path), std::string::npos);
+  }
+  auto again = TryLockFile(path);
+  EXPECT_TRUE(again.ok()) << again.status().ToString();
+  again->reset();
+  EXPECT_EQ(TryLockFile(std::string(dir) + "/missing-dir/.lock").status().code(), Errc::kNotFound);
+  ::unlink(path.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace
