@@ -192,7 +192,8 @@ Result<recovery::ResolvedPoint> Resolve(Env& env, const recovery::StreamState& s
 // IsSafeTarget, writable, exclusive, O_DIRECT, through the agent's map.
 Result<std::vector<std::unique_ptr<shim::BlockDevice>>> OpenTargets(
     const inventory::Inventory& inv, const std::vector<retention::DiskRow>& disks, bool writable,
-    bool device_mapper, std::map<uint32_t, shim::BlockDevice*>* out) {
+    bool device_mapper, const std::string& retention_dir,
+    std::map<uint32_t, shim::BlockDevice*>* out) {
   std::vector<std::unique_ptr<shim::BlockDevice>> devs;
   for (const auto& d : disks) {
     const inventory::Disk* disk = inv.Find(d.target_id);
@@ -204,7 +205,7 @@ Result<std::vector<std::unique_ptr<shim::BlockDevice>>> OpenTargets(
       MT_RETURN_IF_ERROR(inventory::IsSafeTarget(*disk));
       // Writes go where the daemon's go: through the agent's map when there
       // is one, so that vsnaps of the disk keep their point.
-      MT_ASSIGN_OR_RETURN(path, vsnap::TargetWritePath(*disk, device_mapper));
+      MT_ASSIGN_OR_RETURN(path, vsnap::TargetWritePath(*disk, device_mapper, retention_dir));
     }
     shim::BlockDeviceOptions bo;
     bo.writable = writable;
@@ -373,7 +374,8 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
   for (auto& p : plans) {
     const auto start = std::chrono::steady_clock::now();
     std::map<uint32_t, shim::BlockDevice*> devmap;
-    auto devs = OpenTargets(*inv, p.state.disks, true, env->config.device_mapper, &devmap);
+    auto devs = OpenTargets(*inv, p.state.disks, true, env->config.device_mapper,
+                            env->config.retention_dir, &devmap);
     if (!devs.ok()) return ctx.Fail(devs.status().WithContext("rollback '" + p.row.name + "'"));
     Status marked = recovery::MarkRolledBack(
         env->fs, p.state.dir, "a rollback to " + p.point.description + " began on " +
@@ -449,7 +451,7 @@ int RunExport(Context& ctx, const RecoveryOptions& o) {
     return ctx.Fail(point.status());
   }
   std::map<uint32_t, shim::BlockDevice*> src;
-  auto devs = OpenTargets(*inv, {sel->disk}, false, false, &src);
+  auto devs = OpenTargets(*inv, {sel->disk}, false, false, "", &src);
   if (!devs.ok()) {
     resume();
     return ctx.Fail(devs.status());

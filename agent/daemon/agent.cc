@@ -268,7 +268,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
     if (!safe.ok()) return fail(safe.WithContext(label));
     // Through the agent's map "mt-<wwid>" where device-mapper is there (so
     // vsnaps of the disk see every write), else the disk itself.
-    auto path = vsnap::TargetWritePath(*disk, config_.device_mapper);
+    auto path = vsnap::TargetWritePath(*disk, config_.device_mapper, config_.retention_dir);
     if (!path.ok()) return fail(path.status().WithContext(label));
     auto dev = env_.open_target(*path);
     if (!dev.ok()) return fail(dev.status().WithContext(label));

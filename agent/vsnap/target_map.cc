@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "mt/shim/devmapper.h"
+#include "mt/shim/file_system.h"
+#include "vsnap.h"
 
 namespace mt::vsnap {
 namespace {
@@ -54,7 +56,8 @@ Result<TargetMap> GetTargetMap(const inventory::Disk& disk) {
   return m;
 }
 
-Result<std::string> TargetWritePath(const inventory::Disk& disk, bool device_mapper_wanted) {
+Result<std::string> TargetWritePath(const inventory::Disk& disk, bool device_mapper_wanted,
+                                    const std::string& retention_dir) {
   if (!UsesTargetMap(disk, device_mapper_wanted)) return disk.devnode;
   auto map = GetTargetMap(disk);
   if (map.ok()) {
@@ -69,6 +72,13 @@ Result<std::string> TargetWritePath(const inventory::Disk& disk, bool device_map
     return Status(Errc::kInvalidArgument, disk.Describe() + ": size " +
                                               std::to_string(disk.size_bytes) +
                                               " is not a whole number of sectors");
+  if (!retention_dir.empty()) {
+    MT_ASSIGN_OR_RETURN(const int reattached, Reattach(shim::PosixFileSystem(), retention_dir, disk));
+    if (reattached > 0) {
+      MT_ASSIGN_OR_RETURN(auto origin, GetTargetMap(disk));
+      return shim::DmDevicePath(origin.name, origin.state.dev);
+    }
+  }
   MT_RETURN_IF_ERROR(shim::DmCreate(name, "MTAGENT-TARGET-" + disk.wwid,
                                     {{0, disk.size_bytes / 512, "linear", disk.devnode + " 0"}}));
   MT_ASSIGN_OR_RETURN(auto created, GetTargetMap(disk));

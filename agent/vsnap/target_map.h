@@ -30,8 +30,14 @@ std::string VsnapMapName(const std::string& wwid, const std::string& name);  // 
 bool UsesTargetMap(const inventory::Disk& disk, bool device_mapper_wanted);
 
 // The device writes to `disk` must use: the map (created now when absent)
-// when UsesTargetMap, else disk.devnode.
-Result<std::string> TargetWritePath(const inventory::Disk& disk, bool device_mapper_wanted);
+// when UsesTargetMap, else disk.devnode. When the map is absent (after a
+// reboot: maps and loop devices are not persistent) and `retention_dir`
+// holds ready vsnaps of the disk, the map is made snapshot-origin and those
+// vsnaps are attached again from their persistent COW stores (vsnap.h
+// Reattach) before anything can write the disk; if that fails, the error is
+// returned and the disk is not opened.
+Result<std::string> TargetWritePath(const inventory::Disk& disk, bool device_mapper_wanted,
+                                    const std::string& retention_dir = "");
 
 // The map of `disk` as it is: its single table line (checked as above) and
 // the underlying device ("8:16"). kNotFound when the map does not exist.

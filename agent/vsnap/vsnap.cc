@@ -165,7 +165,7 @@ Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
 
   auto made = [&]() -> Status {
     // The origin map (created here when the daemon never ran on this disk).
-    MT_RETURN_IF_ERROR(TargetWritePath(disk, true).status());
+    MT_RETURN_IF_ERROR(TargetWritePath(disk, true, spec.retention_dir).status());
     MT_ASSIGN_OR_RETURN(TargetMap origin, GetTargetMap(disk));
     {
       shim::FileOptions fo;
@@ -227,8 +227,9 @@ Result<std::vector<proto::VsnapInfo>> List(shim::FileSystem& fs, const std::stri
       info.set_state("interrupted");
     } else if (!snap) {
       info.set_state("inactive");
-      info.set_detail("its device-mapper map is gone (the machine restarted?): mtctl vsnap remove " +
-                      info.name() + " and create it again");
+      info.set_detail("its device-mapper maps are gone (the machine restarted?): mt-agent attaches "
+                      "it again from its COW file when it next opens the disk (start it, or resume "
+                      "the stream); to drop it instead: mtctl vsnap remove " + info.name());
     } else {
       info.set_device(shim::DmDevicePath(info.dm_name(), snap->dev));
       MT_ASSIGN_OR_RETURN(auto status, shim::DmStatus(info.dm_name()));
@@ -245,6 +246,46 @@ Result<std::vector<proto::VsnapInfo>> List(shim::FileSystem& fs, const std::stri
     out.push_back(std::move(info));
   }
   return out;
+}
+
+Result<int> Reattach(shim::FileSystem& fs, const std::string& root, const inventory::Disk& disk) {
+  if (disk.wwid.empty() || !fs.Exists(Dir(root))) return 0;
+  MT_ASSIGN_OR_RETURN(auto names, fs.ListDir(Dir(root)));
+  std::vector<proto::VsnapInfo> wanted;
+  for (const auto& n : names) {
+    if (n.size() <= 6 || n.compare(n.size() - 6, 6, kInfoSuffix) != 0) continue;
+    MT_ASSIGN_OR_RETURN(auto info, Load(fs, Dir(root) + "/" + n));
+    if (info.state() == "ready" && info.target_id() == disk.identity &&
+        info.origin_dm_name() == TargetMapName(disk.wwid))
+      wanted.push_back(std::move(info));
+  }
+  if (wanted.empty()) return 0;
+  const std::string origin = TargetMapName(disk.wwid);
+  MT_ASSIGN_OR_RETURN(auto exists, shim::DmInfo(origin));
+  if (exists)
+    return Status(Errc::kInternal, "vsnap reattach: the map " + origin + " exists already");
+  const uint64_t sectors = disk.size_bytes / 512;
+  const std::string& dev = disk.devnode;  // as the linear map is made (target_map.cc)
+  MT_RETURN_IF_ERROR(shim::DmCreate(origin, "MTAGENT-TARGET-" + disk.wwid,
+                                    {{0, sectors, "snapshot-origin", dev}}));
+  int n = 0;
+  for (const auto& info : wanted) {
+    Status s = [&]() -> Status {
+      MT_ASSIGN_OR_RETURN(auto loop, shim::AttachLoop(info.cow_file(), /*autoclear=*/true));
+      return shim::DmCreate(info.dm_name(), "MTAGENT-VSNAP-" + disk.wwid + "-" + info.name(),
+                            {{0, sectors, "snapshot",
+                              dev + " " + loop->dev().ToString() + " P " +
+                                  std::to_string(kChunkSectors)}});
+    }();
+    // The origin stays snapshot-origin whatever happens: a vsnap that could
+    // not be attached must not see writes it would have had to copy.
+    if (!s.ok())
+      return s.WithContext("attach vsnap " + info.name() + " of " + disk.Describe() +
+                           " again (the disk is not written until it is: remove the vsnap "
+                           "with mtctl vsnap remove " + info.name() + ")");
+    ++n;
+  }
+  return n;
 }
 
 Status Remove(shim::FileSystem& fs, const std::string& root, const std::string& name) {

@@ -53,6 +53,16 @@ Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
 // Every vsnap of the retention volume, by name, with the kernel's view.
 Result<std::vector<proto::VsnapInfo>> List(shim::FileSystem& fs, const std::string& retention_dir);
 
+// After a reboot: the ready vsnaps of `disk` (by its identity) whose maps are
+// gone are attached again — the origin map "mt-<wwid>" created as
+// snapshot-origin (REQUIRES: it does not exist, so nothing has written the
+// disk through a map without them), then one snapshot map per vsnap over a
+// loop device on its COW file, whose persistent store still holds every
+// chunk the snapshot had. Returns how many; 0 (and nothing made) when the
+// disk has none. Called by TargetWritePath before the disk is opened.
+Result<int> Reattach(shim::FileSystem& fs, const std::string& retention_dir,
+                     const inventory::Disk& disk);
+
 // Removes the vsnap: its snapshot map (kBusy while it is open or mounted),
 // the origin back to linear when it was the disk's last one, the COW file
 // and the metadata. Works on partial leftovers of an interrupted Create.
