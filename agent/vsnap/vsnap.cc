@@ -53,6 +53,18 @@ Result<proto::VsnapInfo> Load(shim::FileSystem& fs, const std::string& path) {
 // file is sparse: it uses what is copied.
 uint64_t CowBytes(uint64_t disk_bytes) { return disk_bytes + disk_bytes / 64 + (8ull << 20); }
 
+// The bytes a snapshot's COW store holds, from its status line
+// ("used/total metadata" in sectors); nullopt when the kernel reports it
+// invalid (store full or failed), with that status in *status_text.
+Result<std::optional<uint64_t>> CowUsedBytes(const std::string& dm_name, std::string* status_text) {
+  MT_ASSIGN_OR_RETURN(auto status, shim::DmStatus(dm_name));
+  *status_text = status.empty() ? "" : status[0].params;
+  unsigned long long used = 0, total = 0;
+  if (std::sscanf(status_text->c_str(), "%llu/%llu", &used, &total) != 2)
+    return std::optional<uint64_t>{};
+  return std::optional<uint64_t>(used * 512);
+}
+
 // The origin map back to one linear line over its disk (no snapshot left).
 Status OriginToLinear(const std::string& origin) {
   MT_ASSIGN_OR_RETURN(auto info, shim::DmInfo(origin));
@@ -192,11 +204,9 @@ Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
     info.set_state("ready");
     MT_RETURN_IF_ERROR(Save(fs, spec.retention_dir, info));
     // What the copy-on-write store holds now (the before-images written).
-    auto status = shim::DmStatus(info.dm_name());
-    unsigned long long used = 0, total = 0;
-    if (status.ok() && !status->empty() &&
-        std::sscanf((*status)[0].params.c_str(), "%llu/%llu", &used, &total) == 2)
-      info.set_cow_used_bytes(used * 512);
+    std::string text;
+    auto used = CowUsedBytes(info.dm_name(), &text);
+    if (used.ok() && *used) info.set_cow_used_bytes(**used);
     return Status::Ok();
   }();
   if (!made.ok()) {
@@ -232,11 +242,10 @@ Result<std::vector<proto::VsnapInfo>> List(shim::FileSystem& fs, const std::stri
                       "the stream); to drop it instead: mtctl vsnap remove " + info.name());
     } else {
       info.set_device(shim::DmDevicePath(info.dm_name(), snap->dev));
-      MT_ASSIGN_OR_RETURN(auto status, shim::DmStatus(info.dm_name()));
-      const std::string st = status.empty() ? "" : status[0].params;
-      unsigned long long used = 0, total = 0;
-      if (std::sscanf(st.c_str(), "%llu/%llu", &used, &total) == 2) {
-        info.set_cow_used_bytes(used * 512);
+      std::string st;
+      MT_ASSIGN_OR_RETURN(auto used, CowUsedBytes(info.dm_name(), &st));
+      if (used) {
+        info.set_cow_used_bytes(*used);
       } else {
         info.set_state("invalid");
         info.set_detail("the kernel dropped the snapshot (" + st +
