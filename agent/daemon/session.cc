@@ -21,6 +21,9 @@ using stream::FrameType;
 
 namespace {
 
+// Largest plaintext of one TLS record (RFC 8446 §5.1, and TLS 1.2 alike).
+constexpr size_t kTlsRecordPlaintextBytes = 16384;
+
 std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 // The peer ended the TLS stream (close_notify, or TCP EOF without it).
@@ -114,8 +117,13 @@ void Session::MaybeRead() {
   read_timer_.expires_after(timeout);
   read_timer_.async_wait(asio::bind_executor(
       strand_, [self, gen](const error_code& ec) { self->OnReadTimeout(gen, ec); }));
+  // Payload bytes are read straight into the frame's payload (one copy
+  // less per byte); everything else through read_buf_. A TLS read returns at
+  // most one record, so the slice asked for is one record's plaintext.
+  const stream::MutableSlice direct = decoder_.PrepareInput(kTlsRecordPlaintextBytes);
+  direct_read_ = direct.size > 0;
   stream_.async_read_some(
-      asio::buffer(read_buf_),
+      direct_read_ ? asio::buffer(direct.data, direct.size) : asio::buffer(read_buf_),
       asio::bind_executor(strand_, [self, gen](const error_code& ec, size_t n) {
         self->OnRead(gen, ec, n);
       }));
@@ -136,6 +144,10 @@ void Session::OnReadTimeout(uint64_t gen, const error_code& ec) {
 
 void Session::OnRead(uint64_t gen, const error_code& ec, size_t n) {
   reading_ = false;
+  // n bytes went into the decoder's payload (direct) or into read_buf_.
+  const bool direct = direct_read_;
+  direct_read_ = false;
+  if (direct) decoder_.CommitInput(ec ? 0 : n);
   if (gen == read_gen_) {
     ++read_gen_;
     read_timer_.cancel();
@@ -162,9 +174,9 @@ void Session::OnRead(uint64_t gen, const error_code& ec, size_t n) {
     }
     return;
   }
-  size_t off = 0;
+  size_t off = direct ? n : 0;
   for (;;) {
-    const size_t took = decoder_.Put(read_buf_.data() + off, n - off);
+    const size_t took = off < n ? decoder_.Put(read_buf_.data() + off, n - off) : 0;
     off += took;
     bool progressed = took > 0;
     for (;;) {

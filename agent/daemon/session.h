@@ -131,6 +131,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point handshake_deadline_;
   stream::FrameDecoder decoder_;
   std::vector<uint8_t> read_buf_;
+  bool direct_read_ = false;  // the read in flight fills the decoder's payload
   bool reading_ = false;
   uint64_t read_gen_ = 0;
   boost::asio::steady_timer read_timer_;

@@ -207,8 +207,12 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   // stored before the whole frame was checked).
   const auto& h = frame->header;
   const uint8_t* data = frame->payload.data();
-  auto append = [&](const retention::RecordHeader& rh, const uint8_t* d, size_t n) -> Status {
-    MT_RETURN_IF_ERROR(wal_->Append(rh, d, n));
+  // Write and resync data records carry the sender's CRC32C of their data,
+  // which Admit() has just checked: it goes into the WAL as is (kVerified).
+  using PayloadCrc = retention::Journal::PayloadCrc;
+  auto append = [&](const retention::RecordHeader& rh, const uint8_t* d, size_t n,
+                    PayloadCrc crc = PayloadCrc::kCompute) -> Status {
+    MT_RETURN_IF_ERROR(wal_->Append(rh, d, n, n == 0 ? PayloadCrc::kCompute : crc));
     pending.records.push_back({rh, n == 0 ? nullptr : d});
     last_seq = rh.seq;
     return Status::Ok();
@@ -220,7 +224,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
       retention::RecordHeader rh = stream::WriteRecord(w);
       const bool discard = (rh.flags & retention::kFlagDiscard) != 0;
       const size_t n = discard ? 0 : rh.length;
-      s = append(rh, data + off, n);
+      s = append(rh, data + off, n, PayloadCrc::kVerified);
       if (!s.ok()) break;
       off += n;
     }
@@ -235,7 +239,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     s = append(rh, frame->payload.data(), frame->payload.size());
   } else if (h.has_resync_data()) {
     retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
-    s = append(rh, data, rh.length);
+    s = append(rh, data, rh.length, PayloadCrc::kVerified);
   } else if (h.has_resync_complete()) {
     s = append(stream::ResyncCompleteRecord(h.resync_complete()), nullptr, 0);
   } else {

@@ -282,7 +282,7 @@ void Journal::SealOpenLocked() {
   work_cv_.notify_one();
 }
 
-Status Journal::Append(RecordHeader h, const void* payload, size_t len) {
+Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadCrc crc) {
   if (len > kMaxPayload)
     return Status(Errc::kInvalidArgument, "record payload of " + std::to_string(len) +
                                               " bytes is over the limit");
@@ -315,7 +315,11 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len) {
   h.batch = b.number;
   h.stored_length = static_cast<uint32_t>(len);
   b.Reserve(b.used + rec);
-  EncodeRecord(h, payload, len, b.buf.data() + b.used);
+  if (crc == PayloadCrc::kVerified) {
+    EncodeRecordWithVerifiedCrc(h, payload, len, b.buf.data() + b.used);
+  } else {
+    EncodeRecord(h, payload, len, b.buf.data() + b.used);
+  }
   b.used += rec;
   if (b.records++ == 0) {
     b.first_seq = h.seq;

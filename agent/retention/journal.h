@@ -89,8 +89,12 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   // Adds a record to the open batch. REQUIRES h.seq > every seq appended
-  // before (kInvalidArgument otherwise). h.batch and h.payload_crc are set here.
-  Status Append(RecordHeader h, const void* payload, size_t len);
+  // before (kInvalidArgument otherwise). h.batch is set here; h.payload_crc
+  // too, unless `crc` is kVerified: then h.payload_crc is the payload's CRC32C,
+  // already checked by the caller (EncodeRecordWithVerifiedCrc).
+  enum class PayloadCrc { kCompute, kVerified };
+  Status Append(RecordHeader h, const void* payload, size_t len,
+                PayloadCrc crc = PayloadCrc::kCompute);
   // Asks for durability of everything appended so far; `done` runs on the
   // committer thread (or inline when nothing is pending) with the outcome.
   void Commit(std::function<void(const Status&)> done);

@@ -63,7 +63,9 @@ bool RecordHeader::operator==(const RecordHeader& o) const {
          stored_length == o.stored_length && payload_crc == o.payload_crc && batch == o.batch;
 }
 
-void EncodeRecord(const RecordHeader& h, const void* payload, size_t payload_len, uint8_t* out) {
+namespace {
+void EncodeWithCrc(const RecordHeader& h, const void* payload, size_t payload_len,
+                   uint32_t payload_crc, uint8_t* out) {
   const size_t total = EncodedRecordSize(static_cast<uint32_t>(payload_len));
   std::memset(out, 0, kRecordHeaderSize);
   Put<uint32_t>(out + kOffMagic, kRecordMagic);
@@ -76,11 +78,21 @@ void EncodeRecord(const RecordHeader& h, const void* payload, size_t payload_len
   Put<uint64_t>(out + kOffOffset, h.offset);
   Put<uint32_t>(out + kOffLength, h.length);
   Put<uint32_t>(out + kOffStored, static_cast<uint32_t>(payload_len));
-  Put<uint32_t>(out + kOffPayloadCrc, crc32c::Value(payload, payload_len));
+  Put<uint32_t>(out + kOffPayloadCrc, payload_crc);
   Put<uint64_t>(out + kOffBatch, h.batch);
   Put<uint32_t>(out + kOffHeaderCrc, crc32c::Value(out, kOffHeaderCrc));
   if (payload_len > 0) std::memcpy(out + kRecordHeaderSize, payload, payload_len);
   std::memset(out + kRecordHeaderSize + payload_len, 0, total - kRecordHeaderSize - payload_len);
+}
+}  // namespace
+
+void EncodeRecord(const RecordHeader& h, const void* payload, size_t payload_len, uint8_t* out) {
+  EncodeWithCrc(h, payload, payload_len, crc32c::Value(payload, payload_len), out);
+}
+
+void EncodeRecordWithVerifiedCrc(const RecordHeader& h, const void* payload, size_t payload_len,
+                                 uint8_t* out) {
+  EncodeWithCrc(h, payload, payload_len, h.payload_crc, out);
 }
 
 bool IsEndOfRecords(const uint8_t* p) { return Get<uint64_t>(p) == 0; }

@@ -71,6 +71,13 @@ inline size_t EncodedRecordSize(uint32_t stored_length) {
 // both CRCs (h.payload_crc is ignored and recomputed). REQUIRES:
 // payload_len == h.stored_length and out has room.
 void EncodeRecord(const RecordHeader& h, const void* payload, size_t payload_len, uint8_t* out);
+// As EncodeRecord, but stores h.payload_crc as the payload's CRC32C instead of
+// computing it: for a payload whose CRC the caller has just verified against
+// h.payload_crc (a stream write: the sender's checksum, checked on arrival,
+// goes into the journal unchanged — end to end, and one pass less over the
+// data). A wrong h.payload_crc makes a record that VerifyPayload rejects.
+void EncodeRecordWithVerifiedCrc(const RecordHeader& h, const void* payload, size_t payload_len,
+                                 uint8_t* out);
 
 // Parses and checks a 64-byte header: magic, version, header CRC, known type,
 // sane lengths. kCorruption with the reason on failure.

@@ -127,15 +127,54 @@ FrameDecoder::FrameDecoder(uint64_t max_header_bytes, uint64_t max_payload_bytes
 
 size_t FrameDecoder::Put(const uint8_t* data, size_t n) {
   if (failed()) return n;
+  size_t took = 0;
+  if (stage_ == Stage::kPayload) {  // straight into the frame's payload
+    took = std::min(n, PayloadMissing());
+    payload_.insert(payload_.end(), data, data + took);
+    payload_have_ += took;
+    data += took;
+    n -= took;
+    if (n == 0) return took;
+  }
   const uint64_t room = BufferLimit() - buffered_bytes();
   const size_t take = static_cast<size_t>(std::min<uint64_t>(n, room));
-  if (take == 0) return 0;
+  if (take == 0) return took;
   if (pos_ > 0) {  // drop consumed bytes so the buffer never exceeds the limit
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(pos_));
     pos_ = 0;
   }
   buf_.insert(buf_.end(), data, data + take);
-  return take;
+  return took + take;
+}
+
+MutableSlice FrameDecoder::PrepareInput(size_t max) {
+  prepared_ = 0;
+  if (failed() || stage_ != Stage::kPayload) return {};
+  prepared_ = std::min(max, PayloadMissing());
+  if (prepared_ == 0) return {};
+  payload_.resize(payload_have_ + prepared_);
+  return {payload_.data() + payload_have_, prepared_};
+}
+
+void FrameDecoder::CommitInput(size_t n) {
+  if (n > prepared_) n = prepared_;  // contract violation: never count bytes not given out
+  payload_have_ += n;
+  payload_.resize(payload_have_);
+  prepared_ = 0;
+}
+
+void FrameDecoder::StartPayload() {
+  const size_t len = static_cast<size_t>(header_.payload_length());
+  payload_.clear();
+  payload_.reserve(len);
+  const size_t from_buf = std::min<size_t>(len, buf_.size() - pos_);
+  payload_.insert(payload_.end(), buf_.data() + pos_, buf_.data() + pos_ + from_buf);
+  payload_have_ = from_buf;
+  pos_ += from_buf;
+  if (pos_ == buf_.size()) {
+    buf_.clear();
+    pos_ = 0;
+  }
 }
 
 Status FrameDecoder::Fail(Status s) {
@@ -143,6 +182,9 @@ Status FrameDecoder::Fail(Status s) {
   buf_.clear();
   buf_.shrink_to_fit();
   pos_ = 0;
+  payload_.clear();
+  payload_.shrink_to_fit();
+  payload_have_ = 0;
   return error_;
 }
 
@@ -219,13 +261,13 @@ Result<bool> FrameDecoder::Next(Frame* frame) {
         if (!r.ok()) return Fail(r.status());
         if (!*r) return false;
         stage_ = Stage::kPayload;
+        StartPayload();
         break;
       }
       case Stage::kPayload: {
         const uint64_t len = header_.payload_length();
-        if (buffered_bytes() < len) return false;
-        const uint8_t* p = buf_.data() + pos_;
-        const uint32_t crc = crc32c::Value(p, static_cast<size_t>(len));
+        if (payload_have_ < len) return false;
+        const uint32_t crc = crc32c::Value(payload_.data(), static_cast<size_t>(len));
         if (crc != header_.payload_crc32c()) {
           return Fail(Status(Errc::kCorruption,
                              std::string("payload CRC mismatch in ") +
@@ -233,14 +275,11 @@ Result<bool> FrameDecoder::Next(Frame* frame) {
                                  Hex32(header_.payload_crc32c()) + ", the " + std::to_string(len) +
                                  " payload bytes have " + Hex32(crc)));
         }
-        frame->payload.assign(p, p + len);
+        frame->payload = std::move(payload_);
+        payload_ = std::vector<uint8_t>();
+        payload_have_ = 0;
         frame->header.Swap(&header_);
         header_.Clear();
-        pos_ += static_cast<size_t>(len);
-        if (pos_ == buf_.size()) {
-          buf_.clear();
-          pos_ = 0;
-        }
         stage_ = Stage::kLength;
         return true;
       }

@@ -47,6 +47,11 @@ struct ConstSlice {
   const uint8_t* data = nullptr;
   size_t size = 0;
 };
+// A writable run of bytes (FrameDecoder::PrepareInput).
+struct MutableSlice {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+};
 
 // Produces frames. Stateless apart from its limits; thread-compatible.
 class FrameEncoder {
@@ -95,7 +100,18 @@ class FrameDecoder {
 
   // Buffers up to n bytes; returns how many it took (0 when the buffer is
   // full: call Next()). A failed decoder takes and discards everything.
+  // Payload bytes go straight into the payload of the frame being decoded
+  // (one copy per byte, none more when Next() hands the frame out).
   size_t Put(const uint8_t* data, size_t n);
+
+  // Zero-copy input, an alternative to Put() for large payloads: while a
+  // payload is being received, PrepareInput(max) returns where the caller
+  // may place up to `size` (<= max) next bytes of the stream — the frame's
+  // own payload buffer — and CommitInput(n) says how many it placed there
+  // (n <= size). Outside a payload (or when the payload is complete) the
+  // slice is empty: use Put(). Nothing may be Put between the two calls.
+  MutableSlice PrepareInput(size_t max);
+  void CommitInput(size_t n);
 
   // true: *frame holds the next frame. false: more bytes are needed.
   // Error: see the class comment.
@@ -108,7 +124,9 @@ class FrameDecoder {
 
   bool failed() const { return !error_.ok(); }
   const Status& error() const { return error_; }
-  uint64_t buffered_bytes() const { return buf_.size() - pos_; }
+  // Bytes taken and not yet handed out in a frame (header bytes and the
+  // payload received so far included).
+  uint64_t buffered_bytes() const { return buf_.size() - pos_ + payload_have_; }
   uint64_t BufferLimit() const { return kMaxVarintBytes + max_header_ + max_payload_; }
 
  private:
@@ -117,6 +135,10 @@ class FrameDecoder {
   // Tries to complete the current stage; false when more bytes are needed.
   Result<bool> ParseLength();
   Result<bool> ParseHeader();
+  // Stage kPayload begins: reserve the payload (address space only; pages
+  // are touched as bytes arrive) and move the bytes already buffered.
+  void StartPayload();
+  size_t PayloadMissing() const { return header_.payload_length() - payload_have_; }
 
   uint64_t max_header_;
   uint64_t max_payload_;
@@ -125,6 +147,10 @@ class FrameDecoder {
   Stage stage_ = Stage::kLength;
   uint64_t header_len_ = 0;
   FrameHeader header_;  // valid in stage kPayload
+  // Stage kPayload: the payload received so far, payload_[0, payload_have_).
+  std::vector<uint8_t> payload_;
+  size_t payload_have_ = 0;
+  size_t prepared_ = 0;  // size of the slice PrepareInput last gave out
   Status error_;
 };
 

@@ -5,7 +5,8 @@
 //   odd:  the rest describes frames (type and field values through protobuf
 //         reflection, payloads), which FrameEncoder turns into a stream.
 // The stream is decoded all at once and in arbitrary chunks (sizes taken
-// from the input). Checked: no crash, over-read or hang; the buffer never
+// from the input; each chunk through Put or, inside a payload, through
+// PrepareInput/CommitInput as the input says). Checked: no crash, over-read or hang; the buffer never
 // exceeds its limit; every frame is well formed (known type, payload length
 // and CRC as declared, no payload on types that carry none); both chunkings
 // give the same frames and the same final status; a failed decoder stays
@@ -17,6 +18,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "frame_codec.h"
@@ -81,8 +83,22 @@ Decoded Decode(const std::vector<uint8_t>& bytes, uint64_t max_header, uint64_t 
       return out;
     }
     size_t n = bytes.size() - pos;
+    bool zero_copy = false;
     if (chunks != nullptr && chunks->remaining_bytes() > 0) {
       n = std::min(n, chunks->ConsumeIntegralInRange<size_t>(1, 512));
+      zero_copy = chunks->ConsumeBool();
+    }
+    if (zero_copy) {  // as the agent's session reads payloads
+      const MutableSlice slice = dec.PrepareInput(n);
+      Check(slice.size <= n);
+      if (slice.size > 0) {
+        std::memcpy(slice.data, bytes.data() + pos, slice.size);
+        dec.CommitInput(slice.size);
+        Check(dec.buffered_bytes() <= dec.BufferLimit());
+        pos += slice.size;
+        starved = false;
+        continue;
+      }
     }
     const size_t took = dec.Put(bytes.data() + pos, n);
     Check(took <= n);

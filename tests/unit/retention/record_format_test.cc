@@ -54,6 +54,27 @@ TEST(RecordFormat, PayloadChecksumMismatchIsCorruption) {
   EXPECT_EQ(VerifyPayload(d, rec.data() + kRecordHeaderSize).code(), Errc::kCorruption);
 }
 
+TEST(RecordFormat, VerifiedCrcIsStoredAsGivenAndStillChecked) {
+  std::vector<uint8_t> payload(4096);
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 7);
+  std::vector<uint8_t> computed(EncodedRecordSize(4096)), given(computed.size());
+  RecordHeader h = SampleHeader(4096);
+  EncodeRecord(h, payload.data(), payload.size(), computed.data());
+  RecordHeader d;
+  ASSERT_TRUE(DecodeRecordHeader(computed.data(), &d).ok());
+  // The right CRC given: the same bytes as when it is computed.
+  h.payload_crc = d.payload_crc;
+  EncodeRecordWithVerifiedCrc(h, payload.data(), payload.size(), given.data());
+  EXPECT_EQ(given, computed);
+  // A wrong CRC given is stored as is, and the record fails its check: a
+  // payload changed after its CRC was verified cannot pass as intact.
+  h.payload_crc ^= 1;
+  EncodeRecordWithVerifiedCrc(h, payload.data(), payload.size(), given.data());
+  ASSERT_TRUE(DecodeRecordHeader(given.data(), &d).ok());
+  EXPECT_EQ(d.payload_crc, h.payload_crc);
+  EXPECT_EQ(VerifyPayload(d, given.data() + kRecordHeaderSize).code(), Errc::kCorruption);
+}
+
 TEST(RecordFormat, ZeroWordMarksTheEnd) {
   std::vector<uint8_t> zero(kRecordHeaderSize, 0);
   EXPECT_TRUE(IsEndOfRecords(zero.data()));

@@ -191,6 +191,110 @@ TEST(FrameCodec, EncoderRefusesHeaderWithoutBodyOrStrayPayload) {
   EXPECT_TRUE(out.empty());
 }
 
+// Like DecodeInChunks, but payload bytes go through PrepareInput/CommitInput
+// whenever the decoder offers a slice (as the agent's session reads them),
+// with `chunk` bytes at most per step and `short_by` bytes fewer than the
+// slice's size placed when possible (a read that returns less than asked).
+template <typename ChunkFn>
+Status DecodeZeroCopy(FrameDecoder* dec, const std::vector<uint8_t>& bytes, ChunkFn chunk,
+                      size_t short_by, std::vector<Frame>* frames, size_t* direct_bytes) {
+  size_t pos = 0;
+  for (;;) {
+    Frame f;
+    Result<bool> r = dec->Next(&f);
+    if (!r.ok()) return r.status();
+    if (*r) {
+      frames->push_back(std::move(f));
+      continue;
+    }
+    if (pos == bytes.size()) return dec->Finish();
+    const size_t n = std::min(chunk(), bytes.size() - pos);
+    MutableSlice slice = dec->PrepareInput(n);
+    if (slice.size == 0) {
+      pos += dec->Put(bytes.data() + pos, n);
+      continue;
+    }
+    EXPECT_LE(slice.size, n);
+    const size_t placed = slice.size > short_by ? slice.size - short_by : slice.size;
+    std::copy(bytes.begin() + static_cast<ptrdiff_t>(pos),
+              bytes.begin() + static_cast<ptrdiff_t>(pos + placed), slice.data);
+    dec->CommitInput(placed);
+    pos += placed;
+    *direct_bytes += placed;
+  }
+}
+
+TEST(FrameCodec, ZeroCopyInputGivesTheSameFrames) {
+  std::mt19937 rng(20261127);
+  const std::vector<FrameSpec> kinds = OneFrameOfEveryType();
+  std::vector<FrameSpec> specs;
+  for (int i = 0; i < 200; ++i) {
+    FrameSpec f = kinds[rng() % kinds.size()];
+    if (f.header.has_write_batch()) f = testing::WriteBatchFrame(i + 1, 1 + rng() % 5, 4096);
+    specs.push_back(f);
+  }
+  const std::vector<uint8_t> bytes = EncodeAll(specs);
+  for (size_t short_by : {size_t{0}, size_t{7}}) {
+    std::vector<Frame> frames;
+    FrameDecoder dec;
+    size_t direct = 0;
+    ASSERT_TRUE(DecodeZeroCopy(
+                    &dec, bytes, [&] { return size_t{1} + rng() % 2000; }, short_by, &frames,
+                    &direct)
+                    .ok());
+    ASSERT_EQ(frames.size(), specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) ASSERT_TRUE(SameFrame(frames[i], specs[i])) << i;
+    // Most payload bytes went straight into the frames' payloads.
+    EXPECT_GT(direct, bytes.size() / 2) << "short_by " << short_by;
+  }
+}
+
+TEST(FrameCodec, ZeroCopyInputChecksTheCrcAndTruncation) {
+  std::vector<uint8_t> bytes = EncodeAll({testing::WriteBatchFrame(1, 2, 4096)});
+  std::vector<uint8_t> bad = bytes;
+  bad[bad.size() - 100] ^= 0x10;
+  std::vector<Frame> frames;
+  size_t direct = 0;
+  FrameDecoder d1;
+  Status s = DecodeZeroCopy(
+      &d1, bad, [] { return size_t{1000}; }, 0, &frames, &direct);
+  EXPECT_EQ(s.code(), Errc::kCorruption);
+  EXPECT_THAT(s.message(), HasSubstr("payload CRC mismatch in write-batch frame"));
+  EXPECT_TRUE(frames.empty());
+  EXPECT_GT(direct, 0u);
+  EXPECT_EQ(d1.PrepareInput(100).size, 0u) << "a failed decoder offers no slice";
+
+  bytes.resize(bytes.size() - 12);
+  FrameDecoder d2;
+  s = DecodeZeroCopy(
+      &d2, bytes, [] { return size_t{1000}; }, 0, &frames, &direct);
+  EXPECT_EQ(s.message(),
+            "stream ended inside a frame: truncated payload of write-batch frame, 8180 of 8192 "
+            "bytes");
+}
+
+TEST(FrameCodec, ZeroCopySliceEndsWithThePayload) {
+  const std::vector<uint8_t> bytes =
+      EncodeAll({testing::WriteBatchFrame(1, 1, 512), testing::WriteBatchFrame(2, 1, 512)});
+  FrameDecoder dec;
+  EXPECT_EQ(dec.PrepareInput(4096).size, 0u) << "no slice before a payload";
+  const size_t first = EncodeAll({testing::WriteBatchFrame(1, 1, 512)}).size();
+  const size_t header = first - 512;
+  ASSERT_EQ(dec.Put(bytes.data(), header + 100), header + 100);
+  Frame f;
+  ASSERT_FALSE(ValueOf(dec.Next(&f)));
+  MutableSlice slice = dec.PrepareInput(4096);
+  ASSERT_EQ(slice.size, 412u) << "never past the payload's end";
+  std::copy(bytes.begin() + static_cast<ptrdiff_t>(header + 100),
+            bytes.begin() + static_cast<ptrdiff_t>(first), slice.data);
+  dec.CommitInput(412);
+  EXPECT_EQ(dec.PrepareInput(4096).size, 0u) << "payload complete: no slice";
+  dec.CommitInput(0);
+  ASSERT_TRUE(ValueOf(dec.Next(&f)));
+  EXPECT_EQ(f.payload.size(), 512u);
+  EXPECT_EQ(dec.buffered_bytes(), 0u);
+}
+
 TEST(FrameCodec, PayloadCrcMismatchIsCorruption) {
   FrameSpec spec = testing::WriteBatchFrame(1, 2, 512);
   std::vector<uint8_t> bytes = EncodeAll({spec});
