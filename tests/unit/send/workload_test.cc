@@ -2,6 +2,8 @@
 // inside the disks and aligned, the record round-trips and rebuilds disks.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "mt/shim/crc32c.h"
 #include "mt/shim/mem_file_system.h"
 #include "record.h"
@@ -53,6 +55,29 @@ TEST(Workload, WritesAreAPureFunctionOfSeedAndSeqInsideTheDisks) {
   EXPECT_EQ(x, y);
   WorkloadData(1, 8, y.data(), y.size());
   EXPECT_NE(x, y);
+}
+
+// The bytes are the format (docs/formats/mtsend-record.md): a record made by
+// one build of mtsend must rebuild with another. Expected values computed
+// from the format's description by an independent model (Python).
+TEST(Workload, DataBytesAreThoseOfTheDocumentedFormat) {
+  auto hex = [](const std::vector<uint8_t>& v) {
+    std::string s;
+    char b[3];
+    for (uint8_t c : v) {
+      std::snprintf(b, sizeof b, "%02x", c);
+      s += b;
+    }
+    return s;
+  };
+  std::vector<uint8_t> a(40), b(72);
+  WorkloadData(1, 7, a.data(), a.size());
+  EXPECT_EQ(hex(a),
+            "a3a938695c7a3a5be090cec223ec18a9846b13ac049926fd712f59bacb64fcf8cd302d98154db644");
+  WorkloadData(0xdeadbeef, 123456, b.data(), b.size());
+  EXPECT_EQ(hex(b),
+            "d5be8929f2862aff3dd10f1814a0ac721bda1500f8dda3fb79b893c94c0d2616c13e788499b3b002"
+            "ce0bab67e4cc4c3755ce3364502ae1002a8aa3b62a5085e1fe4153b4c1855d3b");
 }
 
 TEST(Workload, OverlapOneKeepsEveryWriteInTheHotZone) {
