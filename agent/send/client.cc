@@ -242,8 +242,19 @@ Status Connection::OnFrame(Frame&& f) {
 
 Status Connection::Send(const FrameHeader& header, const std::vector<stream::ConstSlice>& payload) {
   if (state_ != State::kStreaming) return Status(Errc::kAborted, "the connection is not open");
+  // A buffer already written is reused: frames of a MiB or more, allocated
+  // fresh each time, cost page faults and zeroing on every page.
   std::vector<uint8_t> bytes;
-  MT_RETURN_IF_ERROR(stream::FrameEncoder().Encode(header, payload, &bytes));
+  if (!spare_.empty()) {
+    bytes = std::move(spare_.back());
+    spare_.pop_back();
+    bytes.clear();
+  }
+  Status s = stream::FrameEncoder().Encode(header, payload, &bytes);
+  if (!s.ok()) {
+    spare_.push_back(std::move(bytes));
+    return s;
+  }
   queued_bytes_ += bytes.size();
   queue_.push_back(std::move(bytes));
   DoWrite();
@@ -271,6 +282,7 @@ void Connection::DoWrite() {
     self->writing_ = false;
     if (self->state_ == State::kClosed) return;
     if (self->queued_bytes_ >= n) self->queued_bytes_ -= n; else self->queued_bytes_ = 0;
+    if (self->spare_.size() < kSpareBuffers) self->spare_.push_back(std::move(self->write_buf_));
     if (ec) {
       self->Fail({Status(Errc::kUnavailable, "write to the receiver failed: " + ec.message()), false});
       return;

@@ -89,6 +89,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<uint8_t> read_buf_;
   std::deque<std::vector<uint8_t>> queue_;
   std::vector<uint8_t> write_buf_;
+  // Written frame buffers kept for the next frames (capacity reused).
+  static constexpr size_t kSpareBuffers = 4;
+  std::vector<std::vector<uint8_t>> spare_;
   bool writing_ = false, wrote_ = false;
   uint64_t queued_bytes_ = 0;
   uint64_t timer_gen_ = 0;

@@ -56,11 +56,13 @@ class WorkloadRunner final : public ReconnectingRunner {
   }
 
  private:
+  // An item of the window (sent, not yet durable). A write keeps no data:
+  // its bytes are a function of (seed, seq) and are generated again when it
+  // is resent, so the window's memory does not grow with --window.
   struct Item {
     uint64_t seq = 0;
     bool tag = false;
     WriteItem w;
-    std::vector<uint8_t> data;
     uint32_t crc = 0;
     int64_t time_ns = 0;
     std::string name;
@@ -165,7 +167,7 @@ class WorkloadRunner final : public ReconnectingRunner {
 
   void PopFront() {
     const Item& it = window_.front();
-    window_bytes_ -= it.data.size();
+    if (!it.tag) window_bytes_ -= it.w.length;
     res_.last_seq = it.seq;
     if (it.tag) {
       ++res_.tags;
@@ -249,14 +251,16 @@ class WorkloadRunner final : public ReconnectingRunner {
     }
     const size_t first = window_.size();
     uint64_t bytes = 0;
+    size_t used = 0;  // bytes of scratch_ holding this batch's data
     while (bytes < o_.batch_bytes && window_.size() - first < o_.batch_writes && !GenerationOver() &&
            (window_.size() == first || RateWait() <= 0) && !TagDue()) {
       Item it;
       it.seq = next_seq_++;
       it.w = WriteAt(o_.spec, it.seq);
-      it.data.resize(it.w.length);
-      WorkloadData(o_.spec.seed, it.seq, it.data.data(), it.w.length);
-      it.crc = crc32c::Value(it.data.data(), it.data.size());
+      uint8_t* data = ScratchFor(used, it.w.length);
+      WorkloadData(o_.spec.seed, it.seq, data, it.w.length);
+      it.crc = crc32c::Value(data, it.w.length);
+      used += it.w.length;
       it.time_ns = now_ns;
       RecordEntry e;
       e.seq = it.seq;
@@ -274,15 +278,34 @@ class WorkloadRunner final : public ReconnectingRunner {
     if (record_) MT_RETURN_IF_ERROR(record_->Append(rec));
     std::vector<const Item*> batch;
     for (size_t i = first; i < window_.size(); ++i) batch.push_back(&window_[i]);
-    return SendBatch(batch);
+    return SendGenerated(batch);
   }
 
+  // scratch_[at, at + len), growing scratch_ (its start may move: take
+  // pointers only after the batch's last call).
+  uint8_t* ScratchFor(size_t at, size_t len) {
+    if (scratch_.size() < at + len) scratch_.resize(at + len);
+    return scratch_.data() + at;
+  }
+
+  // Resends writes: their data is generated again into scratch_.
   Status SendBatch(const std::vector<const Item*>& items) {
+    size_t used = 0;
+    for (const Item* it : items) {
+      WorkloadData(o_.spec.seed, it->seq, ScratchFor(used, it->w.length), it->w.length);
+      used += it->w.length;
+    }
+    return SendGenerated(items);
+  }
+
+  // Sends writes whose data lies back to back at the start of scratch_.
+  Status SendGenerated(const std::vector<const Item*>& items) {
     if (items.empty() || !conn_) return Status::Ok();
     FrameHeader h;
     proto::WriteBatch* b = h.mutable_write_batch();
     b->set_first_seq(items.front()->seq);
     std::vector<stream::ConstSlice> payload;
+    size_t at = 0;
     for (const Item* it : items) {
       proto::Write* w = b->add_writes();
       w->set_seq(it->seq);
@@ -291,7 +314,8 @@ class WorkloadRunner final : public ReconnectingRunner {
       w->set_length(it->w.length);
       w->set_source_time_ns(it->time_ns);
       w->set_crc32c(it->crc);
-      payload.push_back({it->data.data(), it->data.size()});
+      payload.push_back({scratch_.data() + at, it->w.length});
+      at += it->w.length;
     }
     return conn_->Send(h, payload);
   }
@@ -316,6 +340,7 @@ class WorkloadRunner final : public ReconnectingRunner {
   uint64_t tags_made_ = 0;  // time-driven tags of the run so far (group tag numbering)
   std::deque<Item> window_;
   uint64_t window_bytes_ = 0;
+  std::vector<uint8_t> scratch_;  // data of the batch being sent (reused)
   bool throttled_ = false;
   Clock::time_point deadline_, next_tag_, rate_clock_;
   double writes_sent_ = 0, bytes_sent_ = 0;
