@@ -64,10 +64,7 @@ void Session::Start(std::string id) {
   auto self = shared_from_this();
   asio::post(strand_, [self] {
     self->handshake_deadline_ = std::chrono::steady_clock::now() + self->o_.handshake_timeout;
-    const uint64_t gen = ++self->read_gen_;
-    self->read_timer_.expires_after(self->o_.handshake_timeout);
-    self->read_timer_.async_wait(asio::bind_executor(
-        self->strand_, [self, gen](const error_code& ec) { self->OnReadTimeout(gen, ec); }));
+    self->WatchReads(self->handshake_deadline_);
     self->stream_.async_handshake(
         asio::ssl::stream_base::server,
         asio::bind_executor(self->strand_,
@@ -84,8 +81,7 @@ void Session::Stop() {
 }
 
 void Session::OnTlsHandshake(const error_code& ec) {
-  ++read_gen_;
-  read_timer_.cancel();
+  // The watchdog stays armed: hello and auth have the same deadline.
   if (state_ != State::kTls) return;
   if (ec) {
     Close(Status(Errc::kProtocol, "TLS handshake failed: " + ec.message()));
@@ -105,18 +101,10 @@ void Session::MaybeRead() {
     EnterThrottle();
     return;
   }
-  std::chrono::milliseconds timeout = o_.idle_timeout;
-  if (state_ != State::kStreaming) {
-    const auto left = handshake_deadline_ - std::chrono::steady_clock::now();
-    timeout = std::max(std::chrono::milliseconds(0),
-                       std::chrono::duration_cast<std::chrono::milliseconds>(left));
-  }
+  WatchReads(state_ == State::kStreaming ? std::chrono::steady_clock::now() + o_.idle_timeout
+                                          : handshake_deadline_);
   reading_ = true;
-  const uint64_t gen = ++read_gen_;
   auto self = shared_from_this();
-  read_timer_.expires_after(timeout);
-  read_timer_.async_wait(asio::bind_executor(
-      strand_, [self, gen](const error_code& ec) { self->OnReadTimeout(gen, ec); }));
   // Payload bytes are read straight into the frame's payload (one copy
   // less per byte); everything else through read_buf_. A TLS read returns at
   // most one record, so the slice asked for is one record's plaintext.
@@ -124,13 +112,35 @@ void Session::MaybeRead() {
   direct_read_ = direct.size > 0;
   stream_.async_read_some(
       direct_read_ ? asio::buffer(direct.data, direct.size) : asio::buffer(read_buf_),
-      asio::bind_executor(strand_, [self, gen](const error_code& ec, size_t n) {
-        self->OnRead(gen, ec, n);
+      asio::bind_executor(strand_, [self](const error_code& ec, size_t n) {
+        self->OnRead(ec, n);
       }));
 }
 
-void Session::OnReadTimeout(uint64_t gen, const error_code& ec) {
-  if (ec || gen != read_gen_ || state_ >= State::kClosing) return;
+void Session::WatchReads(std::chrono::steady_clock::time_point deadline) {
+  read_deadline_ = deadline;
+  // Armed for this deadline or an earlier one: it fires then and re-arms.
+  if (watchdog_armed_ && watchdog_expiry_ <= deadline) return;
+  watchdog_armed_ = true;
+  watchdog_expiry_ = deadline;
+  const uint64_t gen = ++watchdog_gen_;
+  auto self = shared_from_this();
+  read_timer_.expires_at(deadline);
+  read_timer_.async_wait(asio::bind_executor(
+      strand_, [self, gen](const error_code& ec) { self->OnReadWatchdog(gen, ec); }));
+}
+
+void Session::OnReadWatchdog(uint64_t gen, const error_code& ec) {
+  if (ec || gen != watchdog_gen_) return;  // cancelled, or armed again since
+  watchdog_armed_ = false;
+  if (state_ >= State::kClosing) return;
+  // Nothing to watch while the session does not read (throttled, hash
+  // replies pending): the next read arms the watchdog again.
+  if (!reading_ && state_ != State::kTls) return;
+  if (std::chrono::steady_clock::now() < read_deadline_) {  // reads came in since it was armed
+    WatchReads(read_deadline_);
+    return;
+  }
   if (state_ == State::kTls) {
     Close(Status(Errc::kAborted,
                  "TLS handshake not finished within " + Ms(o_.handshake_timeout)));
@@ -142,16 +152,12 @@ void Session::OnReadTimeout(uint64_t gen, const error_code& ec) {
   }
 }
 
-void Session::OnRead(uint64_t gen, const error_code& ec, size_t n) {
+void Session::OnRead(const error_code& ec, size_t n) {
   reading_ = false;
   // n bytes went into the decoder's payload (direct) or into read_buf_.
   const bool direct = direct_read_;
   direct_read_ = false;
   if (direct) decoder_.CommitInput(ec ? 0 : n);
-  if (gen == read_gen_) {
-    ++read_gen_;
-    read_timer_.cancel();
-  }
   if (state_ == State::kClosed) return;
   if (state_ == State::kClosing) {  // draining after our last frame
     if (ec) {
@@ -511,11 +517,10 @@ void Session::DrainRead() {
   if (reading_ || state_ != State::kClosing) return;
   reading_ = true;
   auto self = shared_from_this();
-  const uint64_t gen = ++read_gen_;
   stream_.async_read_some(
       asio::buffer(read_buf_),
-      asio::bind_executor(strand_, [self, gen](const error_code& ec, size_t n) {
-        self->OnRead(gen, ec, n);
+      asio::bind_executor(strand_, [self](const error_code& ec, size_t n) {
+        self->OnRead(ec, n);
       }));
 }
 

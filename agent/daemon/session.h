@@ -91,8 +91,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnTlsHandshake(const boost::system::error_code& ec);
   void MaybeRead();
-  void OnRead(uint64_t gen, const boost::system::error_code& ec, size_t n);
-  void OnReadTimeout(uint64_t gen, const boost::system::error_code& ec);
+  void OnRead(const boost::system::error_code& ec, size_t n);
+  // Read timeouts: every read must complete by read_deadline_ (moved at each
+  // read start). One timer watches it, re-armed lazily when it fires early —
+  // not set and cancelled per read (a TLS read returns one 16 KiB record).
+  void WatchReads(std::chrono::steady_clock::time_point deadline);
+  void OnReadWatchdog(uint64_t gen, const boost::system::error_code& ec);
   Status HandleFrame(stream::Frame&& frame);
   Status OnHello(const proto::Hello& hello);
   Status OnAuthResponse(const proto::AuthResponse& response);
@@ -133,8 +137,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<uint8_t> read_buf_;
   bool direct_read_ = false;  // the read in flight fills the decoder's payload
   bool reading_ = false;
-  uint64_t read_gen_ = 0;
-  boost::asio::steady_timer read_timer_;
+  boost::asio::steady_timer read_timer_;  // the read watchdog
+  std::chrono::steady_clock::time_point read_deadline_, watchdog_expiry_;
+  bool watchdog_armed_ = false;
+  uint64_t watchdog_gen_ = 0;
 
   std::deque<std::vector<uint8_t>> queue_;
   std::vector<uint8_t> write_buf_;

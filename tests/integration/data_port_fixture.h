@@ -263,8 +263,8 @@ class DataPortTest : public ::testing::Test {
     ReceiverOptions ro;
     ro.address = "127.0.0.1";
     ro.port = 0;
-    ro.session.handshake_timeout = std::chrono::seconds(5);
-    ro.session.idle_timeout = std::chrono::seconds(10);
+    ro.session.handshake_timeout = handshake_timeout_;
+    ro.session.idle_timeout = idle_timeout_;
     ro.session.close_timeout = std::chrono::seconds(2);
     auto r = Receiver::Start(identity_, directory_, ro);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -311,6 +311,7 @@ class DataPortTest : public ::testing::Test {
   mt::test::TempDir dir_;
   std::string ret_;
   RuntimeOptions runtime_options_;
+  std::chrono::milliseconds handshake_timeout_{5000}, idle_timeout_{10000};
   std::unique_ptr<retention::RetentionStore> store_;
   uint64_t stream_id_ = 0;
   std::vector<std::unique_ptr<shim::MemBlockDevice>> disks_;

@@ -332,5 +332,89 @@ TEST_F(DataPortTest, ResyncHashRequestWithoutAHashSourceIsUnavailable) {
   EXPECT_EQ(frames[0].header.error().code(), "unavailable");
 }
 
+// --- read timeouts -----------------------------------------------------------
+// Every read of the receiver has a deadline: the TLS handshake plus hello and
+// auth within handshake_timeout, then each read within idle_timeout. One
+// watchdog timer per session enforces it (re-armed lazily, not per read).
+
+class DataPortTimeoutTest : public DataPortTest {
+ protected:
+  DataPortTimeoutTest() {
+    handshake_timeout_ = std::chrono::milliseconds(600);
+    idle_timeout_ = std::chrono::milliseconds(800);
+  }
+  static double SecondsSince(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+  // The error frame the receiver sent before closing, if any.
+  static std::optional<stream::Frame> ErrorFrame(RawTlsClient* c) {
+    for (auto& f : c->ReadUntilClosed()) {
+      if (f.type() == FrameHeader::kError) return std::move(f);
+    }
+    return std::nullopt;
+  }
+};
+
+TEST_F(DataPortTimeoutTest, TcpPeerThatNeverStartsTlsIsClosedAtTheHandshakeTimeout) {
+  RawTlsClient c;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.ConnectTcp(port()));
+  char b;
+  EXPECT_EQ(::recv(c.fd(), &b, 1, 0), 0) << "closed by the receiver (not our 5 s socket timeout)";
+  EXPECT_GE(SecondsSince(t0), 0.55);
+  EXPECT_LT(SecondsSince(t0), 4.0);
+  Settle();
+}
+
+TEST_F(DataPortTimeoutTest, TlsPeerThatNeverSaysHelloIsClosedAtTheHandshakeTimeout) {
+  RawTlsClient c;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.Connect(port()));
+  auto e = ErrorFrame(&c);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->header.error().message(), "handshake (hello, auth) not finished within 600 ms");
+  EXPECT_GE(SecondsSince(t0), 0.55);
+  Settle();
+}
+
+TEST_F(DataPortTimeoutTest, SilentSenderIsClosedAtTheIdleTimeout) {
+  RawTlsClient c;
+  ASSERT_TRUE(c.Connect(port()));
+  ASSERT_TRUE(c.Authenticate(kStream, key_));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto e = ErrorFrame(&c);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->header.error().message(), "nothing received for 800 ms");
+  EXPECT_GE(SecondsSince(t0), 0.75);
+  EXPECT_LT(SecondsSince(t0), 4.0);
+  Settle();
+}
+
+TEST_F(DataPortTimeoutTest, ASenderThatKeepsTalkingOutlivesManyIdleTimeouts) {
+  RawTlsClient c;
+  ASSERT_TRUE(c.Connect(port()));
+  ASSERT_TRUE(c.Authenticate(kStream, key_));
+  // 3 s of pings every 150 ms: well past the handshake deadline and several
+  // idle timeouts, each read within its own deadline.
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t id = 0;
+  while (SecondsSince(t0) < 3.0) {
+    FrameHeader h;
+    h.mutable_ping()->set_id(++id);
+    ASSERT_TRUE(c.Write(Encode(h)));
+    auto f = c.ReadFrame();
+    ASSERT_TRUE(f) << "closed after " << SecondsSince(t0) << " s";
+    ASSERT_EQ(f->type(), FrameHeader::kPong) << f->header.ShortDebugString();
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  // Then silence: the deadline of the last read still holds.
+  const auto t1 = std::chrono::steady_clock::now();
+  auto e = ErrorFrame(&c);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->header.error().message(), "nothing received for 800 ms");
+  EXPECT_GE(SecondsSince(t1), 0.6);
+  Settle();
+}
+
 }  // namespace
 }  // namespace mt::daemon::test
