@@ -276,7 +276,7 @@ Result<bool> FrameDecoder::Next(Frame* frame) {
                                  " payload bytes have " + Hex32(crc)));
         }
         frame->payload = std::move(payload_);
-        payload_ = std::vector<uint8_t>();
+        payload_ = PayloadBytes();
         payload_have_ = 0;
         frame->header.Swap(&header_);
         header_.Clear();

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "mt/shim/aligned_buffer.h"
 #include "mt/shim/status.h"
 #include "mt/stream.pb.h"
 
@@ -35,9 +36,14 @@ const char* FrameTypeName(FrameType t);
 // resync-hash-reply); every other type has payload_length 0.
 bool FrameTypeHasPayload(FrameType t);
 
+// A frame's payload: page-aligned memory, so that the applier can write a
+// write-batch's data to O_DIRECT targets straight from the frame (no bounce
+// copy) where a write's place in the payload is aligned too.
+using PayloadBytes = std::vector<uint8_t, PageAlignedAllocator<uint8_t>>;
+
 struct Frame {
-  FrameHeader header;            // payload_length/payload_crc32c describe `payload`
-  std::vector<uint8_t> payload;  // the raw payload (CRC already verified)
+  FrameHeader header;  // payload_length/payload_crc32c describe `payload`
+  PayloadBytes payload;  // the raw payload (CRC already verified)
 
   FrameType type() const { return header.body_case(); }
 };
@@ -148,7 +154,7 @@ class FrameDecoder {
   uint64_t header_len_ = 0;
   FrameHeader header_;  // valid in stage kPayload
   // Stage kPayload: the payload received so far, payload_[0, payload_have_).
-  std::vector<uint8_t> payload_;
+  PayloadBytes payload_;
   size_t payload_have_ = 0;
   size_t prepared_ = 0;  // size of the slice PrepareInput last gave out
   Status error_;

@@ -5,6 +5,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -189,7 +190,8 @@ inline ::testing::AssertionResult SameFrame(const Frame& got, const FrameSpec& w
   google::protobuf::util::MessageDifferencer d;
   d.ReportDifferencesToString(&diff);
   if (!d.Compare(w, g)) return ::testing::AssertionFailure() << "headers differ: " << diff;
-  if (got.payload != want.payload) return ::testing::AssertionFailure() << "payloads differ";
+  if (!std::equal(got.payload.begin(), got.payload.end(), want.payload.begin(), want.payload.end()))
+    return ::testing::AssertionFailure() << "payloads differ";
   return ::testing::AssertionSuccess();
 }
 

@@ -427,7 +427,7 @@ TEST(StreamValidator, AdmitDispatchesOnFrameType) {
   Frame f;
   FrameSpec spec = WriteBatchFrame(101, 2);
   f.header = spec.header;
-  f.payload = spec.payload;
+  f.payload.assign(spec.payload.begin(), spec.payload.end());
   EXPECT_EQ(ValueOf(v.Admit(f)), Verdict::kStore);
   f = Frame();
   *f.header.mutable_tag() = GoodTag(103);

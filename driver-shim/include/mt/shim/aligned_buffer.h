@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 
 namespace mt {
 
@@ -37,6 +38,28 @@ class AlignedBuffer {
   };
   std::unique_ptr<uint8_t, Free> data_;
   size_t size_ = 0;
+};
+
+// Allocator of page-aligned memory (kDirectIoAlignment) for standard
+// containers: a std::vector<uint8_t, PageAlignedAllocator<uint8_t>> can be
+// handed to O_DIRECT I/O as is. Sizes are rounded up to the alignment.
+template <typename T>
+struct PageAlignedAllocator {
+  using value_type = T;
+  PageAlignedAllocator() noexcept = default;
+  template <typename U>
+  PageAlignedAllocator(const PageAlignedAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  T* allocate(size_t n) {
+    const size_t bytes = (n * sizeof(T) + kDirectIoAlignment - 1) / kDirectIoAlignment * kDirectIoAlignment;
+    void* p = std::aligned_alloc(kDirectIoAlignment, bytes == 0 ? kDirectIoAlignment : bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) noexcept { std::free(p); }
+  template <typename U>
+  bool operator==(const PageAlignedAllocator<U>&) const noexcept { return true; }
+  template <typename U>
+  bool operator!=(const PageAlignedAllocator<U>&) const noexcept { return false; }
 };
 
 inline bool IsAligned(uint64_t v, uint64_t alignment) { return alignment != 0 && v % alignment == 0; }
