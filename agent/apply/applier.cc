@@ -140,6 +140,7 @@ Status Applier::Apply(const std::vector<WalRecord>& batch) {
     Status s = disks_[touched[k]]->Flush();
     return s.ok() ? s : s.WithContext("flush after seq " + std::to_string(batch.back().h.seq));
   }));
+  MT_RETURN_IF_ERROR(checkpoint_->BatchApplied(batch));  // before the checkpoint: invariant 3
   MT_RETURN_IF_ERROR(checkpoint_->Record(batch.back().h.seq, batch.back().h.source_time_ns));
   applied_seq_ = batch.back().h.seq;  // invariant 3: only after flush + checkpoint
   return Status::Ok();

@@ -13,7 +13,8 @@
 //  2. Undo before overwrite: no target write is issued before the undo
 //     records of its whole batch are durable.
 //  3. Checkpoint after flush: the checkpoint names a seq only after the target
-//     writes it covers are flushed.
+//     writes it covers are flushed, and after what the batch leaves besides
+//     data (CheckpointSink::BatchApplied) is stored.
 //  4. Restart is exact: Recover() re-applies WAL records after the checkpoint,
 //     reusing durable undo records (re-applying an after-image is idempotent)
 //     and capturing the before-image otherwise.
@@ -53,6 +54,13 @@ struct WalRecord {
 class CheckpointSink {
  public:
   virtual ~CheckpointSink() = default;
+  // Called once the batch's target writes are flushed, before Record(): what
+  // the caller keeps about the batch besides the data (the catalog's recovery
+  // points of its tags, a resync completing) is stored here. A crash between
+  // the two leaves the checkpoint before the batch, so the batch is applied
+  // again after the restart and this is called again: it must be idempotent.
+  // (Stored after the checkpoint instead, it would be lost by such a crash.)
+  virtual Status BatchApplied(const std::vector<WalRecord>& batch) { return Status::Ok(); }
   virtual Status Record(uint64_t applied_seq, int64_t applied_time_ns) = 0;
 };
 

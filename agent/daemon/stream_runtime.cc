@@ -20,6 +20,34 @@ class CatalogCheckpoint : public apply::CheckpointSink {
   CatalogCheckpoint(retention::Catalog& c, shim::Clock& clock, uint64_t stream,
                     std::vector<uint32_t> disks)
       : c_(c), clock_(clock), stream_(stream), disks_(std::move(disks)) {}
+  // The batch's tags become recovery points; a resync-complete record marks
+  // its disk complete. Both idempotent (a restart may apply a batch again).
+  Status BatchApplied(const std::vector<apply::WalRecord>& batch) override {
+    for (const auto& r : batch) {
+      if (r.h.type == RecordType::kTag) {
+        retention::TagPayload t;
+        MT_RETURN_IF_ERROR(retention::DecodeTag(r.data, r.h.stored_length, &t));
+        retention::PointRow p;
+        p.stream = stream_;
+        p.seq = r.h.seq;
+        p.time_ns = r.h.source_time_ns;
+        p.kind = t.kind;
+        p.name = t.name;
+        p.group_tag_id = t.group_tag_id;
+        Status s = c_.AddPoint(p);
+        if (!s.ok() && s.code() != Errc::kAlreadyExists) return s;
+      } else if (r.h.type == RecordType::kResyncComplete) {
+        MT_ASSIGN_OR_RETURN(auto disks, c_.ListDisks(stream_));
+        for (auto d : disks) {
+          if (d.disk != r.h.disk || d.resync_state == "complete") continue;
+          d.resync_state = "complete";
+          d.resync_complete_seq = r.h.seq;
+          MT_RETURN_IF_ERROR(c_.UpdateDisk(d));
+        }
+      }
+    }
+    return Status::Ok();
+  }
   Status Record(uint64_t seq, int64_t time) override {
     for (uint32_t d : disks_) {
       retention::CheckpointRow row;
@@ -104,33 +132,16 @@ Status StreamRuntime::RecoverFromWal() {
 
 Status StreamRuntime::ApplyRecords(const std::vector<apply::WalRecord>& records) {
   if (records.empty()) return Status::Ok();
+  // The applier stores the batch's points and resync completions
+  // (CatalogCheckpoint::BatchApplied) before its checkpoint.
   MT_RETURN_IF_ERROR(applier_->Apply(records));
   for (const auto& r : records) {
-    if (r.h.type == RecordType::kTag) {
-      retention::TagPayload t;
-      MT_RETURN_IF_ERROR(retention::DecodeTag(r.data, r.h.stored_length, &t));
-      retention::PointRow p;
-      p.stream = stream_;
-      p.seq = r.h.seq;
-      p.time_ns = r.h.source_time_ns;
-      p.kind = t.kind;
-      p.name = t.name;
-      p.group_tag_id = t.group_tag_id;
-      Status s = store_.catalog().AddPoint(p);
-      // A restart may apply a tag again: the point is already there.
-      if (!s.ok() && s.code() != Errc::kAlreadyExists) return s;
-      if (t.kind == retention::TagKind::kApp) {
-        std::lock_guard<std::mutex> l(mu_);
-        last_app_point_ns_ = std::max(last_app_point_ns_, r.h.source_time_ns);
-      }
-    } else if (r.h.type == RecordType::kResyncComplete) {
-      MT_ASSIGN_OR_RETURN(auto disks, store_.catalog().ListDisks(stream_));
-      for (auto d : disks) {
-        if (d.disk != r.h.disk || d.resync_state == "complete") continue;
-        d.resync_state = "complete";
-        d.resync_complete_seq = r.h.seq;
-        MT_RETURN_IF_ERROR(store_.catalog().UpdateDisk(d));
-      }
+    if (r.h.type != RecordType::kTag) continue;
+    retention::TagPayload t;
+    if (retention::DecodeTag(r.data, r.h.stored_length, &t).ok() &&
+        t.kind == retention::TagKind::kApp) {
+      std::lock_guard<std::mutex> l(mu_);
+      last_app_point_ns_ = std::max(last_app_point_ns_, r.h.source_time_ns);
     }
   }
   std::lock_guard<std::mutex> l(mu_);

@@ -617,6 +617,14 @@ void DaemonCrash::VerifyOffline(const std::vector<KillInfo>& kills) {
     EXPECT_EQ(pr.kind, retention::TagKind::kApp) << pr.name;
   }
   EXPECT_EQ(points, tags);
+  if (points != tags) {  // name the difference: the lists are long
+    for (const auto& t : tags)
+      if (std::find(points.begin(), points.end(), t) == points.end())
+        ADD_FAILURE() << "tag in the record, not in the catalog: " << t.first << " " << t.second;
+    for (const auto& pt : points)
+      if (std::find(tags.begin(), tags.end(), pt) == tags.end())
+        ADD_FAILURE() << "point in the catalog, not in the record: " << pt.first << " " << pt.second;
+  }
 
   // (2) The targets equal the record rebuilt at N.
   std::vector<std::unique_ptr<VectorDevice>> targets;
