@@ -23,6 +23,9 @@ namespace {
 
 // Largest plaintext of one TLS record (RFC 8446 §5.1, and TLS 1.2 alike).
 constexpr size_t kTlsRecordPlaintextBytes = 16384;
+// Non-blocking reads after an asynchronous one completes, before going back
+// to the reactor (bounds the time one session holds its thread).
+constexpr int kReadsPerWakeup = 16;
 
 std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
@@ -88,6 +91,8 @@ void Session::OnTlsHandshake(const error_code& ec) {
     return;
   }
   state_ = State::kHello;
+  error_code ignored;  // for the reads in OnRead: would_block instead of waiting
+  stream_.next_layer().non_blocking(true, ignored);
   MaybeRead();
 }
 
@@ -167,6 +172,30 @@ void Session::OnRead(const error_code& ec, size_t n) {
     }
     return;
   }
+  if (!Consume(ec, direct, n)) return;
+  // Take what the socket already holds without a trip through the reactor
+  // and the strand per TLS record (16 KiB): a few non-blocking reads (the
+  // socket is in non-blocking mode since the TLS handshake).
+  for (int i = 0; i < kReadsPerWakeup && ReadAllowed(); ++i) {
+    const stream::MutableSlice slice = decoder_.PrepareInput(kTlsRecordPlaintextBytes);
+    const bool d = slice.size > 0;
+    error_code rec;
+    const size_t m =
+        stream_.read_some(d ? asio::buffer(slice.data, slice.size) : asio::buffer(read_buf_), rec);
+    if (d) decoder_.CommitInput(rec ? 0 : m);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+    if (!Consume(rec, d, m)) return;
+  }
+  MaybeRead();
+}
+
+bool Session::ReadAllowed() const {
+  return !reading_ && state_ != State::kTls && state_ < State::kClosing && !throttled_ &&
+         hash_in_flight_ < o_.max_hash_in_flight &&
+         !(state_ == State::kStreaming && port_->Throttled());
+}
+
+bool Session::Consume(const error_code& ec, bool direct, size_t n) {
   if (ec) {
     if (IsEof(ec)) {
       Status s = decoder_.Finish();
@@ -178,7 +207,7 @@ void Session::OnRead(const error_code& ec, size_t n) {
     } else {
       Close(Status(Errc::kIoError, "read: " + ec.message()));
     }
-    return;
+    return false;
   }
   size_t off = direct ? n : 0;
   for (;;) {
@@ -190,24 +219,24 @@ void Session::OnRead(const error_code& ec, size_t n) {
       Result<bool> next = decoder_.Next(&frame);
       if (!next.ok()) {
         Fail(next.status());
-        return;
+        return false;
       }
       if (!*next) break;
       progressed = true;
       Status s = HandleFrame(std::move(frame));
       if (!s.ok()) {
         Fail(s);
-        return;
+        return false;
       }
-      if (state_ >= State::kClosing) return;
+      if (state_ >= State::kClosing) return false;
     }
     if (off >= n) break;
     if (!progressed) {  // cannot happen (FrameDecoder contract); never spin
       Fail(Status(Errc::kInternal, "frame decoder made no progress"));
-      return;
+      return false;
     }
   }
-  MaybeRead();
+  return true;
 }
 
 // ---------------------------------------------------------------------------

@@ -92,6 +92,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnTlsHandshake(const boost::system::error_code& ec);
   void MaybeRead();
   void OnRead(const boost::system::error_code& ec, size_t n);
+  // Handles a read's outcome: n bytes in the decoder's payload (direct) or
+  // read_buf_, frames handled. false: the session is closing (or closed).
+  bool Consume(const boost::system::error_code& ec, bool direct, size_t n);
+  // May another read start now (same conditions as MaybeRead)?
+  bool ReadAllowed() const;
   // Read timeouts: every read must complete by read_deadline_ (moved at each
   // read start). One timer watches it, re-armed lazily when it fires early —
   // not set and cancelled per read (a TLS read returns one 16 KiB record).
