@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "mt/shim/crc32c.h"
 
@@ -130,7 +131,8 @@ size_t FrameDecoder::Put(const uint8_t* data, size_t n) {
   size_t took = 0;
   if (stage_ == Stage::kPayload) {  // straight into the frame's payload
     took = std::min(n, PayloadMissing());
-    payload_.insert(payload_.end(), data, data + took);
+    payload_.resize(payload_have_ + took);  // not zeroed (PageAlignedAllocator)
+    if (took > 0) std::memcpy(payload_.data() + payload_have_, data, took);
     payload_have_ += took;
     data += took;
     n -= took;
@@ -168,7 +170,8 @@ void FrameDecoder::StartPayload() {
   payload_.clear();
   payload_.reserve(len);
   const size_t from_buf = std::min<size_t>(len, buf_.size() - pos_);
-  payload_.insert(payload_.end(), buf_.data() + pos_, buf_.data() + pos_ + from_buf);
+  payload_.resize(from_buf);  // not zeroed (PageAlignedAllocator)
+  if (from_buf > 0) std::memcpy(payload_.data(), buf_.data() + pos_, from_buf);
   payload_have_ = from_buf;
   pos_ += from_buf;
   if (pos_ == buf_.size()) {

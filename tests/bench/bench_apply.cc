@@ -156,13 +156,16 @@ int main(int argc, char** argv) {
     }
     while (written < total) {
       auto f = std::make_shared<stream::Frame>();
+      f->payload.reserve(4 * len);
       auto* b = f->header.mutable_write_batch();
       b->set_first_seq(seq + 1);
       for (int i = 0; i < 4 && written < total; ++i) {
         proto::Write* w = b->add_writes();
         const uint8_t* p = next_write(w);
         w->set_crc32c(crc32c::Value(p, len));
-        f->payload.insert(f->payload.end(), p, p + len);
+        const size_t at = f->payload.size();  // resize + memcpy: see PageAlignedAllocator
+        f->payload.resize(at + len);
+        std::memcpy(f->payload.data() + at, p, len);
       }
       f->header.set_payload_length(f->payload.size());
       while ((*rt)->Throttled()) std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 
 namespace mt {
 
@@ -43,6 +44,11 @@ class AlignedBuffer {
 // Allocator of page-aligned memory (kDirectIoAlignment) for standard
 // containers: a std::vector<uint8_t, PageAlignedAllocator<uint8_t>> can be
 // handed to O_DIRECT I/O as is. Sizes are rounded up to the alignment.
+//
+// For buffers that are filled right after they grow: resize() default-
+// initializes, i.e. new bytes are NOT zeroed (indeterminate until written).
+// Fill them with memcpy after resize(): a range insert()/assign() through a
+// non-standard allocator is an element-by-element loop in libstdc++.
 template <typename T>
 struct PageAlignedAllocator {
   using value_type = T;
@@ -56,6 +62,14 @@ struct PageAlignedAllocator {
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t) noexcept { std::free(p); }
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;  // default-init: no zero fill
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
   template <typename U>
   bool operator==(const PageAlignedAllocator<U>&) const noexcept { return true; }
   template <typename U>
