@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <deque>
 
 #include "frame_codec.h"
 #include "mt/shim/clock.h"
@@ -10,6 +9,7 @@
 #include "mt/shim/file_system.h"
 #include "reconnect.h"
 #include "record.h"
+#include "send_window.h"
 #include "validator.h"
 
 namespace mt::send {
@@ -196,6 +196,10 @@ class ReplayRunner final : public ReconnectingRunner {
     std::vector<uint8_t> data;
     uint32_t crc = 0;
     int64_t time_ns = 0;
+
+    bool is_tag() const { return r.type == ReplayItem::kMark; }
+    uint64_t charge() const { return data.size(); }
+    uint64_t write_bytes() const { return r.type == ReplayItem::kWrite ? r.length : 0; }
   };
 
   Status OnWelcome(const proto::Welcome& w) override {
@@ -244,63 +248,19 @@ class ReplayRunner final : public ReconnectingRunner {
         ++next_seq_;
       }
       if (r > end_seq_) next_seq_ = r + 1;  // the stream went on after the replay
-    } else {
-      while (!window_.empty() && window_.front().seq <= r) PopFront();
-      if (!window_.empty() && window_.front().seq != r + 1) {
-        return Status(Errc::kProtocol, "the receiver resumes after seq " + std::to_string(r) +
-                                           " but this replay's unacknowledged items start at " +
-                                           std::to_string(window_.front().seq));
-      }
     }
-    throttled_ = false;
-    std::vector<const Item*> batch;
-    for (const Item& i : window_) {
-      if (i.r.type == ReplayItem::kMark) {
-        MT_RETURN_IF_ERROR(SendBatch(batch));
-        batch.clear();
-        MT_RETURN_IF_ERROR(SendTag(i));
-      } else {
-        batch.push_back(&i);
-        if (batch.size() >= o_.batch_writes) {
-          MT_RETURN_IF_ERROR(SendBatch(batch));
-          batch.clear();
-        }
-      }
-    }
-    MT_RETURN_IF_ERROR(SendBatch(batch));
+    // Resend what is not durable, exactly as it was.
+    MT_RETURN_IF_ERROR(window_.Resume(
+        r, o_.batch_writes, &res_.run, [this](const std::vector<const Item*>& b) { return SendBatch(b); },
+        [this](const Item& i) { return SendTag(i); }));
     Pump();
     return Status::Ok();
   }
 
   Status OnFrame(stream::Frame&& f) override {
-    switch (f.type()) {
-      case FrameHeader::kAck: {
-        const uint64_t a = f.header.ack().durable_seq();
-        while (!window_.empty() && window_.front().seq <= a) PopFront();
-        Pump();
-        return Status::Ok();
-      }
-      case FrameHeader::kThrottle:
-        throttled_ = f.header.throttle().on();
-        if (!throttled_) Pump();
-        return Status::Ok();
-      default:
-        return Status(Errc::kProtocol, std::string("unexpected ") + stream::FrameTypeName(f.type()) +
-                                           " frame from the receiver");
-    }
-  }
-
-  void PopFront() {
-    const Item& i = window_.front();
-    window_bytes_ -= i.data.size();
-    res_.run.last_seq = i.seq;
-    if (i.r.type == ReplayItem::kMark) {
-      ++res_.run.tags;
-    } else {
-      ++res_.run.writes;
-      if (i.r.type == ReplayItem::kWrite) res_.run.bytes += i.r.length;
-    }
-    window_.pop_front();
+    MT_ASSIGN_OR_RETURN(const bool pump, window_.OnFrame(f, &res_.run));
+    if (pump) Pump();
+    return Status::Ok();
   }
 
   bool Done() const { return next_seq_ > end_seq_; }
@@ -309,8 +269,7 @@ class ReplayRunner final : public ReconnectingRunner {
     if (!opened_ || finished()) return;
     if (Done() && window_.empty()) return Finish(Status::Ok());
     if (!connected()) return;
-    while (!throttled_ && conn_ && conn_->queued_bytes() < (4u << 20) && window_bytes_ < o_.window_bytes &&
-           !Done()) {
+    while (conn_ && window_.HasRoom(conn_->queued_bytes()) && !Done()) {
       Status s = SendNext();
       if (!s.ok()) return Finish(s);
     }
@@ -344,8 +303,7 @@ class ReplayRunner final : public ReconnectingRunner {
         e.name = i.r.name;
         rec.push_back(e);
         if (record_) MT_RETURN_IF_ERROR(record_->Append(rec));
-        window_.push_back(std::move(i));
-        return SendTag(window_.back());
+        return SendTag(window_.Push(std::move(i)));
       }
       if (i.r.type == ReplayItem::kWrite) {
         MT_RETURN_IF_ERROR(cursor_->ReadData(i.r, &i.data));
@@ -357,13 +315,10 @@ class ReplayRunner final : public ReconnectingRunner {
       e.crc32c = i.crc;
       rec.push_back(e);
       bytes += i.data.size();
-      window_bytes_ += i.data.size();
-      window_.push_back(std::move(i));
+      window_.Push(std::move(i));
     }
     if (record_) MT_RETURN_IF_ERROR(record_->Append(rec));
-    std::vector<const Item*> batch;
-    for (size_t k = first; k < window_.size(); ++k) batch.push_back(&window_[k]);
-    return SendBatch(batch);
+    return SendBatch(window_.Since(first));
   }
 
   Status SendBatch(const std::vector<const Item*>& items) {
@@ -399,13 +354,12 @@ class ReplayRunner final : public ReconnectingRunner {
 
   const ReplayOptions o_;
   LogSource& src_;
-  bool opened_ = false, throttled_ = false, peeked_ = false;
+  bool opened_ = false, peeked_ = false;
   std::unique_ptr<RecordWriter> record_;
   std::unique_ptr<ReplayCursor> cursor_;
   ReplayItem peek_;
   uint64_t next_seq_ = 1, end_seq_ = 0;
-  std::deque<Item> window_;
-  uint64_t window_bytes_ = 0;
+  SendWindow<Item> window_{"replay", o_.window_bytes};  // sent, not yet durable
   ReplayResult res_;
 };
 

@@ -10,6 +10,7 @@
 #include "mt/shim/file_system.h"
 #include "reconnect.h"
 #include "record.h"
+#include "send_window.h"
 #include "block_hash.h"
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/block_device.h"
@@ -67,6 +68,10 @@ class WorkloadRunner final : public ReconnectingRunner {
     int64_t time_ns = 0;
     std::string name;
     std::string group_tag_id;
+
+    bool is_tag() const { return tag; }
+    uint64_t charge() const { return tag ? 0 : w.length; }
+    uint64_t write_bytes() const { return w.length; }
   };
 
   Status OnWelcome(const proto::Welcome& w) override {
@@ -117,65 +122,22 @@ class WorkloadRunner final : public ReconnectingRunner {
       }
       next_tag_ = Clock::now() + TagPeriod();
       rate_clock_ = Clock::now();
-    } else {
-      while (!window_.empty() && window_.front().seq <= r) PopFront();
-      if (!window_.empty() && window_.front().seq != r + 1) {
-        return Status(Errc::kProtocol, "the receiver resumes after seq " + std::to_string(r) +
-                                           " but this run's unacknowledged items start at " +
-                                           std::to_string(window_.front().seq));
-      }
-      if (window_.empty()) next_seq_ = std::max(next_seq_, r + 1);
     }
-    acked_ = r;
-    throttled_ = false;
     // Resend what is not durable, exactly as it was.
-    std::vector<const Item*> batch;
-    for (const Item& it : window_) {
-      if (it.tag) {
-        MT_RETURN_IF_ERROR(SendBatch(batch));
-        batch.clear();
-        MT_RETURN_IF_ERROR(SendTag(it));
-      } else {
-        batch.push_back(&it);
-        if (batch.size() >= o_.batch_writes) {
-          MT_RETURN_IF_ERROR(SendBatch(batch));
-          batch.clear();
-        }
-      }
-    }
-    MT_RETURN_IF_ERROR(SendBatch(batch));
+    MT_RETURN_IF_ERROR(window_.Resume(
+        r, o_.batch_writes, &res_, [this](const std::vector<const Item*>& b) { return SendBatch(b); },
+        [this](const Item& t) { return SendTag(t); }));
+    // Nothing left unacknowledged: go on after the receiver (on the first
+    // welcome next_seq_ is r + 1 already).
+    if (window_.empty()) next_seq_ = std::max(next_seq_, r + 1);
     Pump();
     return Status::Ok();
   }
 
   Status OnFrame(stream::Frame&& f) override {
-    switch (f.type()) {
-      case FrameHeader::kAck:
-        acked_ = std::max(acked_, f.header.ack().durable_seq());
-        while (!window_.empty() && window_.front().seq <= acked_) PopFront();
-        Pump();
-        return Status::Ok();
-      case FrameHeader::kThrottle:
-        throttled_ = f.header.throttle().on();
-        if (!throttled_) Pump();
-        return Status::Ok();
-      default:
-        return Status(Errc::kProtocol, std::string("unexpected ") +
-                                           stream::FrameTypeName(f.type()) + " frame from the receiver");
-    }
-  }
-
-  void PopFront() {
-    const Item& it = window_.front();
-    if (!it.tag) window_bytes_ -= it.w.length;
-    res_.last_seq = it.seq;
-    if (it.tag) {
-      ++res_.tags;
-    } else {
-      ++res_.writes;
-      res_.bytes += it.w.length;
-    }
-    window_.pop_front();
+    MT_ASSIGN_OR_RETURN(const bool pump, window_.OnFrame(f, &res_));
+    if (pump) Pump();
+    return Status::Ok();
   }
 
   Clock::duration TagPeriod() const {
@@ -200,8 +162,7 @@ class WorkloadRunner final : public ReconnectingRunner {
       return;
     }
     if (!connected()) return;
-    while (!throttled_ && conn_ && conn_->queued_bytes() < (4u << 20) &&
-           window_bytes_ < o_.window_bytes && !GenerationOver()) {
+    while (conn_ && window_.HasRoom(conn_->queued_bytes()) && !GenerationOver()) {
       const double wait = RateWait();
       if (wait > 0) {
         pump_timer_.expires_after(std::chrono::microseconds(static_cast<int64_t>(wait * 1e6) + 1));
@@ -246,8 +207,7 @@ class WorkloadRunner final : public ReconnectingRunner {
       e.name = t.name;
       rec.push_back(e);
       if (record_) MT_RETURN_IF_ERROR(record_->Append(rec));
-      window_.push_back(std::move(t));
-      return SendTag(window_.back());
+      return SendTag(window_.Push(std::move(t)));
     }
     const size_t first = window_.size();
     uint64_t bytes = 0;
@@ -270,15 +230,12 @@ class WorkloadRunner final : public ReconnectingRunner {
       e.crc32c = it.crc;
       rec.push_back(e);
       bytes += it.w.length;
-      window_bytes_ += it.w.length;
       ++writes_sent_;
       bytes_sent_ += static_cast<double>(it.w.length);
-      window_.push_back(std::move(it));
+      window_.Push(std::move(it));
     }
     if (record_) MT_RETURN_IF_ERROR(record_->Append(rec));
-    std::vector<const Item*> batch;
-    for (size_t i = first; i < window_.size(); ++i) batch.push_back(&window_[i]);
-    return SendGenerated(batch);
+    return SendGenerated(window_.Since(first));
   }
 
   // scratch_[at, at + len), growing scratch_ (its start may move: take
@@ -335,13 +292,11 @@ class WorkloadRunner final : public ReconnectingRunner {
   const WorkloadOptions o_;
   std::unique_ptr<RecordWriter> record_;
   bool opened_ = false;
-  uint64_t next_seq_ = 1, end_seq_ = UINT64_MAX, acked_ = 0;
+  uint64_t next_seq_ = 1, end_seq_ = UINT64_MAX;
   uint64_t start_seq_ = 0;  // the run's start: its items are start_seq_ + 1 ..
   uint64_t tags_made_ = 0;  // time-driven tags of the run so far (group tag numbering)
-  std::deque<Item> window_;
-  uint64_t window_bytes_ = 0;
+  SendWindow<Item> window_{"run", o_.window_bytes};  // sent, not yet durable
   std::vector<uint8_t> scratch_;  // data of the batch being sent (reused)
-  bool throttled_ = false;
   Clock::time_point deadline_, next_tag_, rate_clock_;
   double writes_sent_ = 0, bytes_sent_ = 0;
   RunResult res_;
