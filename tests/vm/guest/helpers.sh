@@ -29,6 +29,18 @@
 # Time.
 #   mt_now_ms                      wall clock in milliseconds (for intervals)
 #   mt_elapsed START_MS            "S.mmm" seconds since START_MS
+#
+# Checks. A scenario counts what it checks with these and ends with
+# mt_summary, whose line the host script reads.
+#   mt_pass DESC / mt_fail DESC    one check: prints "PASS DESC" / "FAIL DESC"
+#   mt_verdict STATUS DESC         mt_pass when STATUS is 0, else mt_fail. Used as
+#                                    st=1; COND && COND && st=0; mt_verdict $st "what was found"
+#                                  so that DESC is made after the condition was tested
+#   mt_check DESC CMD [ARG...]     mt_pass when CMD succeeds, else mt_fail
+#   mt_info TEXT                   "info TEXT" (not a check)
+#   mt_failed                      status 0 when a check has failed so far
+#   mt_summary NAME                "NAME: N checks, M failed"; status 0 when none
+#                                  failed and at least one ran
 
 mt_now_ms() {
 	local t s us
@@ -117,4 +129,43 @@ mt_wait_sd_count() {
 
 mt_wait_wwid() {
 	mt_wait "$2" mt_find_wwid "$1"
+}
+
+MT_CHECKS=0
+MT_FAILED=0
+
+mt_pass() {
+	MT_CHECKS=$((MT_CHECKS + 1))
+	echo "PASS $*"
+}
+
+mt_fail() {
+	MT_CHECKS=$((MT_CHECKS + 1))
+	MT_FAILED=$((MT_FAILED + 1))
+	echo "FAIL $*"
+}
+
+mt_verdict() {
+	local st="$1"
+	shift
+	if [ "$st" -eq 0 ]; then mt_pass "$*"; else mt_fail "$*"; fi
+}
+
+mt_check() {
+	local what="$1"
+	shift
+	if "$@"; then mt_pass "$what"; else mt_fail "$what"; fi
+}
+
+mt_info() {
+	echo "info $*"
+}
+
+mt_failed() {
+	[ "$MT_FAILED" -gt 0 ]
+}
+
+mt_summary() {
+	echo "$1: $MT_CHECKS checks, $MT_FAILED failed"
+	[ "$MT_FAILED" -eq 0 ] && [ "$MT_CHECKS" -gt 0 ]
 }

@@ -44,16 +44,6 @@
 # (default 100).
 # Exit 0 only when every check passed; the last line is "e2e: N checks, M failed".
 
-checks=0
-failed=0
-pass() { checks=$((checks + 1)); echo "PASS $*"; }
-fail() { checks=$((checks + 1)); failed=$((failed + 1)); echo "FAIL $*"; }
-info() { echo "info $*"; }
-verdict() {
-	local st="$1"
-	shift
-	if [ "$st" -eq 0 ]; then pass "$*"; else fail "$*"; fi
-}
 # run DESCRIPTION CMD...: a check that CMD exits 0; its output is shown on failure
 run() {
 	local what="$1" out st
@@ -61,16 +51,15 @@ run() {
 	out=$("$@" 2>&1)
 	st=$?
 	if [ $st -eq 0 ]; then
-		pass "$what"
+		mt_pass "$what"
 	else
-		fail "$what: exit $st: $*"
+		mt_fail "$what: exit $st: $*"
 		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
 	fi
 	return $st
 }
 finish() {
-	echo "e2e: $checks checks, $failed failed"
-	[ "$failed" -eq 0 ] && [ "$checks" -gt 0 ]
+	mt_summary e2e
 	exit
 }
 phase_name="" phase_t0=0
@@ -100,7 +89,7 @@ find_disk() {
 	local n
 	if n=$(mt_find_wwid "$2"); then
 		eval "$1=\$n"
-		info "disk $2 is /dev/$n ($(mt_disk_bytes "$n") bytes)"
+		mt_info "disk $2 is /dev/$n ($(mt_disk_bytes "$n") bytes)"
 		return 0
 	fi
 	echo "FAIL e2e: no sd disk has WWID $2 (sysfs)"
@@ -146,7 +135,7 @@ capture() {
 	sectors=$(cat /sys/block/$SRC/size)
 	run "capture: DM_DISABLE_UDEV=1 dmsetup create lw --table '0 $sectors log-writes /dev/$SRC /dev/$LOG'" \
 		env DM_DISABLE_UDEV=1 dmsetup create lw --table "0 $sectors log-writes /dev/$SRC /dev/$LOG" || return 1
-	[ -b /dev/mapper/lw ] || { fail "capture: /dev/mapper/lw is not a block device"; return 1; }
+	[ -b /dev/mapper/lw ] || { mt_fail "capture: /dev/mapper/lw is not a block device"; return 1; }
 	# nodiscard: what QEMU does with a discard is not this test's business;
 	# no lazy init: every inode table and the journal are written now, not
 	# by a kernel thread after the mount (between the marks).
@@ -156,9 +145,9 @@ capture() {
 	run "capture: mount -t ext4 /dev/mapper/lw $MNT" mount -t ext4 /dev/mapper/lw $MNT || return 1
 	if fill $MNT/alpha 4 320 && fill $MNT/beta 4 320 && fill $MNT/gamma/deep 4 320 &&
 		ln -s ../alpha/f1.bin $MNT/beta/link; then
-		pass "capture: wrote 3 directories (12 files of 320 KiB, 60 small ones, a symlink)"
+		mt_pass "capture: wrote 3 directories (12 files of 320 KiB, 60 small ones, a symlink)"
 	else
-		fail "capture: writing the files failed"
+		mt_fail "capture: writing the files failed"
 		return 1
 	fi
 	frozen_mark files || return 1
@@ -166,9 +155,9 @@ capture() {
 	if rm -f $MNT/alpha/f2.bin $MNT/beta/f3.bin && rm -rf $MNT/gamma/deep/small &&
 		mv $MNT/alpha/f4.bin $MNT/beta/moved.bin &&
 		dd if=/dev/urandom bs=1024 count=200 2>/dev/null >>$MNT/beta/f1.bin && fill $MNT/delta 6 256; then
-		pass "capture: deleted 2 files and a directory, renamed, appended, wrote 6 more files"
+		mt_pass "capture: deleted 2 files and a directory, renamed, appended, wrote 6 more files"
 	else
-		fail "capture: the second round of writes failed"
+		mt_fail "capture: the second round of writes failed"
 		return 1
 	fi
 	frozen_mark changed || return 1
@@ -182,7 +171,7 @@ capture
 if [ $capture_ok = 1 ]; then
 	run "capture: e2fsck -fn /dev/$SRC (the source after the capture)" e2fsck -fn /dev/$SRC
 fi
-info "capture: log device /dev/$LOG, $(dd if=/dev/$LOG bs=512 count=1 2>/dev/null | od -A n -t u8 -j 16 -N 8 | tr -d ' ') entries in its super"
+mt_info "capture: log device /dev/$LOG, $(dd if=/dev/$LOG bs=512 count=1 2>/dev/null | od -A n -t u8 -j 16 -N 8 | tr -d ' ') entries in its super"
 
 # ================================================================ setup
 phase setup
@@ -214,9 +203,9 @@ pair() {  # pair STREAM WWID [GROUP]
 	# shellcheck disable=SC2086 # $g is two words or none
 	if ctl pair add --stream "$1" --disk "0:$2:src-$1" $g --json >$W/pair-$1.json 2>$W/pair-$1.err; then
 		eval "KEY_$(echo "$1" | tr -c 'a-z0-9\n' '_')=\$(jq -r .credential_hex $W/pair-$1.json)"
-		pass "setup: mtctl pair add --stream $1 --disk 0:$2 ${3:+--group $3}"
+		mt_pass "setup: mtctl pair add --stream $1 --disk 0:$2 ${3:+--group $3}"
 	else
-		fail "setup: mtctl pair add --stream $1 --disk 0:$2: $(cat $W/pair-$1.err)"
+		mt_fail "setup: mtctl pair add --stream $1 --disk 0:$2: $(cat $W/pair-$1.err)"
 		finish
 	fi
 }
@@ -229,9 +218,9 @@ daemon_up() { ctl status --json >$W/status.json 2>/dev/null && [ "$(jq -r .daemo
 if mt_wait 60 daemon_up; then
 	FP=$(jq -r .tls_fingerprint $W/status.json)
 	st=1; [ -n "$FP" ] && [ "$FP" != null ] && st=0
-	verdict $st "setup: mt-agent (pid $AGENT) is running, data port 127.0.0.1:$PORT, fingerprint $FP"
+	mt_verdict $st "setup: mt-agent (pid $AGENT) is running, data port 127.0.0.1:$PORT, fingerprint $FP"
 else
-	fail "setup: mt-agent did not come up within 60 s"
+	mt_fail "setup: mt-agent did not come up within 60 s"
 	tail -n 30 $W/agent.log | sed 's/^/    agent: /'
 	finish
 fi
@@ -268,7 +257,7 @@ wl vm-a 7001
 WL_A=$!
 wl vm-b 7002
 WL_B=$!
-info "workloads started: vm-a pid $WL_A, vm-b pid $WL_B: $COUNT items each at $RATE writes/s, sizes 4k..64k, every ${TAGN}th item an app tag with group tag g1-k"
+mt_info "workloads started: vm-a pid $WL_A, vm-b pid $WL_B: $COUNT items each at $RATE writes/s, sizes 4k..64k, every ${TAGN}th item an app tag with group tag g1-k"
 
 # ================================================================ vsnap
 if [ "$E2E_VSNAP" = 1 ]; then
@@ -279,7 +268,7 @@ if [ "$E2E_VSNAP" = 1 ]; then
 		points vm-a >$W/vs-points.json
 		TAG=$(jq -r '[(.streams[0].points // [])[] | select(.kind == "app")] | last | .name' $W/vs-points.json)
 		TAG_SEQ=$(jq -r '[(.streams[0].points // [])[] | select(.kind == "app")] | last | .seq' $W/vs-points.json)
-		info "vsnap: vm-a has applied app tag $TAG (seq $TAG_SEQ); applied seq $(jq -r .streams[0].latest_seq $W/vs-points.json)"
+		mt_info "vsnap: vm-a has applied app tag $TAG (seq $TAG_SEQ); applied seq $(jq -r .streams[0].latest_seq $W/vs-points.json)"
 		running_a=0; kill -0 $WL_A 2>/dev/null && running_a=1
 		if ctl vsnap create "$E2E_A_WWID" --at "$TAG" --name v1 --json >$W/vs.json 2>$W/vs.err; then
 			cat $W/vs.json | jq -c . 2>/dev/null | sed 's/^/    /'
@@ -287,9 +276,9 @@ if [ "$E2E_VSNAP" = 1 ]; then
 			st=1
 			[ "$(jq -r .name $W/vs.json)" = v1 ] && [ "$(jq -r .state $W/vs.json)" = ready ] &&
 				[ "$(jq -r .seq $W/vs.json)" = "$TAG_SEQ" ] && [ -b "$VDEV" ] && st=0
-			verdict $st "vsnap: mtctl vsnap create $E2E_A_WWID --at $TAG --name v1: name $(jq -r .name $W/vs.json), state $(jq -r .state $W/vs.json), seq $(jq -r .seq $W/vs.json) (tag seq $TAG_SEQ), device $VDEV ($([ -b "$VDEV" ] && echo block device || echo not a block device))"
+			mt_verdict $st "vsnap: mtctl vsnap create $E2E_A_WWID --at $TAG --name v1: name $(jq -r .name $W/vs.json), state $(jq -r .state $W/vs.json), seq $(jq -r .seq $W/vs.json) (tag seq $TAG_SEQ), device $VDEV ($([ -b "$VDEV" ] && echo block device || echo not a block device))"
 			st=1; [ $running_a = 1 ] && kill -0 $WL_A 2>/dev/null && st=0
-			verdict $st "vsnap: vm-a's workload was running before and after vsnap create"
+			mt_verdict $st "vsnap: vm-a's workload was running before and after vsnap create"
 			run "vsnap: mtsend rebuild --tag $TAG (the oracle)" mtsend rebuild --record $W/rec-vm-a.txt --disks 1 \
 				--disk-size "$E2E_GROUP_SIZE" --disk 0 --tag "$TAG" --out $W/vs-expect.img
 			s1=$(applied vm-a)
@@ -298,33 +287,33 @@ if [ "$E2E_VSNAP" = 1 ]; then
 			mt_wait 120 applied_at_least vm-a $((s1 + 100))
 			s2=$(applied vm-a)
 			st=1; [ "$s2" -gt "$s1" ] && st=0
-			verdict $st "vsnap: vm-a applied $((s2 - s1)) more items onto its target since (seq $s1 -> $s2; workload $(kill -0 $WL_A 2>/dev/null && echo still running || echo ended))"
+			mt_verdict $st "vsnap: vm-a applied $((s2 - s1)) more items onto its target since (seq $s1 -> $s2; workload $(kill -0 $WL_A 2>/dev/null && echo still running || echo ended))"
 			run "vsnap: $VDEV still equals the record's image at $TAG (vm-a applied seq $s2)" \
 				cmp "$VDEV" $W/vs-expect.img
 			rm -f $W/vs-expect.img
 			if ctl vsnap list --json >$W/vsl.json 2>$W/vsl.err; then
 				st=1; [ "$(jq -r '[.vsnaps[] | select(.name == "v1")] | length' $W/vsl.json)" = 1 ] && st=0
-				verdict $st "vsnap: mtctl vsnap list --json lists v1 ($(jq -c '[.vsnaps[] | {name, state, device, seq}]' $W/vsl.json))"
+				mt_verdict $st "vsnap: mtctl vsnap list --json lists v1 ($(jq -c '[.vsnaps[] | {name, state, device, seq}]' $W/vsl.json))"
 			else
-				fail "vsnap: mtctl vsnap list --json: $(cat $W/vsl.err)"
+				mt_fail "vsnap: mtctl vsnap list --json: $(cat $W/vsl.err)"
 			fi
 			run "vsnap: mtctl vsnap remove v1" ctl vsnap remove v1
 			if ctl vsnap list --json >$W/vsl.json 2>$W/vsl.err; then
 				st=1; [ "$(jq -r '[.vsnaps[]? | select(.name == "v1")] | length' $W/vsl.json)" = 0 ] && st=0
-				verdict $st "vsnap: v1 is gone from mtctl vsnap list --json ($(jq -c . $W/vsl.json))"
+				mt_verdict $st "vsnap: v1 is gone from mtctl vsnap list --json ($(jq -c . $W/vsl.json))"
 			else
-				fail "vsnap: mtctl vsnap list --json after remove: $(cat $W/vsl.err)"
+				mt_fail "vsnap: mtctl vsnap list --json after remove: $(cat $W/vsl.err)"
 			fi
 			st=1; [ ! -e "$VDEV" ] && st=0
-			verdict $st "vsnap: $VDEV is gone after remove"
+			mt_verdict $st "vsnap: $VDEV is gone after remove"
 		else
-			fail "vsnap: mtctl vsnap create $E2E_A_WWID --at $TAG --name v1 --json: $(cat $W/vs.err)"
+			mt_fail "vsnap: mtctl vsnap create $E2E_A_WWID --at $TAG --name v1 --json: $(cat $W/vs.err)"
 		fi
 	else
-		fail "vsnap: vm-a applied no app tag within 180 s"
+		mt_fail "vsnap: vm-a applied no app tag within 180 s"
 	fi
 else
-	info "vsnap steps left out (E2E_VSNAP=0)"
+	mt_info "vsnap steps left out (E2E_VSNAP=0)"
 fi
 
 # ================================================================ group
@@ -333,29 +322,29 @@ for s in vm-a vm-b; do
 	if [ $s = vm-a ]; then pid=$WL_A; else pid=$WL_B; fi
 	wait $pid
 	st=$?
-	verdict $st "group: mtsend workload of $s exited $st: $(tail -n 3 $W/wl-$s.out | tr '\n' ' ')"
+	mt_verdict $st "group: mtsend workload of $s exited $st: $(tail -n 3 $W/wl-$s.out | tr '\n' ' ')"
 	if [ $st -ne 0 ] && [ -f $W/rec-$s.txt ]; then
 		# The failure stays a FAIL; a restart with the same --record (which
 		# continues to the same end) lets the rest of the scenario be checked.
-		info "group: restarting $s's workload with the same --record to go on with the scenario"
+		mt_info "group: restarting $s's workload with the same --record to go on with the scenario"
 		wl $s "$(if [ $s = vm-a ]; then echo 7001; else echo 7002; fi)"
 		wait $!
 		st=$?
-		verdict $st "group: the restarted mtsend workload of $s exited $st: $(tail -n 3 $W/wl-$s.out | tr '\n' ' ')"
+		mt_verdict $st "group: the restarted mtsend workload of $s exited $st: $(tail -n 3 $W/wl-$s.out | tr '\n' ' ')"
 	fi
-	[ -f $W/rec-$s.txt ] || { fail "group: $s has no record $W/rec-$s.txt"; continue; }
+	[ -f $W/rec-$s.txt ] || { mt_fail "group: $s has no record $W/rec-$s.txt"; continue; }
 	n=$(grep -c '^T ' $W/rec-$s.txt)
 	bad=$(awk '$1 == "T" && $3 != "app"' $W/rec-$s.txt | wc -l)
 	st=1; [ "$n" -eq $((COUNT / TAGN)) ] && [ "$bad" -eq 0 ] && st=0
-	verdict $st "group: the record of $s has $n app tags (expected $((COUNT / TAGN))), $(($(wc -l <$W/rec-$s.txt) - 1)) items"
+	mt_verdict $st "group: the record of $s has $n app tags (expected $((COUNT / TAGN))), $(($(wc -l <$W/rec-$s.txt) - 1)) items"
 done
-[ -f $W/rec-vm-a.txt ] && [ -f $W/rec-vm-b.txt ] || { fail "group: no records, the rest cannot be checked"; finish; }
+[ -f $W/rec-vm-a.txt ] && [ -f $W/rec-vm-b.txt ] || { mt_fail "group: no records, the rest cannot be checked"; finish; }
 for s in vm-a vm-b; do
 	last=$(rec_last $W/rec-$s.txt)
 	if mt_wait 180 applied_at_least $s "$last"; then
-		pass "group: $s applied everything up to its record's last seq $last"
+		mt_pass "group: $s applied everything up to its record's last seq $last"
 	else
-		fail "group: $s applied seq $(applied $s) after 180 s, the record ends at $last"
+		mt_fail "group: $s applied seq $(applied $s) after 180 s, the record ends at $last"
 	fi
 done
 ctl points --group g1 | sed 's/^/    /'
@@ -374,64 +363,64 @@ phase group
 if ctl common-point --group g1 --json >$W/cp.json 2>$W/cp.err; then
 	gid=$(jq -r .group_tag_id $W/cp.json)
 	st=1; [ "$gid" = "g1-$((COUNT / TAGN))" ] && [ "$(jq -r '.members | length' $W/cp.json)" = 2 ] && st=0
-	verdict $st "group: mtctl common-point --group g1 is group tag $gid (expected g1-$((COUNT / TAGN)), the last both streams have): $(jq -c '[.members[] | {stream, name: .point.name, seq: .point.seq}]' $W/cp.json)"
+	mt_verdict $st "group: mtctl common-point --group g1 is group tag $gid (expected g1-$((COUNT / TAGN)), the last both streams have): $(jq -c '[.members[] | {stream, name: .point.name, seq: .point.seq}]' $W/cp.json)"
 	for s in vm-a vm-b; do
 		eval "CP_$(echo $s | tr - _)=\$(jq -r --arg s $s '.members[] | select(.stream == \$s) | .point.name' $W/cp.json)"
 		eval "name=\$CP_$(echo $s | tr - _)"
 		pseq=$(jq -r --arg s $s '.members[] | select(.stream == $s) | .point.seq' $W/cp.json)
 		rseq=$(rec_tag_seq $W/rec-$s.txt "$name")
 		st=1; [ -n "$name" ] && [ "$rseq" = "$pseq" ] && st=0
-		verdict $st "group: $s's common point is tag '$name' at seq $pseq, in its record at seq ${rseq:-none}"
+		mt_verdict $st "group: $s's common point is tag '$name' at seq $pseq, in its record at seq ${rseq:-none}"
 	done
 	if ctl rollback --group g1 --yes --json >$W/rb.out 2>$W/rb.err; then
-		pass "group: mtctl rollback --group g1 --yes"
+		mt_pass "group: mtctl rollback --group g1 --yes"
 		jq -c '.streams[] | {stream, seq, point}' $W/rb.out | sed 's/^/    /'
 		for s in vm-a vm-b; do
 			pseq=$(jq -r --arg s $s '.members[] | select(.stream == $s) | .point.seq' $W/cp.json)
 			rbseq=$(jq -r --arg s $s '.streams[] | select(.stream == $s) | .seq' $W/rb.out)
 			st=1; [ "$rbseq" = "$pseq" ] && st=0
-			verdict $st "group: rollback --json reports $s rolled back to seq ${rbseq:-none} (its common point $pseq)"
+			mt_verdict $st "group: rollback --json reports $s rolled back to seq ${rbseq:-none} (its common point $pseq)"
 			d=$(target_of $s)
 			eval "name=\$CP_$(echo $s | tr - _)"
 			if rebuild $s --tag "$name" $W/cp-$s.img >/dev/null 2>$W/rebuild.err; then
 				blockdev --flushbufs /dev/$d
 				run "group: after the rollback /dev/$d ($s's target) equals the record's image at $name" cmp /dev/$d $W/cp-$s.img
 				st=1; cmp -s $W/cp-$s.img $W/end-$s.img || st=0
-				verdict $st "group: $s's image at $name differs from the one at its last seq (the rollback undid the writes after the common point)"
+				mt_verdict $st "group: $s's image at $name differs from the one at its last seq (the rollback undid the writes after the common point)"
 			else
-				fail "group: mtsend rebuild $s --tag $name: $(cat $W/rebuild.err)"
+				mt_fail "group: mtsend rebuild $s --tag $name: $(cat $W/rebuild.err)"
 			fi
 			rm -f $W/cp-$s.img $W/end-$s.img
 		done
 	else
-		fail "group: mtctl rollback --group g1 --yes failed:"
+		mt_fail "group: mtctl rollback --group g1 --yes failed:"
 		sed 's/^/    /' $W/rb.out $W/rb.err
 	fi
 else
-	fail "group: mtctl common-point --group g1 --json: $(cat $W/cp.err)"
+	mt_fail "group: mtctl common-point --group g1 --json: $(cat $W/cp.err)"
 fi
 
 # ================================================================ replay
 phase replay
 if [ $capture_ok = 1 ]; then
 	if send_sub fs replay --log-writes /dev/$LOG --disk 0 --record $W/rec-fs.txt >$W/replay.out 2>&1; then
-		pass "replay: mtsend replay --log-writes /dev/$LOG onto fs: $(tr '\n' ' ' <$W/replay.out)"
+		mt_pass "replay: mtsend replay --log-writes /dev/$LOG onto fs: $(tr '\n' ' ' <$W/replay.out)"
 		last=$(rec_last $W/rec-fs.txt)
 		if mt_wait 180 applied_at_least fs "$last"; then
-			pass "replay: fs applied everything up to seq $last"
+			mt_pass "replay: fs applied everything up to seq $last"
 		else
-			fail "replay: fs applied seq $(applied fs) after 180 s, the replay ends at $last"
+			mt_fail "replay: fs applied seq $(applied fs) after 180 s, the replay ends at $last"
 		fi
 		names=$(points fs | jq -r '[(.streams[0].points // [])[] | .name] | join(" ")')
 		kinds=$(points fs | jq -r '[(.streams[0].points // [])[] | .kind] | unique | join(" ")')
 		st=1; [ "$names" = "$MARKS" ] && [ "$kinds" = app ] && st=0
-		verdict $st "replay: fs's points are the capture's marks in order: '$names' (expected '$MARKS'), kind $kinds"
+		mt_verdict $st "replay: fs's points are the capture's marks in order: '$names' (expected '$MARKS'), kind $kinds"
 		for m in $MARKS; do
 			if ctl export "$E2E_FS_WWID" --at "$m" --out $X/m.img >$W/export.out 2>&1; then
 				if e2fsck -fn $X/m.img >$W/fsck.out 2>&1; then
-					pass "replay: e2fsck -fn passes on fs exported at mark $m: $(tail -n 1 $W/fsck.out)"
+					mt_pass "replay: e2fsck -fn passes on fs exported at mark $m: $(tail -n 1 $W/fsck.out)"
 				else
-					fail "replay: e2fsck -fn on fs exported at mark $m: exit $?"
+					mt_fail "replay: e2fsck -fn on fs exported at mark $m: exit $?"
 					sed 's/^/    /' $W/fsck.out | tail -n 30
 				fi
 				case $m in
@@ -440,15 +429,15 @@ if [ $capture_ok = 1 ]; then
 						;;
 				esac
 			else
-				fail "replay: mtctl export $E2E_FS_WWID --at $m: $(tail -n 5 $W/export.out)"
+				mt_fail "replay: mtctl export $E2E_FS_WWID --at $m: $(tail -n 5 $W/export.out)"
 			fi
 			rm -f $X/m.img
 		done
 	else
-		fail "replay: mtsend replay --log-writes /dev/$LOG: $(tail -n 5 $W/replay.out)"
+		mt_fail "replay: mtsend replay --log-writes /dev/$LOG: $(tail -n 5 $W/replay.out)"
 	fi
 else
-	fail "replay: not run, the capture failed"
+	mt_fail "replay: not run, the capture failed"
 fi
 
 # ================================================================ verify, stop
@@ -456,16 +445,16 @@ phase verify
 for s in vm-a vm-b fs; do
 	if ctl verify --stream $s --json >$W/verify.json 2>$W/verify.err; then
 		st=1; [ "$(jq -r .ok $W/verify.json)" = true ] && st=0
-		verdict $st "verify: mtctl verify --stream $s: $(jq -c '{records, bytes, ok, problems}' $W/verify.json)"
+		mt_verdict $st "verify: mtctl verify --stream $s: $(jq -c '{records, bytes, ok, problems}' $W/verify.json)"
 	else
-		fail "verify: mtctl verify --stream $s: $(cat $W/verify.err)"
+		mt_fail "verify: mtctl verify --stream $s: $(cat $W/verify.err)"
 	fi
 done
 kill -TERM $AGENT
 wait $AGENT
 st=$?
-verdict $st "mt-agent exited $st on SIGTERM"
-if [ "$failed" -gt 0 ]; then
+mt_verdict $st "mt-agent exited $st on SIGTERM"
+if mt_failed; then
 	echo "mt-agent log (last 40 lines):"
 	tail -n 40 $W/agent.log | sed 's/^/    /'
 fi

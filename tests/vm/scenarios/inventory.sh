@@ -48,19 +48,6 @@
 # Exit 0 only when every check passed; the last line is
 # "inventory: N checks, M failed".
 
-checks=0
-failed=0
-pass() { checks=$((checks + 1)); echo "PASS $*"; }
-fail() { checks=$((checks + 1)); failed=$((failed + 1)); echo "FAIL $*"; }
-info() { echo "info $*"; }
-# verdict STATUS DESCRIPTION: PASS when STATUS is 0. Used as
-#   st=1; COND && COND && st=0; verdict $st "what was found"
-# so that the description is made after the condition was tested.
-verdict() {
-	local st="$1"
-	shift
-	if [ "$st" -eq 0 ]; then pass "$*"; else fail "$*"; fi
-}
 
 for v in INV_WWN_DISKS INV_FS_WWID INV_MOUNT INV_HELD_WWID INV_HELD_MAP INV_CTRL_WWID INV_CTRL_MAP \
 	INV_NOWWID_COUNT INV_NO_WWID_REASON INV_VENDOR INV_MODEL INV_HOT_WWID INV_HOT_LIMIT \
@@ -83,10 +70,10 @@ ms_of() {
 secs() { awk -v ms="$1" 'BEGIN { printf "%.3f", ms / 1000 }'; }
 
 # ---------------------------------------------------------------- the disks
-[ ! -e /run/udev ] && info "no /run/udev: no udev database in this guest, identities can only come from sysfs"
+[ ! -e /run/udev ] && mt_info "no /run/udev: no udev database in this guest, identities can only come from sysfs"
 for d in $(mt_sd_disks); do
 	w=$(cat "/sys/block/$d/device/wwid" 2>&1) || w="(read fails: ${w##*: })"
-	info "boot disk $d: device/wwid=$w, $(mt_disk_bytes "$d") bytes, $(mt_attr "/sys/block/$d/device/vendor") $(mt_attr "/sys/block/$d/device/model")"
+	mt_info "boot disk $d: device/wwid=$w, $(mt_disk_bytes "$d") bytes, $(mt_attr "/sys/block/$d/device/vendor") $(mt_attr "/sys/block/$d/device/model")"
 done
 
 # find_disk VAR WWID: set VAR to the sd name, or fail the check
@@ -96,7 +83,7 @@ find_disk() {
 		eval "$1=\$n"
 		return 0
 	fi
-	fail "no sd disk has WWID $2 (sysfs)"
+	mt_fail "no sd disk has WWID $2 (sysfs)"
 	eval "$1="
 	return 1
 }
@@ -111,17 +98,17 @@ nowwid_disks=${nowwid_disks# }
 n=0
 for d in $nowwid_disks; do n=$((n + 1)); done
 st=1; [ "$n" -eq "$INV_NOWWID_COUNT" ] && st=0
-verdict $st "sysfs: $n disk(s) without WWID ($nowwid_disks), $INV_NOWWID_COUNT attached without wwn="
+mt_verdict $st "sysfs: $n disk(s) without WWID ($nowwid_disks), $INV_NOWWID_COUNT attached without wwn="
 for d in $nowwid_disks; do
 	f=/sys/block/$d/device/wwid
 	if [ ! -e "$f" ]; then
-		fail "sysfs: $f is missing (expected: present, read fails with EINVAL)"
+		mt_fail "sysfs: $f is missing (expected: present, read fails with EINVAL)"
 	elif err=$(cat "$f" 2>&1 >/dev/null); then
-		fail "sysfs: $f is readable: '$(cat "$f")' (expected: read fails with EINVAL)"
+		mt_fail "sysfs: $f is readable: '$(cat "$f")' (expected: read fails with EINVAL)"
 	else
 		case "$err" in
-			*"Invalid argument"*) pass "sysfs: $d has a device/wwid attribute whose read fails with EINVAL ($err)" ;;
-			*) fail "sysfs: reading $f fails, but not with EINVAL: $err" ;;
+			*"Invalid argument"*) mt_pass "sysfs: $d has a device/wwid attribute whose read fails with EINVAL ($err)" ;;
+			*) mt_fail "sysfs: reading $f fails, but not with EINVAL: $err" ;;
 		esac
 	fi
 done
@@ -130,9 +117,9 @@ done
 if [ -n "$fs_disk" ]; then
 	mkdir -p "$INV_MOUNT"
 	if out=$(mount -t ext4 "/dev/$fs_disk" "$INV_MOUNT" 2>&1); then
-		info "mounted /dev/$fs_disk (ext4 made on the host image) at $INV_MOUNT: $(grep " $INV_MOUNT " /proc/self/mountinfo)"
+		mt_info "mounted /dev/$fs_disk (ext4 made on the host image) at $INV_MOUNT: $(grep " $INV_MOUNT " /proc/self/mountinfo)"
 	else
-		fail "set-up: mount -t ext4 /dev/$fs_disk $INV_MOUNT: $out"
+		mt_fail "set-up: mount -t ext4 /dev/$fs_disk $INV_MOUNT: $out"
 	fi
 fi
 # make_linear DISK MAP: a dm-linear map over the whole disk. There is no udev:
@@ -142,9 +129,9 @@ make_linear() {
 	local sectors out
 	sectors=$(cat "/sys/block/$1/size")
 	if out=$(DM_DISABLE_UDEV=1 dmsetup create "$2" --table "0 $sectors linear /dev/$1 0" 2>&1); then
-		info "dmsetup create $2 --table '0 $sectors linear /dev/$1 0': $(DM_DISABLE_UDEV=1 dmsetup table "$2"); /dev/mapper/$2 $( [ -b "/dev/mapper/$2" ] && echo exists || echo missing); holders of $1: $(ls "/sys/block/$1/holders" | tr '\n' ' ')"
+		mt_info "dmsetup create $2 --table '0 $sectors linear /dev/$1 0': $(DM_DISABLE_UDEV=1 dmsetup table "$2"); /dev/mapper/$2 $( [ -b "/dev/mapper/$2" ] && echo exists || echo missing); holders of $1: $(ls "/sys/block/$1/holders" | tr '\n' ' ')"
 	else
-		fail "set-up: dmsetup create $2 over /dev/$1: $out"
+		mt_fail "set-up: dmsetup create $2 over /dev/$1: $out"
 	fi
 }
 [ -z "$held_disk" ] || make_linear "$held_disk" "$INV_HELD_MAP"
@@ -182,11 +169,11 @@ reader_pid=$!
 watch_cmd="mtctl disks --watch --json"
 $watch_cmd >/tmp/watch.fifo 2>/tmp/watch.err &
 watch_pid=$!
-info "started '$watch_cmd' (pid $watch_pid; no --rescan; nothing in this scenario writes /sys/class/scsi_host/*/scan)"
+mt_info "started '$watch_cmd' (pid $watch_pid; no --rescan; nothing in this scenario writes /sys/class/scsi_host/*/scan)"
 if mt_wait 60 grep -q "watching block devices" /tmp/watch.err; then
-	info "watch: $(cat /tmp/watch.err)"
+	mt_info "watch: $(cat /tmp/watch.err)"
 else
-	fail "watch: no 'watching block devices' on stderr within 60 s: $(cat /tmp/watch.err)"
+	mt_fail "watch: no 'watching block devices' on stderr within 60 s: $(cat /tmp/watch.err)"
 fi
 
 # Listens on the kernel's uevent multicast group: a NETLINK_KOBJECT_UEVENT
@@ -198,9 +185,9 @@ for i in $inodes; do
 	[ -z "$l" ] || nl=$l
 done
 if [ -n "$nl" ]; then
-	pass "watch listens on a kernel uevent netlink socket (protocol 15, group 1): /proc/net/netlink: $nl"
+	mt_pass "watch listens on a kernel uevent netlink socket (protocol 15, group 1): /proc/net/netlink: $nl"
 else
-	fail "watch has no NETLINK_KOBJECT_UEVENT socket on group 1 (socket inodes: ${inodes:-none})"
+	mt_fail "watch has no NETLINK_KOBJECT_UEVENT socket on group 1 (socket inodes: ${inodes:-none})"
 fi
 
 # Does not poll: while no uevent arrives its context-switch count (all threads)
@@ -216,17 +203,17 @@ for try in 1 2 3; do
 	sleep 2
 	c1=$(ctxt)
 	u1=$(wc -l </tmp/inv-uevents.log)
-	[ "$u0" -eq "$u1" ] || { info "idle window $try had $((u1 - u0)) uevent(s): not counted"; continue; }
+	[ "$u0" -eq "$u1" ] || { mt_info "idle window $try had $((u1 - u0)) uevent(s): not counted"; continue; }
 	idle_done=1
 	wchan=$(cat "/proc/$watch_pid/wchan" 2>/dev/null)
 	if [ "$c0" -eq "$c1" ]; then
-		pass "watch does not poll: 0 wake-ups in 2 s without uevents (context switches $c0 -> $c1, sleeping in ${wchan:-?})"
+		mt_pass "watch does not poll: 0 wake-ups in 2 s without uevents (context switches $c0 -> $c1, sleeping in ${wchan:-?})"
 	else
-		fail "watch woke $((c1 - c0)) time(s) in 2 s without any uevent (context switches $c0 -> $c1): it polls"
+		mt_fail "watch woke $((c1 - c0)) time(s) in 2 s without any uevent (context switches $c0 -> $c1): it polls"
 	fi
 	break
 done
-[ "$idle_done" = 1 ] || fail "watch: no uevent-free 2 s window in 3 tries; the no-polling check could not be made"
+[ "$idle_done" = 1 ] || mt_fail "watch: no uevent-free 2 s window in 3 tries; the no-polling check could not be made"
 
 # ---------------------------------------------------------------- hot-add
 t_ready_us=$EPOCHREALTIME
@@ -235,9 +222,9 @@ echo "INVENTORY-HOTADD-NOW $INV_NONCE"
 hot=""
 if hot=$(mt_wait_wwid "$INV_HOT_WWID" "$INV_HOT_DEADLINE"); then
 	t_sys=$(mt_now_ms)
-	info "hot-add: this scenario's wait found $INV_HOT_WWID as /sys/block/$hot at +$(secs $((t_sys - t_ready))) s (sysfs wwid $(cat "/sys/block/$hot/device/wwid"))"
+	mt_info "hot-add: this scenario's wait found $INV_HOT_WWID as /sys/block/$hot at +$(secs $((t_sys - t_ready))) s (sysfs wwid $(cat "/sys/block/$hot/device/wwid"))"
 else
-	fail "hot-add: no disk with $INV_HOT_WWID within ${INV_HOT_DEADLINE} s of the marker (sd disks: $(mt_sd_disks | tr '\n' ' '))"
+	mt_fail "hot-add: no disk with $INV_HOT_WWID within ${INV_HOT_DEADLINE} s of the marker (sd disks: $(mt_sd_disks | tr '\n' ' '))"
 fi
 # the first "add" event with the hot-added WWID; status 1 while there is none
 watch_add_line() { grep "\"event\":\"add\"" /tmp/watch.jsonl | grep -m 1 -F "\"wwid\":\"$INV_HOT_WWID\""; }
@@ -256,24 +243,24 @@ if [ -n "$add_line" ]; then
 	t_watch=$(printf '%s\n' "$add_line" | jq -r '.time_unix_ms')
 	k_wwid=$(cat "/sys/block/$hot/device/wwid")
 	st=1; [ "$a_name" = "$hot" ] && [ "$a_wwid" = "$k_wwid" ] && [ "$a_id" = "$k_wwid" ] && st=0
-	verdict $st "hot-add: the watch printed 'add' for $a_name with wwid $a_wwid, identity $a_id, role $a_role (kernel: $hot, $k_wwid)"
+	mt_verdict $st "hot-add: the watch printed 'add' for $a_name with wwid $a_wwid, identity $a_id, role $a_role (kernel: $hot, $k_wwid)"
 	lat=$((t_watch - t_ready))
 	# the uevents of the hot-add, as this scenario's listener stamped them
 	first=$(awk -v t="$t_ready_us" '$1 > t { print; exit }' /tmp/inv-uevents.log)
 	blk=$(awk -v t="$t_ready_us" -v d="$hot" '$1 > t && $3 == "add" && $4 == "block" && $5 == d { print; exit }' /tmp/inv-uevents.log)
-	[ -z "$first" ] || info "hot-add: first uevent after the marker at +$(secs $(($(ms_of "${first%% *}") - t_ready))) s: ${first#* }"
+	[ -z "$first" ] || mt_info "hot-add: first uevent after the marker at +$(secs $(($(ms_of "${first%% *}") - t_ready))) s: ${first#* }"
 	if [ -n "$blk" ]; then
 		t_blk=$(ms_of "${blk%% *}")
-		info "hot-add: 'add block $hot' uevent at +$(secs $((t_blk - t_ready))) s; the watch's add line at +$(secs "$lat") s, $(secs $((t_watch - t_blk))) s after that uevent"
+		mt_info "hot-add: 'add block $hot' uevent at +$(secs $((t_blk - t_ready))) s; the watch's add line at +$(secs "$lat") s, $(secs $((t_watch - t_blk))) s after that uevent"
 		st=1; [ "$t_watch" -ge "$t_blk" ] && st=0
-		verdict $st "hot-add: the add line came $(secs $((t_watch - t_blk))) s after the block uevent (uevent-driven: no --rescan, the watch slept until it)"
+		mt_verdict $st "hot-add: the add line came $(secs $((t_watch - t_blk))) s after the block uevent (uevent-driven: no --rescan, the watch slept until it)"
 	else
-		fail "hot-add: no 'add block $hot' uevent in /tmp/inv-uevents.log"
+		mt_fail "hot-add: no 'add block $hot' uevent in /tmp/inv-uevents.log"
 	fi
 	st=1; [ "$lat" -le $((INV_HOT_LIMIT * 1000)) ] && st=0
-	verdict $st "hot-add: add line $(secs "$lat") s after the marker (upper bound of device_add -> add line; limit ${INV_HOT_LIMIT} s)"
+	mt_verdict $st "hot-add: add line $(secs "$lat") s after the marker (upper bound of device_add -> add line; limit ${INV_HOT_LIMIT} s)"
 elif [ -n "$hot" ]; then
-	fail "hot-add: the watch printed no 'add' with wwid $INV_HOT_WWID within ${INV_HOT_DEADLINE} s of the marker; its output:"
+	mt_fail "hot-add: the watch printed no 'add' with wwid $INV_HOT_WWID within ${INV_HOT_DEADLINE} s of the marker; its output:"
 	sed 's/^/    /' /tmp/watch.jsonl
 	sed 's/^/    stderr: /' /tmp/watch.err
 fi
@@ -282,8 +269,8 @@ jq -c '{event, time_unix_ms, name: .disk.name, identity: .disk.identity, role: .
 
 # ---------------------------------------------------------------- mtctl disks --json
 if ! mtctl disks --json >/tmp/inv.json 2>/tmp/inv.err || ! jq -e '.disks' /tmp/inv.json >/dev/null 2>&1; then
-	fail "mtctl disks --json failed: $(cat /tmp/inv.err)"
-	echo "inventory: $checks checks, $failed failed"
+	mt_fail "mtctl disks --json failed: $(cat /tmp/inv.err)"
+	mt_summary inventory
 	exit 1
 fi
 echo "mtctl disks --json (summary; stderr: $(tr '\n' ' ' </tmp/inv.err)):"
@@ -311,16 +298,16 @@ check_identity() {
 	raw=$(cat "/sys/block/$d/device/wwid")
 	load /tmp/inv.json "$d"
 	if [ "$j_found" != 1 ]; then
-		fail "identity: mtctl disks --json does not list $d ($raw)"
+		mt_fail "identity: mtctl disks --json does not list $d ($raw)"
 		return
 	fi
 	st=1; [ "$j_wwid" = "$raw" ] && [ "$j_identity" = "$raw" ] && st=0
-	verdict $st "identity: $d wwid '$j_wwid' and identity '$j_identity' = /sys/block/$d/device/wwid '$raw'"
+	mt_verdict $st "identity: $d wwid '$j_wwid' and identity '$j_identity' = /sys/block/$d/device/wwid '$raw'"
 	st=1; [ "$j_source" = "sysfs wwid" ] && [ "$j_vendor" = "$INV_VENDOR" ] && [ "$j_model" = "$INV_MODEL" ] && st=0
-	verdict $st "identity: $d from sysfs (identity_source '$j_source'), vendor '$j_vendor', model '$j_model'"
+	mt_verdict $st "identity: $d from sysfs (identity_source '$j_source'), vendor '$j_vendor', model '$j_model'"
 }
 for w in $INV_WWN_DISKS; do
-	if d=$(mt_find_wwid "$w"); then check_identity "$d"; else fail "identity: no sd disk has WWID $w (sysfs)"; fi
+	if d=$(mt_find_wwid "$w"); then check_identity "$d"; else mt_fail "identity: no sd disk has WWID $w (sysfs)"; fi
 done
 for d in $fs_disk $held_disk $ctrl_disk $hot; do check_identity "$d"; done
 
@@ -329,29 +316,29 @@ for w in $INV_WWN_DISKS; do
 	d=$(mt_find_wwid "$w") || continue
 	load /tmp/inv.json "$d"
 	st=1; [ "$j_role" = free ] && [ "$j_can" = true ] && [ "$j_safe" = false ] && st=0
-	verdict $st "free: $d ($w): role $j_role, can_be_target=$j_can safe_target=$j_safe ('$j_reason')"
+	mt_verdict $st "free: $d ($w): role $j_role, can_be_target=$j_can safe_target=$j_safe ('$j_reason')"
 done
 
 # no WWID: no identity, the reason, never a target
 for d in $nowwid_disks; do
 	load /tmp/inv.json "$d"
 	if [ "$j_found" != 1 ]; then
-		fail "no WWID: mtctl disks --json does not list $d"
+		mt_fail "no WWID: mtctl disks --json does not list $d"
 		continue
 	fi
 	st=1; [ -z "$j_wwid" ] && [ -z "$j_identity" ] && contains "$j_reason" "$INV_NO_WWID_REASON" && st=0
-	verdict $st "no WWID: $d: wwid='$j_wwid' identity='$j_identity' role $j_role, reason '$j_reason'"
+	mt_verdict $st "no WWID: $d: wwid='$j_wwid' identity='$j_identity' role $j_role, reason '$j_reason'"
 	st=1; not_safe && contains "$j_blocker" "$INV_NO_WWID_REASON" && st=0
-	verdict $st "no WWID: $d is not a safe target: $(blocker)"
+	mt_verdict $st "no WWID: $d is not a safe target: $(blocker)"
 done
 
 # mounted
 if [ -n "$fs_disk" ]; then
 	load /tmp/inv.json "$fs_disk"
 	st=1; [ "$j_role" = mounted ] && contains ", $j_mounts," ", $INV_MOUNT ext4," && st=0
-	verdict $st "mounted: $fs_disk: role $j_role, reason '$j_reason', mounts [$j_mounts]"
+	mt_verdict $st "mounted: $fs_disk: role $j_role, reason '$j_reason', mounts [$j_mounts]"
 	st=1; not_safe && contains "$j_blocker" "mounted" && st=0
-	verdict $st "mounted: $fs_disk is not a safe target: $(blocker)"
+	mt_verdict $st "mounted: $fs_disk is not a safe target: $(blocker)"
 fi
 
 # in use by a dm-linear map: role, not a target, and the map named as its
@@ -362,14 +349,14 @@ check_held() {
 	local d="$1" map="$2" dm
 	[ -n "$d" ] || return
 	dm=$(ls "/sys/block/$d/holders" | head -n 1)
-	info "sysfs: /sys/block/$d/holders: $dm, dm/name '$(cat "/sys/block/$dm/dm/name")', dm/uuid '$(cat "/sys/block/$dm/dm/uuid")'"
+	mt_info "sysfs: /sys/block/$d/holders: $dm, dm/name '$(cat "/sys/block/$dm/dm/name")', dm/uuid '$(cat "/sys/block/$dm/dm/uuid")'"
 	load /tmp/inv.json "$d"
 	st=1; [ "$j_role" = in-use ] && st=0
-	verdict $st "in-use: $d (under dm map $map = $dm): role $j_role, reason '$j_reason'"
+	mt_verdict $st "in-use: $d (under dm map $map = $dm): role $j_role, reason '$j_reason'"
 	st=1; not_safe && contains "$j_blocker" "in-use" && st=0
-	verdict $st "in-use: $d is not a safe target: $(blocker)"
+	mt_verdict $st "in-use: $d is not a safe target: $(blocker)"
 	st=1; [ "$j_holders" = "$dm kind=dm dm_name=$map" ] && [ "$j_reason" = "in use by $dm ($map)" ] && st=0
-	verdict $st "in-use: $d names its holder: holders [$j_holders], reason '$j_reason' (expected [$dm kind=dm dm_name=$map], 'in use by $dm ($map)')"
+	mt_verdict $st "in-use: $d names its holder: holders [$j_holders], reason '$j_reason' (expected [$dm kind=dm dm_name=$map], 'in use by $dm ($map)')"
 }
 check_held "$held_disk" "$INV_HELD_MAP"
 check_held "$ctrl_disk" "$INV_CTRL_MAP"
@@ -378,7 +365,7 @@ check_held "$ctrl_disk" "$INV_CTRL_MAP"
 if [ -n "$hot" ]; then
 	load /tmp/inv.json "$hot"
 	st=1; [ "$j_identity" = "$INV_HOT_WWID" ] && st=0
-	verdict $st "hot-add: mtctl disks --json lists $hot as '$j_identity', role $j_role"
+	mt_verdict $st "hot-add: mtctl disks --json lists $hot as '$j_identity', role $j_role"
 fi
 
 # ---------------------------------------------------------------- IsSafeTarget
@@ -389,7 +376,7 @@ targets=""
 for w in $INV_WWN_DISKS $INV_FS_WWID $INV_HELD_WWID $INV_CTRL_WWID; do targets="$targets --target $w"; done
 # shellcheck disable=SC2086 # one word per option
 if mtctl disks --json $targets >/tmp/inv-t.json 2>/tmp/inv-t.err; then
-	info "mtctl disks --json$targets"
+	mt_info "mtctl disks --json$targets"
 	for w in $INV_WWN_DISKS $INV_FS_WWID $INV_HELD_WWID $INV_CTRL_WWID; do
 		d=$(mt_find_wwid "$w") || continue
 		load /tmp/inv.json "$d"
@@ -399,10 +386,10 @@ if mtctl disks --json $targets >/tmp/inv-t.json 2>/tmp/inv-t.err; then
 		esac
 		load /tmp/inv-t.json "$d"
 		st=1; [ "$j_role" = "$want_role" ] && [ "$j_safe" = "$want_safe" ] && st=0
-		verdict $st "named target: $d ($w): role $j_role, safe_target=$j_safe, reason '$j_reason' (expected role $want_role, safe_target=$want_safe)"
+		mt_verdict $st "named target: $d ($w): role $j_role, safe_target=$j_safe, reason '$j_reason' (expected role $want_role, safe_target=$want_safe)"
 	done
 else
-	fail "mtctl disks --json$targets failed: $(cat /tmp/inv-t.err)"
+	mt_fail "mtctl disks --json$targets failed: $(cat /tmp/inv-t.err)"
 fi
 
 # ---------------------------------------------------------------- the table, for the record
@@ -412,10 +399,10 @@ if mtctl disks >/tmp/inv.txt 2>&1; then
 	n=$(($(wc -l </tmp/inv.txt) - 1))
 	m=$(jq '.disks | length' /tmp/inv.json)
 	st=1; [ "$n" -eq "$m" ] && st=0
-	verdict $st "mtctl disks (table) ran: $n rows, $m disks in the JSON"
+	mt_verdict $st "mtctl disks (table) ran: $n rows, $m disks in the JSON"
 else
 	sed 's/^/    /' /tmp/inv.txt
-	fail "mtctl disks (table) failed"
+	mt_fail "mtctl disks (table) failed"
 fi
 
 # ---------------------------------------------------------------- stop the watch
@@ -423,9 +410,8 @@ kill -TERM "$watch_pid" 2>/dev/null
 wait "$watch_pid"
 rc=$?
 st=1; [ "$rc" -eq 0 ] && st=0
-verdict $st "watch: exits 0 on SIGTERM (status $rc)"
+mt_verdict $st "watch: exits 0 on SIGTERM (status $rc)"
 wait "$reader_pid" 2>/dev/null
 kill "$stamp_pid" 2>/dev/null
 
-echo "inventory: $checks checks, $failed failed"
-[ "$failed" -eq 0 ]
+mt_summary inventory

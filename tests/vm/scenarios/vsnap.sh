@@ -2,16 +2,11 @@
 # Environment: VS_RET_WWID (retention disk), VS_TGT_WWID (the target).
 # Every check prints "PASS <what>" or "FAIL <what>"; the last line counts them.
 set -u
-checks=0 failed=0
-pass() { checks=$((checks + 1)); echo "PASS $*"; }
-fail() { checks=$((checks + 1)); failed=$((failed + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 finish() {
-  echo "vsnap: $checks checks, $failed failed"
-  [ "$failed" -eq 0 ] && [ "$checks" -gt 0 ]
+  mt_summary vsnap
   exit $?
 }
-die() { fail "$*"; tail -n 40 /w/agent.log; finish; }
+die() { mt_fail "$*"; tail -n 40 /w/agent.log; finish; }
 
 ip link set lo up
 ret=$(mt_find_wwid "$VS_RET_WWID") || die "no retention disk $VS_RET_WWID"
@@ -69,7 +64,7 @@ fp=$(jq -r .tls_fingerprint /w/st.json)
 S="--to 127.0.0.1:9443 --stream s1 --key-hex $key --fingerprint $fp"
 
 t=$(dmsetup table "$map" 2>/dev/null)
-check "the target is written through the agent's map $map (linear over /dev/$tgt): $t" \
+mt_check "the target is written through the agent's map $map (linear over /dev/$tgt): $t" \
   sh -c "echo '$t' | grep -q ' linear '"
 
 truncate -s "$size" /tmp/src0.img
@@ -79,11 +74,11 @@ mtsend workload $S --disks 1 --disk-size "$size" --count 600 --rate 300 --sizes 
 wait_applied || die "apply did not catch up"
 
 # release drops the map (the VMDK could go), attach takes the disk back.
-check "release of the target" ctl release "$VS_TGT_WWID"
-check "after release there is no map $map" sh -c "! dmsetup info '$map' >/dev/null 2>&1"
-check "attach of the target" ctl attach "$VS_TGT_WWID"
+mt_check "release of the target" ctl release "$VS_TGT_WWID"
+mt_check "after release there is no map $map" sh -c "! dmsetup info '$map' >/dev/null 2>&1"
+mt_check "attach of the target" ctl attach "$VS_TGT_WWID"
 sleep 1
-check "after attach the map $map is back" dmsetup info "$map"
+mt_check "after attach the map $map is back" dmsetup info "$map"
 
 ctl points --stream s1 --json > /w/points.json
 t1=$(app_tag 1) t2=$(app_tag 3)
@@ -98,29 +93,29 @@ sleep 2
 ctl vsnap create "$VS_TGT_WWID" --at "$t1" --name v1 --json > /w/v1.json || die "vsnap create v1"
 ctl vsnap create "$VS_TGT_WWID" --at "$t2" --name v2 --json > /w/v2.json || die "vsnap create v2"
 d1=$(jq -r .device /w/v1.json) d2=$(jq -r .device /w/v2.json)
-check "v1 is ready at $d1" [ "$(jq -r .state /w/v1.json)" = ready -a -b "$d1" ]
-check "v2 is ready at $d2" [ "$(jq -r .state /w/v2.json)" = ready -a -b "$d2" ]
+mt_check "v1 is ready at $d1" [ "$(jq -r .state /w/v1.json)" = ready -a -b "$d1" ]
+mt_check "v2 is ready at $d2" [ "$(jq -r .state /w/v2.json)" = ready -a -b "$d2" ]
 t=$(dmsetup table "$map")
-check "the origin map is snapshot-origin while vsnaps exist: $t" sh -c "echo '$t' | grep -q ' snapshot-origin '"
-check "v1 equals the model at $t1 byte for byte" same "$d1" /tmp/m1.img
-check "v2 equals the model at $t2 byte for byte" same "$d2" /tmp/m2.img
+mt_check "the origin map is snapshot-origin while vsnaps exist: $t" sh -c "echo '$t' | grep -q ' snapshot-origin '"
+mt_check "v1 equals the model at $t1 byte for byte" same "$d1" /tmp/m1.img
+mt_check "v2 equals the model at $t2 byte for byte" same "$d2" /tmp/m2.img
 a0=$(applied_seq)
 sleep 4
 a1=$(applied_seq)
-check "replication went on (applied seq $a0 -> $a1)" [ "$a1" -gt "$a0" ]
-check "v1 still equals the model at $t1 after more writes" same "$d1" /tmp/m1.img
-check "v2 still equals the model at $t2 after more writes" same "$d2" /tmp/m2.img
+mt_check "replication went on (applied seq $a0 -> $a1)" [ "$a1" -gt "$a0" ]
+mt_check "v1 still equals the model at $t1 after more writes" same "$d1" /tmp/m1.img
+mt_check "v2 still equals the model at $t2 after more writes" same "$d2" /tmp/m2.img
 
 kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
 start_agent || die "mt-agent did not restart"
-check "after kill -9 and restart the vsnaps are listed ready" \
+mt_check "after kill -9 and restart the vsnaps are listed ready" \
   sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '[.vsnaps[] | select(.state == \"ready\")] | length == 2' >/dev/null"
 wait "$wl"; rc=$?
-check "the workload finished through the restart (rc $rc)" [ "$rc" -eq 0 ]
+mt_check "the workload finished through the restart (rc $rc)" [ "$rc" -eq 0 ]
 tail -n 2 /w/w2.log
 wait_applied || die "apply did not catch up after the restart"
-check "v1 equals the model at $t1 after the restart and the whole workload" same "$d1" /tmp/m1.img
-check "v2 equals the model at $t2 after the restart and the whole workload" same "$d2" /tmp/m2.img
+mt_check "v1 equals the model at $t1 after the restart and the whole workload" same "$d1" /tmp/m1.img
+mt_check "v2 equals the model at $t2 after the restart and the whole workload" same "$d2" /tmp/m2.img
 
 # A reboot, simulated: mt-agent stopped, every map and loop device gone (they
 # are not persistent). The vsnaps are listed inactive; the next start of
@@ -128,24 +123,24 @@ check "v2 equals the model at $t2 after the restart and the whole workload" same
 # disk, and they still show their points.
 kill "$agent_pid"; wait "$agent_pid" 2>/dev/null
 dmsetup remove "$map-vs-v1" && dmsetup remove "$map-vs-v2" && dmsetup remove "$map" ||
-  fail "removing the maps to simulate a reboot"
-check "after the 'reboot' the vsnaps are listed inactive" \
+  mt_fail "removing the maps to simulate a reboot"
+mt_check "after the 'reboot' the vsnaps are listed inactive" \
   sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '[.vsnaps[] | select(.state == \"inactive\")] | length == 2' >/dev/null"
-check "no loop device is left attached" sh -c "! grep -q vsnap /sys/block/loop*/loop/backing_file 2>/dev/null"
+mt_check "no loop device is left attached" sh -c "! grep -q vsnap /sys/block/loop*/loop/backing_file 2>/dev/null"
 start_agent || die "mt-agent did not start after the 'reboot'"
 t=$(dmsetup table "$map")
-check "mt-agent re-made the origin as snapshot-origin: $t" sh -c "echo '$t' | grep -q ' snapshot-origin '"
-check "after the 'reboot' the vsnaps are ready again" \
+mt_check "mt-agent re-made the origin as snapshot-origin: $t" sh -c "echo '$t' | grep -q ' snapshot-origin '"
+mt_check "after the 'reboot' the vsnaps are ready again" \
   sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '[.vsnaps[] | select(.state == \"ready\")] | length == 2' >/dev/null"
-check "v1 equals the model at $t1 after the 'reboot'" same "$d1" /tmp/m1.img
-check "v2 equals the model at $t2 after the 'reboot'" same "$d2" /tmp/m2.img
+mt_check "v1 equals the model at $t1 after the 'reboot'" same "$d1" /tmp/m1.img
+mt_check "v2 equals the model at $t2 after the 'reboot'" same "$d2" /tmp/m2.img
 
 exec 3< "$d1"
 out=$(ctl vsnap remove v1 2>&1); rc=$?
-check "remove of an open vsnap is refused: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'in use'"
+mt_check "remove of an open vsnap is refused: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'in use'"
 exec 3<&-
 out=$(ctl release "$VS_TGT_WWID" 2>&1); rc=$?
-check "release is refused while vsnaps exist: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'virtual snapshots'"
+mt_check "release is refused while vsnaps exist: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'virtual snapshots'"
 ctl attach "$VS_TGT_WWID" >/dev/null 2>&1 || true  # the refused release left the stream paused
 
 # A create killed half way: listed as interrupted, removable, the stream
@@ -154,34 +149,34 @@ mtctl --config /w/agent.toml vsnap create "$VS_TGT_WWID" --at "$t2" --name v3 > 
 cpid=$!
 for _ in $(seq 1 200); do dmsetup info "$map-vs-v3" >/dev/null 2>&1 && break; sleep 0.05; done
 kill -9 "$cpid"; wait "$cpid" 2>/dev/null
-check "a vsnap create killed half way is listed as interrupted" \
+mt_check "a vsnap create killed half way is listed as interrupted" \
   sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '.vsnaps[] | select(.name == \"v3\") | .state == \"interrupted\"' >/dev/null"
 out=$(ctl vsnap remove v3 2>&1); rc=$?
-check "the interrupted vsnap is removed: $out" [ "$rc" -eq 0 ]
-check "its map is gone" sh -c "! dmsetup info '$map-vs-v3' >/dev/null 2>&1"
-check "the origin map is not left suspended" sh -c "dmsetup info '$map' | grep -q ACTIVE"
-check "the stream the killed create paused resumes" ctl resume --stream s1
-check "v1 still equals the model at $t1" same "$d1" /tmp/m1.img
+mt_check "the interrupted vsnap is removed: $out" [ "$rc" -eq 0 ]
+mt_check "its map is gone" sh -c "! dmsetup info '$map-vs-v3' >/dev/null 2>&1"
+mt_check "the origin map is not left suspended" sh -c "dmsetup info '$map' | grep -q ACTIVE"
+mt_check "the stream the killed create paused resumes" ctl resume --stream s1
+mt_check "v1 still equals the model at $t1" same "$d1" /tmp/m1.img
 
 # Rollback writes through the origin: the vsnaps keep their points.
 ctl points --stream s1 --json > /w/points.json
 t3=$(jq -r '[.streams[0].points[] | select(.kind == "app")][-2].name' /w/points.json)
 model "$t3" /tmp/m3.img || die "mtsend rebuild $t3"
-check "rollback of the stream to $t3" ctl rollback --stream s1 --to "$t3" --yes
-check "the target equals the model at $t3 after the rollback" same "/dev/mapper/$map" /tmp/m3.img
-check "v1 still equals the model at $t1 after the rollback" same "$d1" /tmp/m1.img
-check "v2 still equals the model at $t2 after the rollback" same "$d2" /tmp/m2.img
+mt_check "rollback of the stream to $t3" ctl rollback --stream s1 --to "$t3" --yes
+mt_check "the target equals the model at $t3 after the rollback" same "/dev/mapper/$map" /tmp/m3.img
+mt_check "v1 still equals the model at $t1 after the rollback" same "$d1" /tmp/m1.img
+mt_check "v2 still equals the model at $t2 after the rollback" same "$d2" /tmp/m2.img
 
-check "remove v1" ctl vsnap remove v1
+mt_check "remove v1" ctl vsnap remove v1
 t=$(dmsetup table "$map")
-check "with v2 left the origin stays snapshot-origin" sh -c "echo '$t' | grep -q ' snapshot-origin '"
-check "v2 still equals the model at $t2" same "$d2" /tmp/m2.img
-check "remove v2" ctl vsnap remove v2
+mt_check "with v2 left the origin stays snapshot-origin" sh -c "echo '$t' | grep -q ' snapshot-origin '"
+mt_check "v2 still equals the model at $t2" same "$d2" /tmp/m2.img
+mt_check "remove v2" ctl vsnap remove v2
 t=$(dmsetup table "$map")
-check "after the last remove the origin is linear again: $t" sh -c "echo '$t' | grep -q ' linear '"
-check "no vsnap is listed" sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '.vsnaps | length == 0' >/dev/null"
-check "the COW files are gone" sh -c "! ls /w/retention/vsnap/*.cow >/dev/null 2>&1"
-check "no snapshot map is left" sh -c "! dmsetup ls | grep -q -- '-vs-'"
-check "the target still equals the model at $t3" same "/dev/mapper/$map" /tmp/m3.img
+mt_check "after the last remove the origin is linear again: $t" sh -c "echo '$t' | grep -q ' linear '"
+mt_check "no vsnap is listed" sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '.vsnaps | length == 0' >/dev/null"
+mt_check "the COW files are gone" sh -c "! ls /w/retention/vsnap/*.cow >/dev/null 2>&1"
+mt_check "no snapshot map is left" sh -c "! dmsetup ls | grep -q -- '-vs-'"
+mt_check "the target still equals the model at $t3" same "/dev/mapper/$map" /tmp/m3.img
 kill "$agent_pid"; wait "$agent_pid" 2>/dev/null
 finish
