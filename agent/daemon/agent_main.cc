@@ -1,16 +1,12 @@
 #include "agent_main.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,45 +65,6 @@ int Fail(const std::string& message, int code) {
   return code;
 }
 
-// Forks; the parent waits for the child's readiness byte on a pipe and exits
-// with 0, or with the child's status when it ends first. Returns the write
-// end of the pipe in the child (to be passed to NotifyParent), -1 on error.
-int Detach() {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
-  const pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid > 0) {
-    close(fds[1]);
-    char c = 0;
-    ssize_t n;
-    do {
-      n = read(fds[0], &c, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n == 1 && c == 'R') _exit(0);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
-  }
-  close(fds[0]);
-  setsid();
-  if (chdir("/") != 0) {
-  }
-  // stdin and stdout are not used; stderr stays: it carries the log. A
-  // failure leaves them as they were.
-  (void)shim::RedirectStdinStdoutToDevNull();
-  return fds[1];
-}
-
-void NotifyParent(int fd) {
-  if (fd < 0) return;
-  const char c = 'R';
-  while (write(fd, &c, 1) < 0 && errno == EINTR) {
-  }
-  close(fd);
-}
-
 }  // namespace
 
 int RunAgentMain(int argc, const char* const* argv) {
@@ -153,8 +110,9 @@ int RunAgentMain(int argc, const char* const* argv) {
 
   int ready_fd = -1;
   if (!foreground) {
-    ready_fd = Detach();
-    if (ready_fd < 0) return Fail(std::string("cannot detach: ") + std::strerror(errno), 1);
+    auto fd = shim::DetachWithReadiness();
+    if (!fd.ok()) return Fail("cannot detach: " + fd.status().message(), 1);
+    ready_fd = *fd;
   }
   SetUpLogging(config.log_level);
   if (defaults) spdlog::warn("{} not found: running with the default configuration", config_path);
@@ -179,7 +137,7 @@ int RunAgentMain(int argc, const char* const* argv) {
   uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
   sd_notify(0, "READY=1\nSTATUS=running");
-  NotifyParent(ready_fd);
+  shim::NotifyDetachedParent(ready_fd);
 
   while (true) {
     siginfo_t info;

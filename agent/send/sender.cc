@@ -15,7 +15,7 @@
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/block_device.h"
 #include "validator.h"
-#include <unistd.h>
+#include "mt/shim/detach.h"
 #include <cmath>
 
 namespace mt::send {
@@ -361,7 +361,7 @@ class ResyncRunner final : public ReconnectingRunner {
     bo.writable = false;
     bo.direct = false;
     MT_ASSIGN_OR_RETURN(source_, shim::OpenBlockDevice(o_.source, bo));
-    tty_ = o_.progress && isatty(2) == 1;
+    tty_ = o_.progress && shim::IsTerminal(2);
     Status s = Run();
     if (tty_ && printed_) std::fprintf(stderr, "\n");
     if (!s.ok()) return s;

@@ -1,6 +1,7 @@
 // Small driver-shim helpers on the real kernel that need no root: telling a
-// block device node from other paths, and pointing a daemon's stdin/stdout
-// at /dev/null (in a forked child, so the test's own streams stay).
+// block device node from other paths, pointing a daemon's stdin/stdout at
+// /dev/null and detaching it with readiness (in forked children, so the
+// test's own process and streams stay), telling a terminal.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -68,6 +69,53 @@ TEST(RedirectStdinStdoutToDevNull, PointsStdinAndStdoutAtDevNullAndKeepsStderr) 
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "see ChildRedirects for the failing check";
+}
+
+// DetachWithReadiness in a forked child (the "daemon's parent" role exits
+// there, not in the test): its exit status is 0 once the detached process
+// says it is ready, or the detached process's own status when it ends first.
+int ChildDetaches(bool ready, int detached_status, const std::string& mark) {
+  auto fd = DetachWithReadiness();
+  if (!fd.ok()) return 20;
+  // Here only in the detached process: a new session, cwd "/".
+  if (::getsid(0) != ::getpid()) ::_exit(21);
+  char cwd[8] = {};
+  if (::getcwd(cwd, sizeof cwd) == nullptr || std::string(cwd) != "/") ::_exit(22);
+  if (FILE* f = std::fopen(mark.c_str(), "w")) std::fclose(f);
+  if (ready) NotifyDetachedParent(*fd);
+  ::_exit(detached_status);
+}
+
+int RunDetachingChild(bool ready, int detached_status, const std::string& mark) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) ::_exit(ChildDetaches(ready, detached_status, mark));
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+TEST(DetachWithReadiness, ParentExitsZeroWhenReadyElseWithTheDaemonsStatus) {
+  char dir[] = "/tmp/mt-shim-detach-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string mark = std::string(dir) + "/ran";
+  EXPECT_EQ(RunDetachingChild(/*ready=*/true, 9, mark), 0);
+  EXPECT_EQ(::access(mark.c_str(), F_OK), 0) << "the detached process ran";
+  ::unlink(mark.c_str());
+  EXPECT_EQ(RunDetachingChild(/*ready=*/false, 5, mark), 5) << "ended before it was ready";
+  EXPECT_EQ(::access(mark.c_str(), F_OK), 0);
+  ::unlink(mark.c_str());
+  ::rmdir(dir);
+}
+
+TEST(IsTerminal, FalseForAFileAndAPipe) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  EXPECT_FALSE(IsTerminal(p[0]));
+  EXPECT_FALSE(IsTerminal(p[1]));
+  ::close(p[0]);
+  ::close(p[1]);
+  EXPECT_FALSE(IsTerminal(-1));
 }
 
 TEST(TryLockFile, OneHolderAtATimeAndFreeAgainWhenReleased) {
