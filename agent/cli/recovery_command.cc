@@ -619,14 +619,18 @@ int RunVsnapCreate(Context& ctx, const RecoveryOptions& o) {
     return ctx.Fail("target " + sel->disk.target_id + " is not attached to this machine");
   Status safe = inventory::IsSafeTarget(*disk);
   if (!safe.ok()) return ctx.Fail(safe);
+  // The stream is paused only while the snapshot is set up (the disk must
+  // hold exactly the applied seq then); the fill runs while it replicates
+  // again (vsnap::Begin / Fill).
+  const auto start = std::chrono::steady_clock::now();
   auto paused = PauseInDaemon(ctx, *env, row);
   if (!paused.ok()) return ctx.Fail(paused.status());
-  const auto start = std::chrono::steady_clock::now();
-  auto made = [&]() -> Result<proto::VsnapInfo> {
-    MT_ASSIGN_OR_RETURN(auto st, recovery::LoadStreamState(*env->catalog, env->fs,
-                                                           env->config.retention_dir, row));
+  recovery::StreamState st;
+  vsnap::CreateSpec spec;
+  auto begun = [&]() -> Result<proto::VsnapInfo> {
+    MT_ASSIGN_OR_RETURN(st, recovery::LoadStreamState(*env->catalog, env->fs,
+                                                      env->config.retention_dir, row));
     MT_ASSIGN_OR_RETURN(auto point, Resolve(*env, st, o.at));
-    vsnap::CreateSpec spec;
     spec.retention_dir = env->config.retention_dir;
     spec.name = o.name.empty() ? "seq" + std::to_string(point.seq) : o.name;
     spec.disk = disk;
@@ -636,19 +640,25 @@ int RunVsnapCreate(Context& ctx, const RecoveryOptions& o) {
     spec.base_seq = st.applied_seq;
     spec.undo = &st.undo;
     spec.now_ns = shim::SystemClock().NowNs();
-    return vsnap::Create(env->fs, spec, Progress(ctx, "vsnap"));
+    return vsnap::Begin(env->fs, spec);
   }();
+  const double paused_secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (*paused) {
     Status r = ResumeInDaemon(ctx, *env, row);
     if (!r.ok()) ctx.err << "mtctl: warning: " << r.message() << std::endl;
   }
+  if (!begun.ok()) return ctx.Fail(begun.status());
+  auto made = vsnap::Fill(env->fs, spec, *begun, Progress(ctx, "vsnap"));
   if (!made.ok()) return ctx.Fail(made.status());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::ostringstream text;
   text << "vsnap " << made->name() << ": " << made->device() << " shows disk " << made->disk()
        << " (" << made->target_id() << ") of stream " << row.name << " at " << made->point()
        << " (" << std::fixed << std::setprecision(2) << secs
-       << " s); replication goes on. Remove it with mtctl vsnap remove " << made->name() << "\n";
+       << " s; replication paused for " << std::setprecision(2) << paused_secs
+       << " s of it); replication goes on. Remove it with mtctl vsnap remove " << made->name()
+       << "\n";
   return Emit(ctx, o, *made, text.str());
 }
 

@@ -135,8 +135,19 @@ Status CheckName(const std::string& name) {
   return Status::Ok();
 }
 
-Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
-                                const recovery::ProgressFn& on_progress) {
+namespace {
+// A create step failed: take down what was made; the error names the vsnap.
+Status Undo(shim::FileSystem& fs, const CreateSpec& spec, const proto::VsnapInfo& info,
+            const Status& failed) {
+  Status down = TakeDown(fs, spec.retention_dir, info);
+  if (!down.ok())
+    return failed.WithContext("vsnap " + spec.name + " (and taking it down again failed: " +
+                              down.message() + "; see mtctl vsnap list)");
+  return failed.WithContext("vsnap " + spec.name);
+}
+}  // namespace
+
+Result<proto::VsnapInfo> Begin(shim::FileSystem& fs, const CreateSpec& spec) {
   MT_RETURN_IF_ERROR(CheckName(spec.name));
   if (!shim::DeviceMapperAvailable())
     return Status(Errc::kUnavailable,
@@ -195,7 +206,15 @@ Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
     if (!snap) return Status(Errc::kInternal, "snapshot map " + info.dm_name() + " vanished");
     info.set_device(shim::DmDevicePath(info.dm_name(), snap->dev));
     info.set_state("filling");
-    MT_RETURN_IF_ERROR(Save(fs, spec.retention_dir, info));
+    return Save(fs, spec.retention_dir, info);
+  }();
+  if (!made.ok()) return Undo(fs, spec, info, made);
+  return info;
+}
+
+Result<proto::VsnapInfo> Fill(shim::FileSystem& fs, const CreateSpec& spec,
+                              proto::VsnapInfo info, const recovery::ProgressFn& on_progress) {
+  auto filled = [&]() -> Status {
     shim::BlockDeviceOptions bo;
     bo.writable = bo.exclusive = bo.direct = true;
     MT_ASSIGN_OR_RETURN(auto dev, shim::OpenBlockDevice(info.device(), bo));
@@ -209,14 +228,14 @@ Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
     if (used.ok() && *used) info.set_cow_used_bytes(**used);
     return Status::Ok();
   }();
-  if (!made.ok()) {
-    Status down = TakeDown(fs, spec.retention_dir, info);
-    if (!down.ok())
-      return made.WithContext("vsnap " + spec.name + " (and taking it down again failed: " +
-                              down.message() + "; see mtctl vsnap list)");
-    return made.WithContext("vsnap " + spec.name);
-  }
+  if (!filled.ok()) return Undo(fs, spec, info, filled);
   return info;
+}
+
+Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
+                                const recovery::ProgressFn& on_progress) {
+  MT_ASSIGN_OR_RETURN(proto::VsnapInfo info, Begin(fs, spec));
+  return Fill(fs, spec, std::move(info), on_progress);
 }
 
 Result<std::vector<proto::VsnapInfo>> List(shim::FileSystem& fs, const std::string& root) {

@@ -44,9 +44,23 @@ struct CreateSpec {
   int64_t now_ns = 0;
 };
 
-// Creates the vsnap; returns its description (state "ready", device set).
+// Creates the vsnap in two steps; Create() runs both.
+//
+// Begin: the snapshot map over an empty COW store, the origin turned into
+// snapshot-origin (state "filling", device set). It must run while nothing
+// writes the disk and the disk holds exactly spec.base_seq: from then on
+// every write through the origin keeps the base_seq content of what it
+// overwrites in the snapshot.
+// Fill: writes the before-images of the records in (point, base_seq] of
+// spec.undo into the snapshot (state "ready"). The stream may apply again
+// meanwhile: its writes go through the origin, which preserves the
+// snapshot's content, and the fill reads only the undo segments captured in
+// spec.undo (each up to its size then).
 // kUnavailable without device-mapper or for a disk without a WWID, with
 // nothing changed; on any later failure what was made is taken down again.
+Result<proto::VsnapInfo> Begin(shim::FileSystem& fs, const CreateSpec& spec);
+Result<proto::VsnapInfo> Fill(shim::FileSystem& fs, const CreateSpec& spec,
+                              proto::VsnapInfo info, const recovery::ProgressFn& on_progress = {});
 Result<proto::VsnapInfo> Create(shim::FileSystem& fs, const CreateSpec& spec,
                                 const recovery::ProgressFn& on_progress = {});
 
