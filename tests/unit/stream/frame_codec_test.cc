@@ -19,11 +19,20 @@ using testing::OneFrameOfEveryType;
 using testing::SameFrame;
 using testing::ValueOf;
 
+// Zero-copy input for DecodeInChunks: payload bytes go through
+// PrepareInput/CommitInput whenever the decoder offers a slice (as the
+// agent's session reads them), `short_by` bytes fewer than the slice's size
+// placed when possible (a read that returns less than asked).
+struct ZeroCopy {
+  size_t short_by = 0;
+  size_t direct_bytes = 0;  // out: bytes placed through slices
+};
+
 // Feeds `bytes` in chunks of the sizes `chunk` returns and collects frames;
-// stops at the first error, which it returns.
+// stops at the first error, which it returns. With `zc`, see ZeroCopy.
 template <typename ChunkFn>
 Status DecodeInChunks(FrameDecoder* dec, const std::vector<uint8_t>& bytes, ChunkFn chunk,
-                      std::vector<Frame>* frames) {
+                      std::vector<Frame>* frames, ZeroCopy* zc = nullptr) {
   size_t pos = 0;
   for (;;) {
     Frame f;
@@ -35,7 +44,18 @@ Status DecodeInChunks(FrameDecoder* dec, const std::vector<uint8_t>& bytes, Chun
     }
     if (pos == bytes.size()) return dec->Finish();
     const size_t n = std::min(chunk(), bytes.size() - pos);
-    pos += dec->Put(bytes.data() + pos, n);
+    const MutableSlice slice = zc != nullptr ? dec->PrepareInput(n) : MutableSlice{};
+    if (slice.size == 0) {
+      pos += dec->Put(bytes.data() + pos, n);
+      continue;
+    }
+    EXPECT_LE(slice.size, n);
+    const size_t placed = slice.size > zc->short_by ? slice.size - zc->short_by : slice.size;
+    std::copy(bytes.begin() + static_cast<ptrdiff_t>(pos),
+              bytes.begin() + static_cast<ptrdiff_t>(pos + placed), slice.data);
+    dec->CommitInput(placed);
+    pos += placed;
+    zc->direct_bytes += placed;
   }
 }
 
@@ -191,39 +211,6 @@ TEST(FrameCodec, EncoderRefusesHeaderWithoutBodyOrStrayPayload) {
   EXPECT_TRUE(out.empty());
 }
 
-// Like DecodeInChunks, but payload bytes go through PrepareInput/CommitInput
-// whenever the decoder offers a slice (as the agent's session reads them),
-// with `chunk` bytes at most per step and `short_by` bytes fewer than the
-// slice's size placed when possible (a read that returns less than asked).
-template <typename ChunkFn>
-Status DecodeZeroCopy(FrameDecoder* dec, const std::vector<uint8_t>& bytes, ChunkFn chunk,
-                      size_t short_by, std::vector<Frame>* frames, size_t* direct_bytes) {
-  size_t pos = 0;
-  for (;;) {
-    Frame f;
-    Result<bool> r = dec->Next(&f);
-    if (!r.ok()) return r.status();
-    if (*r) {
-      frames->push_back(std::move(f));
-      continue;
-    }
-    if (pos == bytes.size()) return dec->Finish();
-    const size_t n = std::min(chunk(), bytes.size() - pos);
-    MutableSlice slice = dec->PrepareInput(n);
-    if (slice.size == 0) {
-      pos += dec->Put(bytes.data() + pos, n);
-      continue;
-    }
-    EXPECT_LE(slice.size, n);
-    const size_t placed = slice.size > short_by ? slice.size - short_by : slice.size;
-    std::copy(bytes.begin() + static_cast<ptrdiff_t>(pos),
-              bytes.begin() + static_cast<ptrdiff_t>(pos + placed), slice.data);
-    dec->CommitInput(placed);
-    pos += placed;
-    *direct_bytes += placed;
-  }
-}
-
 TEST(FrameCodec, ZeroCopyInputGivesTheSameFrames) {
   std::mt19937 rng(20261127);
   const std::vector<FrameSpec> kinds = OneFrameOfEveryType();
@@ -237,15 +224,14 @@ TEST(FrameCodec, ZeroCopyInputGivesTheSameFrames) {
   for (size_t short_by : {size_t{0}, size_t{7}}) {
     std::vector<Frame> frames;
     FrameDecoder dec;
-    size_t direct = 0;
-    ASSERT_TRUE(DecodeZeroCopy(
-                    &dec, bytes, [&] { return size_t{1} + rng() % 2000; }, short_by, &frames,
-                    &direct)
+    ZeroCopy zc{short_by};
+    ASSERT_TRUE(DecodeInChunks(
+                    &dec, bytes, [&] { return size_t{1} + rng() % 2000; }, &frames, &zc)
                     .ok());
     ASSERT_EQ(frames.size(), specs.size());
     for (size_t i = 0; i < specs.size(); ++i) ASSERT_TRUE(SameFrame(frames[i], specs[i])) << i;
     // Most payload bytes went straight into the frames' payloads.
-    EXPECT_GT(direct, bytes.size() / 2) << "short_by " << short_by;
+    EXPECT_GT(zc.direct_bytes, bytes.size() / 2) << "short_by " << short_by;
   }
 }
 
@@ -254,20 +240,20 @@ TEST(FrameCodec, ZeroCopyInputChecksTheCrcAndTruncation) {
   std::vector<uint8_t> bad = bytes;
   bad[bad.size() - 100] ^= 0x10;
   std::vector<Frame> frames;
-  size_t direct = 0;
+  ZeroCopy zc;
   FrameDecoder d1;
-  Status s = DecodeZeroCopy(
-      &d1, bad, [] { return size_t{1000}; }, 0, &frames, &direct);
+  Status s = DecodeInChunks(
+      &d1, bad, [] { return size_t{1000}; }, &frames, &zc);
   EXPECT_EQ(s.code(), Errc::kCorruption);
   EXPECT_THAT(s.message(), HasSubstr("payload CRC mismatch in write-batch frame"));
   EXPECT_TRUE(frames.empty());
-  EXPECT_GT(direct, 0u);
+  EXPECT_GT(zc.direct_bytes, 0u);
   EXPECT_EQ(d1.PrepareInput(100).size, 0u) << "a failed decoder offers no slice";
 
   bytes.resize(bytes.size() - 12);
   FrameDecoder d2;
-  s = DecodeZeroCopy(
-      &d2, bytes, [] { return size_t{1000}; }, 0, &frames, &direct);
+  s = DecodeInChunks(
+      &d2, bytes, [] { return size_t{1000}; }, &frames, &zc);
   EXPECT_EQ(s.message(),
             "stream ended inside a frame: truncated payload of write-batch frame, 8180 of 8192 "
             "bytes");
