@@ -190,7 +190,11 @@ void Session::OnRead(const error_code& ec, size_t n) {
 }
 
 bool Session::ReadAllowed() const {
-  return !reading_ && state_ != State::kTls && state_ < State::kClosing && !throttled_ &&
+  // Not while a write is in flight: a synchronous TLS read that has to answer
+  // the peer (a TLS 1.3 KeyUpdate asking for one) writes through the same
+  // engine buffer as the asynchronous write, which the asynchronous read
+  // coordinates and a synchronous one does not.
+  return !reading_ && !writing_ && state_ != State::kTls && state_ < State::kClosing && !throttled_ &&
          hash_in_flight_ < o_.max_hash_in_flight &&
          !(state_ == State::kStreaming && port_->Throttled());
 }

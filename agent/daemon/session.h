@@ -95,7 +95,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Handles a read's outcome: n bytes in the decoder's payload (direct) or
   // read_buf_, frames handled. false: the session is closing (or closed).
   bool Consume(const boost::system::error_code& ec, bool direct, size_t n);
-  // May another read start now (same conditions as MaybeRead)?
+  // May a non-blocking read run now? MaybeRead's conditions, and no write
+  // in flight (see the definition).
   bool ReadAllowed() const;
   // Read timeouts: every read must complete by read_deadline_ (moved at each
   // read start). One timer watches it, re-armed lazily when it fires early —
