@@ -3,6 +3,9 @@
 // commit: a Commit is requested every COMMIT_EVERY records (default 4) without
 // waiting, as a receiver acknowledging batches does; one Sync at the end.
 // Prints {"bytes":..,"seconds":..,"mib_per_s":..,"segments":..}.
+// TOTAL_MIB 0: appends nothing and times Journal::Open of the journal already
+// in DIR (what starting or resuming a stream costs): prints
+// {"open_seconds":..,"bytes":..,"segments":..}.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -27,10 +30,20 @@ int main(int argc, char** argv) {
   const size_t rec = (argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 1024) << 10;
   const int every = argc > 4 ? std::atoi(argv[4]) : 4;
   if (argc > 5) o.max_batch_bytes = std::strtoull(argv[5], nullptr, 10) << 20;
+  const auto opening = std::chrono::steady_clock::now();
   auto j = Journal::Open(shim::PosixFileSystem(), shim::SystemClock(), o, nullptr);
   if (!j.ok()) {
     std::fprintf(stderr, "bench_journal_append: %s\n", j.status().ToString().c_str());
     return 1;
+  }
+  if (total == 0) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - opening).count();
+    uint64_t bytes = 0;
+    for (const auto& seg : (*j)->Segments()) bytes += seg.bytes;
+    std::printf("{\"open_seconds\":%.4f,\"bytes\":%llu,\"segments\":%zu}\n", secs,
+                static_cast<unsigned long long>(bytes), (*j)->Segments().size());
+    return 0;
   }
   std::vector<uint8_t> payload(rec);
   for (size_t i = 0; i < rec; ++i) payload[i] = static_cast<uint8_t>(i * 131 + 17);
