@@ -59,6 +59,19 @@ Status DecodeInChunks(FrameDecoder* dec, const std::vector<uint8_t>& bytes, Chun
   }
 }
 
+// n frames of random types; write batches of 1..5 writes of write_len bytes.
+std::vector<FrameSpec> MixedFrames(std::mt19937* rng, int n, uint64_t write_len) {
+  const std::vector<FrameSpec> kinds = OneFrameOfEveryType();
+  std::vector<FrameSpec> specs;
+  for (int i = 0; i < n; ++i) {
+    FrameSpec f = kinds[(*rng)() % kinds.size()];
+    if (f.header.has_write_batch())
+      f = testing::WriteBatchFrame(i + 1, 1 + static_cast<int>((*rng)() % 5), write_len);
+    specs.push_back(f);
+  }
+  return specs;
+}
+
 Status DecodeAll(const std::vector<uint8_t>& bytes, std::vector<Frame>* frames,
                  FrameDecoder dec = FrameDecoder()) {
   return DecodeInChunks(
@@ -119,13 +132,7 @@ TEST(FrameCodec, EncoderAppendsAndSetsPayloadFields) {
 // and in random chunks: the same frames every time.
 TEST(FrameCodec, ChunkingDoesNotChangeTheFrames) {
   std::mt19937 rng(20240601);
-  const std::vector<FrameSpec> kinds = OneFrameOfEveryType();
-  std::vector<FrameSpec> specs;
-  for (int i = 0; i < 300; ++i) {
-    FrameSpec f = kinds[rng() % kinds.size()];
-    if (f.header.has_write_batch()) f = testing::WriteBatchFrame(i + 1, 1 + rng() % 5, 512);
-    specs.push_back(f);
-  }
+  const std::vector<FrameSpec> specs = MixedFrames(&rng, 300, 512);
   const std::vector<uint8_t> bytes = EncodeAll(specs);
 
   std::vector<Frame> at_once, bytewise, random_chunks;
@@ -213,13 +220,7 @@ TEST(FrameCodec, EncoderRefusesHeaderWithoutBodyOrStrayPayload) {
 
 TEST(FrameCodec, ZeroCopyInputGivesTheSameFrames) {
   std::mt19937 rng(20261127);
-  const std::vector<FrameSpec> kinds = OneFrameOfEveryType();
-  std::vector<FrameSpec> specs;
-  for (int i = 0; i < 200; ++i) {
-    FrameSpec f = kinds[rng() % kinds.size()];
-    if (f.header.has_write_batch()) f = testing::WriteBatchFrame(i + 1, 1 + rng() % 5, 4096);
-    specs.push_back(f);
-  }
+  const std::vector<FrameSpec> specs = MixedFrames(&rng, 200, 4096);
   const std::vector<uint8_t> bytes = EncodeAll(specs);
   for (size_t short_by : {size_t{0}, size_t{7}}) {
     std::vector<Frame> frames;
