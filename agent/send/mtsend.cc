@@ -134,6 +134,7 @@ void PrintResult(const char* what, const RunResult& r) {
 int MtsendMain(int argc, char** argv) {
   CLI::App app{"mtsend: reference sender of the mt-agent change stream (a process server's part)"};
   app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
 
   Common wc;
   WorkloadOptions wo;
