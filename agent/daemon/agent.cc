@@ -296,6 +296,11 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   // Several target reads/writes in flight per apply batch (docs/benchmarks.md:
   // the apply stage is bound by one-at-a-time I/O, not by the CPU).
   ro.applier.io_depth = kApplyIoDepth;
+  if (!env_.test_stall_applier.empty() && env_.test_stall_applier == row.name) {
+    spdlog::warn("stream '{}': test hook MT_TEST_STALL_APPLIER: its applier will hang", row.name);
+    ro.test_stall_after_batches = 1;
+  }
+  if (env_.on_stream_starting) env_.on_stream_starting(row.name);
   auto rt = StreamRuntime::Start(*store_, *env_.clock, row.id, devices, ro);
   if (!rt.ok()) return fail(rt.status());
   stream->runtime = std::move(rt).value();
@@ -342,6 +347,38 @@ std::vector<std::string> Agent::RunningStreams() const {
   std::vector<std::string> out;
   for (const auto& [name, _] : streams_) out.push_back(name);
   return out;
+}
+
+std::string Agent::Stalled(int64_t limit_ns) {
+  auto seconds = [](int64_t ns) { return std::to_string(ns / 1'000'000'000) + " s"; };
+  if (receiver_) {
+    const int64_t waited = receiver_->ProbeNetworkThreadsNs();
+    if (waited > limit_ns) return "data port: network threads have not run for " + seconds(waited);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [name, s] : streams_) {
+    if (!s->runtime) continue;
+    const int64_t apply = s->runtime->ApplyBusyForNs();
+    if (apply > limit_ns) return "stream '" + name + "': applier busy for " + seconds(apply);
+    const int64_t commit = s->runtime->WalCommitBusyForNs();
+    if (commit > limit_ns) return "stream '" + name + "': WAL commit busy for " + seconds(commit);
+  }
+  return "";
+}
+
+std::string Agent::StatusLine() {
+  auto st = Status();
+  if (!st.ok()) return "status unavailable: " + st.status().message();
+  size_t running = 0;
+  uint64_t backlog = 0;
+  for (const auto& p : st->pairs()) {
+    running += p.running() ? 1 : 0;
+    backlog += p.backlog_records();
+  }
+  std::string line = std::to_string(running) + "/" + std::to_string(st->pairs_size()) +
+                     " streams running, backlog " + std::to_string(backlog) + " records, ";
+  if (st->alerts_size() == 0) return line + "no alerts";
+  return line + std::to_string(st->alerts_size()) + " alert(s): " + st->alerts(0).message();
 }
 
 void Agent::Shutdown() {

@@ -71,6 +71,13 @@ struct AgentEnvironment {
   // The catalog file; "" = <retention dir>/catalog.db. (SQLite always uses
   // the real file system: tests with a MemFileSystem put it in a temp dir.)
   std::string catalog_path;
+  // Start-up progress (the systemd start timeout): called before each
+  // stream starts, which replays what its WAL holds. May be null.
+  std::function<void(const std::string& stream)> on_stream_starting;
+  // Liveness test hook: the applier of the stream of this name stops making
+  // progress after its first batch (RuntimeOptions::test_stall_after_batches).
+  // mt-agent sets it from MT_TEST_STALL_APPLIER; "" in production.
+  std::string test_stall_applier;
 };
 
 class Agent {
@@ -95,6 +102,15 @@ class Agent {
 
   // Names of the streams running now (tests, logs).
   std::vector<std::string> RunningStreams() const;
+
+  // Liveness, for the systemd watchdog: "" while the data port's network
+  // threads answer, and every stream's WAL committer and applier is idle or
+  // busy for at most `limit_ns` with its current unit of work; otherwise the
+  // first worker that is not, and for how long ("stream 'vm1': applier busy
+  // for 31 s"). Cheap; from any thread.
+  std::string Stalled(int64_t limit_ns);
+  // One line for systemd's STATUS=: streams running, backlog, alerts.
+  std::string StatusLine();
 
  private:
   struct Stream;  // a running stream: devices, runtime, gate

@@ -60,6 +60,12 @@ Result<uint64_t> GetSize(const toml::node& n, const Where& w) {
   return *s;
 }
 
+Result<bool> GetBool(const toml::node& n, const Where& w) {
+  const auto* b = n.as_boolean();
+  if (b == nullptr) return w.Error("expected true or false");
+  return b->get();
+}
+
 Result<double> GetNumber(const toml::node& n, const Where& w) {
   if (const auto* i = n.as_integer()) return static_cast<double>(i->get());
   if (const auto* f = n.as_floating_point()) return f->get();
@@ -170,6 +176,11 @@ const Schema& ConfigSchema() {
          [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
            MT_ASSIGN_OR_RETURN(c->low_space_max_bytes, GetSize(n, w));
            return Status::Ok();
+         }},
+        {"require_mount",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->require_mount, GetBool(n, w));
+           return Status::Ok();
          }}}},
       {"policy",
        {{"window",
@@ -212,9 +223,7 @@ const Schema& ConfigSchema() {
          }},
         {"device_mapper",
          [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
-           const auto* b = n.as_boolean();
-           if (b == nullptr) return w.Error("expected true or false");
-           c->device_mapper = b->get();
+           MT_ASSIGN_OR_RETURN(c->device_mapper, GetBool(n, w));
            return Status::Ok();
          }}}},
   };

@@ -43,6 +43,10 @@ struct AgentConfig {
   double low_space_percent = 10.0;
   uint64_t low_space_min_bytes = 1ull << 30;
   uint64_t low_space_max_bytes = 50ull << 30;
+  // mt-agent (the executable) refuses to start unless `retention_dir` is the
+  // mount point of a volume of its own (retention_mount.h); false only for
+  // tests and demos whose retention is a plain directory.
+  bool require_mount = true;
 
   // [policy] — defaults of new pairs (mtctl pair add may override each).
   retention::PolicyRow policy;  // window 24h, rpo 15m, app frequency 60m, prune

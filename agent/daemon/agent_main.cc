@@ -15,6 +15,8 @@
 
 #include "agent.h"
 #include "agent_config.h"
+#include "mt/shim/mounts.h"
+#include "retention_mount.h"
 #include "mt/shim/detach.h"
 
 namespace mt::daemon {
@@ -59,6 +61,11 @@ void SetUpLogging(const std::string& level) {
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
 }
+
+// Start-timeout extension per stream replayed at start (EXTEND_TIMEOUT_USEC).
+constexpr uint64_t kReplayAllowanceUsec = 5ull * 60 * 1'000'000;
+// STATUS= refresh when systemd has no watchdog for us.
+constexpr uint64_t kStatusIntervalUsec = 30ull * 1'000'000;
 
 int Fail(const std::string& message, int code) {
   std::fprintf(stderr, "mt-agent: %s\n", message.c_str());
@@ -128,7 +135,27 @@ int RunAgentMain(int argc, const char* const* argv) {
 
   spdlog::info("mt-agent {} starting (configuration {})", AgentVersion(),
                defaults ? "defaults" : config_path);
-  auto agent = Agent::Start(config);
+  if (config.require_mount) {
+    // Not a transient failure: a host without its retention volume mounted.
+    // Status 2 (RestartPreventExitStatus=2): systemd does not loop on it.
+    auto mounts = shim::ReadMountInfo(shim::SysRoot());
+    mt::Status mounted = mounts.ok() ? CheckRetentionMount(*mounts, config.retention_dir)
+                                     : mounts.status();
+    if (!mounted.ok()) {
+      spdlog::critical("cannot start: {}", mounted.message());
+      sd_notifyf(0, "STATUS=cannot start: %s", mounted.message().c_str());
+      return 2;
+    }
+  }
+  AgentEnvironment env;
+  // WAL replay at start can be long: each stream extends systemd's start
+  // timeout by kReplayAllowance before it starts.
+  env.on_stream_starting = [](const std::string& stream) {
+    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=starting: stream %s (replaying its WAL)",
+               static_cast<unsigned long long>(kReplayAllowanceUsec), stream.c_str());
+  };
+  if (const char* hook = std::getenv("MT_TEST_STALL_APPLIER")) env.test_stall_applier = hook;
+  auto agent = Agent::Start(config, env);
   if (!agent.ok()) {
     spdlog::critical("cannot start: {}", agent.status().message());
     sd_notifyf(0, "STATUS=cannot start: %s", agent.status().message().c_str());
@@ -136,27 +163,37 @@ int RunAgentMain(int argc, const char* const* argv) {
   }
   uint64_t watchdog_usec = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
-  sd_notify(0, "READY=1\nSTATUS=running");
+  sd_notifyf(0, "READY=1\nSTATUS=%s", (*agent)->StatusLine().c_str());
   shim::NotifyDetachedParent(ready_fd);
 
+  // Every tick (half the watchdog interval, else kStatusIntervalUsec): the
+  // watchdog is pinged only while every worker makes progress or waits for
+  // work (Agent::Stalled, limit: half the interval); STATUS= says how it goes.
+  const uint64_t tick_usec = watchdog ? watchdog_usec / 2 : kStatusIntervalUsec;
+  std::string stalled_before;
   while (true) {
     siginfo_t info;
     timespec timeout{};
-    if (watchdog) {
-      const uint64_t half = watchdog_usec / 2;
-      timeout.tv_sec = static_cast<time_t>(half / 1'000'000);
-      timeout.tv_nsec = static_cast<long>((half % 1'000'000) * 1000);
-    } else {
-      timeout.tv_sec = 3600;
-    }
+    timeout.tv_sec = static_cast<time_t>(tick_usec / 1'000'000);
+    timeout.tv_nsec = static_cast<long>((tick_usec % 1'000'000) * 1000);
     const int sig = sigtimedwait(&set, &info, &timeout);
-    if (watchdog) sd_notify(0, "WATCHDOG=1");
     if (sig == SIGTERM || sig == SIGINT) {
       spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       break;
     }
     if (sig == SIGHUP)
       spdlog::warn("SIGHUP: reloading the configuration is not supported; restart mt-agent");
+    const std::string stalled =
+        watchdog ? (*agent)->Stalled(static_cast<int64_t>(tick_usec) * 1000) : std::string();
+    if (stalled.empty()) {
+      sd_notifyf(0, "%sSTATUS=%s", watchdog ? "WATCHDOG=1\n" : "",
+                 (*agent)->StatusLine().c_str());
+    } else {
+      // No ping: systemd restarts the agent when the watchdog expires.
+      if (stalled != stalled_before) spdlog::critical("stalled: {}; no watchdog ping", stalled);
+      sd_notifyf(0, "STATUS=stalled: %s", stalled.c_str());
+    }
+    stalled_before = stalled;
   }
   sd_notify(0, "STOPPING=1\nSTATUS=stopping");
   (*agent)->Shutdown();

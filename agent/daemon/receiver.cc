@@ -1,5 +1,7 @@
 #include "receiver.h"
 
+#include <atomic>
+#include <chrono>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
@@ -133,6 +135,8 @@ struct Receiver::Impl {
   std::set<std::shared_ptr<Session>> sessions;  // GUARDED_BY(mu)
   bool stopping = false;                        // GUARDED_BY(mu)
   uint64_t next_id = 0;                         // acceptor handler only
+  std::atomic<bool> probe_pending{false};       // ProbeNetworkThreadsNs
+  std::chrono::steady_clock::time_point probe_posted;  // GUARDED_BY(probe_pending)
 };
 
 Receiver::Receiver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -200,6 +204,18 @@ void Receiver::Stop() {
   impl_->workers.join();
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->sessions.clear();
+}
+
+int64_t Receiver::ProbeNetworkThreadsNs() {
+  if (!impl_) return 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (impl_->probe_pending.load()) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(now - impl_->probe_posted).count();
+  }
+  impl_->probe_posted = now;
+  impl_->probe_pending = true;
+  asio::post(impl_->ioc, [impl = impl_.get()] { impl->probe_pending = false; });
+  return 0;
 }
 
 size_t Receiver::sessions() const {

@@ -52,6 +52,11 @@ class Receiver {
   uint16_t port() const { return port_; }
   const std::string& fingerprint() const { return fingerprint_; }
   size_t sessions() const;
+  // Liveness (the systemd watchdog): posts a no-op to the network threads,
+  // unless one is still pending, and returns how long the pending one has
+  // waited (0 when the previous probe ran). A network thread that never
+  // returns to its reactor shows here.
+  int64_t ProbeNetworkThreadsNs();
 
  private:
   struct Impl;

@@ -315,12 +315,18 @@ void StreamRuntime::ApplyLoop() {
       bytes += frame_bytes;
       ++frames;
     }
+    apply_busy_.Busy();
     l.unlock();
+    if (o_.test_stall_after_batches != 0 && batches >= o_.test_stall_after_batches) {
+      // The liveness test hook: busy, and no progress, until stopped.
+      while (!stop_requested_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     Status s = ApplyRecords(batch);
     if (s.ok() && ++batches % 64 == 0) {
       auto plan = store_.Prune(stream_, {});  // trims applied WAL, expires old undo
       if (!plan.ok()) s = plan.status().WithContext("prune");
     }
+    apply_busy_.Idle();
     l.lock();
     if (!s.ok()) {
       l.unlock();
@@ -425,6 +431,7 @@ Status StreamRuntime::Stop() {
     std::lock_guard<std::mutex> l(mu_);
     if (!apply_thread_.joinable()) return failed_;
     stopping_ = true;
+    stop_requested_ = true;
   }
   Status s = wal_ != nullptr ? wal_->Sync() : Status::Ok();
   // Let the applier drain what is durable before it stops (bounded by the queue).

@@ -39,6 +39,7 @@
 #include "frame_codec.h"
 #include "hash_source.h"
 #include "mt/shim/block_device.h"
+#include "mt/shim/busy_since.h"
 #include "mt/shim/clock.h"
 #include "mt/stream.pb.h"
 #include "retention_store.h"
@@ -70,6 +71,10 @@ struct RuntimeOptions {
   size_t apply_batch_records = 256;
   // A batch's before-images are held in memory: bound them.
   uint64_t apply_batch_bytes = 16ull << 20;
+  // Test hook (liveness tests only): after this many applied batches the
+  // apply thread stops making progress — it stays busy, applying nothing,
+  // until Stop() — as a hung target write would. 0: never.
+  uint64_t test_stall_after_batches = 0;
 };
 
 class StreamRuntime : public HashSource {
@@ -103,6 +108,11 @@ class StreamRuntime : public HashSource {
 
   bool Throttled() const;
   StreamHealth Health() const;
+  // Liveness (the systemd watchdog): how long the apply thread and the WAL's
+  // committer have been busy with their current unit of work; 0 while they
+  // wait for work, which is idle by design.
+  int64_t ApplyBusyForNs() const { return apply_busy_.BusyForNs(); }
+  int64_t WalCommitBusyForNs() const { return wal_ ? wal_->CommitBusyForNs() : 0; }
   uint64_t id() const { return stream_; }
   const std::string& name() const { return name_; }
 
@@ -134,6 +144,7 @@ class StreamRuntime : public HashSource {
   retention::Journal* undo_ = nullptr;
   std::unique_ptr<apply::CheckpointSink> checkpoint_;
   std::unique_ptr<apply::Applier> applier_;
+  shim::BusySince apply_busy_;  // the apply thread, from taking a batch to its end
 
   std::mutex ingest_mu_;  // serializes Ingest (frames stay in seq order)
   mutable std::mutex mu_;
@@ -154,6 +165,7 @@ class StreamRuntime : public HashSource {
   int64_t last_app_point_ns_ = 0;
   uint64_t bytes_ingested_ = 0;
   bool stopping_ = false;
+  std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
   Status failed_;
   std::thread apply_thread_;
 };

@@ -433,9 +433,11 @@ void Journal::CommitterLoop() {
     Status s;
     if (error_.ok()) {
       writing_ = true;
+      commit_busy_.Busy();
       l.unlock();
       s = WriteBatch(*b);
       l.lock();
+      commit_busy_.Idle();
       writing_ = false;
     } else {
       s = error_;

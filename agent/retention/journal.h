@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "mt/shim/aligned_buffer.h"
+#include "mt/shim/busy_since.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
 #include "record_format.h"
@@ -105,6 +106,9 @@ class Journal {
 
   uint64_t last_appended_seq() const;
   uint64_t durable_seq() const;
+  // How long the committer has been writing its current batch (0: waiting
+  // for work). Liveness: a write + fdatasync that never returns shows here.
+  int64_t CommitBusyForNs() const { return commit_busy_.BusyForNs(); }
   Status status() const;  // ok, or the error that failed the journal
   // Durable state of every segment, oldest first.
   std::vector<SegmentInfo> Segments() const;
@@ -144,6 +148,7 @@ class Journal {
   uint64_t durable_seq_ = 0;
   bool stopping_ = false;
   bool writing_ = false;
+  shim::BusySince commit_busy_;  // the committer, while it writes a batch
   Status error_;
   std::vector<AlignedBuffer> spare_;  // written batches' buffers, for reuse
   std::unique_ptr<shim::File> file_;  // committer-only: the segment being written

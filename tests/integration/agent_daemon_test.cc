@@ -69,7 +69,7 @@ class AgentDaemon : public ::testing::Test {
                            << "credentials_dir = \"" << dir_ << "/credentials\"\n"
                            << "[control]\nsocket = \"" << Socket() << "\"\n"
                            << "[retention]\ndir = \"" << dir_ << "/retention\"\n"
-                           << "segment_size = \"16MiB\"\nwal_quota = \"64MiB\"\n"
+                           << "segment_size = \"16MiB\"\nwal_quota = \"64MiB\"\nrequire_mount = false\n"
                            << "[targets]\nallow_non_scsi = [\"" << loops_[0]->path() << "\", \""
                            << loops_[1]->path() << "\"]\n";
   }

@@ -253,7 +253,7 @@ class DaemonCrash : public ::testing::Test {
                            << "credentials_dir = \"" << dir_ << "/credentials\"\n"
                            << "[control]\nsocket = \"" << Socket() << "\"\n"
                            << "[retention]\ndir = \"" << dir_ << "/retention\"\n"
-                           << "segment_size = \"4MiB\"\nwal_quota = \"32MiB\"\n"
+                           << "segment_size = \"4MiB\"\nwal_quota = \"32MiB\"\nrequire_mount = false\n"
                            << "[targets]\nallow_non_scsi = [\"" << loops_[0]->path() << "\", \""
                            << loops_[1]->path() << "\"]\n";
     // Offline: the daemon starts the stream when it starts.

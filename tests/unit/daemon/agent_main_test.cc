@@ -62,11 +62,26 @@ TEST(AgentMain, AnUnknownOptionIsStatus2) {
   EXPECT_EQ(Lines(r.err), 1) << r.err;
 }
 
+TEST(AgentMain, ARetentionDirectoryThatIsNotAMountPointIsStatus2AndSaysWhatToDo) {
+  test::TempDir dir;
+  dir.Write("retention/.keep", "");
+  dir.Write("agent.toml", "[control]\nsocket = \"" + dir.path() +
+                              "/control.sock\"\n[retention]\ndir = \"" + dir.path() +
+                              "/retention\"\n");
+  auto r = RunProcess({MT_AGENT_PATH, "--config", dir.path() + "/agent.toml", "--foreground"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("retention directory " + dir.path() + "/retention is not a mount point: "
+                       "mount the retention volume there (mt-prepare --retention DEVICE"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("catalog"), std::string::npos) << "nothing written: " << r.err;
+}
+
 TEST(AgentMain, WithoutItsRetentionDirectoryItStopsWithStatus1AndSaysWhy) {
   test::TempDir dir;
   dir.Write("agent.toml", "[control]\nsocket = \"" + dir.path() +
                               "/control.sock\"\n[retention]\ndir = \"" + dir.path() +
-                              "/missing\"\n");
+                              "/missing\"\nrequire_mount = false\n");
   for (const bool foreground : {true, false}) {
     std::vector<std::string> argv = {MT_AGENT_PATH, "--config", dir.path() + "/agent.toml"};
     if (foreground) argv.push_back("--foreground");
@@ -136,7 +151,7 @@ std::string WriteConfig(test::TempDir& dir) {
                               "/tls\"\ncredentials_dir = \"" + dir.path() +
                               "/creds\"\n[control]\nsocket = \"" + dir.path() +
                               "/control.sock\"\n[retention]\ndir = \"" + dir.path() +
-                              "/retention\"\n");
+                              "/retention\"\nrequire_mount = false\n");
   return dir.path() + "/agent.toml";
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <future>
+#include <thread>
 
 #include "../apply/apply_model.h"
 #include "frame_codec.h"
@@ -89,10 +90,10 @@ class StreamRuntimeTest : public ::testing::Test {
     so.preallocate = false;
     store_ = std::move(retention::RetentionStore::Open(fs_, clock_, so)).value();
   }
-  void StartRuntime() {
+  void StartRuntime(const RuntimeOptions& options = RuntimeOptions{}) {
     std::map<uint32_t, shim::BlockDevice*> m;
     for (uint32_t d = 0; d < disks_.size(); ++d) m[d] = disks_[d].get();
-    auto rt = StreamRuntime::Start(*store_, clock_, stream_, m, RuntimeOptions{});
+    auto rt = StreamRuntime::Start(*store_, clock_, stream_, m, options);
     ASSERT_TRUE(rt.ok()) << rt.status().ToString();
     rt_ = std::move(rt).value();
   }
@@ -158,6 +159,38 @@ TEST_F(StreamRuntimeTest, AcknowledgedFramesReachTheTargetsAndEveryPointIsExact)
   EXPECT_EQ(h.applied_seq, ops.back().h.seq);
   EXPECT_EQ(h.backlog_records, 0u);
   EXPECT_TRUE(h.attached);
+}
+
+// Liveness for the systemd watchdog: an applier waiting for work is idle by
+// design (0), a hung one (the test hook stops it in its second batch) shows
+// how long it has been busy, and stopping the runtime still works.
+TEST_F(StreamRuntimeTest, AWaitingApplierIsIdleAndAHungOneShowsHowLongItHasBeenBusy) {
+  RuntimeOptions o;
+  o.test_stall_after_batches = 1;
+  StartRuntime(o);
+  EXPECT_EQ(rt_->ApplyBusyForNs(), 0);
+  EXPECT_EQ(rt_->WalCommitBusyForNs(), 0);
+  ASSERT_TRUE(rt_->Attach("test").ok());
+  auto ops = apply::test::MakeWorkload(11, spec_);
+  auto ingest = [&](size_t i) {
+    std::promise<Status> acked;
+    ASSERT_TRUE(rt_->Ingest(FrameOf(ops, i, i + 1), [&](const Status& s, uint64_t) {
+                      acked.set_value(s);
+                    }).ok());
+    EXPECT_TRUE(acked.get_future().get().ok());
+  };
+  ingest(0);
+  ASSERT_TRUE(rt_->WaitApplied().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(rt_->ApplyBusyForNs(), 0) << "waiting for work is not busy";
+  EXPECT_EQ(rt_->WalCommitBusyForNs(), 0);
+  ingest(1);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (rt_->ApplyBusyForNs() < 200'000'000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GE(rt_->ApplyBusyForNs(), 200'000'000) << "the hung applier is not seen as busy";
+  EXPECT_FALSE(rt_->WaitApplied(100).ok());
+  EXPECT_TRUE(rt_->Stop().ok());
 }
 
 TEST_F(StreamRuntimeTest, ASecondSenderIsRefusedUntilTheFirstDetaches) {
