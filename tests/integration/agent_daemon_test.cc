@@ -18,6 +18,7 @@
 #include "control/control_client.h"
 #include "loop_device.h"
 #include "mt/control.pb.h"
+#include "notify_socket.h"
 #include "subprocess.h"
 
 namespace mt {
@@ -308,6 +309,53 @@ TEST_F(AgentDaemon, ASecondDaemonRefusesToStartAndLeavesTheFirstAlone) {
   auto pairs = Mtctl({"pairs", "--json"});
   ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
   EXPECT_EQ(FromJson<proto::PairList>(pairs.out).pairs(0).state(), "protected");
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+}  // namespace
+}  // namespace mt
+
+namespace mt {
+namespace {
+
+// The systemd watchdog is pinged while every worker makes progress; a hung
+// applier (test hook MT_TEST_STALL_APPLIER: it stops in its second batch)
+// stops the pings, STATUS= names it, and SIGTERM still stops the agent.
+TEST_F(AgentDaemon, AHungApplierStopsTheWatchdogPingsAndStatusNamesIt) {
+  test::NotifySocket notify(dir_ + "/notify.sock");
+  ASSERT_TRUE(notify.ok());
+  setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
+  setenv("WATCHDOG_USEC", "1000000", 1);  // a tick every 0.5 s, stall limit 0.5 s
+  setenv("MT_TEST_STALL_APPLIER", "vm1", 1);
+  Start();
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+  unsetenv("MT_TEST_STALL_APPLIER");
+  EXPECT_NE(notify.WaitFor("WATCHDOG=1", 10s), "") << "no ping while idle:\n" << Log();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + loops_[0]->path()})
+                .exit_code,
+            0);
+  auto status = Mtctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto st = FromJson<proto::AgentStatus>(status.out);
+  // Idle, with a stream: pings go on, STATUS= counts it.
+  EXPECT_NE(notify.WaitFor("1/1 streams running", 10s), "") << Log();
+  // 100 writes over about 2 s: many apply batches; the second one hangs.
+  auto sent = test::RunProcess({MT_MTSEND_PATH, "workload", "--to", st.listen(), "--stream",
+                                "vm1", "--key", dir_ + "/credentials/vm1.key", "--fingerprint",
+                                st.tls_fingerprint(), "--disks", "1", "--disk-size", "64M",
+                                "--count", "100", "--rate", "50", "--retry-for", "0"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err << Log();
+  const std::string stalled = notify.WaitFor("STATUS=stalled: stream 'vm1': applier busy for", 10s);
+  EXPECT_NE(stalled, "") << Log();
+  EXPECT_EQ(stalled.find("WATCHDOG=1"), std::string::npos) << stalled;
+  // From then on, no ping at all.
+  const auto quiet_until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < quiet_until) {
+    const std::string d = notify.Next(200ms);
+    EXPECT_EQ(d.find("WATCHDOG=1"), std::string::npos) << "pinged while stalled: " << d;
+  }
+  EXPECT_NE(Log().find("stalled: stream 'vm1': applier busy for"), std::string::npos) << log_;
   ASSERT_EQ(Stop(), 0) << log_;
 }
 

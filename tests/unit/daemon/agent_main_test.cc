@@ -13,6 +13,7 @@
 #include <cstring>
 #include <thread>
 
+#include "notify_socket.h"
 #include "subprocess.h"
 #include "temp_tree.h"
 
@@ -107,42 +108,7 @@ TEST(AgentMain, VersionIsPrinted) {
 namespace mt {
 namespace {
 
-// A datagram socket standing in for systemd's notification socket.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-    ok_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~NotifySocket() {
-    if (fd_ >= 0) close(fd_);
-  }
-  bool ok() const { return ok_; }
-  // The next datagram, or "" after `timeout`.
-  std::string Next(std::chrono::milliseconds timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
-    char buf[4096];
-    const ssize_t n = recv(fd_, buf, sizeof buf, 0);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-  }
-  // Waits for a datagram containing `text`; false after `timeout`.
-  bool WaitFor(const std::string& text, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (Next(std::chrono::milliseconds(100)).find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool ok_ = false;
-};
+using test::NotifySocket;
 
 // A configuration that needs no root: no streams, retention and socket in `dir`.
 std::string WriteConfig(test::TempDir& dir) {
@@ -166,14 +132,14 @@ TEST(AgentMain, TellsSystemdItIsReadyPingsTheWatchdogAndSaysWhenItStops) {
   unsetenv("NOTIFY_SOCKET");
   unsetenv("WATCHDOG_USEC");
   ASSERT_TRUE(agent.started());
-  EXPECT_TRUE(notify.WaitFor("READY=1", std::chrono::seconds(20))) << agent.DrainErr();
+  EXPECT_NE(notify.WaitFor("READY=1", std::chrono::seconds(20)), "") << agent.DrainErr();
   int pings = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (std::chrono::steady_clock::now() < until)
     if (notify.Next(std::chrono::milliseconds(300)).find("WATCHDOG=1") != std::string::npos) ++pings;
   EXPECT_GE(pings, 4) << "expected a watchdog ping about every 100 ms";
   agent.Signal(SIGTERM);
-  EXPECT_TRUE(notify.WaitFor("STOPPING=1", std::chrono::seconds(20)));
+  EXPECT_NE(notify.WaitFor("STOPPING=1", std::chrono::seconds(20)), "");
   EXPECT_EQ(agent.Wait(std::chrono::seconds(30)), 0) << agent.DrainErr();
 }
 
