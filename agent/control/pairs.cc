@@ -113,6 +113,11 @@ Result<proto::PairAddResult> AddPair(const proto::PairAdd& request, PairEnvironm
         hint = ": no such disk on this machine (see mtctl disks)";
       return Status(Errc::kNotFound, DiskLabel(s) + hint);
     }
+    // The strongest reason first: a disk that holds the OS or the retention
+    // volume (or is used) is refused for that, never for its transport —
+    // naming allow_non_scsi would point at a setting that cannot help.
+    if (d->role < inventory::Role::kTarget)
+      return inventory::IsSafeTarget(*d).WithContext(DiskLabel(s));
     if (d->identity.empty() || !d->target_capable)
       return Status(Errc::kUnsafeTarget,
                     DiskLabel(s) + ": " + d->Describe() + " cannot be a target: " +

@@ -156,6 +156,34 @@ TEST_F(AddPairTest, DisksThatCannotBeTargetsSayWhy) {
   ExpectNothingRecorded();
 }
 
+// The OS disk or the retention volume of a VM whose disks are not SCSI
+// (virtio here) is refused for what it is, not for its transport: pointing
+// the operator at allow_non_scsi would point at the setting that lets the
+// disk through to the next check.
+TEST_F(AddPairTest, TheStrongestRoleIsNamedBeforeTheTransport) {
+  sys_.edit_facts = [](std::vector<shim::BlockDeviceFacts>* facts) {
+    for (auto& f : *facts) {
+      if (f.name != "sda" && f.name != "sdb") continue;
+      f.kind = shim::BlockKind::kVirtio;
+      f.wwid.clear();
+      f.has_vpd_pg83 = false;
+    }
+  };
+  const struct {
+    std::string target;
+    const char* role;
+  } cases[] = {{"/dev/sda", "role os: holds /"}, {"/dev/sdb", "role retention: "}};
+  for (const auto& c : cases) {
+    auto r = AddPair(Request("vm1", {{0, c.target}}), env_);
+    ASSERT_FALSE(r.ok()) << c.target;
+    EXPECT_EQ(r.status().code(), Errc::kUnsafeTarget);
+    EXPECT_NE(r.status().message().find(c.role), std::string::npos) << r.status().message();
+    EXPECT_EQ(r.status().message().find("allow_non_scsi"), std::string::npos)
+        << r.status().message();
+    ExpectNothingRecorded();
+  }
+}
+
 TEST_F(AddPairTest, AnAllowedNonScsiDeviceMayBeATarget) {
   env_.inventory.allow_non_scsi = {"/dev/loop0"};
   auto r = AddPair(Request("vm1", {{0, "/dev/loop0"}}), env_);
