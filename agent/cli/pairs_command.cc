@@ -140,6 +140,16 @@ int RunPairAdd(Context& ctx, const PairOptions& o) {
   if (!request.ok()) return ctx.Fail(request.status(), 2);
   auto config = LoadAgentConfigForCli(ctx);
   if (!config.ok()) return ctx.Fail(config.status());
+  // One rule offline and through the daemon: the configuration alone allows
+  // non-SCSI targets, since mt-agent checks every target against it at each
+  // start (a pair added with the flag would fail there every time).
+  if (!ctx.global.allow_non_scsi.empty())
+    return ctx.Fail("--allow-non-scsi does not apply to pair add: list the device in "
+                    "[targets] allow_non_scsi of " +
+                        (ctx.global.config.empty() ? std::string(daemon::kDefaultConfigPath)
+                                                   : ctx.global.config) +
+                        " (mt-agent reads it when it starts)",
+                    2);
   proto::ControlRequest req;
   *req.mutable_pair_add() = *request;
   proto::PairAddResult result;
