@@ -111,12 +111,9 @@ Result<proto::PairAddResult> AddOffline(Context& ctx, const daemon::AgentConfig&
   env.credentials = &credentials;
   env.disks = sys.get();
   env.clock = &shim::SystemClock();
-  MT_ASSIGN_OR_RETURN(auto mounts, sys->ReadMounts());
-  env.inventory.retention_identity = control::DeviceOfDirectory(mounts, config.retention_dir);
-  env.inventory.allow_non_scsi = config.allow_non_scsi;
-  env.inventory.allow_non_scsi.insert(env.inventory.allow_non_scsi.end(),
-                                      ctx.global.allow_non_scsi.begin(),
-                                      ctx.global.allow_non_scsi.end());
+  MT_ASSIGN_OR_RETURN(env.inventory,
+                      control::AgentInventoryConfig(*catalog, *sys, config.retention_dir,
+                                                    config.allow_non_scsi));
   env.default_policy = config.policy;
   MT_ASSIGN_OR_RETURN(proto::PairAddResult r, control::AddPair(request, env));
   r.set_source("catalog");

@@ -257,6 +257,17 @@ Result<proto::PairList> ListPairsFromCatalog(retention::Catalog& catalog, int64_
   return list;
 }
 
+Result<inventory::InventoryConfig> AgentInventoryConfig(
+    retention::Catalog& catalog, shim::DiskSystem& disks, const std::string& retention_dir,
+    const std::vector<std::string>& allow_non_scsi) {
+  inventory::InventoryConfig cfg;
+  MT_ASSIGN_OR_RETURN(cfg.target_identities, CatalogTargets(catalog));
+  MT_ASSIGN_OR_RETURN(auto mounts, disks.ReadMounts());
+  cfg.retention_identity = DeviceOfDirectory(mounts, retention_dir);
+  cfg.allow_non_scsi = allow_non_scsi;
+  return cfg;
+}
+
 std::string DeviceOfDirectory(const std::vector<shim::MountEntry>& mounts, const std::string& dir) {
   const shim::MountEntry* best = nullptr;
   for (const auto& m : mounts) {

@@ -191,6 +191,28 @@ TEST_F(AddPairTest, AnAllowedNonScsiDeviceMayBeATarget) {
   EXPECT_EQ(r->pair().disks(0).target_device(), "/dev/loop0");
 }
 
+// The daemon and mtctl scan the disks with one set-up: the catalog's
+// targets, the retention volume as the device holding the retention
+// directory (not the directory itself, which names no disk), and the
+// configuration's allow_non_scsi.
+TEST_F(AddPairTest, TheAgentsInventorySetUpNamesTheRetentionVolumeByItsDevice) {
+  ASSERT_TRUE(AddPair(Request("vm1", {{0, Wwid(3)}}), env_).ok());
+  auto cfg = AgentInventoryConfig(*catalog_, sys_, "/mnt/retention", {"/dev/loop0"});
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->retention_identity, "/dev/sdb");
+  EXPECT_EQ(cfg->target_identities, std::vector<std::string>{Wwid(3)});
+  EXPECT_EQ(cfg->allow_non_scsi, std::vector<std::string>{"/dev/loop0"});
+  EXPECT_TRUE(cfg->held_by_us.empty());
+  auto inv = inventory::Inventory::Scan(sys_, *cfg);
+  ASSERT_TRUE(inv.ok()) << inv.status().ToString();
+  const inventory::Disk* retention = inv->Find("/dev/sdb");
+  ASSERT_NE(retention, nullptr);
+  EXPECT_EQ(retention->role, inventory::Role::kRetention) << retention->reason;
+  const inventory::Disk* target = inv->Find(Wwid(3));
+  ASSERT_NE(target, nullptr);
+  EXPECT_EQ(target->role, inventory::Role::kTarget) << target->reason;
+}
+
 TEST_F(AddPairTest, UnknownTargetsAndBadRequestsChangeNothing) {
   const struct {
     proto::PairAdd req;
