@@ -544,9 +544,8 @@ int RunCommit(Context& ctx, const RecoveryOptions& o) {
   for (const auto& row : sel->streams) {
     const std::string dir = (*store)->StreamDir(row.id);
     auto rolled = recovery::ReadRolledBack(env->fs, dir);
-    const std::string progress = recovery::RollbackProgressPathOf(dir);
-    for (const std::string& f : {progress, recovery::RolledBackMarkerPath(dir)})
-      if (env->fs.Exists(f)) (void)env->fs.Remove(f);
+    // The rollback marker and progress go last, inside DropStream: until the
+    // rows are gone a rolled-back stream must stay refused.
     Status s = (*store)->DropStream(row.id);
     if (!s.ok()) return ctx.Fail(s.WithContext("commit '" + row.name + "'"));
     if (env->fs.Exists(creds.PathOf(row.name))) (void)env->fs.Remove(creds.PathOf(row.name));
