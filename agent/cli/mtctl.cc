@@ -89,8 +89,9 @@ int RunMtctl(int argc, const char* const* argv, std::ostream& out, std::ostream&
                  "Root prefix for /sys, /proc and /dev lookups (a captured tree; tests)")
       ->type_name("DIR");
   app.add_option("--allow-non-scsi", ctx.global.allow_non_scsi,
-                 "Let this non-SCSI device (path or identity) be a target (demos, tests); "
-                 "repeatable")
+                 "Show this non-SCSI device (path or identity) as target-capable in disks "
+                 "and retention (demos, tests); repeatable. Targets themselves are allowed "
+                 "by [targets] allow_non_scsi in the configuration")
       ->type_name("PATH");
   app.add_flag("-v,--verbose", ctx.global.verbose, "Debug messages on stderr");
   app.add_option("--config", ctx.global.config,

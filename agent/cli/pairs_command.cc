@@ -111,12 +111,9 @@ Result<proto::PairAddResult> AddOffline(Context& ctx, const daemon::AgentConfig&
   env.credentials = &credentials;
   env.disks = sys.get();
   env.clock = &shim::SystemClock();
-  MT_ASSIGN_OR_RETURN(auto mounts, sys->ReadMounts());
-  env.inventory.retention_identity = control::DeviceOfDirectory(mounts, config.retention_dir);
-  env.inventory.allow_non_scsi = config.allow_non_scsi;
-  env.inventory.allow_non_scsi.insert(env.inventory.allow_non_scsi.end(),
-                                      ctx.global.allow_non_scsi.begin(),
-                                      ctx.global.allow_non_scsi.end());
+  MT_ASSIGN_OR_RETURN(env.inventory,
+                      control::AgentInventoryConfig(*catalog, *sys, config.retention_dir,
+                                                    config.allow_non_scsi));
   env.default_policy = config.policy;
   MT_ASSIGN_OR_RETURN(proto::PairAddResult r, control::AddPair(request, env));
   r.set_source("catalog");
@@ -140,6 +137,16 @@ int RunPairAdd(Context& ctx, const PairOptions& o) {
   if (!request.ok()) return ctx.Fail(request.status(), 2);
   auto config = LoadAgentConfigForCli(ctx);
   if (!config.ok()) return ctx.Fail(config.status());
+  // One rule offline and through the daemon: the configuration alone allows
+  // non-SCSI targets, since mt-agent checks every target against it at each
+  // start (a pair added with the flag would fail there every time).
+  if (!ctx.global.allow_non_scsi.empty())
+    return ctx.Fail("--allow-non-scsi does not apply to pair add: list the device in "
+                    "[targets] allow_non_scsi of " +
+                        (ctx.global.config.empty() ? std::string(daemon::kDefaultConfigPath)
+                                                   : ctx.global.config) +
+                        " (mt-agent reads it when it starts)",
+                    2);
   proto::ControlRequest req;
   *req.mutable_pair_add() = *request;
   proto::PairAddResult result;

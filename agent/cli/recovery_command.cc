@@ -26,6 +26,7 @@
 #include "agent_link.h"
 #include "audit.h"
 #include "commands.h"
+#include "control/pairs.h"
 #include "credential_store.h"
 #include "inventory/inventory.h"
 #include "inventory/wwid.h"
@@ -104,18 +105,13 @@ Result<inventory::Inventory> ScanWithTargets(Context& ctx, Env& env) {
   shim::HostDiskSystemOptions ho;
   ho.sysroot = ctx.global.sysroot;
   MT_ASSIGN_OR_RETURN(auto sys, shim::OpenHostDiskSystem(ho));
-  inventory::InventoryConfig cfg;
-  MT_ASSIGN_OR_RETURN(auto streams, env.catalog->ListStreams());
-  for (const auto& s : streams) {
-    MT_ASSIGN_OR_RETURN(auto disks, env.catalog->ListDisks(s.id));
-    for (const auto& d : disks) {
-      cfg.target_identities.push_back(d.target_id);
-      cfg.held_by_us.push_back(d.target_id);  // paused: we are about to open them
-    }
-  }
-  cfg.allow_non_scsi = env.config.allow_non_scsi;
-  for (const auto& a : ctx.global.allow_non_scsi) cfg.allow_non_scsi.push_back(a);
-  cfg.retention_identity = env.config.retention_dir;
+  // The daemon's set-up: the configuration alone says which non-SCSI
+  // devices may be targets, and the retention volume is the device holding
+  // the retention directory.
+  MT_ASSIGN_OR_RETURN(inventory::InventoryConfig cfg,
+                      control::AgentInventoryConfig(*env.catalog, *sys, env.config.retention_dir,
+                                                    env.config.allow_non_scsi));
+  cfg.held_by_us = cfg.target_identities;  // paused: we are about to open them
   return inventory::Inventory::Scan(*sys, cfg);
 }
 
@@ -549,9 +545,8 @@ int RunCommit(Context& ctx, const RecoveryOptions& o) {
   for (const auto& row : sel->streams) {
     const std::string dir = (*store)->StreamDir(row.id);
     auto rolled = recovery::ReadRolledBack(env->fs, dir);
-    const std::string progress = recovery::RollbackProgressPathOf(dir);
-    for (const std::string& f : {progress, recovery::RolledBackMarkerPath(dir)})
-      if (env->fs.Exists(f)) (void)env->fs.Remove(f);
+    // The rollback marker and progress go last, inside DropStream: until the
+    // rows are gone a rolled-back stream must stay refused.
     Status s = (*store)->DropStream(row.id);
     if (!s.ok()) return ctx.Fail(s.WithContext("commit '" + row.name + "'"));
     if (env->fs.Exists(creds.PathOf(row.name))) (void)env->fs.Remove(creds.PathOf(row.name));

@@ -4,7 +4,11 @@
 // frequency, stream failed, retention low on space).
 //
 // From the daemon when it runs; otherwise from the catalog (daemon_running is
-// false, live figures absent, alerts from what the catalog records).
+// false, live figures absent, alerts from what the catalog records plus an
+// `agent-down` alert). Exit status: 0 when the daemon answered; 3 when it is
+// not running (the catalog's status is still printed, the reason goes to
+// stderr as the one failure line), so monitoring never takes a stopped agent
+// for a healthy one; 1 when nothing could be read.
 #include <ctime>
 
 #include "agent_link.h"
@@ -59,24 +63,10 @@ Result<proto::AgentStatus> OfflineStatus(const daemon::AgentConfig& config) {
   return st;
 }
 
-int RunStatus(Context& ctx, const StatusOptions& o) {
-  auto config = LoadAgentConfigForCli(ctx);
-  if (!config.ok()) return ctx.Fail(config.status());
-  proto::ControlRequest req;
-  req.mutable_get_status();
-  proto::AgentStatus st;
-  auto online = CallAgent(ctx, *config, req, std::chrono::seconds(30));
-  if (online.ok()) {
-    st = online->status();
-  } else if (online.status().code() == Errc::kUnavailable) {
-    auto offline = OfflineStatus(*config);
-    if (!offline.ok()) return ctx.Fail(offline.status());
-    st = *offline;
-  } else {
-    return ctx.Fail(online.status());
-  }
-  if (o.json) return PrintJson(ctx, st);
+// The exit status when mt-agent is not running (LSB, systemctl status: 3).
+constexpr int kExitNotRunning = 3;
 
+int PrintText(Context& ctx, const proto::AgentStatus& st) {
   if (st.daemon_running()) {
     ctx.out << "mt-agent " << st.version() << ": running for "
             << control::HumanDuration(st.uptime_s() * 1'000'000'000) << " (since "
@@ -108,6 +98,33 @@ int RunStatus(Context& ctx, const StatusOptions& o) {
     for (const auto& a : st.alerts()) ctx.out << "  [" << a.kind() << "] " << a.message() << "\n";
   }
   return 0;
+}
+
+int RunStatus(Context& ctx, const StatusOptions& o) {
+  auto config = LoadAgentConfigForCli(ctx);
+  if (!config.ok()) return ctx.Fail(config.status());
+  proto::ControlRequest req;
+  req.mutable_get_status();
+  proto::AgentStatus st;
+  auto online = CallAgent(ctx, *config, req, std::chrono::seconds(30));
+  std::string down;  // why the daemon did not answer; "" when it did
+  if (online.ok()) {
+    st = online->status();
+  } else if (online.status().code() == Errc::kUnavailable) {
+    auto offline = OfflineStatus(*config);
+    if (!offline.ok()) return ctx.Fail(offline.status());
+    st = *offline;
+    down = online.status().message();
+    proto::Alert* a = st.add_alerts();
+    a->set_kind("agent-down");
+    a->set_message(down);
+    for (int i = st.alerts_size() - 1; i > 0; --i) st.mutable_alerts()->SwapElements(i, i - 1);
+  } else {
+    return ctx.Fail(online.status());
+  }
+  const int printed = o.json ? PrintJson(ctx, st) : PrintText(ctx, st);
+  if (printed != 0) return printed;
+  return down.empty() ? 0 : ctx.Fail(down, kExitNotRunning);
 }
 
 }  // namespace

@@ -113,6 +113,11 @@ Result<proto::PairAddResult> AddPair(const proto::PairAdd& request, PairEnvironm
         hint = ": no such disk on this machine (see mtctl disks)";
       return Status(Errc::kNotFound, DiskLabel(s) + hint);
     }
+    // The strongest reason first: a disk that holds the OS or the retention
+    // volume (or is used) is refused for that, never for its transport —
+    // naming allow_non_scsi would point at a setting that cannot help.
+    if (d->role < inventory::Role::kTarget)
+      return inventory::IsSafeTarget(*d).WithContext(DiskLabel(s));
     if (d->identity.empty() || !d->target_capable)
       return Status(Errc::kUnsafeTarget,
                     DiskLabel(s) + ": " + d->Describe() + " cannot be a target: " +
@@ -250,6 +255,17 @@ Result<proto::PairList> ListPairsFromCatalog(retention::Catalog& catalog, int64_
     *list.add_pairs() = std::move(p);
   }
   return list;
+}
+
+Result<inventory::InventoryConfig> AgentInventoryConfig(
+    retention::Catalog& catalog, shim::DiskSystem& disks, const std::string& retention_dir,
+    const std::vector<std::string>& allow_non_scsi) {
+  inventory::InventoryConfig cfg;
+  MT_ASSIGN_OR_RETURN(cfg.target_identities, CatalogTargets(catalog));
+  MT_ASSIGN_OR_RETURN(auto mounts, disks.ReadMounts());
+  cfg.retention_identity = DeviceOfDirectory(mounts, retention_dir);
+  cfg.allow_non_scsi = allow_non_scsi;
+  return cfg;
 }
 
 std::string DeviceOfDirectory(const std::vector<shim::MountEntry>& mounts, const std::string& dir) {

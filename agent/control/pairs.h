@@ -76,6 +76,14 @@ Result<retention::PolicyRow> PolicyFromProto(const proto::Policy& p,
 // "" when it is not on a block device. The inventory's retention identity.
 std::string DeviceOfDirectory(const std::vector<shim::MountEntry>& mounts, const std::string& dir);
 
+// The inventory configuration of this agent, one set-up for the daemon and
+// for mtctl: every target the catalog records, the retention volume (the
+// device holding `retention_dir`, from the mount table of `disks`) and the
+// configuration's allow_non_scsi. held_by_us is the caller's to add.
+Result<inventory::InventoryConfig> AgentInventoryConfig(
+    retention::Catalog& catalog, shim::DiskSystem& disks, const std::string& retention_dir,
+    const std::vector<std::string>& allow_non_scsi);
+
 struct RetentionSpace {
   std::string dir;
   uint64_t available_bytes = 0;

@@ -231,17 +231,19 @@ void Agent::Unregister(const Stream& stream) {
 
 // --- streams ------------------------------------------------------------------
 
+Result<inventory::InventoryConfig> Agent::InventoryConfig() {
+  MT_ASSIGN_OR_RETURN(inventory::InventoryConfig cfg,
+                      control::AgentInventoryConfig(store_->catalog(), *env_.disks,
+                                                    config_.retention_dir,
+                                                    config_.allow_non_scsi));
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [_, s] : streams_)
+    cfg.held_by_us.insert(cfg.held_by_us.end(), s->identities.begin(), s->identities.end());
+  return cfg;
+}
+
 Result<inventory::Inventory> Agent::Scan() {
-  inventory::InventoryConfig cfg;
-  MT_ASSIGN_OR_RETURN(cfg.target_identities, control::CatalogTargets(store_->catalog()));
-  MT_ASSIGN_OR_RETURN(auto mounts, env_.disks->ReadMounts());
-  cfg.retention_identity = control::DeviceOfDirectory(mounts, config_.retention_dir);
-  cfg.allow_non_scsi = config_.allow_non_scsi;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const auto& [_, s] : streams_)
-      cfg.held_by_us.insert(cfg.held_by_us.end(), s->identities.begin(), s->identities.end());
-  }
+  MT_ASSIGN_OR_RETURN(inventory::InventoryConfig cfg, InventoryConfig());
   return inventory::Inventory::Scan(*env_.disks, cfg);
 }
 
@@ -473,15 +475,7 @@ Result<proto::PairAddResult> Agent::PairAdd(const proto::PairAdd& request) {
   env.disks = env_.disks;
   env.clock = env_.clock;
   env.geometry = env_.geometry;
-  MT_ASSIGN_OR_RETURN(auto mounts, env_.disks->ReadMounts());
-  env.inventory.retention_identity = control::DeviceOfDirectory(mounts, config_.retention_dir);
-  env.inventory.allow_non_scsi = config_.allow_non_scsi;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const auto& [_, s] : streams_)
-      env.inventory.held_by_us.insert(env.inventory.held_by_us.end(), s->identities.begin(),
-                                      s->identities.end());
-  }
+  MT_ASSIGN_OR_RETURN(env.inventory, InventoryConfig());
   env.default_policy = config_.policy;
   MT_ASSIGN_OR_RETURN(proto::PairAddResult result, control::AddPair(request, env));
   spdlog::info("pair added: stream '{}' with {} disk(s)", request.stream(), request.disks_size());

@@ -127,6 +127,9 @@ class Agent {
   void Register(const std::shared_ptr<Stream>& stream);
   void Unregister(const Stream& stream);
 
+  // The inventory set-up (control::AgentInventoryConfig) plus the targets
+  // this daemon holds open.
+  Result<inventory::InventoryConfig> InventoryConfig();
   // A scan with the catalog's targets, the retention volume and what we hold.
   Result<inventory::Inventory> Scan();
   // Opens the stream's targets and starts its runtime; on failure marks the

@@ -34,6 +34,8 @@ class CatalogCheckpoint : public apply::CheckpointSink {
         p.kind = t.kind;
         p.name = t.name;
         p.group_tag_id = t.group_tag_id;
+        // kAlreadyExists: the same tag applied again after a restart (Ingest
+        // refuses a name that is taken at another seq).
         Status s = c_.AddPoint(p);
         if (!s.ok() && s.code() != Errc::kAlreadyExists) return s;
       } else if (r.h.type == RecordType::kResyncComplete) {
@@ -138,16 +140,34 @@ Status StreamRuntime::ApplyRecords(const std::vector<apply::WalRecord>& records)
   for (const auto& r : records) {
     if (r.h.type != RecordType::kTag) continue;
     retention::TagPayload t;
-    if (retention::DecodeTag(r.data, r.h.stored_length, &t).ok() &&
-        t.kind == retention::TagKind::kApp) {
-      std::lock_guard<std::mutex> l(mu_);
+    if (!retention::DecodeTag(r.data, r.h.stored_length, &t).ok()) continue;
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = unapplied_tags_.find(t.name); it != unapplied_tags_.end() && it->second == r.h.seq)
+      unapplied_tags_.erase(it);  // a point in the catalog now
+    if (t.kind == retention::TagKind::kApp)
       last_app_point_ns_ = std::max(last_app_point_ns_, r.h.source_time_ns);
-    }
   }
   std::lock_guard<std::mutex> l(mu_);
   applied_seq_ = records.back().h.seq;
   if (records.back().h.source_time_ns != 0) applied_time_ns_ = records.back().h.source_time_ns;
   return Status::Ok();
+}
+
+Status StreamRuntime::CheckTagName(const std::string& name, uint64_t seq) {
+  uint64_t taken = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = unapplied_tags_.find(name); it != unapplied_tags_.end()) taken = it->second;
+  }
+  if (taken == 0) {
+    MT_ASSIGN_OR_RETURN(auto point, store_.catalog().FindPoint(stream_, name));
+    if (point) taken = point->seq;
+  }
+  if (taken == 0 || taken == seq) return Status::Ok();
+  return Status(Errc::kAlreadyExists, "tag '" + name + "' (seq " + std::to_string(seq) +
+                                          ") is refused: the name already marks recovery point "
+                                          "seq " + std::to_string(taken) + " of stream '" + name_ +
+                                          "' (a tag name is used once per stream)");
 }
 
 Status StreamRuntime::Attach(const std::string& session) {
@@ -242,12 +262,19 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   } else if (h.has_tag()) {
     retention::TagPayload t;
     retention::RecordHeader rh = stream::TagRecord(h.tag(), &t);
-    const std::string enc = retention::EncodeTag(t);
-    // The tag's bytes must outlive the queue entry: keep them in a frame copy.
-    auto copy = std::make_shared<stream::Frame>(*frame);
-    copy->payload.assign(enc.begin(), enc.end());
-    frame = copy;
-    s = append(rh, frame->payload.data(), frame->payload.size());
+    s = CheckTagName(t.name, rh.seq);
+    if (s.ok()) {
+      const std::string enc = retention::EncodeTag(t);
+      // The tag's bytes must outlive the queue entry: keep them in a frame copy.
+      auto copy = std::make_shared<stream::Frame>(*frame);
+      copy->payload.assign(enc.begin(), enc.end());
+      frame = copy;
+      s = append(rh, frame->payload.data(), frame->payload.size());
+    }
+    if (s.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      unapplied_tags_[t.name] = rh.seq;
+    }
   } else if (h.has_resync_data()) {
     retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
     s = append(rh, data, rh.length, PayloadCrc::kVerified);
@@ -264,7 +291,9 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     }
     // A WAL that cannot take data is failed until the agent reopens it: say so
     // in the stream's state, not only to this sender.
-    if (s.code() != Errc::kInvalidArgument && s.code() != Errc::kAborted) Fail(s);
+    if (s.code() != Errc::kInvalidArgument && s.code() != Errc::kAborted &&
+        s.code() != Errc::kAlreadyExists)
+      Fail(s);
     return s;
   }
   {

@@ -11,6 +11,9 @@
 //    is durable in the WAL; the session acknowledges exactly that seq.
 //  - Invariant 7: a frame that fails validation changes nothing (the
 //    validator checks everything before the WAL sees a byte).
+//  - A tag name is used once per stream: a tag frame naming a recovery point
+//    that exists at another seq, or a tag admitted and not yet applied, is
+//    refused with kAlreadyExists (the session ends, the stream goes on).
 //  - Only one session at a time: Attach() returns kBusy while another holds
 //    the stream; Detach() releases it. A new attach starts from the durable
 //    state (Welcome.resume_seq), whatever the previous session left pending.
@@ -132,6 +135,9 @@ class StreamRuntime : public HashSource {
   // mean in the catalog: tags become points, resync completions update disks.
   Status ApplyRecords(const std::vector<apply::WalRecord>& records);
   Status RecoverFromWal();
+  // kAlreadyExists when `name` already names a point or an unapplied tag at
+  // another seq than `seq`.
+  Status CheckTagName(const std::string& name, uint64_t seq);
   void Fail(const Status& s);
 
   retention::RetentionStore& store_;
@@ -159,6 +165,8 @@ class StreamRuntime : public HashSource {
   };
   std::deque<Pending> queue_;
   uint64_t pending_bytes_ = 0;  // payload bytes in queue_ (the WAL's unapplied data)
+  // Tags in the WAL not yet applied (not yet points in the catalog): name -> seq.
+  std::map<std::string, uint64_t> unapplied_tags_;
   uint64_t durable_seq_ = 0;
   uint64_t applied_seq_ = 0;
   int64_t applied_time_ns_ = 0;

@@ -175,10 +175,19 @@ Status RetentionStore::DropStream(uint64_t stream) {
     for (const auto& n : names) MT_RETURN_IF_ERROR(fs_.Remove(shim::JoinPath(dir, n)));
     MT_RETURN_IF_ERROR(fs_.RemoveDir(dir));
   }
-  if (fs_.Exists(StreamDir(stream))) MT_RETURN_IF_ERROR(fs_.RemoveDir(StreamDir(stream)));
-  // Files first, rows last: a rerun after a crash finds the rows gone or not.
+  // Journals first, then the rows (a rerun after a failure finds the rows
+  // gone or not), then what else the stream directory holds. Those files
+  // (the rollback's "rolled-back" marker and progress record) keep the daemon
+  // from resuming the stream: they go only once the catalog no longer lists
+  // it, so a drop that stops anywhere never leaves a resumable stream whose
+  // targets no longer match its retention.
   Status s = catalog_->RemoveStream(stream);
-  return s.code() == Errc::kNotFound ? Status::Ok() : s;
+  if (!s.ok() && s.code() != Errc::kNotFound) return s;
+  const std::string dir = StreamDir(stream);
+  if (!fs_.Exists(dir)) return Status::Ok();
+  MT_ASSIGN_OR_RETURN(auto rest, fs_.ListDir(dir));
+  for (const auto& n : rest) MT_RETURN_IF_ERROR(fs_.Remove(shim::JoinPath(dir, n)));
+  return fs_.RemoveDir(dir);
 }
 
 namespace {

@@ -86,7 +86,10 @@ class RetentionStore {
   // pinned by vsnaps/rollbacks/exports. Returns what it did.
   Result<PrunePlan> Prune(uint64_t stream, const std::vector<uint64_t>& pinned_seqs);
 
-  // Deletes every file and row of the stream (commit / unprotect).
+  // Deletes every file and row of the stream (commit / unprotect): its
+  // journals, then its catalog rows, then any other file of its directory
+  // (a rollback's marker: never gone while the stream is listed). Safe to run
+  // again after a failure or a crash at any step.
   Status DropStream(uint64_t stream);
 
   Result<StoreUsage> Usage();

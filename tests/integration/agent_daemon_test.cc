@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -208,7 +209,7 @@ TEST_F(AgentDaemon, OfflinePairAddIsRecordedAndTheDaemonStartsItLater) {
   auto text = Mtctl({"pairs"});
   EXPECT_NE(text.out.find("mt-agent is not running"), std::string::npos) << text.out;
   auto offline_status = Mtctl({"status", "--json"});
-  ASSERT_EQ(offline_status.exit_code, 0) << offline_status.err;
+  EXPECT_EQ(offline_status.exit_code, 3) << offline_status.err;  // not running
   EXPECT_FALSE(FromJson<proto::AgentStatus>(offline_status.out).daemon_running());
 
   Start();
@@ -217,6 +218,30 @@ TEST_F(AgentDaemon, OfflinePairAddIsRecordedAndTheDaemonStartsItLater) {
   const auto list = FromJson<proto::PairList>(pairs.out);
   ASSERT_EQ(list.pairs_size(), 1);
   EXPECT_TRUE(list.pairs(0).running()) << pairs.out << Log();
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+// Which non-SCSI devices may be targets is the configuration's to say
+// ([targets] allow_non_scsi), because mt-agent checks every target against it
+// at each start. mtctl's --allow-non-scsi cannot add a target: pair add
+// refuses it the same way offline and through the daemon, and records
+// nothing (a pair added offline with it would fail at every daemon start).
+TEST_F(AgentDaemon, PairAddRefusesAllowNonScsiOnTheCommandLineOfflineAndOnline) {
+  test::LoopDevice extra(64ull << 20);
+  ASSERT_FALSE(extra.path().empty()) << extra.error();
+  const std::vector<std::string> add = {"--allow-non-scsi", extra.path(), "pair", "add",
+                                        "--stream", "vm9", "--disk", "0:" + extra.path()};
+  auto offline = Mtctl(add);
+  EXPECT_EQ(offline.exit_code, 2) << offline.out << offline.err;
+  EXPECT_NE(offline.err.find("[targets] allow_non_scsi"), std::string::npos) << offline.err;
+  EXPECT_EQ(std::count(offline.err.begin(), offline.err.end(), '\n'), 1) << offline.err;
+  EXPECT_NE(access((dir_ + "/credentials/vm9.key").c_str(), F_OK), 0);
+  Start();
+  auto online = Mtctl(add);
+  EXPECT_EQ(online.exit_code, 2) << online.out << online.err;
+  EXPECT_EQ(online.err, offline.err);
+  auto pairs = Mtctl({"pairs", "--json"});
+  EXPECT_EQ(FromJson<proto::PairList>(pairs.out).pairs_size(), 0) << pairs.out;
   ASSERT_EQ(Stop(), 0) << log_;
 }
 

@@ -156,11 +156,61 @@ TEST_F(AddPairTest, DisksThatCannotBeTargetsSayWhy) {
   ExpectNothingRecorded();
 }
 
+// The OS disk or the retention volume of a VM whose disks are not SCSI
+// (virtio here) is refused for what it is, not for its transport: pointing
+// the operator at allow_non_scsi would point at the setting that lets the
+// disk through to the next check.
+TEST_F(AddPairTest, TheStrongestRoleIsNamedBeforeTheTransport) {
+  sys_.edit_facts = [](std::vector<shim::BlockDeviceFacts>* facts) {
+    for (auto& f : *facts) {
+      if (f.name != "sda" && f.name != "sdb") continue;
+      f.kind = shim::BlockKind::kVirtio;
+      f.wwid.clear();
+      f.has_vpd_pg83 = false;
+    }
+  };
+  const struct {
+    std::string target;
+    const char* role;
+  } cases[] = {{"/dev/sda", "role os: holds /"}, {"/dev/sdb", "role retention: "}};
+  for (const auto& c : cases) {
+    auto r = AddPair(Request("vm1", {{0, c.target}}), env_);
+    ASSERT_FALSE(r.ok()) << c.target;
+    EXPECT_EQ(r.status().code(), Errc::kUnsafeTarget);
+    EXPECT_NE(r.status().message().find(c.role), std::string::npos) << r.status().message();
+    EXPECT_EQ(r.status().message().find("allow_non_scsi"), std::string::npos)
+        << r.status().message();
+    ExpectNothingRecorded();
+  }
+}
+
 TEST_F(AddPairTest, AnAllowedNonScsiDeviceMayBeATarget) {
   env_.inventory.allow_non_scsi = {"/dev/loop0"};
   auto r = AddPair(Request("vm1", {{0, "/dev/loop0"}}), env_);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->pair().disks(0).target_device(), "/dev/loop0");
+}
+
+// The daemon and mtctl scan the disks with one set-up: the catalog's
+// targets, the retention volume as the device holding the retention
+// directory (not the directory itself, which names no disk), and the
+// configuration's allow_non_scsi.
+TEST_F(AddPairTest, TheAgentsInventorySetUpNamesTheRetentionVolumeByItsDevice) {
+  ASSERT_TRUE(AddPair(Request("vm1", {{0, Wwid(3)}}), env_).ok());
+  auto cfg = AgentInventoryConfig(*catalog_, sys_, "/mnt/retention", {"/dev/loop0"});
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->retention_identity, "/dev/sdb");
+  EXPECT_EQ(cfg->target_identities, std::vector<std::string>{Wwid(3)});
+  EXPECT_EQ(cfg->allow_non_scsi, std::vector<std::string>{"/dev/loop0"});
+  EXPECT_TRUE(cfg->held_by_us.empty());
+  auto inv = inventory::Inventory::Scan(sys_, *cfg);
+  ASSERT_TRUE(inv.ok()) << inv.status().ToString();
+  const inventory::Disk* retention = inv->Find("/dev/sdb");
+  ASSERT_NE(retention, nullptr);
+  EXPECT_EQ(retention->role, inventory::Role::kRetention) << retention->reason;
+  const inventory::Disk* target = inv->Find(Wwid(3));
+  ASSERT_NE(target, nullptr);
+  EXPECT_EQ(target->role, inventory::Role::kTarget) << target->reason;
 }
 
 TEST_F(AddPairTest, UnknownTargetsAndBadRequestsChangeNothing) {

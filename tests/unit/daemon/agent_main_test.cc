@@ -13,6 +13,7 @@
 #include <cstring>
 #include <thread>
 
+#include "catalog.h"
 #include "notify_socket.h"
 #include "subprocess.h"
 #include "temp_tree.h"
@@ -220,6 +221,32 @@ TEST(MtctlAgentCommands, OfflineWithoutARetentionStoreSaysSoInOneLine) {
   auto bad = RunProcess({MT_MTCTL_PATH, "--config", dir.path() + "/nope.toml", "pairs"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("nope.toml: no such configuration file"), std::string::npos) << bad.err;
+}
+
+// Monitoring runs `mtctl status`: with the daemon down it must not look
+// healthy. The catalog's picture is still printed, with an agent-down alert,
+// and the exit status is 3 ("not running", as systemctl status) with the
+// reason on stderr; --json the same.
+TEST(MtctlAgentCommands, StatusWithTheDaemonDownExits3WithTheReasonAndAnAlert) {
+  test::TempDir dir;
+  dir.Write("agent.toml", "[control]\nsocket = \"" + dir.path() + "/control.sock\"\n" +
+                              "[retention]\ndir = \"" + dir.path() + "/retention\"\n");
+  dir.Write("retention/.keep", "");
+  ASSERT_TRUE(retention::Catalog::Open(dir.path() + "/retention/catalog.db").ok());
+  const std::string why =
+      "mtctl: mt-agent is not running (nothing serves " + dir.path() + "/control.sock)\n";
+  auto text = RunProcess({MT_MTCTL_PATH, "--config", dir.path() + "/agent.toml", "status"});
+  EXPECT_EQ(text.exit_code, 3);
+  EXPECT_EQ(text.err, why);
+  EXPECT_EQ(text.out.find("alerts: none"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("alerts: 1\n  [agent-down] mt-agent is not running"), std::string::npos)
+      << text.out;
+  auto json =
+      RunProcess({MT_MTCTL_PATH, "--config", dir.path() + "/agent.toml", "status", "--json"});
+  EXPECT_EQ(json.exit_code, 3);
+  EXPECT_EQ(json.err, why);
+  EXPECT_NE(json.out.find("\"kind\": \"agent-down\""), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"daemon_running\": false"), std::string::npos) << json.out;
 }
 
 }  // namespace

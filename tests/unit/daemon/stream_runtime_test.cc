@@ -277,6 +277,66 @@ TEST_F(StreamRuntimeTest, TargetFailureFailsTheStreamButKeepsAcknowledgedData) {
   rt_.reset();
 }
 
+// A tag name is unique in its stream (docs/formats/stream.md). A tag frame
+// reusing the name of a recovery point (or of a tag admitted and not yet
+// applied) is refused before anything is stored, with kAlreadyExists naming
+// the point it would have shadowed; the first point keeps its name and seq.
+TEST_F(StreamRuntimeTest, AReusedTagNameIsRefusedAndTheFirstPointKept) {
+  StartRuntime();
+  ASSERT_TRUE(rt_->Attach("a").ok());
+  auto ops = apply::test::MakeWorkload(13, spec_);
+  size_t first_tag = 0;
+  while (ops[first_tag].h.type != retention::RecordType::kTag) ++first_tag;
+  Send(ops, 0, first_tag + 1);
+  retention::TagPayload t;
+  ASSERT_TRUE(retention::DecodeTag(ops[first_tag].data.data(), ops[first_tag].data.size(), &t).ok());
+  const uint64_t next = ops[first_tag].h.seq + 1;
+  // Applied already (Send waits): the catalog has the name.
+  auto again = std::make_shared<stream::Frame>();
+  proto::Tag* tag = again->header.mutable_tag();
+  tag->set_seq(next);
+  tag->set_name(t.name);
+  tag->set_kind(proto::TAG_KIND_USER);
+  tag->set_source_time_ns(ops[first_tag].h.source_time_ns + 1);
+  bool called = false;
+  Status s = rt_->Ingest(again, [&](const Status&, uint64_t) { called = true; });
+  EXPECT_EQ(s.code(), Errc::kAlreadyExists) << s.ToString();
+  EXPECT_NE(s.message().find("'" + t.name + "'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("seq " + std::to_string(ops[first_tag].h.seq)), std::string::npos)
+      << s.message();
+  EXPECT_FALSE(called);
+  EXPECT_EQ(rt_->Health().durable_seq, ops[first_tag].h.seq);
+  auto p = store_->catalog().FindPoint(stream_, t.name);
+  ASSERT_TRUE(p.ok() && p->has_value());
+  EXPECT_EQ((*p)->seq, ops[first_tag].h.seq);
+
+  // Two tags of one name back to back: the second is refused whether or not
+  // the first was applied yet. (A refusal ends the session: a new one.)
+  rt_->Detach("a");
+  ASSERT_TRUE(rt_->Attach("b").ok());
+  std::atomic<int> acks{0};
+  for (uint64_t k = 0; k < 2; ++k) {
+    auto f = std::make_shared<stream::Frame>();
+    proto::Tag* g = f->header.mutable_tag();
+    g->set_seq(next + k);
+    g->set_name("twice");
+    g->set_kind(proto::TAG_KIND_APP);
+    g->set_source_time_ns(ops[first_tag].h.source_time_ns + 2 + static_cast<int64_t>(k));
+    Status r = rt_->Ingest(f, [&](const Status&, uint64_t) { ++acks; });
+    if (k == 0) {
+      EXPECT_TRUE(r.ok()) << r.ToString();
+    } else {
+      EXPECT_EQ(r.code(), Errc::kAlreadyExists) << r.ToString();
+    }
+  }
+  for (int waited = 0; acks < 1 && waited < 10000; ++waited) usleep(1000);
+  EXPECT_EQ(acks, 1);
+  ASSERT_TRUE(rt_->WaitApplied().ok());
+  auto twice = store_->catalog().FindPoint(stream_, "twice");
+  ASSERT_TRUE(twice.ok() && twice->has_value());
+  EXPECT_EQ((*twice)->seq, next);
+}
+
 }  // namespace
 }  // namespace mt::daemon
 

@@ -226,5 +226,44 @@ TEST_F(RetentionStoreTest, DropStreamDeletesItsFilesAndRows) {
   EXPECT_TRUE(store->catalog().ListSegments(s, SegmentKind::kUndo)->empty());
 }
 
+// A stream directory may hold files besides its journals that keep the
+// daemon from resuming the stream (a rollback's "rolled-back" marker and its
+// progress record). Dropping the stream (mtctl commit) must take them last,
+// after the catalog rows: a drop that fails at any file operation leaves a
+// stream the catalog still lists with its marker, and running it again
+// finishes the job.
+TEST_F(RetentionStoreTest, ADropThatFailsAnywhereLeavesAListedStreamWithItsMarker) {
+  for (uint64_t n = 1;; ++n) {
+    ASSERT_LT(n, 200u) << "the drop never succeeded";
+    shim::MemFileSystem fs;
+    shim::FaultController fc;
+    shim::FaultInjectingFileSystem ffs(fs, fc);
+    opts_.catalog_path = tmp_ + "/catalog-" + std::to_string(n) + ".db";
+    auto store = OpenStore(ffs);
+    ASSERT_NE(store, nullptr);
+    const uint64_t s = AddStream(*store, "vm1");
+    FillUndo(*store, s, 30);
+    const std::string marker = store->StreamDir(s) + "/rolled-back";
+    ASSERT_TRUE(shim::WriteFileAtomically(fs, marker, "rolled back to seq:10\n").ok());
+    fc.Reset();
+    fc.FailNth(n);
+    const Status dropped = store->DropStream(s);
+    if (dropped.ok()) {
+      EXPECT_GT(n, 1u);
+      EXPECT_FALSE(fs.Exists(store->StreamDir(s)));
+      EXPECT_FALSE(store->catalog().GetStream(s)->has_value());
+      break;
+    }
+    if (store->catalog().GetStream(s)->has_value()) {
+      EXPECT_TRUE(fs.Exists(marker)) << "failed at operation " << n << " (" << dropped.ToString()
+                                     << "): the stream is listed and resumable";
+    }
+    fc.Reset();
+    ASSERT_TRUE(store->DropStream(s).ok()) << "rerun after a failure at operation " << n;
+    EXPECT_FALSE(fs.Exists(store->StreamDir(s)));
+    EXPECT_FALSE(store->catalog().GetStream(s)->has_value());
+  }
+}
+
 }  // namespace
 }  // namespace mt::retention
