@@ -18,8 +18,12 @@ namespace {
 class CatalogCheckpoint : public apply::CheckpointSink {
  public:
   CatalogCheckpoint(retention::Catalog& c, shim::Clock& clock, uint64_t stream,
-                    std::vector<uint32_t> disks)
-      : c_(c), clock_(clock), stream_(stream), disks_(std::move(disks)) {}
+                    std::vector<uint32_t> disks, std::function<Status()> housekeeping)
+      : c_(c), clock_(clock), stream_(stream), disks_(std::move(disks)),
+        housekeeping_(std::move(housekeeping)) {}
+  // A long discard's pieces take undo space as batches do: the same
+  // housekeeping (pruning under the space policy) runs between them.
+  Status PieceApplied(uint64_t, uint64_t, uint64_t) override { return housekeeping_(); }
   // The batch's tags become recovery points; a resync-complete record marks
   // its disk complete. Both idempotent (a restart may apply a batch again).
   Status BatchApplied(const std::vector<apply::WalRecord>& batch) override {
@@ -66,6 +70,7 @@ class CatalogCheckpoint : public apply::CheckpointSink {
   shim::Clock& clock_;
   uint64_t stream_;
   std::vector<uint32_t> disks_;
+  std::function<Status()> housekeeping_;
 };
 
 proto::ResyncState WireResyncState(const std::string& s) {
@@ -114,7 +119,8 @@ Status StreamRuntime::Init() {
     applied = std::min(applied, cp ? cp->applied_seq : 0);
   }
   if (rows.empty()) applied = 0;
-  checkpoint_ = std::make_unique<CatalogCheckpoint>(store_.catalog(), clock_, stream_, indexes);
+  checkpoint_ = std::make_unique<CatalogCheckpoint>(store_.catalog(), clock_, stream_, indexes,
+                                                    [this] { return Housekeeping(); });
   applier_ = std::make_unique<apply::Applier>(undo_, disks_, checkpoint_.get(), applied, o_.applier);
   applied_seq_ = applied;
   MT_RETURN_IF_ERROR(RecoverFromWal());  // invariant 4: finish what the WAL holds
@@ -292,8 +298,13 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   return Status::Ok();
 }
 
+Status StreamRuntime::Housekeeping() {
+  if (++applied_steps_ % 64 != 0) return Status::Ok();
+  auto plan = store_.Prune(stream_, {});  // trims applied WAL, expires old undo, low space
+  return plan.ok() ? Status::Ok() : plan.status().WithContext("prune");
+}
+
 void StreamRuntime::ApplyLoop() {
-  uint64_t batches = 0;
   std::unique_lock<std::mutex> l(mu_);
   while (true) {
     apply_cv_.wait(l, [&] { return stopping_ || (!queue_.empty() && failed_.ok()); });
@@ -317,10 +328,7 @@ void StreamRuntime::ApplyLoop() {
     }
     l.unlock();
     Status s = ApplyRecords(batch);
-    if (s.ok() && ++batches % 64 == 0) {
-      auto plan = store_.Prune(stream_, {});  // trims applied WAL, expires old undo
-      if (!plan.ok()) s = plan.status().WithContext("prune");
-    }
+    if (s.ok()) s = Housekeeping();
     l.lock();
     if (!s.ok()) {
       l.unlock();

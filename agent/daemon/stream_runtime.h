@@ -122,6 +122,9 @@ class StreamRuntime : public HashSource {
   // mean in the catalog: tags become points, resync completions update disks.
   Status ApplyRecords(const std::vector<apply::WalRecord>& records);
   Status RecoverFromWal();
+  // After every applied batch and every piece of a long discard (apply
+  // thread): every 64th step, prune the stream's retention (policy.h).
+  Status Housekeeping();
   void Fail(const Status& s);
 
   retention::RetentionStore& store_;
@@ -154,6 +157,7 @@ class StreamRuntime : public HashSource {
   int64_t last_app_point_ns_ = 0;
   uint64_t bytes_ingested_ = 0;
   bool stopping_ = false;
+  uint64_t applied_steps_ = 0;  // apply thread only (Housekeeping)
   Status failed_;
   std::thread apply_thread_;
 };
