@@ -9,6 +9,7 @@
 
 namespace mt::apply {
 
+using retention::kFlagContinued;
 using retention::kFlagDiscard;
 using retention::RecordHeader;
 using retention::RecordType;
@@ -98,15 +99,97 @@ Status Applier::CaptureBeforeImages(const std::vector<WalRecord>& batch,
   return Status::Ok();
 }
 
+bool Applier::IsLongDiscard(const RecordHeader& h) const {
+  if (h.type != RecordType::kWrite || (h.flags & kFlagDiscard) == 0) return false;
+  // A discard whose before-image is partly kept (a restart in its middle)
+  // resumes piece by piece whatever its length.
+  return h.length > o_.discard_piece_bytes ||
+         (o_.retention && undo_ != nullptr && h.seq == undo_->durable_seq());
+}
+
 Status Applier::Apply(const std::vector<WalRecord>& batch) {
   if (batch.empty()) return Status::Ok();
   uint64_t prev = applied_seq_;
+  bool long_discard = false;
   for (const auto& r : batch) {
     if (r.h.seq <= prev)
       return Status(Errc::kInvalidArgument, "apply: seq " + std::to_string(r.h.seq) +
                                                 " is not after " + std::to_string(prev));
     prev = r.h.seq;
+    long_discard = long_discard || IsLongDiscard(r.h);
   }
+  if (!long_discard) return ApplyBatch(batch);
+  // The records before a long discard, the discard alone, the records after.
+  std::vector<WalRecord> run;
+  for (const auto& r : batch) {
+    if (!IsLongDiscard(r.h)) {
+      run.push_back(r);
+      continue;
+    }
+    if (!run.empty()) MT_RETURN_IF_ERROR(ApplyBatch(run));
+    run.clear();
+    MT_RETURN_IF_ERROR(ApplyLongDiscard(r));
+  }
+  return run.empty() ? Status::Ok() : ApplyBatch(run);
+}
+
+Status Applier::ApplyLongDiscard(const WalRecord& r) {
+  const RecordHeader& h = r.h;
+  MT_ASSIGN_OR_RETURN(shim::BlockDevice * dev, Disk(h.disk, h.seq));
+  const uint64_t end = h.offset + h.length;
+  // [h.offset, kept): before-images already durable in the undo journal
+  // (restart recovery); from `kept` on they are captured here.
+  uint64_t kept = h.offset;
+  const bool capture = o_.retention && undo_ != nullptr;
+  if (capture) {
+    const RecordHeader last = undo_->last_durable_record();
+    if (last.seq > h.seq) {
+      kept = end;
+    } else if (last.seq == h.seq) {
+      if (last.type != RecordType::kWrite || last.disk != h.disk || last.offset < h.offset ||
+          last.offset + last.length > end)
+        return Status(Errc::kCorruption, "undo journal: the last record of seq " +
+                                             std::to_string(h.seq) +
+                                             " is no piece of that discard's before-image");
+      kept = last.offset + last.length;
+    }
+  }
+  const uint64_t piece = o_.discard_piece_bytes;
+  uint8_t* zeroes = Buffer(bounce_bufs_, 0, piece);
+  std::memset(zeroes, 0, piece);
+  uint8_t* before = capture ? Buffer(before_bufs_, 0, piece) : nullptr;
+  for (uint64_t off = h.offset; off < end;) {
+    // Pieces never straddle `kept`, so each one is either kept or captured.
+    const uint64_t limit = off < kept ? kept : end;
+    const uint64_t n = std::min(piece, limit - off);
+    const std::string what = "apply discard seq " + std::to_string(h.seq) + " at byte " +
+                             std::to_string(off);
+    if (capture && off >= kept) {
+      Status s = dev->ReadAt(off, before, n);
+      if (!s.ok()) return s.WithContext("capture before-image: " + what);
+      RecordHeader u = h;
+      u.offset = off;
+      u.length = n;
+      retention::StoredForm f = encoder_.Encode(before, n);
+      u.flags = f.flags | (off > h.offset ? uint32_t{kFlagContinued} : 0u);
+      MT_RETURN_IF_ERROR(undo_->Append(u, f.data, f.size));
+      MT_RETURN_IF_ERROR(undo_->Sync());  // invariant 2, piece by piece
+    }
+    Status s = dev->WriteAt(off, zeroes, n);
+    if (!s.ok()) return s.WithContext(what);
+    off += n;
+    bytes_applied_ += n;
+    MT_RETURN_IF_ERROR(checkpoint_->PieceApplied(h.seq, off - h.offset, h.length));
+  }
+  Status s = dev->Flush();
+  if (!s.ok()) return s.WithContext("flush after seq " + std::to_string(h.seq));
+  MT_RETURN_IF_ERROR(checkpoint_->BatchApplied({r}));  // invariant 3
+  MT_RETURN_IF_ERROR(checkpoint_->Record(h.seq, h.source_time_ns));
+  applied_seq_ = h.seq;
+  return Status::Ok();
+}
+
+Status Applier::ApplyBatch(const std::vector<WalRecord>& batch) {
   std::vector<Planned> plan(batch.size());
   MT_RETURN_IF_ERROR(CaptureBeforeImages(batch, plan));
 

@@ -20,6 +20,21 @@
 //     and capturing the before-image otherwise.
 //  5. Every point is exact: a write's before-image is the target content as
 //     the earlier writes *of the same batch* left it (the classic trap).
+//
+// A long discard (longer than ApplierOptions::discard_piece_bytes; a discard
+// may cover a whole disk) is applied on its own, between the records of its
+// batch before and after it, piece by piece:
+//
+//   for each piece of ≤ discard_piece_bytes, in ascending offsets:
+//     read before-image ─▶ undo Append (the first piece as the item's record,
+//     the next ones with kFlagContinued, same seq) ─▶ undo Sync ─▶ write zeroes
+//   then Flush ─▶ checkpoint(seq)
+//
+// so memory and each undo record stay bounded, the undo keeps one item = one
+// seq, and every piece's before-image is durable before the piece is
+// overwritten. A restart in the middle resumes after the last durable piece
+// (Journal::last_durable_record): the pieces before it are zeroed again
+// (idempotent), the rest captured.
 // The caller guarantees the records are durable in the WAL (invariant 1) and
 // that every disk handed in passed IsSafeTarget (the applier never opens a
 // device itself).
@@ -62,6 +77,12 @@ class CheckpointSink {
   // (Stored after the checkpoint instead, it would be lost by such a crash.)
   virtual Status BatchApplied(const std::vector<WalRecord>& batch) { return Status::Ok(); }
   virtual Status Record(uint64_t applied_seq, int64_t applied_time_ns) = 0;
+  // Called after each piece of a long discard is written (its undo durable):
+  // `done` of `total` bytes. The owner may run its retention housekeeping
+  // here (pruning, low-space rules), as it does between batches: a long
+  // discard's before-images take undo space like any write. A non-ok return
+  // stops the discard; a restart resumes it.
+  virtual Status PieceApplied(uint64_t seq, uint64_t done, uint64_t total) { return Status::Ok(); }
 };
 
 struct ApplierOptions {
@@ -75,6 +96,9 @@ struct ApplierOptions {
   // before its undo is written, every write starts after the undo is
   // durable and ends before the flush.
   size_t io_depth = 1;
+  // A discard longer than this is applied alone, in pieces of this size
+  // (a multiple of 4096): the before-image buffer and each undo record.
+  uint64_t discard_piece_bytes = 16u << 20;
 };
 
 // Reads the WAL records with seq >= from_seq, in batches of at most
@@ -106,6 +130,10 @@ class Applier {
 
  private:
   struct Planned;
+  // Apply() of records none of which is a long discard.
+  Status ApplyBatch(const std::vector<WalRecord>& batch);
+  bool IsLongDiscard(const retention::RecordHeader& h) const;
+  Status ApplyLongDiscard(const WalRecord& r);
   Status CaptureBeforeImages(const std::vector<WalRecord>& batch, std::vector<Planned>& plan);
   Status WriteTargets(const std::vector<Planned>& plan);
   Result<shim::BlockDevice*> Disk(uint32_t index, uint64_t seq);

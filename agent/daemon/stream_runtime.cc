@@ -18,8 +18,12 @@ namespace {
 class CatalogCheckpoint : public apply::CheckpointSink {
  public:
   CatalogCheckpoint(retention::Catalog& c, shim::Clock& clock, uint64_t stream,
-                    std::vector<uint32_t> disks)
-      : c_(c), clock_(clock), stream_(stream), disks_(std::move(disks)) {}
+                    std::vector<uint32_t> disks, std::function<Status()> housekeeping)
+      : c_(c), clock_(clock), stream_(stream), disks_(std::move(disks)),
+        housekeeping_(std::move(housekeeping)) {}
+  // A long discard's pieces take undo space as batches do: the same
+  // housekeeping (pruning under the space policy) runs between them.
+  Status PieceApplied(uint64_t, uint64_t, uint64_t) override { return housekeeping_(); }
   // The batch's tags become recovery points; a resync-complete record marks
   // its disk complete. Both idempotent (a restart may apply a batch again).
   Status BatchApplied(const std::vector<apply::WalRecord>& batch) override {
@@ -68,6 +72,7 @@ class CatalogCheckpoint : public apply::CheckpointSink {
   shim::Clock& clock_;
   uint64_t stream_;
   std::vector<uint32_t> disks_;
+  std::function<Status()> housekeeping_;
 };
 
 proto::ResyncState WireResyncState(const std::string& s) {
@@ -116,7 +121,8 @@ Status StreamRuntime::Init() {
     applied = std::min(applied, cp ? cp->applied_seq : 0);
   }
   if (rows.empty()) applied = 0;
-  checkpoint_ = std::make_unique<CatalogCheckpoint>(store_.catalog(), clock_, stream_, indexes);
+  checkpoint_ = std::make_unique<CatalogCheckpoint>(store_.catalog(), clock_, stream_, indexes,
+                                                    [this] { return Housekeeping(); });
   applier_ = std::make_unique<apply::Applier>(undo_, disks_, checkpoint_.get(), applied, o_.applier);
   applied_seq_ = applied;
   MT_RETURN_IF_ERROR(RecoverFromWal());  // invariant 4: finish what the WAL holds
@@ -321,8 +327,17 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   return Status::Ok();
 }
 
+Status StreamRuntime::Housekeeping() {
+  // Each step is progress: the pieces of a long discard, each a bounded unit
+  // of work, keep the liveness check (and so the watchdog) satisfied.
+  apply_busy_.Busy();
+  if (++applied_steps_ % 64 != 0) return Status::Ok();
+  auto plan = store_.Prune(stream_, {});  // trims applied WAL, expires old undo, low space
+  return plan.ok() ? Status::Ok() : plan.status().WithContext("prune");
+}
+
 void StreamRuntime::ApplyLoop() {
-  uint64_t batches = 0;
+  uint64_t batches = 0;  // applied batches (the liveness test hook counts them)
   std::unique_lock<std::mutex> l(mu_);
   while (true) {
     apply_cv_.wait(l, [&] { return stopping_ || (!queue_.empty() && failed_.ok()); });
@@ -351,9 +366,9 @@ void StreamRuntime::ApplyLoop() {
       while (!stop_requested_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     Status s = ApplyRecords(batch);
-    if (s.ok() && ++batches % 64 == 0) {
-      auto plan = store_.Prune(stream_, {});  // trims applied WAL, expires old undo
-      if (!plan.ok()) s = plan.status().WithContext("prune");
+    if (s.ok()) {
+      ++batches;
+      s = Housekeeping();
     }
     apply_busy_.Idle();
     l.lock();

@@ -138,6 +138,9 @@ class StreamRuntime : public HashSource {
   // kAlreadyExists when `name` already names a point or an unapplied tag at
   // another seq than `seq`.
   Status CheckTagName(const std::string& name, uint64_t seq);
+  // After every applied batch and every piece of a long discard (apply
+  // thread): every 64th step, prune the stream's retention (policy.h).
+  Status Housekeeping();
   void Fail(const Status& s);
 
   retention::RetentionStore& store_;
@@ -174,6 +177,7 @@ class StreamRuntime : public HashSource {
   uint64_t bytes_ingested_ = 0;
   bool stopping_ = false;
   std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
+  uint64_t applied_steps_ = 0;  // apply thread only (Housekeeping)
   Status failed_;
   std::thread apply_thread_;
 };

@@ -7,6 +7,7 @@
 #include "compression.h"
 #include "journal_reader.h"
 #include "mt/shim/aligned_buffer.h"
+#include "retention_store.h"
 
 namespace mt::recovery {
 
@@ -63,7 +64,7 @@ Result<PointSelector> ParsePointSelector(const std::string& text) {
 
 uint64_t OldestPoint(const StreamView& v) {
   for (const auto& seg : v.undo)
-    if (seg.records > 0) return std::min(seg.first_seq - 1, v.applied_seq);
+    if (seg.records > 0) return std::min(retention::OldestReachablePoint(v.undo), v.applied_seq);
   return v.applied_seq;
 }
 
@@ -243,7 +244,10 @@ Status Rollback(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>&
         since_flush += h.length;
         if (since_flush >= flush_every_bytes) {
           MT_RETURN_IF_ERROR(flush_all());
-          MT_RETURN_IF_ERROR(progress.Save({to_seq, h.seq}));
+          // Every record of a seq above h.seq is written back, and of h.seq
+          // too unless more pieces of its before-image lie before this one.
+          const bool more_of_seq = (h.flags & retention::kFlagContinued) != 0;
+          MT_RETURN_IF_ERROR(progress.Save({to_seq, more_of_seq ? h.seq + 1 : h.seq}));
           since_flush = 0;
           if (on_progress) on_progress(done, total);
         }

@@ -27,6 +27,8 @@ struct Journal::Batch {
   // Statistics of the records it adds.
   uint64_t records = 0, first_seq = 0, last_seq = 0, logical = 0, stored = 0;
   int64_t first_time = 0, last_time = 0;
+  bool first_continues = false;
+  RecordHeader last_header;
 
   void Reserve(size_t need) {
     if (need <= buf.size()) return;
@@ -75,6 +77,7 @@ struct ScannedSegment {
   ScanReport scan;
   SegmentInfo info;         // bytes: the valid end (a torn tail left out); sealed: not the newest
   uint64_t last_batch = 0;  // highest batch number of its records
+  RecordHeader last_header; // of its last record (seq 0 if it has none)
 };
 
 // Opens segment `number` of `kind` in `dir` (`newest`: no newer one exists)
@@ -111,7 +114,9 @@ Result<ScannedSegment> ScanSegment(shim::FileSystem& fs, const std::string& dir,
     if (info.records++ == 0) {
       info.first_seq = r.header.seq;
       info.first_time_ns = r.header.source_time_ns;
+      info.first_continues = (r.header.flags & kFlagContinued) != 0;
     }
+    out.last_header = r.header;
     info.last_seq = r.header.seq;
     info.last_time_ns = r.header.source_time_ns;
     info.logical_bytes += r.header.length;
@@ -186,11 +191,18 @@ Status Journal::Recover(RecoveryReport* report) {
     }
     const SegmentInfo& info = seg.info;
     last_batch = std::max(last_batch, seg.last_batch);
-    if (info.records > 0 && info.first_seq <= last_appended_seq_)
+    // A first record that continues an item needs the previous segment's
+    // last seq; its predecessor may be pruned (last_appended_seq_ still 0).
+    const bool follows = info.first_continues ? info.first_seq == last_appended_seq_
+                                              : info.first_seq > last_appended_seq_;
+    if (info.records > 0 && last_appended_seq_ != 0 && !follows)
       return Status(Errc::kCorruption, path + ": sequence " + std::to_string(info.first_seq) +
-                                           " is not after the previous segment's " +
+                                           " does not follow the previous segment's " +
                                            std::to_string(last_appended_seq_));
-    if (info.records > 0) last_appended_seq_ = info.last_seq;
+    if (info.records > 0) {
+      last_appended_seq_ = info.last_seq;
+      durable_last_ = seg.last_header;
+    }
     last_batch = std::max(last_batch, seg.header.first_batch);
     report->records += info.records;
     ++report->segments;
@@ -286,13 +298,19 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
   if (len > kMaxPayload)
     return Status(Errc::kInvalidArgument, "record payload of " + std::to_string(len) +
                                               " bytes is over the limit");
+  if ((h.flags & kFlagDiscard) != 0 ? len != 0 : h.length > kMaxPayload)
+    return Status(Errc::kInvalidArgument, "record of " + std::to_string(h.length) +
+                                              " bytes: a discard stores nothing, any other "
+                                              "record is at most 64 MiB long");
   const size_t rec = EncodedRecordSize(static_cast<uint32_t>(len));
   std::unique_lock<std::mutex> l(mu_);
   if (!error_.ok()) return error_;
   if (stopping_) return Status(Errc::kAborted, "journal " + o_.dir + " is closed");
-  if (h.seq <= last_appended_seq_)
+  if (!SeqFollows(last_appended_seq_, h))
     return Status(Errc::kInvalidArgument, "journal " + o_.dir + ": seq " + std::to_string(h.seq) +
-                                              " is not after " +
+                                              ((h.flags & kFlagContinued) != 0
+                                                   ? " does not continue "
+                                                   : " is not after ") +
                                               std::to_string(last_appended_seq_));
   // Roll over when this record would take a segment that has records past its size.
   const bool segment_has_records =
@@ -324,7 +342,9 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
   if (b.records++ == 0) {
     b.first_seq = h.seq;
     b.first_time = h.source_time_ns;
+    b.first_continues = (h.flags & kFlagContinued) != 0;
   }
+  b.last_header = h;
   b.last_seq = h.seq;
   b.last_time = h.source_time_ns;
   b.logical += h.length;
@@ -450,7 +470,10 @@ void Journal::CommitterLoop() {
       waiters_.clear();
     } else {
       durable_batch_ = b->number;
-      if (b->records > 0) durable_seq_ = b->last_seq;
+      if (b->records > 0) {
+        durable_seq_ = b->last_seq;
+        durable_last_ = b->last_header;
+      }
       if (b->new_segment && !segments_.empty()) segments_.rbegin()->second.sealed = true;
       SegmentInfo& info = segments_[b->segment];
       info.number = b->segment;
@@ -459,6 +482,7 @@ void Journal::CommitterLoop() {
         if (info.records == 0) {
           info.first_seq = b->first_seq;
           info.first_time_ns = b->first_time;
+          info.first_continues = b->first_continues;
         }
         info.records += b->records;
         info.last_seq = b->last_seq;
@@ -490,6 +514,11 @@ uint64_t Journal::last_appended_seq() const {
 uint64_t Journal::durable_seq() const {
   std::lock_guard<std::mutex> l(mu_);
   return durable_seq_;
+}
+
+RecordHeader Journal::last_durable_record() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return durable_last_;
 }
 
 Status Journal::status() const {

@@ -56,6 +56,10 @@ struct SegmentInfo {
   uint64_t logical_bytes = 0;  // sum of record `length`s
   uint64_t stored_bytes = 0;   // sum of stored payload bytes
   bool sealed = false;         // a newer segment exists
+  // Its first record continues (kFlagContinued) the item of the previous
+  // segment's last record: the state before first_seq is not reachable from
+  // this segment on (OldestReachablePoint).
+  bool first_continues = false;
 };
 
 struct RecoveryReport {
@@ -89,8 +93,9 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Adds a record to the open batch. REQUIRES h.seq > every seq appended
-  // before (kInvalidArgument otherwise). h.batch is set here; h.payload_crc
+  // Adds a record to the open batch. REQUIRES SeqFollows(last appended seq,
+  // h) (kInvalidArgument otherwise); a discard stores nothing (len 0), any
+  // other record at most kMaxPayload bytes of length. h.batch is set here; h.payload_crc
   // too, unless `crc` is kVerified: then h.payload_crc is the payload's CRC32C,
   // already checked by the caller (EncodeRecordWithVerifiedCrc).
   enum class PayloadCrc { kCompute, kVerified };
@@ -109,6 +114,9 @@ class Journal {
   // How long the committer has been writing its current batch (0: waiting
   // for work). Liveness: a write + fdatasync that never returns shows here.
   int64_t CommitBusyForNs() const { return commit_busy_.BusyForNs(); }
+  // Header of the newest durable record (seq 0 when there is none): restart
+  // recovery learns from it how much of a long discard's before-image is kept.
+  RecordHeader last_durable_record() const;
   Status status() const;  // ok, or the error that failed the journal
   // Durable state of every segment, oldest first.
   std::vector<SegmentInfo> Segments() const;
@@ -146,6 +154,7 @@ class Journal {
   uint64_t last_sealed_batch_ = 0;
   uint64_t durable_batch_ = 0;
   uint64_t durable_seq_ = 0;
+  RecordHeader durable_last_;  // header of the newest durable record
   bool stopping_ = false;
   bool writing_ = false;
   shim::BusySince commit_busy_;  // the committer, while it writes a batch

@@ -31,7 +31,7 @@ enum : size_t {
   kOffDisk = 24,    // u32
   kOffFlags = 28,   // u32
   kOffOffset = 32,  // u64
-  kOffLength = 40,  // u32
+  kOffLength = 40,  // u32; u64 (40..47) for a discard, whose stored length is 0
   kOffStored = 44,  // u32
   kOffPayloadCrc = 48,  // u32
   kOffBatch = 52,   // u64
@@ -76,8 +76,12 @@ void EncodeWithCrc(const RecordHeader& h, const void* payload, size_t payload_le
   Put<uint32_t>(out + kOffDisk, h.disk);
   Put<uint32_t>(out + kOffFlags, h.flags);
   Put<uint64_t>(out + kOffOffset, h.offset);
-  Put<uint32_t>(out + kOffLength, h.length);
-  Put<uint32_t>(out + kOffStored, static_cast<uint32_t>(payload_len));
+  if ((h.flags & kFlagDiscard) != 0) {  // REQUIRES payload_len == 0 (Journal::Append)
+    Put<uint64_t>(out + kOffLength, h.length);  // the high half lies where stored length (0) is
+  } else {
+    Put<uint32_t>(out + kOffLength, static_cast<uint32_t>(h.length));
+    Put<uint32_t>(out + kOffStored, static_cast<uint32_t>(payload_len));
+  }
   Put<uint32_t>(out + kOffPayloadCrc, payload_crc);
   Put<uint64_t>(out + kOffBatch, h.batch);
   Put<uint32_t>(out + kOffHeaderCrc, crc32c::Value(out, kOffHeaderCrc));
@@ -112,15 +116,26 @@ Status DecodeRecordHeader(const uint8_t* in, RecordHeader* h) {
   h->disk = Get<uint32_t>(in + kOffDisk);
   h->flags = Get<uint32_t>(in + kOffFlags);
   h->offset = Get<uint64_t>(in + kOffOffset);
-  h->length = Get<uint32_t>(in + kOffLength);
-  h->stored_length = Get<uint32_t>(in + kOffStored);
   h->payload_crc = Get<uint32_t>(in + kOffPayloadCrc);
   h->batch = Get<uint64_t>(in + kOffBatch);
+  const bool data = h->type == RecordType::kWrite || h->type == RecordType::kResyncData;
+  if ((h->flags & ~kKnownRecordFlags) != 0)
+    return Corrupt("unknown record flags " + std::to_string(h->flags & ~kKnownRecordFlags));
+  if ((h->flags & kFlagDiscard) != 0) {
+    // A discard stores nothing; its length is the u64 at 40 (stored length 0).
+    if (h->type != RecordType::kWrite) return Corrupt("discard flag on a record that is no write");
+    h->length = Get<uint64_t>(in + kOffLength);
+    h->stored_length = 0;
+    return Status::Ok();
+  }
+  h->length = Get<uint32_t>(in + kOffLength);
+  h->stored_length = Get<uint32_t>(in + kOffStored);
   if (h->stored_length > kMaxPayload || h->length > kMaxPayload)
     return Corrupt("record length " + std::to_string(h->stored_length) + " over the limit");
-  if ((h->flags & (kFlagZero | kFlagDiscard)) != 0 && h->stored_length != 0)
-    return Corrupt("zero or discard record with a stored payload");
-  const bool data = h->type == RecordType::kWrite || h->type == RecordType::kResyncData;
+  if ((h->flags & kFlagZero) != 0 && h->stored_length != 0)
+    return Corrupt("zero record with a stored payload");
+  if ((h->flags & kFlagContinued) != 0 && h->type != RecordType::kWrite)
+    return Corrupt("continued flag on a record that is no write");
   if (data && (h->flags & (kFlagZstd | kFlagZero | kFlagDiscard)) == 0 &&
       h->stored_length != h->length)
     return Corrupt("uncompressed record whose stored length differs from its length");

@@ -19,7 +19,9 @@ inline constexpr uint32_t kRecordMagic = 0x4A52544D;  // "MTRJ"
 inline constexpr uint16_t kRecordVersion = 1;
 inline constexpr size_t kRecordHeaderSize = 64;
 inline constexpr size_t kRecordAlignment = 8;
-// Hard limit on a stored payload; a header declaring more is corruption.
+// Hard limit on a stored payload, and on the length of every record but a
+// discard (which stores nothing: its range may be as long as the disk); a
+// header declaring more is corruption.
 inline constexpr uint32_t kMaxPayload = 64u << 20;
 
 inline constexpr size_t kSegmentHeaderSize = 4096;
@@ -39,7 +41,13 @@ enum RecordFlags : uint32_t {
   kFlagFlush = 1u << 2,     // source write carried REQ_PREFLUSH
   kFlagFua = 1u << 3,       // source write carried REQ_FUA
   kFlagDiscard = 1u << 4,   // source discarded the range (data reads as zero)
+  // Undo journal: this record is a further piece of the before-image of the
+  // item whose seq it shares with the record just before it (a long discard's
+  // before-image is kept in pieces of bounded size, in ascending offsets).
+  kFlagContinued = 1u << 5,
 };
+inline constexpr uint32_t kKnownRecordFlags =
+    kFlagZstd | kFlagZero | kFlagFlush | kFlagFua | kFlagDiscard | kFlagContinued;
 
 enum class SegmentKind : uint32_t { kWal = 1, kUndo = 2 };
 const char* SegmentKindName(SegmentKind k);
@@ -51,7 +59,10 @@ struct RecordHeader {
   uint32_t disk = 0;            // disk index inside the stream
   uint32_t flags = 0;
   uint64_t offset = 0;          // byte offset on the disk (kWrite/kResyncData)
-  uint32_t length = 0;          // bytes on the disk the record covers (expanded size)
+  // Bytes on the disk the record covers (expanded size): at most kMaxPayload,
+  // except for a discard (kFlagDiscard), whose range is only bounded by the
+  // disk: on disk its length takes 8 bytes (see docs/formats/journal.md).
+  uint64_t length = 0;
   uint32_t stored_length = 0;   // payload bytes in the segment
   uint32_t payload_crc = 0;     // CRC32C of the stored payload
   // Group-commit batch the record was written in (per journal, increasing).
@@ -60,6 +71,12 @@ struct RecordHeader {
 
   bool operator==(const RecordHeader& o) const;
 };
+
+// Seq order inside a journal: a record continues (kFlagContinued) the seq
+// of the record before it, every other record has a greater seq.
+inline bool SeqFollows(uint64_t prev_seq, const RecordHeader& h) {
+  return (h.flags & kFlagContinued) != 0 ? h.seq == prev_seq : h.seq > prev_seq;
+}
 
 // Bytes a record with `stored_length` payload bytes occupies in a segment.
 inline size_t EncodedRecordSize(uint32_t stored_length) {

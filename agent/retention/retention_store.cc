@@ -6,7 +6,7 @@ namespace mt::retention {
 
 uint64_t OldestReachablePoint(const std::vector<SegmentInfo>& undo) {
   for (const auto& s : undo)
-    if (s.records > 0) return s.first_seq - 1;
+    if (s.records > 0) return s.first_continues ? s.first_seq : s.first_seq - 1;
   return 0;
 }
 

@@ -119,7 +119,9 @@ Result<StoreUsage> ComputeUsage(Catalog& catalog, shim::FileSystem& fs, const st
 
 // Oldest reachable point of a stream whose undo journal has these segments
 // (oldest first): the state just before its first undo record, i.e. that
-// record's seq - 1; 0 when there is no undo record.
+// record's seq - 1 — or that seq itself when the record only continues the
+// before-image of an item whose first pieces were pruned; 0 when there is
+// no undo record.
 uint64_t OldestReachablePoint(const std::vector<SegmentInfo>& undo);
 
 }  // namespace mt::retention

@@ -63,8 +63,8 @@ Status SegmentReader::Scan(ScanReport* r, uint64_t limit) {
     MT_RETURN_IF_ERROR(ReadExact(*file_, pos + kRecordHeaderSize, payload.data(), payload.size()));
     bad = VerifyPayload(h, payload.data());
     if (!bad.ok()) break;
-    if (!records_.empty() && h.seq <= records_.back().header.seq) {
-      bad = Status(Errc::kCorruption, "sequence goes backwards (" + std::to_string(h.seq) +
+    if (!records_.empty() && !SeqFollows(records_.back().header.seq, h)) {
+      bad = Status(Errc::kCorruption, "sequence does not follow (" + std::to_string(h.seq) +
                                           " after " + std::to_string(records_.back().header.seq) +
                                           ")");
       break;

@@ -221,6 +221,9 @@ int MtsendMain(int argc, char** argv) {
                      "record every item sent in FILE (docs/formats/mtsend-record.md); a restart with the same "
                      "FILE continues the replay");
   replay->add_option("--window", po.window_bytes, "bytes sent but not yet acknowledged at most");
+  replay->add_flag("--no-discard", po.skip_discards,
+                   "skip the capture's discards (as replay-log --no-discard): they are not sent and "
+                   "take no seq; their ranges keep their data");
 
   try {
     app.parse(argc, argv);
@@ -262,10 +265,11 @@ int MtsendMain(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     const ReplaySummary& s = r->summary;
     std::printf("mtsend replay: %llu log items (%llu writes, %llu discards, %llu marks; %llu empty "
-                "flushes folded) are seqs %llu..%llu of disk %u\n",
+                "flushes folded; %llu discards skipped) are seqs %llu..%llu of disk %u\n",
                 static_cast<unsigned long long>(s.items), static_cast<unsigned long long>(s.writes),
                 static_cast<unsigned long long>(s.discards), static_cast<unsigned long long>(s.marks),
                 static_cast<unsigned long long>(s.folded_flushes),
+                static_cast<unsigned long long>(s.skipped_discards),
                 static_cast<unsigned long long>(r->start + 1),
                 static_cast<unsigned long long>(r->start + s.items), po.disk);
     PrintResult("replay", r->run);

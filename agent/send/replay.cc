@@ -19,7 +19,7 @@ using stream::FrameHeader;
 using namespace logwrites;
 
 namespace {
-constexpr uint64_t kMaxWriteBytes = 64u << 20;  // the stream's limit per write
+constexpr uint64_t kMaxWriteBytes = 64u << 20;  // the stream's limit per write (not per discard)
 
 void Fnv(uint64_t* h, const void* p, size_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
@@ -35,9 +35,9 @@ void Fnv64(uint64_t* h, uint64_t v) {
 }
 }  // namespace
 
-Result<ReplayCursor> ReplayCursor::Open(LogSource& src) {
+Result<ReplayCursor> ReplayCursor::Open(LogSource& src, bool skip_discards) {
   MT_ASSIGN_OR_RETURN(Reader r, Reader::Open(src));
-  return ReplayCursor(std::move(r));
+  return ReplayCursor(std::move(r), skip_discards);
 }
 
 Result<bool> ReplayCursor::Next(ReplayItem* item) {
@@ -54,9 +54,10 @@ Result<bool> ReplayCursor::Next(ReplayItem* item) {
       for (int n = 2; names_.count(name) != 0; ++n) name = e.mark + "#" + std::to_string(n);
       names_.insert(name);
       it.name = name;
-    } else if (e.data_bytes == 0 && !e.is_discard()) {
-      // An empty flush: its FLUSH goes onto the next write or discard.
-      pending_flags_ |= proto::WRITE_FLAG_FLUSH;
+    } else if ((e.data_bytes == 0 && !e.is_discard()) || (e.is_discard() && skip_discards_)) {
+      // An empty flush (or a skipped discard): its FLUSH goes onto the next
+      // write or discard.
+      if (!e.is_discard() || (e.flags & kFlush) != 0) pending_flags_ |= proto::WRITE_FLAG_FLUSH;
       continue;
     } else {
       it.type = e.is_discard() ? ReplayItem::kDiscard : ReplayItem::kWrite;
@@ -75,11 +76,12 @@ Result<bool> ReplayCursor::Next(ReplayItem* item) {
   }
 }
 
-Result<ReplaySummary> ScanCapture(LogSource& src) {
+Result<ReplaySummary> ScanCapture(LogSource& src, bool skip_discards) {
   MT_ASSIGN_OR_RETURN(Reader r, Reader::Open(src));
   ReplaySummary s;
   s.sectorsize = r.super().sectorsize;
   uint64_t h = 0xcbf29ce484222325ULL;
+  if (skip_discards) Fnv64(&h, 0x6e6f2d646973636bULL);  // "no-disck": other items, other seqs
   Fnv64(&h, r.super().nr_entries);
   Fnv64(&h, r.super().sectorsize);
   Fnv64(&h, src.Size());
@@ -106,8 +108,13 @@ Result<ReplaySummary> ScanCapture(LogSource& src) {
       ++s.folded_flushes;
       continue;
     }
+    if (e.is_discard() && skip_discards) {
+      ++s.skipped_discards;
+      continue;
+    }
     const uint64_t off = e.byte_offset(s.sectorsize), len = e.byte_length(s.sectorsize);
-    if (len > kMaxWriteBytes) {
+    // A discard carries a range, not data: only the disk bounds it.
+    if (len > kMaxWriteBytes && !e.is_discard()) {
       return Status(Errc::kOutOfRange, "dm-log-writes entry " + std::to_string(e.index) + " covers " +
                                            std::to_string(len) + " bytes, more than the stream's " +
                                            std::to_string(kMaxWriteBytes) + " per write");
@@ -127,7 +134,7 @@ Result<ReplaySummary> ScanCapture(LogSource& src) {
   return s;
 }
 
-Status CheckAlignment(LogSource& src, uint64_t lbs, uint32_t disk) {
+Status CheckAlignment(LogSource& src, uint64_t lbs, uint32_t disk, bool skip_discards) {
   MT_ASSIGN_OR_RETURN(Reader r, Reader::Open(src));
   const uint32_t ss = r.super().sectorsize;
   for (;;) {
@@ -135,6 +142,7 @@ Status CheckAlignment(LogSource& src, uint64_t lbs, uint32_t disk) {
     MT_ASSIGN_OR_RETURN(bool more, r.Next(&e));
     if (!more) return Status::Ok();
     if (e.is_mark() || (e.data_bytes == 0 && !e.is_discard())) continue;
+    if (e.is_discard() && skip_discards) continue;
     const uint64_t off = e.byte_offset(ss), len = e.byte_length(ss);
     if (off % lbs != 0 || len % lbs != 0) {
       return Status(Errc::kMisaligned,
@@ -146,8 +154,8 @@ Status CheckAlignment(LogSource& src, uint64_t lbs, uint32_t disk) {
   }
 }
 
-Status ApplyCapture(LogSource& src, std::vector<uint8_t>* image) {
-  MT_ASSIGN_OR_RETURN(ReplayCursor c, ReplayCursor::Open(src));
+Status ApplyCapture(LogSource& src, std::vector<uint8_t>* image, bool skip_discards) {
+  MT_ASSIGN_OR_RETURN(ReplayCursor c, ReplayCursor::Open(src, skip_discards));
   std::vector<uint8_t> data;
   for (;;) {
     ReplayItem it;
@@ -222,7 +230,7 @@ class ReplayRunner final : public ReconnectingRunner {
                                          std::to_string(lbs));
     }
     if ((s.align_or & (lbs - 1)) != 0) {
-      MT_RETURN_IF_ERROR(CheckAlignment(src_, lbs, d));
+      MT_RETURN_IF_ERROR(CheckAlignment(src_, lbs, d, o_.skip_discards));
     }
     const uint64_t r = w.resume_seq();
     if (!opened_) {
@@ -237,7 +245,7 @@ class ReplayRunner final : public ReconnectingRunner {
       end_seq_ = start + s.items;
       res_.run.first_seq = r + 1;
       res_.run.last_seq = r;
-      MT_ASSIGN_OR_RETURN(ReplayCursor c, ReplayCursor::Open(src_));
+      MT_ASSIGN_OR_RETURN(ReplayCursor c, ReplayCursor::Open(src_, o_.skip_discards));
       cursor_ = std::make_unique<ReplayCursor>(std::move(c));
       // Skip the items that are durable already (seq <= r).
       next_seq_ = start + 1;
@@ -381,7 +389,7 @@ Result<ReplayResult> RunReplay(const ReplayOptions& options) {
     MT_ASSIGN_OR_RETURN(f, fs.OpenFile(options.path, shim::FileOptions{}));
     src = std::make_unique<FileSource>(*f);
   }
-  Result<ReplaySummary> s = ScanCapture(*src);
+  Result<ReplaySummary> s = ScanCapture(*src, options.skip_discards);
   if (!s.ok()) return s.status().WithContext(options.path);
   return ReplayRunner(options, *src, *s).Go();
 }

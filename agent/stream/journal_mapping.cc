@@ -23,8 +23,8 @@ RecordHeader WriteRecord(const proto::Write& w) {
   h.disk = w.disk();
   h.flags = w.flags();
   h.offset = w.offset();
-  h.length = static_cast<uint32_t>(w.length());
-  h.stored_length = h.length;
+  h.length = w.length();
+  h.stored_length = static_cast<uint32_t>(h.length);
   h.payload_crc = w.crc32c();
   if ((w.flags() & proto::WRITE_FLAG_DISCARD) != 0) {
     h.flags |= retention::kFlagZero;
@@ -40,8 +40,8 @@ RecordHeader ResyncDataRecord(const proto::ResyncData& d) {
   h.source_time_ns = d.source_time_ns();
   h.disk = d.disk();
   h.offset = d.offset();
-  h.length = static_cast<uint32_t>(d.length());
-  h.stored_length = h.length;
+  h.length = d.length();
+  h.stored_length = static_cast<uint32_t>(h.length);
   h.payload_crc = d.crc32c();
   return h;
 }
@@ -91,8 +91,8 @@ RecordHeader TagRecord(const proto::Tag& t, retention::TagPayload* payload) {
   h.type = RecordType::kTag;
   h.seq = t.seq();
   h.source_time_ns = t.source_time_ns();
-  h.length = static_cast<uint32_t>(encoded.size());
-  h.stored_length = h.length;
+  h.length = encoded.size();
+  h.stored_length = static_cast<uint32_t>(h.length);
   h.payload_crc = crc32c::Value(encoded.data(), encoded.size());
   return h;
 }

@@ -5,14 +5,16 @@
 //   Write            -> kWrite        seq, source_time_ns, disk, offset, length,
 //                                     flags (same bits); payload_crc = crc32c.
 //                                     A DISCARD carries no bytes: stored as
-//                                     kFlagDiscard | kFlagZero, stored_length 0.
+//                                     kFlagDiscard | kFlagZero, stored_length 0,
+//                                     its length (any, up to the disk's size)
+//                                     kept whole: one item, one record.
 //   ResyncData       -> kResyncData   seq, source_time_ns, disk, offset, length, crc
 //   ResyncComplete   -> kResyncComplete  seq, source_time_ns, disk
 //   Tag              -> kTag          seq, source_time_ns in the header;
 //                                     kind, name, group_tag_id in the TagPayload
 //
 // `batch` is the journal's own and left 0. REQUIRES for all: the item was
-// admitted by StreamValidator (so lengths fit the record's 32-bit fields).
+// admitted by StreamValidator (so a non-discard length fits the record's 32-bit fields).
 #pragma once
 
 #include "mt/shim/status.h"

@@ -13,7 +13,8 @@ namespace mt::stream {
 namespace {
 
 // A write or resync block becomes one journal record, whose length is at most
-// the journal's payload limit.
+// the journal's payload limit. A discard carries a range, not data: any
+// length that fits the disk.
 constexpr uint64_t kMaxItemLength = retention::kMaxPayload;
 constexpr uint32_t kMinLogicalBlock = 512;
 constexpr uint32_t kMaxLogicalBlock = 64u << 10;
@@ -82,7 +83,8 @@ Status StreamValidator::AddDisk(uint32_t disk, const DiskState& s) {
 }
 
 Result<const DiskState*> StreamValidator::CheckRange(const char* what, uint64_t seq, uint32_t disk,
-                                                     uint64_t offset, uint64_t length) const {
+                                                     uint64_t offset, uint64_t length,
+                                                     bool discard) const {
   auto it = disks_.find(disk);
   if (it == disks_.end()) {
     return Status(Errc::kNotFound, Item(what, seq) + ": unknown disk " + std::to_string(disk) +
@@ -91,7 +93,7 @@ Result<const DiskState*> StreamValidator::CheckRange(const char* what, uint64_t 
   const DiskState& d = it->second;
   const std::string where = Item(what, seq) + " on disk " + std::to_string(disk);
   if (length == 0) return Status(Errc::kOutOfRange, where + ": zero length");
-  if (length > kMaxItemLength) {
+  if (length > kMaxItemLength && !discard) {
     return Status(Errc::kOutOfRange, where + ": length " + std::to_string(length) +
                                          " over the limit of " + std::to_string(kMaxItemLength) +
                                          " bytes");
@@ -154,8 +156,12 @@ Result<Verdict> StreamValidator::AdmitWriteBatch(const proto::WriteBatch& batch,
       return Status(Errc::kProtocol, Item("write", w.seq()) + ": unknown flags " +
                                          Hex32(w.flags() & ~kWireWriteFlags));
     }
-    MT_RETURN_IF_ERROR(CheckRange("write", w.seq(), w.disk(), w.offset(), w.length()).status());
-    needed += WritePayloadBytes(w);  // each <= 64 MiB, so no overflow
+    const bool discard = (w.flags() & proto::WRITE_FLAG_DISCARD) != 0;
+    MT_RETURN_IF_ERROR(
+        CheckRange(discard ? "discard" : "write", w.seq(), w.disk(), w.offset(), w.length(),
+                   discard)
+            .status());
+    needed += WritePayloadBytes(w);  // each <= 64 MiB (0 for a discard), so no overflow
   }
   if (needed != payload_len) {
     return Status(Errc::kProtocol, "write batch starting at seq " + std::to_string(first) +

@@ -11,7 +11,8 @@
 //   - structure: a batch is non-empty and its seqs are first_seq, first_seq+1, ...
 //   - disks: the index is known (kNotFound); offset+length inside the disk
 //     (kOutOfRange), both multiples of its logical block size (kMisaligned),
-//     length 1..64 MiB (the journal's record limit; kOutOfRange)
+//     length 1..64 MiB (the journal's record limit; kOutOfRange) — but a
+//     discard, which carries no data, may cover any range inside the disk
 //   - data: the writes' payload bytes sum to the frame payload (kProtocol),
 //     every slice has its declared CRC32C (kCorruption)
 //   - tags: name 1..255 printable bytes, group id 0..255, kind set (kProtocol)
@@ -92,8 +93,10 @@ class StreamValidator {
 
  private:
   // The checks shared by writes and resync data: disk, range, alignment.
+  // `discard`: no 64 MiB limit (a range, not data).
   Result<const DiskState*> CheckRange(const char* what, uint64_t seq, uint32_t disk,
-                                      uint64_t offset, uint64_t length) const;
+                                      uint64_t offset, uint64_t length,
+                                      bool discard = false) const;
   // Where the items first..first+count-1 stand in the sequence space.
   Result<Verdict> ClassifySeqs(const char* what, uint64_t first, uint64_t count) const;
 

@@ -59,6 +59,7 @@ struct WorkloadSpec {
   uint32_t block = 512;
   double overlap = 0.5;   // probability that a write lands in the hot 16 KiB region
   double discard = 0.05;
+  double whole_disk_discard = 0.0;  // probability that a discard covers the whole disk
   int tag_every = 10;
 };
 
@@ -90,6 +91,10 @@ inline std::vector<Op> MakeWorkload(uint64_t seed, const WorkloadSpec& s) {
     op.h.length = static_cast<uint32_t>(len_blocks * s.block);
     if (std::uniform_real_distribution<double>(0, 1)(rng) < s.discard) {
       op.h.flags = retention::kFlagDiscard;
+      if (std::uniform_real_distribution<double>(0, 1)(rng) < s.whole_disk_discard) {
+        op.h.offset = 0;
+        op.h.length = s.disk_size;
+      }
     } else {
       op.data.resize(op.h.length);
       for (auto& b : op.data) b = static_cast<uint8_t>(rng());
@@ -129,9 +134,11 @@ class FileCheckpoint : public CheckpointSink {
 };
 
 // Walks the undo journal newest-first from the current target images, and the
-// model back from its final images, comparing after every undo record: every
-// point from the newest down to `oldest` must be byte-identical. Returns the
-// number of points checked, or fails the test.
+// model back from its final images, comparing after every item's undo: every
+// point from the newest down to `oldest` must be byte-identical. An item whose
+// before-image is kept in pieces (a long discard: records of one seq, all but
+// the first kFlagContinued) is compared once its first piece is written back.
+// Returns the number of points checked, or fails the test.
 inline size_t CheckEveryPoint(shim::FileSystem& fs,
                               const std::vector<retention::SegmentInfo>& undo,
                               const std::vector<shim::MemBlockDevice*>& disks,
@@ -151,6 +158,7 @@ inline size_t CheckEveryPoint(shim::FileSystem& fs,
         std::vector<uint8_t> before(h.length);
         MT_RETURN_IF_ERROR(retention::ExpandPayload(h, payload.data(), payload.size(), before.data()));
         std::copy(before.begin(), before.end(), s[h.disk].begin() + h.offset);
+        if ((h.flags & retention::kFlagContinued) != 0) return Status::Ok();  // more of h.seq
         auto it = model.before().find(h.seq);
         if (it == model.before().end()) {
           ADD_FAILURE() << context << ": undo record for seq " << h.seq << " the model never wrote";

@@ -34,6 +34,8 @@ class RecoveryTest : public ::testing::Test {
     spec_.disks = 2;
     spec_.disk_size = 96 << 10;
     spec_.ops = 120;
+    apply::ApplierOptions ao;
+    Tune(spec_, ao);
     ops_ = apply::test::MakeWorkload(42, spec_);
     ASSERT_TRUE(fs_.CreateDir("/r").ok());
     retention::StreamRow row;
@@ -61,7 +63,7 @@ class RecoveryTest : public ::testing::Test {
     apply::test::FileCheckpoint cp(fs_, "/r/cp");
     std::map<uint32_t, shim::BlockDevice*> m;
     for (uint32_t d = 0; d < spec_.disks; ++d) m[d] = targets_[d].get();
-    apply::Applier a(undo_.get(), m, &cp, 0);
+    apply::Applier a(undo_.get(), m, &cp, 0, ao);
     for (size_t i = 0; i < ops_.size(); i += 7) {
       std::vector<apply::WalRecord> b;
       for (size_t k = i; k < std::min(ops_.size(), i + 7); ++k)
@@ -85,6 +87,8 @@ class RecoveryTest : public ::testing::Test {
     view_.applied_seq = ops_.back().h.seq;
     view_.undo = undo_->Segments();
   }
+  // Lets a derived fixture change the workload and the applier.
+  virtual void Tune(apply::test::WorkloadSpec&, apply::ApplierOptions&) {}
   void TearDown() override {
     catalog_.reset();
     std::system(("rm -rf " + tmp_).c_str());
@@ -109,6 +113,65 @@ class RecoveryTest : public ::testing::Test {
     auto p = ResolvePoint(*catalog_, fs_, view_, *sel);
     EXPECT_TRUE(p.ok()) << text << ": " << p.status().ToString();
     return p.ok() ? p->seq : UINT64_MAX;
+  }
+
+  void CheckRollbacks() {
+    for (const std::string sel : {"latest", "latest-app", "t30", "seq:17", "@77.2", "seq:0"}) {
+      const uint64_t p = Resolve(sel);
+      auto copies = CopyTargets();
+      std::map<uint32_t, shim::BlockDevice*> m;
+      for (uint32_t d = 0; d < copies.size(); ++d) m[d] = copies[d].get();
+      FileProgressStore progress(fs_, "/r/rollback");
+      ASSERT_TRUE(Rollback(fs_, view_.undo, m, p, progress, {}, 4096).ok()) << sel;
+      auto want = ImagesAt(ops_, p, spec_);
+      for (size_t d = 0; d < copies.size(); ++d)
+        EXPECT_EQ(copies[d]->Contents(), want[d]) << sel << " disk " << d;
+      EXPECT_FALSE(fs_.Exists("/r/rollback"));
+    }
+  }
+  void CheckInterruptedRollback(uint64_t p) {
+    const auto want = ImagesAt(ops_, p, spec_);
+    int crashes = 0;
+    for (uint64_t n = 1;; n += 3) {
+      auto copies = CopyTargets();
+      shim::FaultController fc;
+      shim::FaultInjectingFileSystem ffs(fs_, fc);
+      std::vector<std::unique_ptr<shim::BlockDevice>> wrapped;
+      std::map<uint32_t, shim::BlockDevice*> m;
+      for (uint32_t d = 0; d < copies.size(); ++d) {
+        wrapped.push_back(std::make_unique<shim::FaultInjectingBlockDevice>(copies[d], fc));
+        m[d] = wrapped.back().get();
+      }
+      FileProgressStore progress(ffs, "/r/rollback-crash");
+      fc.CrashAtNth(n);
+      Status s = Rollback(ffs, view_.undo, m, p, progress, {}, 8192);
+      if (s.ok()) break;
+      ++crashes;
+      for (auto& c : copies) c->PowerCut();
+      fs_.PowerCut();
+      fc.Reset();
+      ASSERT_TRUE(Rollback(ffs, view_.undo, m, p, progress, {}, 8192).ok()) << "n=" << n;
+      for (size_t d = 0; d < copies.size(); ++d)
+        ASSERT_EQ(copies[d]->Contents(), want[d]) << "crash at op " << n << ", disk " << d;
+      ASSERT_LT(n, 20000u);
+    }
+    EXPECT_GT(crashes, 20);
+  }
+  // Discards longer than 8 KiB (kept in pieces with ApplierOptions of the
+  // long-discard fixture).
+  size_t LongDiscards() const {
+    size_t n = 0;
+    for (const auto& op : ops_)
+      if ((op.h.flags & retention::kFlagDiscard) != 0 && op.h.length > (8u << 10)) ++n;
+    return n;
+  }
+  // The last discard of a whole disk (12 pieces).
+  uint64_t LastWholeDiskDiscard() const {
+    uint64_t seq = 0;
+    for (const auto& op : ops_)
+      if ((op.h.flags & retention::kFlagDiscard) != 0 && op.h.length == spec_.disk_size)
+        seq = op.h.seq;
+    return seq;
   }
 
   std::string tmp_;
@@ -148,48 +211,42 @@ TEST_F(RecoveryTest, SelectorsResolveToTheRightSeq) {
 }
 
 TEST_F(RecoveryTest, RollbackToEveryKindOfSelectorEqualsTheModel) {
-  for (const std::string sel : {"latest", "latest-app", "t30", "seq:17", "@77.2", "seq:0"}) {
-    const uint64_t p = Resolve(sel);
-    auto copies = CopyTargets();
-    std::map<uint32_t, shim::BlockDevice*> m;
-    for (uint32_t d = 0; d < copies.size(); ++d) m[d] = copies[d].get();
-    FileProgressStore progress(fs_, "/r/rollback");
-    ASSERT_TRUE(Rollback(fs_, view_.undo, m, p, progress, {}, 4096).ok()) << sel;
-    auto want = ImagesAt(ops_, p, spec_);
-    for (size_t d = 0; d < copies.size(); ++d)
-      EXPECT_EQ(copies[d]->Contents(), want[d]) << sel << " disk " << d;
-    EXPECT_FALSE(fs_.Exists("/r/rollback"));
-  }
+  CheckRollbacks();
 }
 
 TEST_F(RecoveryTest, RollbackInterruptedAtAnyOperationResumesToTheExactImage) {
-  const uint64_t p = 25;
-  const auto want = ImagesAt(ops_, p, spec_);
-  int crashes = 0;
-  for (uint64_t n = 1;; n += 3) {
-    auto copies = CopyTargets();
-    shim::FaultController fc;
-    shim::FaultInjectingFileSystem ffs(fs_, fc);
-    std::vector<std::unique_ptr<shim::BlockDevice>> wrapped;
-    std::map<uint32_t, shim::BlockDevice*> m;
-    for (uint32_t d = 0; d < copies.size(); ++d) {
-      wrapped.push_back(std::make_unique<shim::FaultInjectingBlockDevice>(copies[d], fc));
-      m[d] = wrapped.back().get();
-    }
-    FileProgressStore progress(ffs, "/r/rollback-crash");
-    fc.CrashAtNth(n);
-    Status s = Rollback(ffs, view_.undo, m, p, progress, {}, 8192);
-    if (s.ok()) break;
-    ++crashes;
-    for (auto& c : copies) c->PowerCut();
-    fs_.PowerCut();
-    fc.Reset();
-    ASSERT_TRUE(Rollback(ffs, view_.undo, m, p, progress, {}, 8192).ok()) << "n=" << n;
-    for (size_t d = 0; d < copies.size(); ++d)
-      ASSERT_EQ(copies[d]->Contents(), want[d]) << "crash at op " << n << ", disk " << d;
-    ASSERT_LT(n, 20000u);
+  CheckInterruptedRollback(25);
+}
+
+// Whole-disk discards among the writes, their before-images kept in pieces
+// of 8 KiB that straddle undo segments: rollback (also interrupted at any
+// operation, so between two pieces of one seq) and export stay exact.
+class RecoveryLongDiscardTest : public RecoveryTest {
+ protected:
+  void Tune(apply::test::WorkloadSpec& spec, apply::ApplierOptions& ao) override {
+    spec.discard = 0.1;
+    spec.whole_disk_discard = 0.5;
+    ao.discard_piece_bytes = 8 << 10;
   }
-  EXPECT_GT(crashes, 20);
+};
+
+TEST_F(RecoveryLongDiscardTest, RollbackAcrossLargeDiscardsIsByteExact) {
+  ASSERT_GE(LongDiscards(), 3u);
+  CheckRollbacks();
+}
+
+TEST_F(RecoveryLongDiscardTest, RollbackInterruptedBetweenPiecesResumesToTheExactImage) {
+  ASSERT_GT(LastWholeDiskDiscard(), 1u);
+  CheckInterruptedRollback(LastWholeDiskDiscard() - 1);
+}
+
+TEST_F(RecoveryLongDiscardTest, ExportAcrossLargeDiscardsIsByteExact) {
+  for (uint64_t p :
+       std::vector<uint64_t>{0, LastWholeDiskDiscard() - 1, LastWholeDiskDiscard(), 119}) {
+    auto out = std::make_shared<shim::MemBlockDevice>("out", spec_.disk_size);
+    ASSERT_TRUE(Export(fs_, view_.undo, *targets_[0], 0, p, *out, {}).ok());
+    EXPECT_EQ(out->Contents(), ImagesAt(ops_, p, spec_)[0]) << "point " << p;
+  }
 }
 
 TEST_F(RecoveryTest, ExportIsExactAndChangesNeitherTargetNorRetention) {

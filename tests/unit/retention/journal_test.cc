@@ -155,6 +155,70 @@ TEST(Journal, SequenceMustIncrease) {
   EXPECT_EQ(j->Append(WriteHeader(9, 512), p.data(), p.size()).code(), Errc::kInvalidArgument);
 }
 
+// A long discard's before-image: pieces of one seq, all but the first
+// marked continued; they may straddle segments, and survive a reopen.
+TEST(Journal, ContinuedRecordsShareASeqAcrossSegmentsAndReopen) {
+  MemFileSystem fs;
+  JournalOptions o = Opts(16 << 10);
+  o.kind = SegmentKind::kUndo;
+  o.dir = "/ret/s1/undo";
+  {
+    auto j = OpenJournal(fs, o);
+    auto p = Payload(1, 4096);
+    ASSERT_TRUE(j->Append(WriteHeader(1, 4096), p.data(), p.size()).ok());
+    for (uint64_t piece = 0; piece < 12; ++piece) {
+      RecordHeader h = WriteHeader(2, 4096);
+      h.offset = piece * 4096;
+      if (piece > 0) h.flags = kFlagContinued;
+      ASSERT_TRUE(j->Append(h, p.data(), p.size()).ok()) << piece;
+    }
+    // Not a continuation of seq 2 with another seq, nor seq 2 again unmarked.
+    RecordHeader bad = WriteHeader(3, 4096);
+    bad.flags = kFlagContinued;
+    EXPECT_EQ(j->Append(bad, p.data(), p.size()).code(), Errc::kInvalidArgument);
+    EXPECT_EQ(j->Append(WriteHeader(2, 4096), p.data(), p.size()).code(), Errc::kInvalidArgument);
+    ASSERT_TRUE(j->Append(WriteHeader(3, 4096), p.data(), p.size()).ok());
+    ASSERT_TRUE(j->Sync().ok());
+    EXPECT_EQ(j->last_durable_record().seq, 3u);
+  }
+  auto j = OpenJournal(fs, o);
+  const auto segs = j->Segments();
+  ASSERT_GE(segs.size(), 3u);
+  EXPECT_FALSE(segs[0].first_continues);
+  EXPECT_TRUE(segs[1].first_continues);  // seq 2 goes on in the second segment
+  EXPECT_EQ(segs[1].first_seq, 2u);
+  const auto all = ReadAll(fs, segs);
+  ASSERT_EQ(all.size(), 14u);
+  EXPECT_EQ(all.back().h.seq, 3u);
+  EXPECT_EQ(j->last_durable_record().seq, 3u);
+  EXPECT_EQ(ReadAll(fs, segs, Direction::kBackward).size(), 14u);
+}
+
+TEST(Journal, DiscardRecordsStoreNothingAndMayCoverMoreThanFourGiB) {
+  MemFileSystem fs;
+  auto j = OpenJournal(fs, Opts());
+  RecordHeader h = WriteHeader(1, 0);
+  h.flags = kFlagDiscard | kFlagZero;
+  h.length = 6ull << 30;
+  ASSERT_TRUE(j->Append(h, nullptr, 0).ok());
+  uint8_t byte = 0;
+  EXPECT_EQ(j->Append(WriteHeader(2, 0), &byte, 0).code(), Errc::kOk);
+  RecordHeader big = WriteHeader(3, 0);
+  big.length = (64u << 20) + 512;  // no discard: over the limit
+  EXPECT_EQ(j->Append(big, nullptr, 0).code(), Errc::kInvalidArgument);
+  RecordHeader with_data = h;
+  with_data.seq = 4;
+  with_data.length = 512;
+  std::vector<uint8_t> p(512);
+  EXPECT_EQ(j->Append(with_data, p.data(), p.size()).code(), Errc::kInvalidArgument);
+  ASSERT_TRUE(j->Sync().ok());
+  const auto all = ReadAll(fs, j->Segments());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].h.length, 6ull << 30);
+  EXPECT_EQ(all[0].h.stored_length, 0u);
+  EXPECT_EQ(j->Segments()[0].logical_bytes, (6ull << 30));
+}
+
 TEST(Journal, TruncatedTrailingRecordIsIgnored) {
   MemFileSystem fs;
   std::vector<Rec> want;

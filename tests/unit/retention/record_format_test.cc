@@ -35,6 +35,61 @@ TEST(RecordFormat, EncodeDecodeRoundTrip) {
   EXPECT_EQ(rec.size() % kRecordAlignment, 0u);
 }
 
+// A discard stores nothing and may cover a whole disk: its length takes the
+// 8 bytes 40..47 (the stored length, 0, is their high half).
+TEST(RecordFormat, DiscardLengthTakesSixtyFourBits) {
+  RecordHeader h = SampleHeader(0);
+  h.flags = kFlagDiscard | kFlagZero | kFlagFlush;
+  h.length = 100ull << 30;  // 100 GiB
+  h.stored_length = 0;
+  std::vector<uint8_t> rec(EncodedRecordSize(0));
+  EncodeRecord(h, nullptr, 0, rec.data());
+  RecordHeader d;
+  ASSERT_TRUE(DecodeRecordHeader(rec.data(), &d).ok());
+  h.payload_crc = d.payload_crc;
+  EXPECT_EQ(d, h);
+  // A discard under 4 GiB is encoded as before (u32 length, stored length 0).
+  h.length = 512u << 20;
+  EncodeRecord(h, nullptr, 0, rec.data());
+  EXPECT_EQ(rec[40] | rec[41] << 8 | rec[42] << 16 | static_cast<uint32_t>(rec[43]) << 24,
+            512u << 20);
+  for (int i = 44; i < 48; ++i) EXPECT_EQ(rec[i], 0) << i;
+  ASSERT_TRUE(DecodeRecordHeader(rec.data(), &d).ok());
+  EXPECT_EQ(d.length, 512u << 20);
+  // Any other record keeps the 64 MiB limit.
+  RecordHeader w = SampleHeader(4096);
+  w.length = (64u << 20) + 4096;
+  EncodeRecord(w, nullptr, 0, rec.data());
+  EXPECT_EQ(DecodeRecordHeader(rec.data(), &d).code(), Errc::kCorruption);
+}
+
+TEST(RecordFormat, UnknownFlagsAndMisplacedContinuationAreCorruption) {
+  std::vector<uint8_t> rec(EncodedRecordSize(0));
+  RecordHeader h = SampleHeader(0);
+  h.type = RecordType::kResyncComplete;
+  h.flags = kFlagContinued;
+  EncodeRecord(h, nullptr, 0, rec.data());
+  RecordHeader d;
+  EXPECT_EQ(DecodeRecordHeader(rec.data(), &d).code(), Errc::kCorruption);
+  h.type = RecordType::kWrite;
+  h.flags = kFlagZero | 1u << 9;
+  EncodeRecord(h, nullptr, 0, rec.data());
+  EXPECT_EQ(DecodeRecordHeader(rec.data(), &d).message(), "unknown record flags 512");
+  h.flags = kFlagZero | kFlagContinued;
+  EncodeRecord(h, nullptr, 0, rec.data());
+  EXPECT_TRUE(DecodeRecordHeader(rec.data(), &d).ok());
+}
+
+TEST(RecordFormat, ContinuedRecordsShareTheSeqOfTheRecordBefore) {
+  RecordHeader h = SampleHeader(512);
+  h.seq = 7;
+  EXPECT_TRUE(SeqFollows(6, h));
+  EXPECT_FALSE(SeqFollows(7, h));
+  h.flags |= kFlagContinued;
+  EXPECT_TRUE(SeqFollows(7, h));
+  EXPECT_FALSE(SeqFollows(6, h));
+}
+
 TEST(RecordFormat, HeaderChecksumMismatchIsCorruption) {
   std::vector<uint8_t> payload(512, 1), rec(EncodedRecordSize(512));
   EncodeRecord(SampleHeader(512), payload.data(), payload.size(), rec.data());

@@ -155,11 +155,52 @@ TEST(StreamValidator, WriteOverTheJournalRecordLimitIsRejected) {
   auto* w = f.header.mutable_write_batch()->add_writes();
   f.header.mutable_write_batch()->set_first_seq(1);
   w->set_seq(1);
-  w->set_length((64ull << 20) + 512);
-  w->set_flags(proto::WRITE_FLAG_DISCARD);  // no payload needed to reach the check
+  w->set_length((64ull << 20) + 512);  // the range is checked before the payload
   ExpectRejected(
       v, [&] { return AdmitBatch(v, f); }, Errc::kOutOfRange,
-      "length 67109376 over the limit of 67108864 bytes");
+      "write seq 1 on disk 0: length 67109376 over the limit of 67108864 bytes");
+}
+
+// A discard carries a range, not data: the 64 MiB limit of a write's data
+// does not apply; the disk bounds it.
+FrameSpec DiscardFrame(uint64_t seq, uint64_t offset, uint64_t length) {
+  FrameSpec f;
+  f.header.mutable_write_batch()->set_first_seq(seq);
+  auto* w = f.header.mutable_write_batch()->add_writes();
+  w->set_seq(seq);
+  w->set_offset(offset);
+  w->set_length(length);
+  w->set_flags(proto::WRITE_FLAG_DISCARD);
+  return f;
+}
+
+TEST(StreamValidator, DiscardOfTheWholeDiskIsAcceptedWhateverItsSize) {
+  StreamValidator v(0);
+  const uint64_t size = 100ull << 30;  // 100 GiB: more than a record's 32-bit length too
+  ASSERT_TRUE(v.AddDisk(0, {size, 512, proto::RESYNC_STATE_COMPLETE}).ok());
+  EXPECT_EQ(ValueOf(AdmitBatch(v, DiscardFrame(1, 0, size))), Verdict::kStore);
+  EXPECT_EQ(ValueOf(AdmitBatch(v, DiscardFrame(2, 512, size - 512))), Verdict::kStore);
+  EXPECT_EQ(v.next_seq(), 3u);
+}
+
+TEST(StreamValidator, DiscardCrossingTheDiskEndIsRejected) {
+  StreamValidator v(0);
+  const uint64_t size = 1ull << 30;
+  ASSERT_TRUE(v.AddDisk(0, {size, 512, proto::RESYNC_STATE_COMPLETE}).ok());
+  FrameSpec f = DiscardFrame(1, 512, size);
+  ExpectRejected(
+      v, [&] { return AdmitBatch(v, f); }, Errc::kOutOfRange,
+      "discard seq 1 on disk 0: range at 512 of 1073741824 bytes ends beyond the disk "
+      "(1073741824 bytes)");
+  f = DiscardFrame(1, 0, size + 512);
+  ExpectRejected(
+      v, [&] { return AdmitBatch(v, f); }, Errc::kOutOfRange, "ends beyond the disk");
+  f = DiscardFrame(1, 512, std::numeric_limits<uint64_t>::max() - 511);  // wraps around
+  ExpectRejected(
+      v, [&] { return AdmitBatch(v, f); }, Errc::kOutOfRange, "ends beyond the disk");
+  f = DiscardFrame(1, 0, size - 100);
+  ExpectRejected(
+      v, [&] { return AdmitBatch(v, f); }, Errc::kMisaligned, "discard seq 1");
 }
 
 TEST(StreamValidator, UnknownDiskIsRejected) {
