@@ -386,3 +386,34 @@ TEST_F(AgentDaemon, AHungApplierStopsTheWatchdogPingsAndStatusNamesIt) {
 
 }  // namespace
 }  // namespace mt
+
+namespace mt {
+namespace {
+
+// Start-up with streams: before each stream replays its WAL the agent
+// extends systemd's start timeout and says which stream it replays; once
+// ready, STATUS= counts the streams.
+TEST_F(AgentDaemon, EachStreamStartedExtendsTheStartTimeoutAndStatusSaysWhichOne) {
+  Start();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + loops_[0]->path()})
+                .exit_code,
+            0);
+  ASSERT_EQ(Stop(), 0) << log_;
+  test::NotifySocket notify(dir_ + "/notify.sock");
+  ASSERT_TRUE(notify.ok());
+  setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
+  Start();
+  unsetenv("NOTIFY_SOCKET");
+  const std::string extend = notify.WaitFor("EXTEND_TIMEOUT_USEC=", 10s);
+  EXPECT_NE(extend.find("EXTEND_TIMEOUT_USEC=300000000"), std::string::npos) << extend;
+  EXPECT_NE(extend.find("STATUS=starting: stream vm1 (replaying its WAL)"), std::string::npos)
+      << extend;
+  const std::string ready = notify.WaitFor("READY=1", 10s);
+  EXPECT_NE(ready.find("STATUS=1/1 streams running, backlog 0 records, no alerts"),
+            std::string::npos)
+      << ready;
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
+}  // namespace
+}  // namespace mt
