@@ -387,6 +387,7 @@ Result<proto::Pair> Agent::DescribeStream(const retention::StreamRow& row) {
   p.set_bytes_applied(h.bytes_applied);
   p.set_throttled(h.throttled);
   p.set_attached(h.attached);
+  p.set_retention_alert(h.space_alert);
   return p;
 }
 
