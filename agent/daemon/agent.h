@@ -95,6 +95,9 @@ class Agent {
 
   // Names of the streams running now (tests, logs).
   std::vector<std::string> RunningStreams() const;
+  // What the data port serves: a session finds its stream's port here by the
+  // name in its hello (tests play a session through it).
+  StreamDirectory& directory() { return directory_; }
 
  private:
   struct Stream;  // a running stream: devices, runtime, gate
