@@ -133,7 +133,7 @@ Status StreamRuntime::RecoverFromWal() {
   bool held = false;
   return apply::ForEachWalBatch(
       store_.fs(), wal_->Segments(), applied_seq_ + 1, o_.apply_batch_records,
-      [this, &held](const std::vector<apply::WalRecord>& batch) {
+      o_.apply_batch_bytes, [this, &held](const std::vector<apply::WalRecord>& batch) {
         if (!held) {
           uint64_t bytes = 0;
           for (const auto& r : batch) bytes += r.h.length;
