@@ -279,19 +279,23 @@ Status Applier::WriteTargets(const std::vector<Planned>& plan) {
 }
 
 Status ForEachWalBatch(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
-                       uint64_t from_seq, size_t batch_records,
+                       uint64_t from_seq, size_t batch_records, uint64_t batch_bytes,
                        const std::function<Status(const std::vector<WalRecord>&)>& apply) {
   std::vector<std::vector<uint8_t>> payloads;  // keep the batch's data alive
   std::vector<WalRecord> batch;
+  uint64_t bytes = 0;
   auto flush = [&]() -> Status {
     Status s = batch.empty() ? Status::Ok() : apply(batch);
     batch.clear();
     payloads.clear();
+    bytes = 0;
     return s;
   };
   MT_RETURN_IF_ERROR(retention::ForEachRecord(
       fs, wal, retention::Direction::kForward,
       [&](const RecordHeader& h, const std::vector<uint8_t>& payload, bool*) -> Status {
+        if (!batch.empty() && bytes + h.length > batch_bytes) MT_RETURN_IF_ERROR(flush());
+        bytes += h.length;
         payloads.push_back(payload);
         batch.push_back({h, payloads.back().empty() ? nullptr : payloads.back().data()});
         return batch.size() >= batch_records ? flush() : Status::Ok();
@@ -302,7 +306,7 @@ Status ForEachWalBatch(shim::FileSystem& fs, const std::vector<retention::Segmen
 
 Status Applier::Recover(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
                         size_t batch_records) {
-  return ForEachWalBatch(fs, wal, applied_seq_ + 1, batch_records,
+  return ForEachWalBatch(fs, wal, applied_seq_ + 1, batch_records, UINT64_MAX,
                          [this](const std::vector<WalRecord>& b) { return Apply(b); });
 }
 

@@ -102,10 +102,13 @@ struct ApplierOptions {
 };
 
 // Reads the WAL records with seq >= from_seq, in batches of at most
-// `batch_records`, and hands each batch to `apply` (restart recovery). The
-// batch's payloads live until `apply` returns.
+// `batch_records` and at most `batch_bytes` of data (a single larger record
+// is a batch of its own), as the live path batches, and hands each batch to
+// `apply` (restart recovery). The batch's payloads (and the before-images
+// `apply` reads for them) are bounded that way; they live until `apply`
+// returns.
 Status ForEachWalBatch(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
-                       uint64_t from_seq, size_t batch_records,
+                       uint64_t from_seq, size_t batch_records, uint64_t batch_bytes,
                        const std::function<Status(const std::vector<WalRecord>&)>& apply);
 
 class Applier {

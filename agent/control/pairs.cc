@@ -319,6 +319,7 @@ std::vector<proto::Alert> ComputeAlerts(const std::vector<proto::Pair>& pairs, i
       continue;
     }
     if (p.state() != "protected") continue;
+    if (!p.retention_alert().empty()) add("retention-full", p.name(), who + ": " + p.retention_alert());
     const auto& pol = p.policy();
     if (p.rpo_ns() >= 0 && pol.rpo_threshold_ns() > 0 && p.rpo_ns() > pol.rpo_threshold_ns())
       add("rpo", p.name(),

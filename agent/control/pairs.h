@@ -96,7 +96,9 @@ struct RetentionSpace {
 //   rpo              RPO above the stream's threshold;
 //   app-point        no app-consistent point within twice the app frequency
 //                    (counted from the stream's creation when it has none);
-//   retention-space  the retention volume is low on space.
+//   retention-space  the retention volume is low on space;
+//   retention-full   the stream's applying is held for space, or a low-space
+//                    prune dropped its oldest points (Pair.retention_alert).
 // Paused and committed streams raise none.
 std::vector<proto::Alert> ComputeAlerts(const std::vector<proto::Pair>& pairs, int64_t now_ns,
                                         const RetentionSpace& space);

@@ -89,7 +89,9 @@ struct Agent::Stream {
   std::vector<std::string> identities;  // of its targets (held O_EXCL by us)
   // Declaration order is destruction order reversed: the gate goes first,
   // then the runtime, then the devices it writes. A session keeps the whole
-  // Stream alive while it holds the gate (aliasing shared_ptr).
+  // Stream alive while it holds the gate (aliasing shared_ptr); StopStream
+  // closes the devices before that, once the gate is closed and the runtime
+  // stopped.
   std::vector<std::unique_ptr<shim::BlockDevice>> devices;
   std::unique_ptr<StreamRuntime> runtime;
   std::unique_ptr<Gate> gate;
@@ -333,6 +335,10 @@ mt::Status Agent::StopStream(const std::string& name) {
   }
   Unregister(*s);
   mt::Status st = s->runtime->Stop();
+  // Close its targets now: a sender's session may keep the Stream (its gate,
+  // and the runtime behind it) alive until it notices the pause, and an idle
+  // one may not for a while. The closed gate lets no call reach the devices.
+  s->devices.clear();
   // Close its journals too: while paused, mtctl may roll back, export or
   // commit, working on the files directly.
   mt::Status closed = store_->CloseStream(s->row.id);
@@ -424,6 +430,7 @@ Result<proto::Pair> Agent::DescribeStream(const retention::StreamRow& row) {
   p.set_bytes_applied(h.bytes_applied);
   p.set_throttled(h.throttled);
   p.set_attached(h.attached);
+  p.set_retention_alert(h.space_alert);
   return p;
 }
 

@@ -102,6 +102,9 @@ class Agent {
 
   // Names of the streams running now (tests, logs).
   std::vector<std::string> RunningStreams() const;
+  // What the data port serves: a session finds its stream's port here by the
+  // name in its hello (tests play a session through it).
+  StreamDirectory& directory() { return directory_; }
 
   // Liveness, for the systemd watchdog: "" while the data port's network
   // threads answer, and every stream's WAL committer and applier is idle or

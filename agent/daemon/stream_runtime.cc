@@ -6,6 +6,7 @@
 #include "block_hash.h"
 #include "journal_mapping.h"
 #include "mt/shim/aligned_buffer.h"
+#include "record_format.h"
 
 namespace mt::daemon {
 
@@ -133,9 +134,89 @@ Status StreamRuntime::Init() {
 }
 
 Status StreamRuntime::RecoverFromWal() {
+  // Once applying is held for space, every later batch is queued behind the
+  // held one (in memory, bounded by the WAL backlog) for the apply thread.
+  bool held = false;
   return apply::ForEachWalBatch(
       store_.fs(), wal_->Segments(), applied_seq_ + 1, o_.apply_batch_records,
-      [this](const std::vector<apply::WalRecord>& batch) { return ApplyRecords(batch); });
+      o_.apply_batch_bytes, [this, &held](const std::vector<apply::WalRecord>& batch) {
+        if (!held) {
+          uint64_t bytes = 0;
+          for (const auto& r : batch) bytes += r.h.length;
+          held = !SpaceHold(bytes).empty();
+        }
+        if (!held) return ApplyRecords(batch);
+        QueueCopy(batch);
+        return Status::Ok();
+      });
+}
+
+void StreamRuntime::QueueCopy(const std::vector<apply::WalRecord>& records) {
+  auto frame = std::make_shared<stream::Frame>();
+  for (const auto& r : records)
+    if (r.data != nullptr) frame->payload.insert(frame->payload.end(), r.data, r.data + r.h.stored_length);
+  Pending p;
+  size_t off = 0;
+  for (const auto& r : records) {
+    apply::WalRecord c = r;
+    if (r.data != nullptr) {
+      c.data = frame->payload.data() + off;
+      off += r.h.stored_length;
+    }
+    p.records.push_back(c);
+  }
+  p.frame = std::move(frame);
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& r : p.records) pending_bytes_ += r.h.length;
+  queue_.push_back(std::move(p));
+}
+
+uint64_t StreamRuntime::RoomFor(uint64_t bytes) const {
+  return 2 * bytes + store_.options().segment_bytes;
+}
+
+std::string StreamRuntime::SpaceHold(uint64_t bytes) {
+  const std::string& root = store_.options().root;
+  auto space = store_.fs().Space(root);
+  if (!space.ok()) return {};  // cannot tell: apply (a real ENOSPC still fails the batch)
+  const uint64_t floor = retention::LowSpaceThreshold(store_.options().space, space->capacity);
+  const uint64_t need = RoomFor(bytes);
+  if (space->available >= floor && space->available >= need) {
+    std::lock_guard<std::mutex> l(mu_);
+    space_alert_.clear();
+    space_held_ = space_low_ = false;
+    return {};
+  }
+  // Low on space: prune as the policy says, now rather than at the next
+  // periodic pass.
+  std::string why;
+  auto plan = store_.Prune(stream_, {});
+  const bool stop = plan.ok() && plan->stop_applying;
+  if (plan.ok()) {
+    for (const auto& a : plan->alerts)
+      if (a.find("dropped recovery points") != std::string::npos) why = a;
+  }
+  if (auto again = store_.fs().Space(root); again.ok()) space = again;
+  auto kib = [](uint64_t b) { return std::to_string(b >> 10) + " KiB"; };
+  const std::string low = "retention volume " + root + " is low on space (" +
+                          kib(space->available) + " free, below " + kib(floor) + ")";
+  std::string hold;
+  if (stop)
+    hold = low + ": applying is held (full action: stop) until space is freed; the sender is "
+                 "throttled";
+  else if (space->available < need)
+    hold = "retention volume " + root + " is full (" + kib(space->available) +
+           " free, the next batch needs " + kib(need) +
+           "): applying is held until space is freed; the sender is throttled";
+  std::lock_guard<std::mutex> l(mu_);
+  space_low_ = space->available < floor || !hold.empty();
+  space_held_ = !hold.empty();
+  space_alert_ = hold;
+  if (!why.empty()) {
+    prune_alert_ = why;
+    prune_alert_ns_ = clock_.NowNs();
+  }
+  return hold;
 }
 
 Status StreamRuntime::ApplyRecords(const std::vector<apply::WalRecord>& records) {
@@ -240,6 +321,24 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     on_durable(Status::Ok(), already_durable);
     return Status::Ok();
   }
+  // The commit path checks space: a frame that would not fit in the WAL,
+  // with what is appended and not yet written and a journal segment to
+  // spare, is refused (kNoSpace, which the sender retries) rather than
+  // failing the WAL with ENOSPC.
+  const auto& fh = frame->header;
+  const size_t items = fh.has_write_batch() ? static_cast<size_t>(fh.write_batch().writes_size()) : 1;
+  const uint64_t wal_bytes = frame->payload.size() + items * retention::kRecordHeaderSize + 4096;
+  if (auto space = store_.fs().Space(store_.options().root); space.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (space->available < wal_unwritten_ + wal_bytes + RoomFor(0)) {
+      space_low_ = true;
+      validator_.reset();  // the session must end; a new one starts from durable state
+      return Status(Errc::kNoSpace, "stream '" + name_ + "': the retention volume " +
+                                        store_.options().root + " is full (" +
+                                        std::to_string(space->available >> 10) +
+                                        " KiB free); retry once space is freed");
+    }
+  }
   // Admitted: every record goes to the WAL (invariant 7 held: nothing was
   // stored before the whole frame was checked).
   const auto& h = frame->header;
@@ -305,10 +404,15 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& r : pending.records) bytes_ingested_ += r.h.length;
+    wal_unwritten_ += wal_bytes;
   }
   pending.frame = std::move(frame);
   auto shared = std::make_shared<Pending>(std::move(pending));
-  wal_->Commit([this, shared, last_seq, on_durable](const Status& s) {
+  wal_->Commit([this, shared, last_seq, on_durable, wal_bytes](const Status& s) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      wal_unwritten_ -= wal_bytes;
+    }
     if (!s.ok()) {
       Fail(s);
       on_durable(s, 0);
@@ -364,6 +468,16 @@ void StreamRuntime::ApplyLoop() {
     if (o_.test_stall_after_batches != 0 && batches >= o_.test_stall_after_batches) {
       // The liveness test hook: busy, and no progress, until stopped.
       while (!stop_requested_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // Space first: with full_action = stop on a low volume, or no room for
+    // the batch's before-images, the batch waits in the WAL.
+    if (!SpaceHold(bytes).empty()) {
+      apply_busy_.Idle();  // waiting for space is waiting by design, not a hang
+      l.lock();
+      idle_cv_.notify_all();
+      apply_cv_.wait_for(l, std::chrono::milliseconds(o_.space_retry_ms), [&] { return stopping_; });
+      if (stopping_) break;  // what is held stays in the WAL for the next start
+      continue;
     }
     Status s = ApplyRecords(batch);
     if (s.ok()) {
@@ -429,7 +543,7 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
 
 bool StreamRuntime::Throttled() const {
   std::lock_guard<std::mutex> l(mu_);
-  return pending_bytes_ > o_.wal_quota_bytes;
+  return pending_bytes_ > o_.wal_quota_bytes || space_held_;
 }
 
 StreamHealth StreamRuntime::Health() const {
@@ -454,8 +568,13 @@ StreamHealth StreamRuntime::Health() const {
   h.last_app_point_ns = last_app_point_ns_;
   h.bytes_ingested = bytes_ingested_;
   h.bytes_applied = applier_ ? applier_->bytes_applied() : 0;
-  h.throttled = pending_bytes_ > o_.wal_quota_bytes;
+  h.throttled = pending_bytes_ > o_.wal_quota_bytes || space_held_;
   h.attached = !holder_.empty();
+  h.space_alert = space_alert_;
+  constexpr int64_t kPruneAlertNs = 3600LL * 1'000'000'000;
+  if (!prune_alert_.empty() && clock_.NowNs() - prune_alert_ns_ < kPruneAlertNs)
+    h.space_alert += (h.space_alert.empty() ? "" : "; ") + prune_alert_;
+  h.space_held = space_held_;
   return h;
 }
 
@@ -463,9 +582,10 @@ Status StreamRuntime::WaitApplied(int64_t timeout_ms) {
   std::unique_lock<std::mutex> l(mu_);
   const uint64_t target = durable_seq_;
   const bool done = idle_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] {
-    return !failed_.ok() || (applied_seq_ >= target && queue_.empty());
+    return !failed_.ok() || space_held_ || (applied_seq_ >= target && queue_.empty());
   });
   if (!failed_.ok()) return Status(Errc::kAborted, "stream '" + name_ + "' failed: " + failed_.ToString());
+  if (space_held_) return Status(Errc::kNoSpace, "stream '" + name_ + "': " + space_alert_);
   if (!done) return Status(Errc::kBusy, "stream '" + name_ + "': apply did not catch up in time");
   return Status::Ok();
 }

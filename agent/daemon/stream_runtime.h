@@ -22,6 +22,14 @@
 //  - An applier failure (target I/O error) marks the stream failed in the
 //    catalog with the error; ingest goes on (nothing acknowledged is lost)
 //    until the quota throttles the sender.
+//  - Retention space is checked before every batch is applied (and at start,
+//    before every batch replayed from the WAL): when the volume is low the
+//    store is pruned as the policy says; with full_action = stop, or when the
+//    batch's before-images would not fit, applying is held (never an ENOSPC
+//    half-way through a batch): the batch stays in the WAL, the sender is
+//    throttled, a frame that would not fit either is refused with kNoSpace
+//    (which a sender retries), Health().space_alert says why, and applying
+//    resumes by itself once there is room. The stream does not fail.
 // Thread safety: Ingest/Attach/Detach/Welcome from session threads (serialized
 // inside); on_durable runs on the WAL committer thread and must not block.
 #pragma once
@@ -64,6 +72,11 @@ struct StreamHealth {
   uint64_t bytes_ingested = 0, bytes_applied = 0;
   bool throttled = false;
   bool attached = false;
+  // Retention space: why applying is held (full_action stop, or no room for
+  // the next batch), and/or which points a low-space prune dropped (shown
+  // for an hour after the drop); "" when neither.
+  std::string space_alert;
+  bool space_held = false;
 };
 
 struct RuntimeOptions {
@@ -78,6 +91,8 @@ struct RuntimeOptions {
   // apply thread stops making progress — it stays busy, applying nothing,
   // until Stop() — as a hung target write would. 0: never.
   uint64_t test_stall_after_batches = 0;
+  // While applying is held for space, how often space is checked again.
+  int64_t space_retry_ms = 1000;
 };
 
 class StreamRuntime : public HashSource {
@@ -120,7 +135,8 @@ class StreamRuntime : public HashSource {
   const std::string& name() const { return name_; }
 
   // Waits until everything durable now is applied (or the stream failed);
-  // for tests, demos and an orderly shutdown. kAborted if it failed.
+  // for tests, demos and an orderly shutdown. kAborted if it failed,
+  // kNoSpace at once while applying is held for space.
   Status WaitApplied(int64_t timeout_ms = 60'000);
   // Syncs the WAL, lets the apply thread finish what is durable, stops it.
   Status Stop();
@@ -141,6 +157,14 @@ class StreamRuntime : public HashSource {
   // After every applied batch and every piece of a long discard (apply
   // thread): every 64th step, prune the stream's retention (policy.h).
   Status Housekeeping();
+  // Before a batch of `bytes` is applied: prunes when the volume is low and
+  // returns why applying must wait ("" = go ahead). Updates the space alert.
+  std::string SpaceHold(uint64_t bytes);
+  // Free bytes a batch of `bytes` needs before it is applied: its
+  // before-images (at most its size, plus headers) and a new undo segment.
+  uint64_t RoomFor(uint64_t bytes) const;
+  // Queues a copy of records read from the WAL at start (applying held).
+  void QueueCopy(const std::vector<apply::WalRecord>& records);
   void Fail(const Status& s);
 
   retention::RetentionStore& store_;
@@ -175,6 +199,12 @@ class StreamRuntime : public HashSource {
   int64_t applied_time_ns_ = 0;
   int64_t last_app_point_ns_ = 0;
   uint64_t bytes_ingested_ = 0;
+  std::string space_alert_;   // why applying is held ("" = it is not)
+  std::string prune_alert_;   // points a low-space prune dropped, and when
+  int64_t prune_alert_ns_ = 0;
+  bool space_held_ = false;   // applying waits for space
+  bool space_low_ = false;    // the volume was low at the last check
+  uint64_t wal_unwritten_ = 0;  // estimated WAL bytes appended, commit not done
   bool stopping_ = false;
   std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
   uint64_t applied_steps_ = 0;  // apply thread only (Housekeeping)

@@ -218,6 +218,37 @@ TEST(Applier, BatchEffectsComeBeforeTheCheckpointAndAgainAfterACrashBetween) {
                                                 "applied 6", "checkpoint 6"}));
 }
 
+// Restart replay batches like the live path: at most so many records and so
+// many bytes of data (a batch's before-images are held in memory), a record
+// larger than the bound alone.
+TEST(ForEachWalBatch, BatchesAreBoundedInBytesAsOnTheLivePath) {
+  test::WorkloadSpec spec;
+  Rig rig(spec);
+  ASSERT_TRUE(rig.Start().ok());
+  const auto ops = test::MakeWorkload(17, spec);
+  for (const auto& op : ops)
+    ASSERT_TRUE(rig.wal->Append(op.h, op.data.data(), op.data.size()).ok());
+  ASSERT_TRUE(rig.wal->Sync().ok());
+  constexpr uint64_t kBound = 20 << 10;
+  size_t records = 0, batches = 0;
+  uint64_t next_seq = 1;
+  Status s = ForEachWalBatch(rig.fs, rig.wal->Segments(), 1, 256, kBound,
+                             [&](const std::vector<WalRecord>& batch) {
+                               uint64_t bytes = 0;
+                               for (const auto& r : batch) {
+                                 EXPECT_EQ(r.h.seq, next_seq++);
+                                 bytes += r.h.length;
+                               }
+                               EXPECT_TRUE(bytes <= kBound || batch.size() == 1) << bytes;
+                               records += batch.size();
+                               ++batches;
+                               return Status::Ok();
+                             });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(records, ops.size());
+  EXPECT_GT(batches, ops.size() / 64) << "batches were not cut by bytes";
+}
+
 TEST(Applier, RetentionOffAppliesWithoutUndo) {
   test::WorkloadSpec spec;
   Rig rig(spec);

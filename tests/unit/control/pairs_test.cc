@@ -391,6 +391,18 @@ TEST(Alerts, PausedStreamsRaiseNone) {
   EXPECT_TRUE(ComputeAlerts({p}, now, {}).empty());
 }
 
+TEST(Alerts, ARetentionFullStreamSaysWhyApplyingIsHeld) {
+  const int64_t now = 1'800'000'000 * kS;
+  proto::Pair p = Healthy("vm1", now);
+  p.set_retention_alert("retention volume /mnt/retention is low on space (1 KiB free, below 2 KiB): "
+                        "applying is held (full action: stop) until space is freed");
+  auto a = ComputeAlerts({p}, now, {});
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind(), "retention-full");
+  EXPECT_EQ(a[0].stream(), "vm1");
+  EXPECT_EQ(a[0].message(), "stream 'vm1': " + p.retention_alert());
+}
+
 TEST(Alerts, RetentionLowOnSpace) {
   RetentionSpace s;
   s.dir = "/mnt/retention";

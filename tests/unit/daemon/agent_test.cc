@@ -11,6 +11,7 @@
 #include "../inventory/fake_disks.h"
 #include "control/control_client.h"
 #include "mt/shim/clock.h"
+#include "mt/shim/fault_injection.h"
 #include "mt/shim/mem_block_device.h"
 #include "mt/shim/mem_file_system.h"
 #include "temp_tree.h"
@@ -49,7 +50,14 @@ class AgentTest : public ::testing::Test {
     e.open_target = [this](const std::string& dev) -> Result<std::unique_ptr<shim::BlockDevice>> {
       if (busy_.count(dev) != 0) return Status(Errc::kBusy, "open " + dev + ": busy");
       opened_.push_back(dev);
-      return std::unique_ptr<shim::BlockDevice>(new shim::MemBlockDevice(dev, kDiskBytes));
+      // A wrapper whose inner device says when the agent closed it.
+      std::shared_ptr<shim::BlockDevice> inner(new shim::MemBlockDevice(dev, kDiskBytes),
+                                               [this, dev](shim::BlockDevice* d) {
+                                                 closed_.push_back(dev);
+                                                 delete d;
+                                               });
+      return std::unique_ptr<shim::BlockDevice>(
+          new shim::FaultInjectingBlockDevice(std::move(inner), never_));
     };
     return e;
   }
@@ -92,8 +100,9 @@ class AgentTest : public ::testing::Test {
   shim::MemFileSystem fs_;
   shim::FakeClock clock_;
   AgentConfig config_;
-  std::vector<std::string> opened_;
+  std::vector<std::string> opened_, closed_;
   std::set<std::string> busy_;
+  shim::FaultController never_;
 };
 
 TEST_F(AgentTest, APairAddedThroughTheSocketRunsAndRunsAgainAfterARestart) {
@@ -195,6 +204,31 @@ TEST_F(AgentTest, PausedStreamsStayStoppedAcrossARestartUntilResumed) {
   EXPECT_EQ(r->state(), "protected");
   EXPECT_EQ(agent->RunningStreams(), std::vector<std::string>{"vm1"});
   EXPECT_EQ(agent->Pause("nope").status().code(), Errc::kNotFound);
+}
+
+// A sender's session keeps what it found by the stream's name (the gate,
+// and through it the runtime) until it notices the stream is paused, which
+// an idle sender may not do for a while. Pausing must close the targets
+// anyway, or a rollback or release after it meets EBUSY.
+TEST_F(AgentTest, PauseClosesTheTargetsWhileAnIdleSenderStillHoldsItsSession) {
+  auto agent = StartAgent();
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(AddPair("vm1", {"/dev/sdd"}).ok());
+  ASSERT_EQ(opened_.size(), 1u);
+  auto entry = agent->directory().Find("vm1");  // what a session holds after its hello
+  ASSERT_TRUE(entry.ok() && entry->port != nullptr);
+  ASSERT_TRUE(entry->port->Attach("idle-sender").ok());
+  auto p = agent->Pause("vm1");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(closed_, opened_) << "the paused stream's target is still open";
+  // The session learns it at its next frame; then it goes.
+  auto frame = std::make_shared<stream::Frame>();
+  EXPECT_EQ(entry->port->Ingest(frame, [](const Status&, uint64_t) {}).code(), Errc::kUnavailable);
+  entry->port->Detach("idle-sender");
+  entry->port.reset();
+  auto r = agent->Resume("vm1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(opened_.size(), 2u);
 }
 
 TEST_F(AgentTest, ASecondAgentRefusesToStartBeforeTouchingAnyTarget) {

@@ -88,12 +88,13 @@ class StreamRuntimeTest : public ::testing::Test {
     so.segment_bytes = 64 << 10;
     so.max_batch_bytes = 64 << 10;
     so.preallocate = false;
+    so.space = space_;
     store_ = std::move(retention::RetentionStore::Open(fs_, clock_, so)).value();
   }
-  void StartRuntime(const RuntimeOptions& options = RuntimeOptions{}) {
+  void StartRuntime() {
     std::map<uint32_t, shim::BlockDevice*> m;
     for (uint32_t d = 0; d < disks_.size(); ++d) m[d] = disks_[d].get();
-    auto rt = StreamRuntime::Start(*store_, clock_, stream_, m, options);
+    auto rt = StreamRuntime::Start(*store_, clock_, stream_, m, runtime_options_);
     ASSERT_TRUE(rt.ok()) << rt.status().ToString();
     rt_ = std::move(rt).value();
   }
@@ -135,6 +136,8 @@ class StreamRuntimeTest : public ::testing::Test {
   std::unique_ptr<retention::RetentionStore> store_;
   std::unique_ptr<StreamRuntime> rt_;
   uint64_t stream_ = 0;
+  retention::SpacePolicy space_;
+  RuntimeOptions runtime_options_;
 };
 
 TEST_F(StreamRuntimeTest, AcknowledgedFramesReachTheTargetsAndEveryPointIsExact) {
@@ -165,9 +168,8 @@ TEST_F(StreamRuntimeTest, AcknowledgedFramesReachTheTargetsAndEveryPointIsExact)
 // design (0), a hung one (the test hook stops it in its second batch) shows
 // how long it has been busy, and stopping the runtime still works.
 TEST_F(StreamRuntimeTest, AWaitingApplierIsIdleAndAHungOneShowsHowLongItHasBeenBusy) {
-  RuntimeOptions o;
-  o.test_stall_after_batches = 1;
-  StartRuntime(o);
+  runtime_options_.test_stall_after_batches = 1;
+  StartRuntime();
   EXPECT_EQ(rt_->ApplyBusyForNs(), 0);
   EXPECT_EQ(rt_->WalCommitBusyForNs(), 0);
   ASSERT_TRUE(rt_->Attach("test").ok());
@@ -342,6 +344,173 @@ TEST_F(StreamRuntimeTest, AReusedTagNameIsRefusedAndTheFirstPointKept) {
 
 namespace mt::daemon {
 namespace {
+
+// --- retention full (docs/operations.md, "When the retention volume is full") --
+
+class RetentionFullTest : public StreamRuntimeTest {
+ protected:
+  // A retention volume of `filler` bytes of something else plus what phase 1
+  // used plus `room`; low on space below `floor` free bytes.
+  void SetUpVolume(retention::FullAction action, uint64_t room, uint64_t floor) {
+    rt_.reset();
+    store_.reset();
+    space_.low_space_percent = 0;
+    space_.low_space_min_bytes = floor;
+    OpenStore();
+    retention::PolicyRow pol;
+    pol.stream = stream_;
+    pol.full_action = action;
+    ASSERT_TRUE(store_->catalog().SetPolicy(pol).ok());
+    runtime_options_.space_retry_ms = 10;
+    clock_.Set(1'000'000'000LL * 200);  // every point of the workload is inside the window
+    auto filler = fs_.OpenFile("/filler", {true, true});
+    ASSERT_TRUE(filler.ok());
+    std::vector<uint8_t> junk(1 << 20, 0x77);
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE((*filler)->Append(junk.data(), junk.size()).ok());
+    StartRuntime();
+    ASSERT_TRUE(rt_->Attach("a").ok());
+    ops_ = apply::test::MakeWorkload(31, spec_);
+    Send(ops_, 0, 40);
+    auto sp = fs_.Space("/ret");
+    ASSERT_TRUE(sp.ok());
+    fs_.set_capacity(sp->capacity - sp->available + room);
+  }
+  // Sends ops[from..) one frame each until one is refused; returns the index
+  // of the first one not sent. Every refusal must be "no space". `paced`:
+  // each frame is applied (one batch each) before the next is sent, and the
+  // sending stops too (held = true) once applying is held for space.
+  size_t SendUntilRefused(size_t from, bool paced = false, bool* held = nullptr) {
+    std::atomic<int> outstanding{0};
+    size_t i = from;
+    for (; i < ops_.size(); ++i) {
+      ++outstanding;
+      Status s = rt_->Ingest(FrameOf(ops_, i, i + 1), [&](const Status& st, uint64_t) {
+        EXPECT_TRUE(st.ok()) << st.ToString();
+        --outstanding;
+      });
+      if (!s.ok()) {
+        --outstanding;
+        EXPECT_EQ(s.code(), Errc::kNoSpace) << s.ToString();
+        break;
+      }
+      if (!paced) continue;
+      for (int waited = 0; outstanding > 0 && waited < 10000; ++waited) usleep(1000);
+      const Status w = rt_->WaitApplied(5000);
+      if (w.code() == Errc::kNoSpace) {
+        if (held != nullptr) *held = true;
+        return i + 1;
+      }
+      EXPECT_TRUE(w.ok()) << w.ToString();
+    }
+    for (int waited = 0; outstanding > 0 && waited < 10000; ++waited) usleep(1000);
+    EXPECT_EQ(outstanding, 0);
+    return i;
+  }
+  void ExpectTheModel() {
+    Model model(spec_.disks, spec_.disk_size);
+    for (const auto& op : ops_) model.Apply(op);
+    for (size_t d = 0; d < spec_.disks; ++d) EXPECT_EQ(disks_[d]->Contents(), model.images()[d]);
+  }
+  // The targets as the sender wrote them, and every point still reachable exact.
+  void ExpectEveryPoint(const char* what) {
+    ExpectTheModel();
+    Model model(spec_.disks, spec_.disk_size);
+    for (const auto& op : ops_) model.Apply(op);
+    auto j = store_->OpenStream(stream_);
+    ASSERT_TRUE(j.ok());
+    apply::test::CheckEveryPoint(fs_, j->undo->Segments(), Mem(), model, what);
+  }
+  std::vector<Op> ops_;
+};
+
+// full_action = stop: once the volume is low, nothing more is applied (no
+// ENOSPC half-way through a batch, the stream does not fail), what was
+// acknowledged stays in the WAL, the alert says why; freeing space lets it
+// go on by itself, and the targets end exactly as the sender wrote them.
+TEST_F(RetentionFullTest, StopHoldsApplyingCleanlyAndResumesWhenSpaceIsFreed) {
+  SetUpVolume(retention::FullAction::kStop, 384 << 10, 256 << 10);
+  bool held = false;
+  size_t next = SendUntilRefused(40, /*paced=*/true, &held);
+  ASSERT_TRUE(held) << "applying was never held";
+  ASSERT_LT(next, ops_.size());
+  // The sender goes on (it would be throttled): the WAL takes frames until
+  // the volume is full, then refuses them; nothing is applied meanwhile.
+  const uint64_t applied_when_held = rt_->Health().applied_seq;
+  next = SendUntilRefused(next);
+  StreamHealth h = rt_->Health();
+  EXPECT_EQ(h.applied_seq, applied_when_held);
+  EXPECT_NE(h.space_alert.find("(full action: stop)"), std::string::npos) << h.space_alert;
+  EXPECT_NE(h.state, "failed") << h.error;
+  EXPECT_LT(h.applied_seq, h.durable_seq);
+  EXPECT_TRUE(h.throttled);
+  EXPECT_EQ(rt_->WaitApplied(200).code(), Errc::kNoSpace);
+  EXPECT_NE(store_->catalog().GetStream(stream_).value()->state, "failed");
+  // A restart while the volume is still full: the WAL is replayed up to the
+  // held batch, the rest waits in memory; nothing is lost, nothing fails.
+  const uint64_t durable = h.durable_seq;
+  rt_.reset();
+  store_.reset();
+  OpenStore();
+  StartRuntime();
+  h = rt_->Health();
+  EXPECT_TRUE(h.space_held) << h.space_alert;
+  EXPECT_EQ(h.durable_seq, durable);
+  EXPECT_LT(h.applied_seq, durable);
+  EXPECT_NE(h.state, "failed") << h.error;
+  ASSERT_TRUE(rt_->Attach("a").ok());
+  // Space freed: the stream goes on by itself.
+  ASSERT_TRUE(fs_.Remove("/filler").ok());
+  for (int waited = 0; rt_->Health().space_held && waited < 10000; ++waited) usleep(1000);
+  ASSERT_TRUE(rt_->WaitApplied(10'000).ok()) << rt_->Health().space_alert;
+  h = rt_->Health();
+  EXPECT_EQ(h.applied_seq, h.durable_seq);
+  EXPECT_TRUE(h.space_alert.empty()) << h.space_alert;
+  EXPECT_FALSE(h.throttled);
+  // The sender reconnects and sends the rest.
+  rt_->Detach("a");
+  ASSERT_TRUE(rt_->Attach("b").ok());
+  const uint64_t resume = rt_->Welcome(1).resume_seq();
+  EXPECT_GE(resume, ops_[next - 1].h.seq);
+  Send(ops_, static_cast<size_t>(resume), ops_.size());
+  ExpectEveryPoint("stop");
+}
+
+// full_action = prune: the oldest points are dropped to make room (the alert
+// names them) and applying goes on; when even that cannot make room for a
+// batch, applying is held rather than failing the stream.
+TEST_F(RetentionFullTest, PruneDropsTheOldestPointsToMakeRoomAndKeepsApplying) {
+  SetUpVolume(retention::FullAction::kPrune, 384 << 10, 256 << 10);
+  auto before = store_->catalog().ListPoints(stream_);
+  ASSERT_TRUE(before.ok());
+  ASSERT_FALSE(before->empty());
+  size_t next = 40;
+  for (int session = 0; next < ops_.size(); ++session) {
+    ASSERT_LT(session, 50) << "the sender never got through";
+    next = SendUntilRefused(next, /*paced=*/true);
+    if (next == ops_.size()) break;
+    // Refused for space: the apply thread prunes; a new session resumes.
+    for (int waited = 0; waited < 2000; ++waited) {
+      const StreamHealth h = rt_->Health();
+      if (h.applied_seq == h.durable_seq) break;
+      usleep(1000);
+    }
+    rt_->Detach("s" + std::to_string(session));
+    rt_->Detach("a");
+    ASSERT_TRUE(rt_->Attach("s" + std::to_string(session + 1)).ok());
+    next = static_cast<size_t>(rt_->Welcome(1).resume_seq());
+  }
+  ASSERT_TRUE(rt_->WaitApplied(10'000).ok()) << rt_->Health().space_alert;
+  const StreamHealth h = rt_->Health();
+  EXPECT_NE(h.state, "failed") << h.error;
+  EXPECT_EQ(h.applied_seq, ops_.back().h.seq);
+  EXPECT_NE(h.space_alert.find("dropped recovery points older than seq"), std::string::npos)
+      << h.space_alert;
+  auto points = store_->catalog().ListPoints(stream_);
+  ASSERT_TRUE(points.ok());
+  ASSERT_FALSE(points->empty());
+  EXPECT_GT(points->front().seq, before->front().seq) << "no point was dropped";
+  ExpectTheModel();
+}
 
 TEST_F(StreamRuntimeTest, HashBlocksReflectEverythingIngestedBeforeTheRequest) {
   StartRuntime();
