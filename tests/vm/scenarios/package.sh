@@ -30,10 +30,11 @@
 #            service restarted by the upgrade (new MainPID, active), the pair,
 #            its applied seq and the retention files kept; the configuration
 #            (a conffile) kept; the target still equals the record.
-#  remove    systemctl stop (exit 0); dpkg -r mt-agent: the service stopped, the programs gone, the
+#  remove    dpkg -r mt-agent while it runs: the agent stopped cleanly (the
+#            package's prerm), the programs and the unit gone; the
 #            configuration, /var/lib/mt-agent and the retention volume kept.
 #  purge     dpkg -P mt-agent: /etc/mt-agent and /var/lib/mt-agent gone, the
-#            retention volume's files unchanged (same checksums as before the
+#            retention volume's files unchanged (same checksums as after the
 #            removal), still mounted.
 #  rpm       rpm -i --nodeps of the mt-agent RPM in the same guest: its files
 #            where the spec puts them, `rpm -V` clean, the unit known to
@@ -288,19 +289,22 @@ fi
 
 # ================================================================ remove
 phase remove
-run "remove: systemctl stop mt-agent" systemctl stop mt-agent.service
-st=1; [ "$(prop ExecMainStatus)" = 0 ] && [ "$(systemctl is-active mt-agent.service)" = inactive ] && st=0
-mt_verdict $st "remove: the agent stopped cleanly: exit status $(prop ExecMainStatus), $(systemctl is-active mt-agent.service)"
-sums_before=$(retention_sums)
-mt_info "remove: $(printf '%s\n' "$sums_before" | grep -c .) files on the retention volume"
-run "remove: dpkg -r mt-agent" dpkg -r mt-agent
-act=$(systemctl is-active mt-agent.service 2>&1)
-st=1; [ "$act" != active ] && [ ! -e /usr/sbin/mt-agent ] && [ ! -e /usr/sbin/mtctl ] && st=0
-mt_verdict $st "remove: the service is $act, /usr/sbin/mt-agent and mtctl gone"
+agent_procs() { for c in /proc/[0-9]*/comm; do [ "$(cat "$c" 2>/dev/null)" = mt-agent ] && echo "${c%/comm}"; done; }
+pid_rm=$(prop MainPID)
+run "remove: dpkg -r mt-agent (the agent running, MainPID $pid_rm)" dpkg -r mt-agent
+procs=$(agent_procs | tr '\n' ' ')
+stopped_logged() { journalctl --no-pager -o cat _PID="$pid_rm" 2>/dev/null | grep -q '^mt-agent stopped'; }
+mt_wait 10 stopped_logged
+stopped=$(journalctl --no-pager -o cat _PID="$pid_rm" 2>/dev/null | grep -c '^mt-agent stopped')
+st=1; [ -z "$procs" ] && [ "$stopped" -ge 1 ] && st=0
+mt_verdict $st "remove: dpkg -r stopped the agent cleanly (no mt-agent process${procs:+: $procs}; its journal says 'mt-agent stopped' $stopped time(s))"
+st=1; [ ! -e /usr/sbin/mt-agent ] && [ ! -e /usr/sbin/mtctl ] && [ ! -e /lib/systemd/system/mt-agent.service ] && st=0
+mt_verdict $st "remove: /usr/sbin/mt-agent, mtctl and the unit are gone"
 st=1; [ -f /etc/mt-agent/agent.toml ] && [ -d /var/lib/mt-agent/tls ] && [ -f /var/lib/mt-agent/prepared ] && st=0
 mt_verdict $st "remove: /etc/mt-agent/agent.toml and /var/lib/mt-agent ($(ls /var/lib/mt-agent | tr '\n' ' ')) kept"
-st=1; mountpoint -q /mnt/retention && [ "$(retention_sums)" = "$sums_before" ] && st=0
-mt_verdict $st "remove: the retention volume is still mounted and its files unchanged"
+sums_before=$(retention_sums)
+st=1; mountpoint -q /mnt/retention && [ -n "$sums_before" ] && [ -d /mnt/retention/streams ] && st=0
+mt_verdict $st "remove: the retention volume is still mounted with its $(printf '%s\n' "$sums_before" | grep -c .) files"
 
 # ================================================================ purge
 phase purge
