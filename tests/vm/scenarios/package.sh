@@ -66,19 +66,7 @@ finish() {
 	exit $?
 }
 # run DESCRIPTION CMD...: a check that CMD exits 0; its output is shown on failure
-run() {
-	local what="$1" out st
-	shift
-	out=$("$@" 2>&1)
-	st=$?
-	if [ $st -eq 0 ]; then
-		mt_pass "$what"
-	else
-		mt_fail "$what: exit $st: $*"
-		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
-	fi
-	return $st
-}
+run() { mt_run "$@"; }
 prop() { systemctl show -p "$1" --value mt-agent.service; }
 journal_tail() { journalctl -u mt-agent.service --no-pager -n "${1:-20}" -o cat 2>/dev/null | sed 's/^/    journal: /'; }
 # diagnose: what an operator would look at when the stream does not move
