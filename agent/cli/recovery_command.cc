@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "agent_link.h"
+#include "audit.h"
 #include "commands.h"
 #include "credential_store.h"
 #include "inventory/inventory.h"
@@ -721,14 +722,20 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   rb->add_option("--to", o->to, "latest | latest-app | TAG | TIME | seq:N (group: its common point)");
   rb->add_flag("--yes", o->yes, "Confirm: the targets are rewritten");
   rb->add_flag("--json", o->json, "Protobuf JSON (RecoveryResult)");
-  rb->callback([&ctx, o] { ctx.exit_code = RunRollback(ctx, *o); });
+  rb->callback([&ctx, o] {
+    ctx.exit_code = Audited({"rollback", o->stream, o->group, o->disk, o->to, "", ""},
+                            [&] { return RunRollback(ctx, *o); });
+  });
 
   CLI::App* ex = app.add_subcommand("export", "Copy a disk as it was at a point to a file or device");
   ex->add_option("disk", o->disk, "Target disk")->required();
   ex->add_option("--at", o->at, "The point")->required();
   ex->add_option("--out", o->out, "Output file or unused device")->required();
   ex->add_flag("--json", o->json, "Protobuf JSON (RecoveryResult)");
-  ex->callback([&ctx, o] { ctx.exit_code = RunExport(ctx, *o); });
+  ex->callback([&ctx, o] {
+    ctx.exit_code = Audited({"export", o->stream, "", o->disk, o->at, o->out, ""},
+                            [&] { return RunExport(ctx, *o); });
+  });
 
   CLI::App* verify = app.add_subcommand("verify", "Re-read the retention and check every CRC");
   selectors(verify, false);
@@ -739,14 +746,23 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   commit->add_option("--stream", o->stream, "Stream name");
   commit->add_option("--group", o->group, "Replication group");
   commit->add_flag("--yes", o->yes, "Confirm");
-  commit->callback([&ctx, o] { ctx.exit_code = RunCommit(ctx, *o); });
+  commit->callback([&ctx, o] {
+    ctx.exit_code = Audited({"commit", o->stream, o->group, "", "", "", ""},
+                            [&] { return RunCommit(ctx, *o); });
+  });
 
   CLI::App* rel = app.add_subcommand("release", "Flush and close a target so its VMDK can be detached");
   rel->add_option("disk", o->disk, "Target disk")->required();
-  rel->callback([&ctx, o] { ctx.exit_code = RunReleaseAttach(ctx, *o, true); });
+  rel->callback([&ctx, o] {
+    ctx.exit_code = Audited({"release", o->stream, "", o->disk, "", "", ""},
+                            [&] { return RunReleaseAttach(ctx, *o, true); });
+  });
   CLI::App* att = app.add_subcommand("attach", "Take a released target back");
   att->add_option("disk", o->disk, "Target disk")->required();
-  att->callback([&ctx, o] { ctx.exit_code = RunReleaseAttach(ctx, *o, false); });
+  att->callback([&ctx, o] {
+    ctx.exit_code = Audited({"attach", o->stream, "", o->disk, "", "", ""},
+                            [&] { return RunReleaseAttach(ctx, *o, false); });
+  });
 
   CLI::App* vsnap = app.add_subcommand("vsnap", "Virtual snapshots through device-mapper");
   vsnap->require_subcommand(1);
@@ -755,13 +771,19 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   create->add_option("--at", o->at, "The point")->required();
   create->add_option("--name", o->name, "Snapshot name");
   create->add_flag("--json", o->json, "Protobuf JSON (VsnapInfo)");
-  create->callback([&ctx, o] { ctx.exit_code = RunVsnapCreate(ctx, *o); });
+  create->callback([&ctx, o] {
+    ctx.exit_code = Audited({"vsnap-create", o->stream, "", o->disk, o->at, "", o->name},
+                            [&] { return RunVsnapCreate(ctx, *o); });
+  });
   CLI::App* list = vsnap->add_subcommand("list", "The virtual snapshots");
   list->add_flag("--json", o->json, "Protobuf JSON (VsnapList)");
   list->callback([&ctx, o] { ctx.exit_code = RunVsnapList(ctx, *o); });
   CLI::App* remove = vsnap->add_subcommand("remove", "Remove a virtual snapshot");
   remove->add_option("name", o->name, "Snapshot name")->required();
-  remove->callback([&ctx, o] { ctx.exit_code = RunVsnapRemove(ctx, *o); });
+  remove->callback([&ctx, o] {
+    ctx.exit_code = Audited({"vsnap-remove", "", "", "", "", "", o->name},
+                            [&] { return RunVsnapRemove(ctx, *o); });
+  });
 }
 
 }  // namespace mt::cli
