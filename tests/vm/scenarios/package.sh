@@ -263,10 +263,12 @@ mt_verdict $st "upgrade: the service was restarted by the upgrade and is $(syste
 st=1; [ "$(sha256sum </etc/mt-agent/agent.toml)" = "$sum_conf" ] && st=0
 mt_verdict $st "upgrade: the edited /etc/mt-agent/agent.toml is kept"
 mt_wait 30 applied_at_least "$seq_before"
-n=$(mtctl pairs --json 2>/dev/null | jq -r '[.pairs[]? | select(.stream == "p1")] | length')
+mtctl pairs --json >$W/pairs.json 2>&1
+n=$(jq -r '[.pairs[]? | select(.name == "p1")] | length' $W/pairs.json)
+pstate=$(jq -r '[.pairs[]? | select(.name == "p1") | .state] | join(",")' $W/pairs.json)
 seq_after=$(applied)
-st=1; [ "$n" = 1 ] && [ "$seq_after" = "$seq_before" ] && st=0
-mt_verdict $st "upgrade: pair p1 kept (listed $n time(s)), applied seq $seq_before -> $seq_after"
+st=1; [ "$n" = 1 ] && [ "$pstate" = protected ] && [ "$seq_after" = "$seq_before" ] && st=0
+mt_verdict $st "upgrade: pair p1 kept (listed $n time(s), state $pstate), applied seq $seq_before -> $seq_after"
 blockdev --flushbufs /dev/$TGT
 run "upgrade: /dev/$TGT still equals the record at seq $last" cmp /dev/$TGT $W/end.img
 if mtctl verify --stream p1 --json >$W/verify.json 2>$W/verify.err && [ "$(jq -r .ok $W/verify.json)" = true ]; then
