@@ -37,6 +37,9 @@
 #                                    st=1; COND && COND && st=0; mt_verdict $st "what was found"
 #                                  so that DESC is made after the condition was tested
 #   mt_check DESC CMD [ARG...]     mt_pass when CMD succeeds, else mt_fail
+#   mt_run DESC CMD [ARG...]       the same, CMD's output hidden unless it fails
+#                                  (then its last 20 lines, indented); returns
+#                                  CMD's status
 #   mt_info TEXT                   "info TEXT" (not a check)
 #   mt_failed                      status 0 when a check has failed so far
 #   mt_summary NAME                "NAME: N checks, M failed"; status 0 when none
@@ -155,6 +158,20 @@ mt_check() {
 	local what="$1"
 	shift
 	if "$@"; then mt_pass "$what"; else mt_fail "$what"; fi
+}
+
+mt_run() {
+	local what="$1" out st
+	shift
+	out=$("$@" 2>&1)
+	st=$?
+	if [ $st -eq 0 ]; then
+		mt_pass "$what"
+	else
+		mt_fail "$what: exit $st: $*"
+		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+	fi
+	return $st
 }
 
 mt_info() {

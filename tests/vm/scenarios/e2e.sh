@@ -45,19 +45,7 @@
 # Exit 0 only when every check passed; the last line is "e2e: N checks, M failed".
 
 # run DESCRIPTION CMD...: a check that CMD exits 0; its output is shown on failure
-run() {
-	local what="$1" out st
-	shift
-	out=$("$@" 2>&1)
-	st=$?
-	if [ $st -eq 0 ]; then
-		mt_pass "$what"
-	else
-		mt_fail "$what: exit $st: $*"
-		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
-	fi
-	return $st
-}
+run() { mt_run "$@"; }
 finish() {
 	mt_summary e2e
 	exit
