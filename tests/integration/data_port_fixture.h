@@ -59,6 +59,21 @@ inline std::vector<uint8_t> Encode(const stream::FrameHeader& h,
   return out;
 }
 
+// The bytes of a frame's length varint and header alone, as the header says
+// (payload_length and payload_crc32c as set, nothing checked): for peers that
+// claim more than they send.
+inline std::vector<uint8_t> HeaderOnly(const stream::FrameHeader& h) {
+  const std::string header = h.SerializeAsString();
+  std::vector<uint8_t> out;
+  uint64_t n = header.size();
+  do {
+    out.push_back(static_cast<uint8_t>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
+    n >>= 7;
+  } while (n != 0);
+  out.insert(out.end(), header.begin(), header.end());
+  return out;
+}
+
 // One write batch: `count` writes of `len` bytes on `disk` from `offset`,
 // seqs first.., data a pattern of the seq.
 inline std::pair<stream::FrameHeader, std::vector<uint8_t>> Batch(uint64_t first, int count,
