@@ -281,6 +281,8 @@ class DataPortTest : public ::testing::Test {
     ro.session.handshake_timeout = handshake_timeout_;
     ro.session.idle_timeout = idle_timeout_;
     ro.session.close_timeout = std::chrono::seconds(2);
+    ro.session.max_payload_bytes = max_payload_bytes_;
+    ro.max_receiving_bytes = max_receiving_bytes_;
     auto r = Receiver::Start(identity_, directory_, ro);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     receiver_ = std::move(r).value();
@@ -327,6 +329,8 @@ class DataPortTest : public ::testing::Test {
   std::string ret_;
   RuntimeOptions runtime_options_;
   std::chrono::milliseconds handshake_timeout_{5000}, idle_timeout_{10000};
+  uint64_t max_payload_bytes_ = stream::kDefaultMaxPayloadBytes;
+  uint64_t max_receiving_bytes_ = ReceiverOptions().max_receiving_bytes;
   std::unique_ptr<retention::RetentionStore> store_;
   uint64_t stream_id_ = 0;
   std::vector<std::unique_ptr<shim::MemBlockDevice>> disks_;
