@@ -8,11 +8,15 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <exception>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
+
+#include "mt/shim/memory.h"
+#include "payload_budget.h"
 
 namespace mt::daemon {
 
@@ -29,6 +33,10 @@ Status ErrorStatus(const error_code& ec, const std::string& what) {
   }
   return Status(Errc::kInternal, what + ": " + ec.message());
 }
+
+// Delay between a session closing and giving free heap back to the kernel
+// (sessions tend to close in bursts; one trim for the burst).
+constexpr std::chrono::milliseconds kTrimDelay{1000};
 
 Status ConfigureTls(asio::ssl::context& ctx, const TlsIdentity& id) {
   SSL_CTX* h = ctx.native_handle();
@@ -61,14 +69,19 @@ struct Receiver::Impl {
   Impl(StreamDirectory& dir, const ReceiverOptions& o)
       : options(o),
         directory(dir),
+        budget(std::max(o.max_receiving_bytes, o.session.max_payload_bytes)),
+        session_options(o.session),
         ssl(asio::ssl::context::sslv23_server),
         acceptor(ioc),
+        trim_timer(ioc),
         work(asio::make_work_guard(ioc)),
-        workers(static_cast<size_t>(std::max(1, o.workers))) {}
+        workers(static_cast<size_t>(std::max(1, o.workers))) {
+    session_options.budget = &budget;
+  }
 
   void Accept() {
     auto session = std::make_shared<Session>(
-        ioc, ssl, directory, workers, options.session,
+        ioc, ssl, directory, workers, session_options,
         [this](Session* s, const Status& reason) { OnClosed(s, reason); });
     acceptor.async_accept(session->socket(), [this, session](const error_code& ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
@@ -110,6 +123,22 @@ struct Receiver::Impl {
         break;
       }
     }
+    ScheduleTrim();
+  }
+
+  // REQUIRES: mu held. One trim kTrimDelay after the first of a burst of
+  // closes (the sessions are destroyed by then; their memory is free).
+  void ScheduleTrim() {
+    if (trim_scheduled || stopping) return;
+    trim_scheduled = true;
+    trim_timer.expires_after(kTrimDelay);
+    trim_timer.async_wait([this](const error_code& ec) {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        trim_scheduled = false;
+      }
+      if (!ec) asio::post(workers, [] { shim::ReleaseFreeMemory(); });
+    });
   }
 
   void Run() {
@@ -125,9 +154,13 @@ struct Receiver::Impl {
 
   const ReceiverOptions options;
   StreamDirectory& directory;
+  stream::PayloadBudget budget;     // shared by every session's decoder
+  SessionOptions session_options;   // options.session with the budget
   asio::io_context ioc;
   asio::ssl::context ssl;
   Tcp::acceptor acceptor;
+  asio::steady_timer trim_timer;    // GUARDED_BY(mu)
+  bool trim_scheduled = false;      // GUARDED_BY(mu)
   asio::executor_work_guard<asio::io_context::executor_type> work;
   asio::thread_pool workers;
   std::vector<std::thread> threads;
@@ -194,6 +227,8 @@ void Receiver::Stop() {
   asio::post(impl_->ioc, [impl = impl_.get()] {
     error_code ignored;
     impl->acceptor.close(ignored);
+    std::lock_guard<std::mutex> l(impl->mu);
+    impl->trim_timer.cancel();
   });
   for (auto& s : open) s->Stop();
   open.clear();

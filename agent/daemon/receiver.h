@@ -6,6 +6,11 @@
 // renegotiation, ECDHE key exchange only (AES-GCM / ChaCha20-Poly1305 for
 // 1.2; OpenSSL's default TLS 1.3 suites); the server identity is the
 // TlsIdentity (tls_identity.h) whose fingerprint senders pin.
+// Memory (docs/operations.md): sessions before authentication take no
+// payload (session.h); payloads being received across all sessions are
+// bounded by max_receiving_bytes (a PayloadBudget: a frame that does not fit
+// waits, its session not reading); a second after sessions close, the C
+// library's free heap is given back to the kernel (shim::ReleaseFreeMemory).
 // Threads: `threads` network threads run the io_context (sessions are each on
 // their own strand); `workers` threads run blocking work (resync hashing).
 // No exception leaves this module: Asio's are caught at the edges.
@@ -31,6 +36,9 @@ struct ReceiverOptions {
   int threads = 2;
   int workers = 2;
   size_t max_sessions = 1024;        // more connections are closed at once
+  // Payload bytes being received at once across sessions; raised to
+  // session.max_payload_bytes if lower (one maximal frame must fit).
+  uint64_t max_receiving_bytes = 256u << 20;
   SessionOptions session;
 };
 

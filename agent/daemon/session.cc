@@ -50,13 +50,16 @@ Session::Session(asio::io_context& ioc, asio::ssl::context& ssl, StreamDirectory
       workers_(workers),
       o_(options),
       on_closed_(std::move(on_closed)),
-      decoder_(options.max_header_bytes, options.max_payload_bytes),
-      read_buf_(options.read_chunk),
+      decoder_(kHandshakeMaxHeaderBytes, 0),
       read_timer_(ioc),
       write_timer_(ioc),
       poll_timer_(ioc),
+      budget_timer_(ioc),
       keepalive_timer_(ioc),
-      close_timer_(ioc) {}
+      close_timer_(ioc) {
+  // Until the welcome: small headers, no payload (docs/formats/stream.md).
+  decoder_.SetLimits(kHandshakeMaxHeaderBytes, 0, "before authentication");
+}
 
 Session::~Session() {
   if (attached_ && port_) port_->Detach(id_);
@@ -106,6 +109,10 @@ void Session::MaybeRead() {
     EnterThrottle();
     return;
   }
+  if (decoder_.waiting_for_budget()) {
+    WaitForBudget();
+    return;
+  }
   WatchReads(state_ == State::kStreaming ? std::chrono::steady_clock::now() + o_.idle_timeout
                                           : handshake_deadline_);
   reading_ = true;
@@ -116,10 +123,15 @@ void Session::MaybeRead() {
   const stream::MutableSlice direct = decoder_.PrepareInput(kTlsRecordPlaintextBytes);
   direct_read_ = direct.size > 0;
   stream_.async_read_some(
-      direct_read_ ? asio::buffer(direct.data, direct.size) : asio::buffer(read_buf_),
+      direct_read_ ? asio::buffer(direct.data, direct.size) : ReadBuffer(),
       asio::bind_executor(strand_, [self](const error_code& ec, size_t n) {
         self->OnRead(ec, n);
       }));
+}
+
+asio::mutable_buffer Session::ReadBuffer() {
+  if (read_buf_.empty()) read_buf_.resize(std::max<size_t>(o_.read_chunk, 1));
+  return asio::buffer(read_buf_);
 }
 
 void Session::WatchReads(std::chrono::steady_clock::time_point deadline) {
@@ -181,7 +193,7 @@ void Session::OnRead(const error_code& ec, size_t n) {
     const bool d = slice.size > 0;
     error_code rec;
     const size_t m =
-        stream_.read_some(d ? asio::buffer(slice.data, slice.size) : asio::buffer(read_buf_), rec);
+        stream_.read_some(d ? asio::buffer(slice.data, slice.size) : ReadBuffer(), rec);
     if (d) decoder_.CommitInput(rec ? 0 : m);
     if (rec == asio::error::would_block || rec == asio::error::try_again) break;
     if (!Consume(rec, d, m)) return;
@@ -195,7 +207,7 @@ bool Session::ReadAllowed() const {
   // engine buffer as the asynchronous write, which the asynchronous read
   // coordinates and a synchronous one does not.
   return !reading_ && !writing_ && state_ != State::kTls && state_ < State::kClosing && !throttled_ &&
-         hash_in_flight_ < o_.max_hash_in_flight &&
+         hash_in_flight_ < o_.max_hash_in_flight && !decoder_.waiting_for_budget() &&
          !(state_ == State::kStreaming && port_->Throttled());
 }
 
@@ -309,6 +321,10 @@ Status Session::OnAuthResponse(const proto::AuthResponse& response) {
   MT_RETURN_IF_ERROR(entry->port->Attach(id_));
   port_ = entry->port;
   attached_ = true;
+  // Authenticated: the stream's limits from the next frame on (this one was
+  // the last before authentication).
+  decoder_.SetLimits(o_.max_header_bytes, o_.max_payload_bytes);
+  decoder_.set_budget(o_.budget);
   FrameHeader h;
   *h.mutable_welcome() = port_->Welcome(version_);
   Send(h);
@@ -403,6 +419,19 @@ void Session::EnterThrottle() {
   poll_timer_.expires_after(o_.throttle_poll);
   poll_timer_.async_wait(
       asio::bind_executor(strand_, [self](const error_code& ec) { self->OnThrottlePoll(ec); }));
+}
+
+void Session::WaitForBudget() {
+  if (budget_wait_) return;
+  budget_wait_ = true;
+  auto self = shared_from_this();
+  budget_timer_.expires_after(o_.throttle_poll);
+  budget_timer_.async_wait(asio::bind_executor(strand_, [self](const error_code& ec) {
+    self->budget_wait_ = false;
+    if (ec || self->state_ != State::kStreaming) return;
+    // Next() retries the budget; frames it completes are handled as usual.
+    if (self->Consume(error_code(), false, 0)) self->MaybeRead();
+  }));
 }
 
 void Session::OnThrottlePoll(const error_code& ec) {
@@ -527,6 +556,7 @@ void Session::BeginClose(const Status& reason) {
     attached_ = false;
   }
   poll_timer_.cancel();
+  budget_timer_.cancel();
   keepalive_timer_.cancel();
   auto self = shared_from_this();
   close_timer_.expires_after(o_.close_timeout);
@@ -551,7 +581,7 @@ void Session::DrainRead() {
   reading_ = true;
   auto self = shared_from_this();
   stream_.async_read_some(
-      asio::buffer(read_buf_),
+      ReadBuffer(),
       asio::bind_executor(strand_, [self](const error_code& ec, size_t n) {
         self->OnRead(ec, n);
       }));
@@ -567,8 +597,12 @@ void Session::HardClose() {
   read_timer_.cancel();
   write_timer_.cancel();
   poll_timer_.cancel();
+  budget_timer_.cancel();
   keepalive_timer_.cancel();
   close_timer_.cancel();
+  // The budget and the frame in progress go back now (the rest when the last
+  // handler lets go of the session); not under a read that may still fill it.
+  if (!reading_) decoder_.Reset();
   error_code ignored;
   stream_.next_layer().shutdown(Tcp::socket::shutdown_both, ignored);
   stream_.next_layer().close(ignored);

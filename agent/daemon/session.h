@@ -27,9 +27,17 @@
 // carries the newest durable seq when it is written.
 // Flow control: while port.Throttled() the session does not read (TCP
 // backpressure); at most max_hash_in_flight hash requests are outstanding,
-// more pause reading too. Memory per session is bounded by the FrameDecoder
-// limits plus one read chunk plus the write queue (control frames and hash
-// replies, themselves bounded by max_hash_in_flight).
+// more pause reading too; a frame whose payload does not fit the receiver's
+// PayloadBudget (shared by all sessions) waits, the session not reading,
+// polling the budget every throttle_poll.
+// Memory: until the welcome is sent the decoder's limits are
+// kHandshakeMaxHeaderBytes of header and no payload at all (a limit error
+// names "before authentication"), so an unauthenticated peer costs the
+// TLS state, one read chunk (allocated at the first read, after the TLS
+// handshake) and a few KiB, whatever it sends. After the welcome: the
+// FrameDecoder limits (payloads within the budget) plus one read chunk plus
+// the write queue (control frames and hash replies, bounded by
+// max_hash_in_flight). Everything is released when the session closes.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -51,6 +59,10 @@
 
 namespace mt::daemon {
 
+// Header limit before authentication: hello and auth-response are far smaller
+// (names of at most 255 bytes, a nonce and a MAC); docs/formats/stream.md.
+inline constexpr uint64_t kHandshakeMaxHeaderBytes = 4096;
+
 struct SessionOptions {
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
@@ -58,10 +70,15 @@ struct SessionOptions {
   std::chrono::milliseconds close_timeout{2'000};
   std::chrono::milliseconds throttle_poll{20};
   std::chrono::milliseconds keepalive{15'000};  // ping when nothing was written for this long
-  size_t read_chunk = 256u << 10;
+  // One TLS read returns at most one record (16 KiB of plaintext): a larger
+  // chunk would never be filled.
+  size_t read_chunk = 16u << 10;
   uint64_t max_header_bytes = stream::kDefaultMaxHeaderBytes;
   uint64_t max_payload_bytes = stream::kDefaultMaxPayloadBytes;
   int max_hash_in_flight = 2;
+  // Payload bytes being received across sessions (null: no bound); the
+  // Receiver sets its own. Must hold at least max_payload_bytes.
+  stream::PayloadBudget* budget = nullptr;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -111,6 +128,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHashDone(const proto::ResyncHashRequest& request, const Status& s,
                   const std::vector<uint8_t>& hashes);
   void OnDurable(const Status& s, uint64_t seq);
+  // The decoder waits for the payload budget: poll it, not reading.
+  void WaitForBudget();
+  // read_buf_, allocated at the first read that needs it.
+  boost::asio::mutable_buffer ReadBuffer();
   void EnterThrottle();
   void OnThrottlePoll(const boost::system::error_code& ec);
   void ArmKeepalive();
@@ -163,9 +184,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<StreamPort> port_;
   bool attached_ = false;
   bool throttled_ = false;
+  bool budget_wait_ = false;  // the budget timer is armed
   int hash_in_flight_ = 0;
   uint64_t ping_id_ = 0;
   boost::asio::steady_timer poll_timer_;
+  boost::asio::steady_timer budget_timer_;
   boost::asio::steady_timer keepalive_timer_;
   boost::asio::steady_timer close_timer_;
   bool lingering_ = false;

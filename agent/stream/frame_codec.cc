@@ -126,6 +126,26 @@ Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& p
 FrameDecoder::FrameDecoder(uint64_t max_header_bytes, uint64_t max_payload_bytes)
     : max_header_(std::min(max_header_bytes, kMaxHeaderLimit)), max_payload_(max_payload_bytes) {}
 
+void FrameDecoder::SetLimits(uint64_t max_header_bytes, uint64_t max_payload_bytes,
+                             std::string phase) {
+  max_header_ = std::min(max_header_bytes, kMaxHeaderLimit);
+  max_payload_ = max_payload_bytes;
+  phase_ = std::move(phase);
+}
+
+void FrameDecoder::Reset() {
+  buf_.clear();
+  buf_.shrink_to_fit();
+  pos_ = 0;
+  payload_ = PayloadBytes();
+  payload_have_ = 0;
+  prepared_ = 0;
+  grant_.Reset();
+  header_.Clear();
+  header_len_ = 0;
+  stage_ = Stage::kLength;
+}
+
 size_t FrameDecoder::Put(const uint8_t* data, size_t n) {
   if (failed()) return n;
   size_t took = 0;
@@ -138,7 +158,8 @@ size_t FrameDecoder::Put(const uint8_t* data, size_t n) {
     n -= took;
     if (n == 0) return took;
   }
-  const uint64_t room = BufferLimit() - buffered_bytes();
+  const uint64_t limit = BufferLimit(), have = buffered_bytes();
+  const uint64_t room = have < limit ? limit - have : 0;  // limits may have shrunk
   const size_t take = static_cast<size_t>(std::min<uint64_t>(n, room));
   if (take == 0) return took;
   if (pos_ > 0) {  // drop consumed bytes so the buffer never exceeds the limit
@@ -181,13 +202,8 @@ void FrameDecoder::StartPayload() {
 }
 
 Status FrameDecoder::Fail(Status s) {
+  Reset();
   error_ = std::move(s);
-  buf_.clear();
-  buf_.shrink_to_fit();
-  pos_ = 0;
-  payload_.clear();
-  payload_.shrink_to_fit();
-  payload_have_ = 0;
   return error_;
 }
 
@@ -206,7 +222,7 @@ Result<bool> FrameDecoder::ParseLength() {
     if ((b & 0x80) == 0) {
       if (value > max_header_) {
         return Protocol("frame header of " + std::to_string(value) + " bytes over the limit of " +
-                        std::to_string(max_header_) + " bytes");
+                        std::to_string(max_header_) + " bytes" + PhaseSuffix());
       }
       header_len_ = value;
       pos_ += i + 1;
@@ -238,7 +254,8 @@ Result<bool> FrameDecoder::ParseHeader() {
   const uint64_t len = header_.payload_length();
   if (len > max_payload_) {
     return Protocol(std::string(FrameTypeName(type)) + " frame payload of " + std::to_string(len) +
-                    " bytes over the limit of " + std::to_string(max_payload_) + " bytes");
+                    " bytes over the limit of " + std::to_string(max_payload_) + " bytes" +
+                    PhaseSuffix());
   }
   if (len > 0 && !FrameTypeHasPayload(type)) {
     return Protocol(std::string("a ") + FrameTypeName(type) +
@@ -263,6 +280,12 @@ Result<bool> FrameDecoder::Next(Frame* frame) {
         Result<bool> r = ParseHeader();
         if (!r.ok()) return Fail(r.status());
         if (!*r) return false;
+        stage_ = Stage::kBudget;
+        break;
+      }
+      case Stage::kBudget: {
+        const uint64_t len = header_.payload_length();
+        if (budget_ != nullptr && len > 0 && !budget_->TryAcquire(len, &grant_)) return false;
         stage_ = Stage::kPayload;
         StartPayload();
         break;
@@ -281,6 +304,7 @@ Result<bool> FrameDecoder::Next(Frame* frame) {
         frame->payload = std::move(payload_);
         payload_ = PayloadBytes();
         payload_have_ = 0;
+        grant_.Reset();  // the frame is received: its bytes are the caller's now
         frame->header.Swap(&header_);
         header_.Clear();
         stage_ = Stage::kLength;
@@ -301,6 +325,7 @@ Status FrameDecoder::Finish() {
     case Stage::kHeader:
       return Fail(Protocol("stream ended inside a frame: truncated header, " +
                            std::to_string(have) + " of " + std::to_string(header_len_) + " bytes"));
+    case Stage::kBudget:
     case Stage::kPayload:
       return Fail(Protocol(std::string("stream ended inside a frame: truncated payload of ") +
                            FrameTypeName(header_.body_case()) + " frame, " + std::to_string(have) +

@@ -16,6 +16,7 @@
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/status.h"
 #include "mt/stream.pb.h"
+#include "payload_budget.h"
 
 namespace mt::stream {
 
@@ -91,7 +92,13 @@ class FrameEncoder {
 // Memory is bounded: the decoder never holds more than BufferLimit() =
 // varint + header limit + payload limit bytes. Put() takes only what fits;
 // a full buffer always holds a complete frame or an error, so calling Next()
-// until it returns false always makes room again.
+// until it returns false always makes room again. Memory for a payload is
+// reserved only once its header is accepted (and, with a PayloadBudget, once
+// the budget granted it); it leaves the decoder with the frame.
+//
+// Limits may change between frames (SetLimits): a receiver keeps them tiny
+// until the peer has authenticated (no payload, small headers), and a limit
+// error then names the phase ("... before authentication").
 //
 // Errors (Status): kProtocol for framing violations (malformed varint, header
 // or payload over its limit, a header that does not parse, unknown frame
@@ -103,6 +110,28 @@ class FrameDecoder {
  public:
   explicit FrameDecoder(uint64_t max_header_bytes = kDefaultMaxHeaderBytes,
                         uint64_t max_payload_bytes = kDefaultMaxPayloadBytes);
+  FrameDecoder(FrameDecoder&&) = default;
+  FrameDecoder& operator=(FrameDecoder&&) = default;
+
+  // New limits from the next frame on; `phase` (may be empty) ends every
+  // limit error message ("... over the limit of 0 bytes before
+  // authentication"). REQUIRES: between frames — no header of the current
+  // frame parsed yet (before any Put, or after Next() handed out a frame);
+  // bytes already buffered are judged by the new limits.
+  void SetLimits(uint64_t max_header_bytes, uint64_t max_payload_bytes, std::string phase = "");
+
+  // Payload memory comes from `budget` (null: no budget) from the next frame
+  // on: a frame whose payload does not fit waits in waiting_for_budget(),
+  // Next() retrying, until other frames give bytes back. Bytes Put while
+  // waiting are buffered (the caller should stop reading). REQUIRES: between
+  // frames; budget outlives the decoder or the next set_budget.
+  void set_budget(PayloadBudget* budget) { budget_ = budget; }
+  bool waiting_for_budget() const { return stage_ == Stage::kBudget; }
+
+  // Drops everything buffered and the frame in progress, gives the budget
+  // back, releases the memory; the decoder starts over at a frame boundary
+  // (an error stays). For a session that is closing.
+  void Reset();
 
   // Buffers up to n bytes; returns how many it took (0 when the buffer is
   // full: call Next()). A failed decoder takes and discards everything.
@@ -136,8 +165,11 @@ class FrameDecoder {
   uint64_t BufferLimit() const { return kMaxVarintBytes + max_header_ + max_payload_; }
 
  private:
-  enum class Stage { kLength, kHeader, kPayload };
+  // kBudget: the header is accepted, its payload waits for the budget.
+  enum class Stage { kLength, kHeader, kBudget, kPayload };
   Status Fail(Status s);
+  // " before authentication" for phase "before authentication", "" for none.
+  std::string PhaseSuffix() const { return phase_.empty() ? "" : " " + phase_; }
   // Tries to complete the current stage; false when more bytes are needed.
   Result<bool> ParseLength();
   Result<bool> ParseHeader();
@@ -148,6 +180,9 @@ class FrameDecoder {
 
   uint64_t max_header_;
   uint64_t max_payload_;
+  std::string phase_;
+  PayloadBudget* budget_ = nullptr;
+  PayloadBudget::Grant grant_;  // stage kPayload: the current payload's bytes
   std::vector<uint8_t> buf_;  // bytes [pos_, size) are not yet consumed
   size_t pos_ = 0;
   Stage stage_ = Stage::kLength;

@@ -59,6 +59,21 @@ inline std::vector<uint8_t> Encode(const stream::FrameHeader& h,
   return out;
 }
 
+// The bytes of a frame's length varint and header alone, as the header says
+// (payload_length and payload_crc32c as set, nothing checked): for peers that
+// claim more than they send.
+inline std::vector<uint8_t> HeaderOnly(const stream::FrameHeader& h) {
+  const std::string header = h.SerializeAsString();
+  std::vector<uint8_t> out;
+  uint64_t n = header.size();
+  do {
+    out.push_back(static_cast<uint8_t>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
+    n >>= 7;
+  } while (n != 0);
+  out.insert(out.end(), header.begin(), header.end());
+  return out;
+}
+
 // One write batch: `count` writes of `len` bytes on `disk` from `offset`,
 // seqs first.., data a pattern of the seq.
 inline std::pair<stream::FrameHeader, std::vector<uint8_t>> Batch(uint64_t first, int count,
@@ -266,6 +281,8 @@ class DataPortTest : public ::testing::Test {
     ro.session.handshake_timeout = handshake_timeout_;
     ro.session.idle_timeout = idle_timeout_;
     ro.session.close_timeout = std::chrono::seconds(2);
+    ro.session.max_payload_bytes = max_payload_bytes_;
+    ro.max_receiving_bytes = max_receiving_bytes_;
     auto r = Receiver::Start(identity_, directory_, ro);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     receiver_ = std::move(r).value();
@@ -312,6 +329,8 @@ class DataPortTest : public ::testing::Test {
   std::string ret_;
   RuntimeOptions runtime_options_;
   std::chrono::milliseconds handshake_timeout_{5000}, idle_timeout_{10000};
+  uint64_t max_payload_bytes_ = stream::kDefaultMaxPayloadBytes;
+  uint64_t max_receiving_bytes_ = ReceiverOptions().max_receiving_bytes;
   std::unique_ptr<retention::RetentionStore> store_;
   uint64_t stream_id_ = 0;
   std::vector<std::unique_ptr<shim::MemBlockDevice>> disks_;

@@ -179,9 +179,52 @@ TEST_F(DataPortTest, DataBeforeAuthenticationIsAProtocolError) {
   auto frames = c.ReadUntilClosed();
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0].header.error().code(), "protocol");
-  EXPECT_NE(frames[0].header.error().message().find("expected a hello"), std::string::npos);
+  // Refused at its header: no payload before authentication.
+  EXPECT_NE(frames[0].header.error().message().find("before authentication"), std::string::npos)
+      << frames[0].header.error().message();
   Settle();
   EXPECT_TRUE(Take() == before);
+}
+
+// Before authentication no frame may carry a payload and headers are small
+// (docs/formats/stream.md): the peer gets its error at the header, and the
+// receiver reserves nothing for the 64 MiB it claims.
+TEST_F(DataPortTest, PayloadBeforeAuthenticationIsRefusedAtTheHeader) {
+  const Snapshot before = Take();
+  RawTlsClient c;
+  ASSERT_TRUE(c.Connect(port()));
+  auto [h, p] = Batch(1, 16);  // 64 KiB of it follow the header
+  h.set_payload_length(stream::kDefaultMaxPayloadBytes);
+  h.set_payload_crc32c(0);
+  std::vector<uint8_t> bytes = HeaderOnly(h);
+  bytes.insert(bytes.end(), p.begin(), p.end());
+  ASSERT_TRUE(c.Write(bytes));
+  auto frames = c.ReadUntilClosed();
+  ASSERT_EQ(frames.size(), 1u) << "expected the error frame at once";
+  EXPECT_EQ(frames[0].header.error().code(), "protocol");
+  EXPECT_EQ(frames[0].header.error().message(),
+            "write-batch frame payload of 67108864 bytes over the limit of 0 bytes before "
+            "authentication");
+  Settle();
+  EXPECT_TRUE(Take() == before);
+}
+
+TEST_F(DataPortTest, LargeHeaderBeforeAuthenticationIsRefused) {
+  RawTlsClient c;
+  ASSERT_TRUE(c.Connect(port()));
+  FrameHeader h;
+  h.mutable_hello()->set_min_version(1);
+  h.mutable_hello()->set_max_version(1);
+  h.mutable_hello()->set_stream_name(kStream);
+  h.mutable_hello()->set_sender_id(std::string(8192, 's'));
+  ASSERT_TRUE(c.Write(Encode(h)));
+  auto frames = c.ReadUntilClosed();
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].header.error().code(), "protocol");
+  EXPECT_NE(frames[0].header.error().message().find("over the limit of 4096 bytes before "
+                                                    "authentication"),
+            std::string::npos)
+      << frames[0].header.error().message();
 }
 
 TEST_F(DataPortTest, PlaintextToTheTlsPortIsClosedAndChangesNothing) {

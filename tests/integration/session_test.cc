@@ -154,5 +154,37 @@ TEST_F(SessionTest, HashRequestIsAnsweredWithOneDigestPerBlock) {
   EXPECT_TRUE(std::equal(want.begin(), want.end(), f->payload.begin()));
 }
 
+// The receive budget (ReceiverOptions::max_receiving_bytes) bounds the
+// payload bytes being received across sessions: a frame that does not fit
+// waits — its session stops reading — until another frame is received.
+class SessionBudgetTest : public SessionTest {
+ protected:
+  SessionBudgetTest() {
+    max_payload_bytes_ = 64u << 10;
+    max_receiving_bytes_ = 64u << 10;
+  }
+};
+
+TEST_F(SessionBudgetTest, FrameOverTheReceiveBudgetWaitsUntilAnotherFrameIsReceived) {
+  auto [h1, p1] = Batch(1, 16, 4096);  // 64 KiB: the whole budget
+  std::vector<uint8_t> first = Encode(h1, p1);
+  const size_t half = first.size() - p1.size() / 2;
+  ASSERT_TRUE(client_.Write(std::vector<uint8_t>(first.begin(), first.begin() + half)));
+
+  RawTlsClient second;
+  ASSERT_TRUE(second.Connect(port()));
+  auto w = second.Authenticate("fake", key_);
+  ASSERT_TRUE(w && w->type() == FrameHeader::kWelcome);
+  auto [h2, p2] = Batch(100, 1, 4096);
+  ASSERT_TRUE(second.Write(Encode(h2, p2)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(port_->ingested, 0) << "a frame was received past the budget";
+
+  ASSERT_TRUE(client_.Write(std::vector<uint8_t>(first.begin() + half, first.end())));
+  ASSERT_TRUE(client_.WaitAck(16));
+  ASSERT_TRUE(second.WaitAck(100)) << "the waiting frame never got the budget";
+  EXPECT_EQ(port_->ingested, 2);
+}
+
 }  // namespace
 }  // namespace mt::daemon::test

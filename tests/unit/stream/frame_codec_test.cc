@@ -479,6 +479,141 @@ TEST(FrameCodec, FullBufferOfGarbageYieldsAnError) {
   EXPECT_FALSE(dec.Next(&f).ok());
 }
 
+// --- limits by phase (SetLimits) and the payload budget --------------------
+
+TEST(FrameCodec, PayloadBeforeAuthenticationIsRefusedAtItsHeader) {
+  FrameSpec spec = testing::WriteBatchFrame(1, 2, 512);
+  std::vector<uint8_t> bytes = EncodeAll({spec});
+  FrameDecoder dec;
+  dec.SetLimits(4096, 0, "before authentication");
+  const size_t header_end = bytes.size() - spec.payload.size();
+  ASSERT_LT(header_end, bytes.size());
+  ASSERT_EQ(dec.Put(bytes.data(), bytes.size()), bytes.size());  // within the 4 KiB header room
+  Frame f;
+  Result<bool> r = dec.Next(&f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Errc::kProtocol);
+  EXPECT_EQ(r.status().message(),
+            "write-batch frame payload of 1024 bytes over the limit of 0 bytes before "
+            "authentication");
+}
+
+TEST(FrameCodec, LargeHeaderBeforeAuthenticationIsRefusedAtItsLength) {
+  FrameDecoder dec;
+  dec.SetLimits(4096, 0, "before authentication");
+  const uint8_t varint[] = {0x81, 0x40};  // 8193
+  ASSERT_EQ(dec.Put(varint, sizeof varint), 2u);
+  Frame f;
+  Result<bool> r = dec.Next(&f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "frame header of 8193 bytes over the limit of 4096 bytes before authentication");
+}
+
+TEST(FrameCodec, LimitsRaisedBetweenFramesApplyFromTheNextFrame) {
+  // A hello and a write batch arrive together; the limits are raised once the
+  // hello is out (as a receiver does after authentication).
+  std::vector<FrameSpec> specs = {OneFrameOfEveryType()[0], testing::WriteBatchFrame(1, 2, 512)};
+  const std::vector<uint8_t> bytes = EncodeAll(specs);
+  FrameDecoder dec;
+  dec.SetLimits(4096, 0, "before authentication");
+  size_t pos = dec.Put(bytes.data(), bytes.size());
+  Frame f;
+  ASSERT_TRUE(*dec.Next(&f));
+  ASSERT_TRUE(SameFrame(f, specs[0]));
+  dec.SetLimits(kDefaultMaxHeaderBytes, kDefaultMaxPayloadBytes);
+  while (pos < bytes.size()) pos += dec.Put(bytes.data() + pos, bytes.size() - pos);
+  Result<bool> r = dec.Next(&f);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(*r);
+  EXPECT_TRUE(SameFrame(f, specs[1]));
+  EXPECT_TRUE(dec.Finish().ok());
+}
+
+TEST(FrameCodec, PayloadWaitsForTheBudgetAndGivesItBackWhenHandedOut) {
+  PayloadBudget budget(1500);
+  FrameSpec a = testing::WriteBatchFrame(1, 2, 512), b = testing::WriteBatchFrame(3, 2, 512);
+  const std::vector<uint8_t> ba = EncodeAll({a}), bb = EncodeAll({b});
+  FrameDecoder da, db;
+  da.set_budget(&budget);
+  db.set_budget(&budget);
+  // a: header and half its payload; it holds its 1024 bytes of the budget.
+  const size_t half = ba.size() - 512;
+  ASSERT_EQ(da.Put(ba.data(), half), half);
+  Frame f;
+  ASSERT_FALSE(*da.Next(&f));
+  EXPECT_FALSE(da.waiting_for_budget());
+  EXPECT_EQ(budget.in_use(), 1024u);
+  // b does not fit beside it: it waits, its bytes buffered, nothing reserved.
+  ASSERT_EQ(db.Put(bb.data(), bb.size()), bb.size());
+  ASSERT_FALSE(*db.Next(&f));
+  EXPECT_TRUE(db.waiting_for_budget());
+  EXPECT_EQ(budget.in_use(), 1024u);
+  // a completes and is handed out: its bytes go back, b gets them.
+  ASSERT_EQ(da.Put(ba.data() + half, 512), 512u);
+  ASSERT_TRUE(*da.Next(&f));
+  EXPECT_TRUE(SameFrame(f, a));
+  EXPECT_EQ(budget.in_use(), 0u);
+  ASSERT_TRUE(*db.Next(&f));
+  EXPECT_TRUE(SameFrame(f, b));
+  EXPECT_FALSE(db.waiting_for_budget());
+  EXPECT_EQ(budget.in_use(), 0u);
+}
+
+TEST(FrameCodec, FailedResetOrDestroyedDecoderGivesItsBudgetBack) {
+  PayloadBudget budget(4096);
+  FrameSpec spec = testing::WriteBatchFrame(1, 2, 512);
+  std::vector<uint8_t> bytes = EncodeAll({spec});
+  const size_t part = bytes.size() - 100;
+  Frame f;
+  {
+    FrameDecoder dec;
+    dec.set_budget(&budget);
+    dec.Put(bytes.data(), part);
+    ASSERT_FALSE(*dec.Next(&f));
+    EXPECT_EQ(budget.in_use(), 1024u);
+    EXPECT_FALSE(dec.Finish().ok());  // truncated payload: failed
+    EXPECT_EQ(budget.in_use(), 0u);
+  }
+  {
+    FrameDecoder dec;
+    dec.set_budget(&budget);
+    dec.Put(bytes.data(), part);
+    ASSERT_FALSE(*dec.Next(&f));
+    dec.Reset();
+    EXPECT_EQ(budget.in_use(), 0u);
+    EXPECT_EQ(dec.buffered_bytes(), 0u);
+    // It starts over at a frame boundary.
+    ASSERT_EQ(dec.Put(bytes.data(), bytes.size()), bytes.size());
+    ASSERT_TRUE(*dec.Next(&f));
+    EXPECT_TRUE(SameFrame(f, spec));
+  }
+  {
+    FrameDecoder dec;
+    dec.set_budget(&budget);
+    dec.Put(bytes.data(), part);
+    ASSERT_FALSE(*dec.Next(&f));
+    EXPECT_EQ(budget.in_use(), 1024u);
+  }
+  EXPECT_EQ(budget.in_use(), 0u);
+}
+
+TEST(FrameCodec, BudgetIsAllOrNothing) {
+  PayloadBudget budget(1000);
+  PayloadBudget::Grant g1, g2;
+  EXPECT_TRUE(budget.TryAcquire(600, &g1));
+  EXPECT_FALSE(budget.TryAcquire(401, &g2));
+  EXPECT_EQ(g2.bytes(), 0u);
+  EXPECT_EQ(budget.in_use(), 600u);
+  EXPECT_TRUE(budget.TryAcquire(400, &g2));
+  EXPECT_FALSE(budget.TryAcquire(1001, &g1)) << "more than the limit never fits";
+  PayloadBudget::Grant moved = std::move(g2);
+  EXPECT_EQ(budget.in_use(), 1000u);
+  moved.Reset();
+  g1.Reset();
+  EXPECT_EQ(budget.in_use(), 0u);
+}
+
 // The example in docs/formats/stream.md ("A small frame") is this encoder's
 // output: keep them in step.
 TEST(FrameCodec, DocumentedExampleFrame) {
