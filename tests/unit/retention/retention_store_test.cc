@@ -226,5 +226,19 @@ TEST_F(RetentionStoreTest, DropStreamDeletesItsFilesAndRows) {
   EXPECT_TRUE(store->catalog().ListSegments(s, SegmentKind::kUndo)->empty());
 }
 
+// When the oldest undo segment starts with a continued piece, the first
+// pieces of that seq were pruned: the state before it is gone, the state
+// after it (all later records present) is the oldest point.
+TEST(OldestReachablePointTest, ASegmentStartingWithAContinuedPieceReachesOnlyItsSeq) {
+  SegmentInfo s;
+  s.records = 3;
+  s.first_seq = 40;
+  s.last_seq = 41;
+  EXPECT_EQ(OldestReachablePoint({s}), 39u);
+  s.first_continues = true;
+  EXPECT_EQ(OldestReachablePoint({s}), 40u);
+  EXPECT_EQ(OldestReachablePoint({}), 0u);
+}
+
 }  // namespace
 }  // namespace mt::retention
