@@ -55,7 +55,7 @@ TEST(PlanPrune, AnItemKeptInPiecesIsPrunedWithAllItsSegmentsOrNotAtAll) {
   in.undo[4].first_continues = true;
   PrunePlan p = PlanPrune(in);
   EXPECT_EQ(p.undo_segments, (std::vector<uint64_t>{1}));
-  EXPECT_EQ(p.oldest_point_seq, 100u);
+  EXPECT_EQ(p.oldest_point_seq, 200u);  // segment 1 holds seqs 101..200
 }
 
 TEST(PlanPrune, WalSegmentsGoOnlyOnceApplied) {
