@@ -82,7 +82,10 @@ struct StreamHealth {
 struct RuntimeOptions {
   apply::ApplierOptions applier;
   // Unapplied bytes held (in memory, and in the WAL) before the sender is
-  // throttled: bounds the agent's memory as well as the backlog.
+  // throttled: bounds the agent's memory as well as the backlog. A discard
+  // counts its whole length (it holds no memory, but applying it reads and
+  // keeps that many bytes of before-image): one larger than the quota is
+  // taken, and the sender waits until it is applied.
   uint64_t wal_quota_bytes = 256ull << 20;
   size_t apply_batch_records = 256;
   // A batch's before-images are held in memory: bound them.

@@ -24,7 +24,7 @@ PrunePlan PlanPrune(const PruneInput& in) {
 
   const int64_t window_start = in.now_ns - in.window_ns;
   uint64_t freed_undo = 0;
-  bool dropped_unexpired = false;
+  size_t n = 0;  // undo segments that may go, oldest first
   for (size_t i = 0; i + 1 < in.undo.size(); ++i) {
     const SegmentInfo& s = in.undo[i];
     if (!s.sealed) break;
@@ -42,7 +42,17 @@ PrunePlan PlanPrune(const PruneInput& in) {
     const bool make_room = in.low_space && in.full_action == FullAction::kPrune &&
                            freed_undo < in.bytes_to_free;
     if (!expired && !make_room) break;
-    if (!expired) dropped_unexpired = true;
+    freed_undo += s.bytes;
+    ++n;
+  }
+  // Never cut inside an item: an item's before-image in pieces (a long
+  // discard) goes with all its segments or stays with all of them.
+  while (n > 0 && in.undo[n].first_continues) --n;
+  freed_undo = 0;
+  bool dropped_unexpired = false;
+  for (size_t i = 0; i < n; ++i) {
+    const SegmentInfo& s = in.undo[i];
+    if (!(s.records == 0 || s.last_time_ns < window_start)) dropped_unexpired = true;
     plan.undo_segments.push_back(s.number);
     plan.oldest_point_seq = s.last_seq;
     freed_undo += s.bytes;

@@ -58,7 +58,10 @@ struct PrunePlan {
 //    point needs it, and either it has expired (its newest write is older than
 //    now - window, so every point it serves is outside the window) or space is
 //    low and full_action is prune (then an alert names the points dropped);
-//  - low space with full_action stop deletes nothing unexpired and asks to stop applying.
+//  - low space with full_action stop deletes nothing unexpired and asks to stop applying;
+//  - the plan never ends inside an item kept in pieces (a long discard's
+//    before-image, kFlagContinued): a segment whose successor's first record
+//    continues its last item is deleted only with that successor.
 PrunePlan PlanPrune(const PruneInput& in);
 
 }  // namespace mt::retention

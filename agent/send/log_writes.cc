@@ -221,7 +221,9 @@ void Writer::Write(uint64_t sector, const std::vector<uint8_t>& data, uint64_t f
   Header(sector, data.size() / ss_, flags, 0, "");
   log_.insert(log_.end(), data.begin(), data.end());
 }
-void Writer::Discard(uint64_t sector, uint64_t nr_sectors) { Header(sector, nr_sectors, kDiscard, 0, ""); }
+void Writer::Discard(uint64_t sector, uint64_t nr_sectors, uint64_t flags) {
+  Header(sector, nr_sectors, kDiscard | flags, 0, "");
+}
 void Writer::Flush(uint64_t flags) { Header(0, 0, flags, 0, ""); }
 void Writer::Mark(const std::string& name) { Header(0, 0, kMark, name.size(), name); }
 

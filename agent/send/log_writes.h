@@ -145,7 +145,7 @@ class Writer {
   explicit Writer(uint32_t sectorsize = 512);
   // data.size() must be a multiple of sectorsize; sector in sectorsize units.
   void Write(uint64_t sector, const std::vector<uint8_t>& data, uint64_t flags = 0);
-  void Discard(uint64_t sector, uint64_t nr_sectors);
+  void Discard(uint64_t sector, uint64_t nr_sectors, uint64_t flags = 0);
   void Flush(uint64_t flags = kFlush);  // an empty flush (no sectors)
   void Mark(const std::string& name);
   // The capture; nr_entries in the super is every entry so far unless

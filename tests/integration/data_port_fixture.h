@@ -251,13 +251,13 @@ class DataPortTest : public ::testing::Test {
     stream_id_ = store_->catalog().AddStream(row).value();
     std::map<uint32_t, shim::BlockDevice*> m;
     for (uint32_t d = 0; d < kDisks; ++d) {
-      disks_.push_back(std::make_unique<shim::MemBlockDevice>("t" + std::to_string(d), kDiskSize));
+      disks_.push_back(std::make_unique<shim::MemBlockDevice>("t" + std::to_string(d), DiskSize()));
       m[d] = disks_.back().get();
       retention::DiskRow dr;
       dr.stream = stream_id_;
       dr.disk = d;
       dr.target_id = "mem:t" + std::to_string(d);
-      dr.size_bytes = kDiskSize;
+      dr.size_bytes = DiskSize();
       dr.block_size = 512;
       dr.resync_state = ResyncStateOf(d);
       ASSERT_TRUE(store_->catalog().AddDisk(dr).ok());
@@ -295,6 +295,8 @@ class DataPortTest : public ::testing::Test {
   }
 
   uint16_t port() const { return receiver_->port(); }
+  // Size of every disk (a fixture may want larger ones).
+  virtual uint64_t DiskSize() const { return kDiskSize; }
   // The catalog resync state of each disk at set-up.
   virtual std::string ResyncStateOf(uint32_t disk) const { return "complete"; }
 

@@ -14,7 +14,9 @@
 
 #include "data_port_fixture.h"
 #include "log_writes.h"
+#include "mt/shim/aligned_buffer.h"
 #include "record.h"
+#include "recovery.h"
 #include "subprocess.h"
 
 namespace mt::daemon::test {
@@ -195,6 +197,93 @@ TEST_F(MtsendReplayTest, CorruptCaptureFailsWithOneLine) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("bad magic"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// What mkfs.xfs and mkfs.ext4 do at their defaults: discard the whole device
+// (one dm-log-writes entry far over the stream's 64 MiB per write), then
+// write. Disks of 128 MiB.
+class MtsendReplayDiscardTest : public MtsendReplayTest {
+ protected:
+  static constexpr uint64_t kBigDisk = 128u << 20;
+  uint64_t DiskSize() const override { return kBigDisk; }
+
+  // Scattered data, a mark, the whole-disk discard, writes, a mark. `image_at_mark`:
+  // the disk at the first mark; `skipped`: the disk at the end without the discard.
+  Capture FormatCapture(std::vector<uint8_t>* image_at_mark, std::vector<uint8_t>* skipped) {
+    std::mt19937_64 rng(77);
+    lw::Writer w(512);
+    Capture c;
+    c.image.assign(kBigDisk, 0);
+    auto write = [&](uint64_t sector, size_t bytes) {
+      std::vector<uint8_t> data(bytes);
+      for (auto& b : data) b = static_cast<uint8_t>(rng());
+      w.Write(sector, data);
+      std::copy(data.begin(), data.end(), c.image.begin() + static_cast<ptrdiff_t>(sector * 512));
+      ++c.items;
+    };
+    for (int i = 0; i < 64; ++i) write(rng() % (kBigDisk / 512 - 512), 256 << 10);
+    w.Mark("before-mkfs");
+    c.marks.push_back("before-mkfs");
+    ++c.items;
+    *image_at_mark = c.image;
+    *skipped = c.image;
+    w.Discard(0, kBigDisk / 512);
+    std::fill(c.image.begin(), c.image.end(), 0);
+    ++c.items;
+    for (int i = 0; i < 16; ++i) {
+      const uint64_t sector = rng() % (kBigDisk / 512 - 8);
+      write(sector, 4096);
+      std::copy_n(c.image.begin() + static_cast<ptrdiff_t>(sector * 512), 4096,
+                  skipped->begin() + static_cast<ptrdiff_t>(sector * 512));
+    }
+    w.Mark("after-mkfs");
+    c.marks.push_back("after-mkfs");
+    ++c.items;
+    c.bytes = w.Finish();
+    return c;
+  }
+};
+
+TEST_F(MtsendReplayDiscardTest, WholeDiskDiscardIsSentAppliedAndRollsBackByteExact) {
+  std::vector<uint8_t> at_mark, skipped;
+  const Capture c = FormatCapture(&at_mark, &skipped);
+  ProcessResult r = RunBounded(Replay(WriteCapture(c), {}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("1 discards"), std::string::npos) << r.out;
+  ASSERT_TRUE(runtime_->WaitApplied(60'000).ok());
+  EXPECT_EQ(runtime_->Health().durable_seq, c.items);
+  EXPECT_TRUE(disks_[0]->Contents() == c.image) << "disk 0 differs from the capture";
+  EXPECT_EQ(PointNames(), c.marks);
+  // Roll a copy of the target back to the mark before the discard: the
+  // discarded data come back from the undo pieces, byte for byte.
+  auto points = store_->catalog().ListPoints(stream_id_);
+  ASSERT_TRUE(points.ok());
+  auto j = store_->OpenStream(stream_id_);
+  ASSERT_TRUE(j.ok());
+  auto copy = std::make_shared<shim::MemBlockDevice>("copy", kBigDisk);
+  {
+    auto img = disks_[0]->Contents();
+    AlignedBuffer buf(img.size());
+    std::memcpy(buf.data(), img.data(), img.size());
+    ASSERT_TRUE(copy->WriteAt(0, buf.data(), img.size()).ok());
+  }
+  recovery::FileProgressStore progress(shim::PosixFileSystem(), dir_.path() + "/rollback");
+  Status s = recovery::Rollback(shim::PosixFileSystem(), j->undo->Segments(), {{0, copy.get()}},
+                                (*points)[0].seq, progress, {});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(copy->Contents() == at_mark) << "rollback across the discard is not exact";
+}
+
+TEST_F(MtsendReplayDiscardTest, NoDiscardSkipsTheDiscardsAndTheirSeqs) {
+  std::vector<uint8_t> at_mark, skipped;
+  const Capture c = FormatCapture(&at_mark, &skipped);
+  ProcessResult r = RunBounded(Replay(WriteCapture(c), {"--no-discard"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("1 discards skipped"), std::string::npos) << r.out;
+  ASSERT_TRUE(runtime_->WaitApplied(60'000).ok());
+  EXPECT_EQ(runtime_->Health().durable_seq, c.items - 1);
+  EXPECT_TRUE(disks_[0]->Contents() == skipped) << "the discard reached the disk";
+  EXPECT_EQ(PointNames(), c.marks);
 }
 
 }  // namespace

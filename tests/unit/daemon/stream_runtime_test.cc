@@ -193,6 +193,44 @@ TEST_F(StreamRuntimeTest, AWaitingApplierIsIdleAndAHungOneShowsHowLongItHasBeenB
   EXPECT_GE(rt_->ApplyBusyForNs(), 200'000'000) << "the hung applier is not seen as busy";
   EXPECT_FALSE(rt_->WaitApplied(100).ok());
   EXPECT_TRUE(rt_->Stop().ok());
+
+// A discard of a whole disk, larger than the WAL quota and than a piece of
+// the applier: one small WAL record, acknowledged, applied in pieces; the
+// targets and every point are exact, the quota releases once it is applied.
+TEST_F(StreamRuntimeTest, DiscardLargerThanTheWalQuotaIsAckedAppliedAndEveryPointIsExact) {
+  runtime_options_.wal_quota_bytes = 32 << 10;
+  runtime_options_.applier.discard_piece_bytes = 16 << 10;
+  StartRuntime();
+  ASSERT_TRUE(rt_->Attach("test").ok());
+  spec_.ops = 40;
+  auto ops = apply::test::MakeWorkload(5, spec_);
+  for (uint64_t k : {12u, 27u}) {  // whole-disk discards (seq 13 and 28), on either disk
+    Op& d = ops[k];
+    ASSERT_EQ(d.h.type, retention::RecordType::kWrite);
+    d.h.offset = 0;
+    d.h.length = spec_.disk_size;  // 128 KiB: 4 x the quota, 8 pieces
+    d.h.flags = retention::kFlagDiscard | retention::kFlagZero;
+    d.h.stored_length = 0;
+    d.data.clear();
+  }
+  EXPECT_EQ(Send(ops, 0, ops.size()), ops.back().h.seq);
+  EXPECT_FALSE(rt_->Throttled());
+  Model model(spec_.disks, spec_.disk_size);
+  for (const auto& op : ops) model.Apply(op);
+  for (size_t d = 0; d < spec_.disks; ++d) EXPECT_EQ(disks_[d]->Contents(), model.images()[d]);
+  auto j = store_->OpenStream(stream_);
+  ASSERT_TRUE(j.ok());
+  size_t pieces = 0;
+  ASSERT_TRUE(retention::ForEachRecord(fs_, j->undo->Segments(), retention::Direction::kForward,
+                                       [&](const retention::RecordHeader& h,
+                                           const std::vector<uint8_t>&, bool*) {
+                                         pieces += h.seq == 13 ? 1 : 0;
+                                         return Status::Ok();
+                                       })
+                  .ok());
+  EXPECT_EQ(pieces, 8u);
+  EXPECT_GT(apply::test::CheckEveryPoint(fs_, j->undo->Segments(), Mem(), model, "discards"), 30u);
+  EXPECT_EQ(rt_->Health().applied_seq, ops.back().h.seq);
 }
 
 TEST_F(StreamRuntimeTest, ASecondSenderIsRefusedUntilTheFirstDetaches) {

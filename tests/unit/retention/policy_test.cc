@@ -39,6 +39,25 @@ TEST(PlanPrune, NewestSegmentIsNeverDeleted) {
   EXPECT_EQ(p.oldest_point_seq, 500u);
 }
 
+// Segments 3 and 4 start with pieces of the before-image of seq 300 (a
+// long discard begun in segment 2): 2, 3 and 4 go together or stay.
+TEST(PlanPrune, AnItemKeptInPiecesIsPrunedWithAllItsSegmentsOrNotAtAll) {
+  PruneInput in = Base();
+  for (uint64_t n : {3, 4}) {
+    in.undo[n - 1].first_seq = 300;
+    in.undo[n - 1].first_continues = true;
+  }
+  in.undo[1].last_seq = 300;
+  in.undo[2].last_seq = 300;
+  in.undo[3].last_seq = 400;  // seq 300 ends in segment 4
+  EXPECT_EQ(PlanPrune(in).undo_segments, (std::vector<uint64_t>{1, 2, 3, 4}));
+  in.undo[4].first_seq = 400;  // and goes on into the newest segment, which stays
+  in.undo[4].first_continues = true;
+  PrunePlan p = PlanPrune(in);
+  EXPECT_EQ(p.undo_segments, (std::vector<uint64_t>{1}));
+  EXPECT_EQ(p.oldest_point_seq, 200u);  // segment 1 holds seqs 101..200
+}
+
 TEST(PlanPrune, WalSegmentsGoOnlyOnceApplied) {
   PruneInput in = Base();
   in.applied_seq = 250;

@@ -263,6 +263,19 @@ TEST_F(RetentionStoreTest, ADropThatFailsAnywhereLeavesAListedStreamWithItsMarke
     EXPECT_FALSE(fs.Exists(store->StreamDir(s)));
     EXPECT_FALSE(store->catalog().GetStream(s)->has_value());
   }
+
+// When the oldest undo segment starts with a continued piece, the first
+// pieces of that seq were pruned: the state before it is gone, the state
+// after it (all later records present) is the oldest point.
+TEST(OldestReachablePointTest, ASegmentStartingWithAContinuedPieceReachesOnlyItsSeq) {
+  SegmentInfo s;
+  s.records = 3;
+  s.first_seq = 40;
+  s.last_seq = 41;
+  EXPECT_EQ(OldestReachablePoint({s}), 39u);
+  s.first_continues = true;
+  EXPECT_EQ(OldestReachablePoint({s}), 40u);
+  EXPECT_EQ(OldestReachablePoint({}), 0u);
 }
 
 }  // namespace

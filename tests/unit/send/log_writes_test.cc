@@ -268,6 +268,64 @@ TEST(ReplayCursorTest, FoldsEmptyFlushesOntoTheNextWriteAndNumbersItems) {
   EXPECT_TRUE(std::all_of(image.begin() + 1024, image.begin() + 2048, [](uint8_t b) { return b == 0; }));
 }
 
+// mkfs.xfs and mkfs.ext4 discard the whole device first: one entry far over
+// the stream's 64 MiB per write. A discard carries a range, not data, so the
+// scan accepts it; a write that large is still refused.
+TEST(ReplayCursorTest, DiscardOfAWholeLargeDiskIsAnItemAWriteThatLargeIsRefused) {
+  Writer w(512);
+  w.Discard(0, (512ull << 20) / 512);  // 512 MiB
+  w.Mark("formatted");
+  auto cap = w.Finish();
+  BytesSource src(cap.data(), cap.size());
+  auto s = ScanCapture(src);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->items, 2u);
+  EXPECT_EQ(s->discards, 1u);
+  EXPECT_EQ(s->max_end, 512ull << 20);
+
+  Writer big(512);
+  big.Write(0, Pattern((64u << 20) + 512, 3));
+  cap = big.Finish();
+  BytesSource big_src(cap.data(), cap.size());
+  auto refused = ScanCapture(big_src);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Errc::kOutOfRange);
+  EXPECT_NE(refused.status().message().find("entry 0 covers 67109376 bytes, more than the "
+                                            "stream's 67108864 per write"),
+            std::string::npos)
+      << refused.status().ToString();
+}
+
+// --no-discard: discards are no items (no seq); a FLUSH they carried goes
+// onto the next write, as an empty flush's does; the ranges keep their data.
+TEST(ReplayCursorTest, SkippedDiscardsTakeNoSeqAndPassTheirFlushOn) {
+  Writer w(512);
+  w.Write(0, Pattern(1024, 1));
+  w.Discard(0, 2, kFlush);
+  w.Mark("m");
+  w.Write(4, Pattern(512, 2));
+  const auto cap = w.Finish();
+  BytesSource src(cap.data(), cap.size());
+  auto c = ReplayCursor::Open(src, /*skip_discards=*/true);
+  ASSERT_TRUE(c.ok());
+  std::vector<ReplayItem> items;
+  for (ReplayItem it; *c->Next(&it);) items.push_back(it);
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_EQ(items[1].type, ReplayItem::kMark);
+  EXPECT_EQ(items[2].index, 2u);
+  EXPECT_EQ(items[2].flags, uint32_t{proto::WRITE_FLAG_FLUSH});
+  auto s = ScanCapture(src, true);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->items, 3u);
+  EXPECT_EQ(s->discards, 0u);
+  EXPECT_EQ(s->skipped_discards, 1u);
+  EXPECT_NE(s->fingerprint, ScanCapture(src)->fingerprint);  // other items, other seqs
+  std::vector<uint8_t> image(4096, 0);
+  ASSERT_TRUE(ApplyCapture(src, &image, true).ok());
+  const auto p1 = Pattern(1024, 1);
+  EXPECT_TRUE(std::equal(p1.begin(), p1.end(), image.begin()));  // not discarded
+}
+
 TEST(ReplayCursorTest, UnprintableMarkNameIsRefusedByTheScan) {
   Writer w(512);
   w.Mark("bad\tname");
