@@ -193,6 +193,7 @@ TEST_F(StreamRuntimeTest, AWaitingApplierIsIdleAndAHungOneShowsHowLongItHasBeenB
   EXPECT_GE(rt_->ApplyBusyForNs(), 200'000'000) << "the hung applier is not seen as busy";
   EXPECT_FALSE(rt_->WaitApplied(100).ok());
   EXPECT_TRUE(rt_->Stop().ok());
+}
 
 // A discard of a whole disk, larger than the WAL quota and than a piece of
 // the applier: one small WAL record, acknowledged, applied in pieces; the

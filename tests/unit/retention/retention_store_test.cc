@@ -263,6 +263,7 @@ TEST_F(RetentionStoreTest, ADropThatFailsAnywhereLeavesAListedStreamWithItsMarke
     EXPECT_FALSE(fs.Exists(store->StreamDir(s)));
     EXPECT_FALSE(store->catalog().GetStream(s)->has_value());
   }
+}
 
 // When the oldest undo segment starts with a continued piece, the first
 // pieces of that seq were pruned: the state before it is gone, the state
