@@ -141,9 +141,9 @@ Status StreamRuntime::RecoverFromWal() {
       store_.fs(), wal_->Segments(), applied_seq_ + 1, o_.apply_batch_records,
       o_.apply_batch_bytes, [this, &held](const std::vector<apply::WalRecord>& batch) {
         if (!held) {
-          uint64_t bytes = 0;
-          for (const auto& r : batch) bytes += r.h.length;
-          held = !SpaceHold(bytes).empty();
+          uint64_t room = 0;
+          for (const auto& r : batch) room += CaptureBytes(r);
+          held = !SpaceHold(room).empty();
         }
         if (!held) return ApplyRecords(batch);
         QueueCopy(batch);
@@ -169,6 +169,11 @@ void StreamRuntime::QueueCopy(const std::vector<apply::WalRecord>& records) {
   std::lock_guard<std::mutex> l(mu_);
   for (const auto& r : p.records) pending_bytes_ += r.h.length;
   queue_.push_back(std::move(p));
+}
+
+uint64_t StreamRuntime::CaptureBytes(const apply::WalRecord& r) const {
+  if ((r.h.flags & retention::kFlagDiscard) == 0) return r.h.length;
+  return std::min<uint64_t>(r.h.length, o_.applier.discard_piece_bytes);
 }
 
 uint64_t StreamRuntime::RoomFor(uint64_t bytes) const {
@@ -453,14 +458,19 @@ void StreamRuntime::ApplyLoop() {
     std::vector<apply::WalRecord> batch;
     size_t frames = 0;
     uint64_t bytes = 0;
+    uint64_t room_bytes = 0;  // before-images captured at once (CaptureBytes)
     for (const auto& p : queue_) {
-      uint64_t frame_bytes = 0;
-      for (const auto& r : p.records) frame_bytes += r.h.length;
+      uint64_t frame_bytes = 0, frame_room = 0;
+      for (const auto& r : p.records) {
+        frame_bytes += r.h.length;
+        frame_room += CaptureBytes(r);
+      }
       if (!batch.empty() && (batch.size() + p.records.size() > o_.apply_batch_records ||
                              bytes + frame_bytes > o_.apply_batch_bytes))
         break;
       batch.insert(batch.end(), p.records.begin(), p.records.end());
       bytes += frame_bytes;
+      room_bytes += frame_room;
       ++frames;
     }
     apply_busy_.Busy();
@@ -471,7 +481,7 @@ void StreamRuntime::ApplyLoop() {
     }
     // Space first: with full_action = stop on a low volume, or no room for
     // the batch's before-images, the batch waits in the WAL.
-    if (!SpaceHold(bytes).empty()) {
+    if (!SpaceHold(room_bytes).empty()) {
       apply_busy_.Idle();  // waiting for space is waiting by design, not a hang
       l.lock();
       idle_cv_.notify_all();

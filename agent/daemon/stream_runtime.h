@@ -166,6 +166,11 @@ class StreamRuntime : public HashSource {
   // Free bytes a batch of `bytes` needs before it is applied: its
   // before-images (at most its size, plus headers) and a new undo segment.
   uint64_t RoomFor(uint64_t bytes) const;
+  // Before-image bytes a record captures before its first target write: its
+  // length, but for a long discard one piece (applier discard_piece_bytes) —
+  // it is applied piece by piece, each captured, written and followed by a
+  // prune pass (Housekeeping), so it needs room for one piece at a time.
+  uint64_t CaptureBytes(const apply::WalRecord& r) const;
   // Queues a copy of records read from the WAL at start (applying held).
   void QueueCopy(const std::vector<apply::WalRecord>& records);
   void Fail(const Status& s);

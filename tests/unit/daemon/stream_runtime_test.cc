@@ -517,6 +517,36 @@ TEST_F(RetentionFullTest, StopHoldsApplyingCleanlyAndResumesWhenSpaceIsFreed) {
 // full_action = prune: the oldest points are dropped to make room (the alert
 // names them) and applying goes on; when even that cannot make room for a
 // batch, applying is held rather than failing the stream.
+// A long discard is applied in pieces, each captured, written and followed
+// by a prune pass: before it is applied it needs room for one piece, not for
+// its whole length. A whole-disk discard on a tight volume (room for its
+// before-images once the applied WAL is trimmed) is applied, not held. (Here
+// the WAL trim frees enough for the old rule too; vm.discard, a 320 MiB
+// whole-disk discard on a 512 MiB retention volume, is the case that held
+// forever under it.)
+TEST_F(RetentionFullTest, AWholeDiskDiscardNeedsRoomForOnePieceNotForItsLength) {
+  runtime_options_.applier.discard_piece_bytes = 16 << 10;
+  SetUpVolume(retention::FullAction::kStop, 160 << 10, 8 << 10);
+  Op discard;
+  discard.h.type = retention::RecordType::kWrite;
+  discard.h.seq = ops_[39].h.seq + 1;
+  discard.h.source_time_ns = ops_[39].h.source_time_ns + 1;
+  discard.h.disk = 0;
+  discard.h.offset = 0;
+  discard.h.length = spec_.disk_size;
+  discard.h.flags = retention::kFlagDiscard | retention::kFlagZero;
+  const std::vector<Op> one{discard};
+  std::promise<Status> acked;
+  ASSERT_TRUE(rt_->Ingest(FrameOf(one, 0, 1), [&](const Status& st, uint64_t) {
+                    acked.set_value(st);
+                  }).ok());
+  ASSERT_TRUE(acked.get_future().get().ok());
+  const Status applied = rt_->WaitApplied(5000);
+  ASSERT_TRUE(applied.ok()) << applied.ToString() << " / " << rt_->Health().space_alert;
+  EXPECT_EQ(rt_->Health().applied_seq, discard.h.seq);
+  EXPECT_EQ(disks_[0]->Contents(), std::vector<uint8_t>(spec_.disk_size, 0));
+}
+
 TEST_F(RetentionFullTest, PruneDropsTheOldestPointsToMakeRoomAndKeepsApplying) {
   SetUpVolume(retention::FullAction::kPrune, 384 << 10, 256 << 10);
   auto before = store_->catalog().ListPoints(stream_);
