@@ -15,9 +15,9 @@
 
 #include "agent.h"
 #include "agent_config.h"
+#include "mt/shim/detach.h"
 #include "mt/shim/mounts.h"
 #include "retention_mount.h"
-#include "mt/shim/detach.h"
 
 namespace mt::daemon {
 

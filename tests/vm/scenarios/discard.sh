@@ -20,19 +20,7 @@
 # exports at umount are written to and mounted from), D_SCRATCH_WWID (ext4,
 # for export files), D_SIZE (size of source and targets).
 
-run() {
-	local what="$1" out st
-	shift
-	out=$("$@" 2>&1)
-	st=$?
-	if [ $st -eq 0 ]; then
-		mt_pass "$what"
-	else
-		mt_fail "$what: exit $st: $*"
-		printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
-	fi
-	return $st
-}
+run() { mt_run "$@"; }
 finish() {
 	mt_summary discard
 	exit
