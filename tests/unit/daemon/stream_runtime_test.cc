@@ -400,7 +400,7 @@ class RetentionFullTest : public StreamRuntimeTest {
     pol.stream = stream_;
     pol.full_action = action;
     ASSERT_TRUE(store_->catalog().SetPolicy(pol).ok());
-    runtime_options_.space_retry_ms = 10;
+    runtime_options_.space_retry_ms = space_retry_ms_;
     clock_.Set(1'000'000'000LL * 200);  // every point of the workload is inside the window
     auto filler = fs_.OpenFile("/filler", {true, true});
     ASSERT_TRUE(filler.ok());
@@ -460,6 +460,7 @@ class RetentionFullTest : public StreamRuntimeTest {
     apply::test::CheckEveryPoint(fs_, j->undo->Segments(), Mem(), model, what);
   }
   std::vector<Op> ops_;
+  int64_t space_retry_ms_ = 10;  // RuntimeOptions::space_retry_ms of SetUpVolume
 };
 
 // full_action = stop: once the volume is low, nothing more is applied (no
@@ -467,6 +468,12 @@ class RetentionFullTest : public StreamRuntimeTest {
 // acknowledged stays in the WAL, the alert says why; freeing space lets it
 // go on by itself, and the targets end exactly as the sender wrote them.
 TEST_F(RetentionFullTest, StopHoldsApplyingCleanlyAndResumesWhenSpaceIsFreed) {
+  // A held applier looks again every space_retry_ms; once the WAL it applied
+  // is trimmed (its segment sealed by the frames sent below) it may find room
+  // and go on, as it should. Looking again only every 300 ms keeps that out
+  // of the few milliseconds in which the sender below fills the volume (with
+  // 10 ms it raced the sender under ASan).
+  space_retry_ms_ = 300;
   SetUpVolume(retention::FullAction::kStop, 384 << 10, 256 << 10);
   bool held = false;
   size_t next = SendUntilRefused(40, /*paced=*/true, &held);
@@ -514,9 +521,6 @@ TEST_F(RetentionFullTest, StopHoldsApplyingCleanlyAndResumesWhenSpaceIsFreed) {
   ExpectEveryPoint("stop");
 }
 
-// full_action = prune: the oldest points are dropped to make room (the alert
-// names them) and applying goes on; when even that cannot make room for a
-// batch, applying is held rather than failing the stream.
 // A long discard is applied in pieces, each captured, written and followed
 // by a prune pass: before it is applied it needs room for one piece, not for
 // its whole length. A whole-disk discard on a tight volume (room for its
@@ -547,6 +551,9 @@ TEST_F(RetentionFullTest, AWholeDiskDiscardNeedsRoomForOnePieceNotForItsLength) 
   EXPECT_EQ(disks_[0]->Contents(), std::vector<uint8_t>(spec_.disk_size, 0));
 }
 
+// full_action = prune: the oldest points are dropped to make room (the alert
+// names them) and applying goes on; when even that cannot make room for a
+// batch, applying is held rather than failing the stream.
 TEST_F(RetentionFullTest, PruneDropsTheOldestPointsToMakeRoomAndKeepsApplying) {
   SetUpVolume(retention::FullAction::kPrune, 384 << 10, 256 << 10);
   auto before = store_->catalog().ListPoints(stream_);
