@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <signal.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -64,12 +65,10 @@ inline std::vector<uint8_t> Encode(const stream::FrameHeader& h,
 // claim more than they send.
 inline std::vector<uint8_t> HeaderOnly(const stream::FrameHeader& h) {
   const std::string header = h.SerializeAsString();
-  std::vector<uint8_t> out;
-  uint64_t n = header.size();
-  do {
-    out.push_back(static_cast<uint8_t>((n & 0x7f) | (n >= 0x80 ? 0x80 : 0)));
-    n >>= 7;
-  } while (n != 0);
+  std::vector<uint8_t> out(stream::kMaxVarintBytes);
+  const uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(
+      header.size(), out.data());
+  out.resize(static_cast<size_t>(end - out.data()));
   out.insert(out.end(), header.begin(), header.end());
   return out;
 }

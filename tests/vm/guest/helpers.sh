@@ -186,3 +186,23 @@ mt_summary() {
 	echo "$1: $MT_CHECKS checks, $MT_FAILED failed"
 	[ "$MT_FAILED" -eq 0 ] && [ "$MT_CHECKS" -gt 0 ]
 }
+
+# mt_agent_config FILE DIR PORT: the agent.toml of a scenario whose retention
+# volume is mounted at /mnt/retention: data port 127.0.0.1:PORT, TLS identity,
+# credentials and control socket under DIR, 16 MiB segments (small disks).
+mt_agent_config() {
+	cat >"$1" <<EOF
+[agent]
+log_level = "info"
+[data]
+listen = "127.0.0.1:$3"
+tls_dir = "$2/tls"
+credentials_dir = "$2/credentials"
+[control]
+socket = "$2/control.sock"
+[retention]
+dir = "/mnt/retention"
+segment_size = "16MiB"
+low_space_min = "32MiB"
+EOF
+}

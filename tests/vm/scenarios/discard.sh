@@ -62,20 +62,7 @@ mkdir -p /mnt/retention
 run "setup: mtctl retention prepare /dev/$RET" \
 	mtctl retention prepare /dev/$RET --force --mount /mnt/retention --fstab $W/fstab || finish
 PORT=9443
-cat >"$CONF" <<EOF
-[agent]
-log_level = "info"
-[data]
-listen = "127.0.0.1:$PORT"
-tls_dir = "$W/tls"
-credentials_dir = "$W/credentials"
-[control]
-socket = "$W/control.sock"
-[retention]
-dir = "/mnt/retention"
-segment_size = "16MiB"
-low_space_min = "32MiB"
-EOF
+mt_agent_config "$CONF" "$W" "$PORT"
 for s in xfs ext4 trim; do
 	eval "wwid=\$D_$(echo $s | tr a-z A-Z)_WWID"
 	if ctl pair add --stream $s --disk "0:$wwid:src-$s" --json >$W/pair-$s.json 2>$W/pair-$s.err; then

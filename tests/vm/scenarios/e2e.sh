@@ -171,20 +171,7 @@ mkdir -p /mnt/retention
 run "setup: mtctl retention prepare /dev/$RET --force --mount /mnt/retention" \
 	mtctl retention prepare /dev/$RET --force --mount /mnt/retention --fstab $W/fstab || finish
 PORT=9443
-cat >"$CONF" <<EOF
-[agent]
-log_level = "info"
-[data]
-listen = "127.0.0.1:$PORT"
-tls_dir = "$W/tls"
-credentials_dir = "$W/credentials"
-[control]
-socket = "$W/control.sock"
-[retention]
-dir = "/mnt/retention"
-segment_size = "16MiB"
-low_space_min = "32MiB"
-EOF
+mt_agent_config "$CONF" "$W" "$PORT"
 pair() {  # pair STREAM WWID [GROUP]
 	local g=""
 	[ -z "$3" ] || g="--group $3"
