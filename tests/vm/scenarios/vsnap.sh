@@ -103,19 +103,30 @@ t=$(dmsetup table "$map")
 mt_check "the origin map is snapshot-origin while vsnaps exist: $t" sh -c "echo '$t' | grep -q ' snapshot-origin '"
 mt_check "v1 equals the model at $t1 byte for byte" same "$d1" /tmp/m1.img
 mt_check "v2 equals the model at $t2 byte for byte" same "$d2" /tmp/m2.img
-sleep 4
-a1=$(applied_seq)
-mt_check "writes were applied through the origin after the vsnaps were made (applied seq $c1 -> $a1)" [ "$a1" -gt "$c1" ]
-mt_check "v1 still equals the model at $t1 after more writes" same "$d1" /tmp/m1.img
-mt_check "v2 still equals the model at $t2 after more writes" same "$d2" /tmp/m2.img
+wait "$wl"; rc=$?
+mt_check "the workload that ran while the vsnaps were made finished (rc $rc)" [ "$rc" -eq 0 ]
+tail -n 1 /w/w2.log
 
+# More writes through the origin after the vsnaps exist, and mt-agent killed
+# while they run (this workload lasts 12 s; the kill comes after ~5 s, and
+# the check below makes sure it is still running then, so the restart really
+# happens under load however slow the guest is).
+mtsend workload $S --disks 1 --disk-size "$size" --count 4800 --rate 100 --sizes 4k..128k \
+  --overlap 0.3 --tag-every-items 150 --seed 7 --record /w/rec.txt --retry-for 120 > /w/w3.log 2>&1 &
+wl=$!
+sleep 2
+c2=$(applied_seq)
+sleep 3
+a1=$(applied_seq)
+mt_check "writes were applied through the origin after the vsnaps were made (applied seq $c2 -> $a1)" [ "$a1" -gt "$c2" ]
+mt_check "the workload is still running when mt-agent is killed" kill -0 "$wl"
 kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
 start_agent || die "mt-agent did not restart"
 mt_check "after kill -9 and restart the vsnaps are listed ready" \
   sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '[.vsnaps[] | select(.state == \"ready\")] | length == 2' >/dev/null"
 wait "$wl"; rc=$?
 mt_check "the workload finished through the restart (rc $rc)" [ "$rc" -eq 0 ]
-tail -n 2 /w/w2.log
+tail -n 2 /w/w3.log
 wait_applied || die "apply did not catch up after the restart"
 mt_check "v1 equals the model at $t1 after the restart and the whole workload" same "$d1" /tmp/m1.img
 mt_check "v2 equals the model at $t2 after the restart and the whole workload" same "$d2" /tmp/m2.img
