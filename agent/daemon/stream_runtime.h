@@ -1,10 +1,18 @@
-// StreamRuntime: one protected stream inside the agent — the bridge between a
-// network session and the retention store / applier.
+// StreamRuntime: one protected stream inside the agent — its ingest side,
+// and the owner of its apply pipeline and retention janitor.
 //
-//   session ─Ingest(frame)─▶ validate ─▶ WAL Append ─▶ group commit ─▶ on_durable(seq) ─▶ ACK
-//                                                            │
-//                                   apply thread ◀───────────┘  (Applier: undo, targets,
-//                                                                checkpoint, tags → catalog)
+//   session ─Ingest(frame)─▶ validate ─▶ WAL Append ─▶ group commit ─▶ durable(seq) ─▶ ACK
+//                                                            │ DurableItems
+//                     apply thread (apply/apply_pipeline.h) ◀┘  Applier: undo, targets,
+//                          │                                    checkpoint, tags → points
+//                          └─ before/after each batch: RetentionJanitor (prune, low space)
+//
+// Who owns what: the durable seq, the validator and the attached session live
+// here (ingest); the applied seq, the queue of durable items and the failure
+// latch in the ApplyPipeline; prune and the space alerts in the
+// RetentionJanitor (retention/retention_janitor.h). Calls go one way: ingest
+// hands durable items to the pipeline, the pipeline asks the janitor; the only
+// call back is the acknowledgement to the session.
 //
 // Contracts:
 //  - Invariant 1: on_durable(ok, seq) is called only when every item <= seq
@@ -30,29 +38,26 @@
 //    throttled, a frame that would not fit either is refused with kNoSpace
 //    (which a sender retries), Health().space_alert says why, and applying
 //    resumes by itself once there is room. The stream does not fail.
-// Thread safety: Ingest/Attach/Detach/Welcome from session threads (serialized
-// inside); on_durable runs on the WAL committer thread and must not block.
+// Threads: Ingest/Attach/Detach/Welcome/HashBlocks run on session threads
+// (Ingest serialized inside); the durable callback runs on the WAL committer
+// thread and must not block; applying runs on the pipeline's thread.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "applier.h"
+#include "apply_pipeline.h"
 #include "frame_codec.h"
 #include "hash_source.h"
 #include "mt/shim/block_device.h"
-#include "mt/shim/busy_since.h"
 #include "mt/shim/clock.h"
 #include "mt/stream.pb.h"
+#include "retention_janitor.h"
 #include "retention_store.h"
 #include "validator.h"
 
@@ -90,9 +95,7 @@ struct RuntimeOptions {
   size_t apply_batch_records = 256;
   // A batch's before-images are held in memory: bound them.
   uint64_t apply_batch_bytes = 16ull << 20;
-  // Test hook (liveness tests only): after this many applied batches the
-  // apply thread stops making progress — it stays busy, applying nothing,
-  // until Stop() — as a hung target write would. 0: never.
+  // Test hook (liveness tests only): see PipelineOptions. 0: never.
   uint64_t test_stall_after_batches = 0;
   // While applying is held for space, how often space is checked again.
   int64_t space_retry_ms = 1000;
@@ -132,7 +135,7 @@ class StreamRuntime : public HashSource {
   // Liveness (the systemd watchdog): how long the apply thread and the WAL's
   // committer have been busy with their current unit of work; 0 while they
   // wait for work, which is idle by design.
-  int64_t ApplyBusyForNs() const { return apply_busy_.BusyForNs(); }
+  int64_t ApplyBusyForNs() const { return pipeline_ ? pipeline_->BusyForNs() : 0; }
   int64_t WalCommitBusyForNs() const { return wal_ ? wal_->CommitBusyForNs() : 0; }
   uint64_t id() const { return stream_; }
   const std::string& name() const { return name_; }
@@ -149,31 +152,9 @@ class StreamRuntime : public HashSource {
                 std::string name, std::map<uint32_t, shim::BlockDevice*> disks,
                 const RuntimeOptions& options);
   Status Init();
-  void ApplyLoop();
-  // Applies records (live or from the WAL at start) and records what they
-  // mean in the catalog: tags become points, resync completions update disks.
-  Status ApplyRecords(const std::vector<apply::WalRecord>& records);
-  Status RecoverFromWal();
   // kAlreadyExists when `name` already names a point or an unapplied tag at
   // another seq than `seq`.
   Status CheckTagName(const std::string& name, uint64_t seq);
-  // After every applied batch and every piece of a long discard (apply
-  // thread): every 64th step, prune the stream's retention (policy.h).
-  Status Housekeeping();
-  // Before a batch of `bytes` is applied: prunes when the volume is low and
-  // returns why applying must wait ("" = go ahead). Updates the space alert.
-  std::string SpaceHold(uint64_t bytes);
-  // Free bytes a batch of `bytes` needs before it is applied: its
-  // before-images (at most its size, plus headers) and a new undo segment.
-  uint64_t RoomFor(uint64_t bytes) const;
-  // Before-image bytes a record captures before its first target write: its
-  // length, but for a long discard one piece (applier discard_piece_bytes) —
-  // it is applied piece by piece, each captured, written and followed by a
-  // prune pass (Housekeeping), so it needs room for one piece at a time.
-  uint64_t CaptureBytes(const apply::WalRecord& r) const;
-  // Queues a copy of records read from the WAL at start (applying held).
-  void QueueCopy(const std::vector<apply::WalRecord>& records);
-  void Fail(const Status& s);
 
   retention::RetentionStore& store_;
   shim::Clock& clock_;
@@ -182,42 +163,17 @@ class StreamRuntime : public HashSource {
   std::map<uint32_t, shim::BlockDevice*> disks_;
   const RuntimeOptions o_;
   retention::Journal* wal_ = nullptr;
-  retention::Journal* undo_ = nullptr;
-  std::unique_ptr<apply::CheckpointSink> checkpoint_;
-  std::unique_ptr<apply::Applier> applier_;
-  shim::BusySince apply_busy_;  // the apply thread, from taking a batch to its end
+  std::unique_ptr<retention::RetentionJanitor> janitor_;
+  std::unique_ptr<apply::ApplyPipeline> pipeline_;
 
   std::mutex ingest_mu_;  // serializes Ingest (frames stay in seq order)
-  mutable std::mutex mu_;
-  std::condition_variable apply_cv_;  // apply thread: work arrived / stopping
-  std::condition_variable idle_cv_;   // WaitApplied: progress
-  std::string holder_;                // attached session ("" = none)
+  mutable std::mutex mu_;  // the ingest state below
+  std::string holder_;     // attached session ("" = none)
   std::unique_ptr<stream::StreamValidator> validator_;
-  // Durable items not yet applied, in seq order; frames keep their payloads alive.
-  struct Pending {
-    std::shared_ptr<const stream::Frame> frame;
-    std::vector<apply::WalRecord> records;
-  };
-  std::deque<Pending> queue_;
-  uint64_t pending_bytes_ = 0;  // payload bytes in queue_ (the WAL's unapplied data)
-  // Tags in the WAL not yet applied (not yet points in the catalog): name -> seq.
-  std::map<std::string, uint64_t> unapplied_tags_;
   uint64_t durable_seq_ = 0;
-  uint64_t applied_seq_ = 0;
-  int64_t applied_time_ns_ = 0;
-  int64_t last_app_point_ns_ = 0;
   uint64_t bytes_ingested_ = 0;
-  std::string space_alert_;   // why applying is held ("" = it is not)
-  std::string prune_alert_;   // points a low-space prune dropped, and when
-  int64_t prune_alert_ns_ = 0;
-  bool space_held_ = false;   // applying waits for space
-  bool space_low_ = false;    // the volume was low at the last check
   uint64_t wal_unwritten_ = 0;  // estimated WAL bytes appended, commit not done
-  bool stopping_ = false;
-  std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
-  uint64_t applied_steps_ = 0;  // apply thread only (Housekeeping)
-  Status failed_;
-  std::thread apply_thread_;
+  bool stopped_ = false;
 };
 
 }  // namespace mt::daemon

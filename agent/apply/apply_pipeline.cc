@@ -1,0 +1,250 @@
+#include "apply_pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "record_format.h"
+
+namespace mt::apply {
+
+using retention::RecordType;
+
+Result<std::unique_ptr<ApplyPipeline>> ApplyPipeline::Open(
+    retention::RetentionStore& store, shim::Clock& clock, uint64_t stream,
+    std::map<uint32_t, shim::BlockDevice*> disks, retention::Journal* undo,
+    const std::vector<retention::SegmentInfo>& wal, retention::RetentionJanitor& janitor,
+    const PipelineOptions& options) {
+  std::unique_ptr<ApplyPipeline> p(new ApplyPipeline(store, stream, janitor, options));
+  // The applied seq is the lowest of the disks' checkpoint rows (they move
+  // together; a crash between two rows leaves the lower one the truth).
+  MT_ASSIGN_OR_RETURN(auto rows, store.catalog().ListDisks(stream));
+  std::vector<uint32_t> indexes;
+  uint64_t applied = UINT64_MAX;
+  for (const auto& d : rows) {
+    if (disks.count(d.disk) == 0)
+      return Status(Errc::kNotFound, "disk " + std::to_string(d.disk) + " (" + d.target_id +
+                                         ") has no open target device");
+    indexes.push_back(d.disk);
+    MT_ASSIGN_OR_RETURN(auto cp, store.catalog().GetCheckpoint(stream, d.disk));
+    applied = std::min(applied, cp ? cp->applied_seq : 0);
+  }
+  if (rows.empty()) applied = 0;
+  ApplyPipeline* self = p.get();
+  p->checkpoint_ = std::make_unique<CatalogCheckpoint>(
+      store.catalog(), clock, stream, indexes, [self] {
+        // Each piece of a long discard is progress (the liveness check).
+        self->busy_.Busy();
+        return self->janitor_.AfterStep();
+      });
+  p->applier_ = std::make_unique<Applier>(undo, std::move(disks), p->checkpoint_.get(), applied,
+                                          options.applier);
+  p->applied_seq_ = applied;
+  MT_ASSIGN_OR_RETURN(auto app, store.catalog().LatestPoint(stream, retention::TagKind::kApp));
+  if (app) p->last_app_point_ns_ = app->time_ns;
+  MT_RETURN_IF_ERROR(p->Recover(wal));  // invariant 4: finish what the WAL holds
+  return p;
+}
+
+ApplyPipeline::~ApplyPipeline() { Stop(); }
+
+Status ApplyPipeline::Recover(const std::vector<retention::SegmentInfo>& wal) {
+  // Once applying is held for space, every later batch is queued behind the
+  // held one (in memory, bounded by the WAL backlog) for the apply thread.
+  bool held = false;
+  return ForEachWalBatch(
+      store_.fs(), wal, applied_seq_ + 1, o_.batch_records, o_.batch_bytes,
+      [this, &held](const std::vector<WalRecord>& batch) {
+        if (!held) {
+          uint64_t room = 0;
+          for (const auto& r : batch) room += CaptureBytes(r);
+          held = !janitor_.HoldFor(room).empty();
+        }
+        if (!held) return ApplyRecords(batch);
+        QueueCopy(batch);
+        return Status::Ok();
+      });
+}
+
+void ApplyPipeline::QueueCopy(const std::vector<WalRecord>& records) {
+  auto payload = std::make_shared<std::vector<uint8_t>>();
+  for (const auto& r : records)
+    if (r.data != nullptr) payload->insert(payload->end(), r.data, r.data + r.h.stored_length);
+  DurableItems items;
+  size_t off = 0;
+  for (const auto& r : records) {
+    WalRecord c = r;
+    if (r.data != nullptr) {
+      c.data = payload->data() + off;
+      off += r.h.stored_length;
+    }
+    items.records.push_back(c);
+  }
+  items.owner = std::move(payload);
+  Push(std::move(items));
+}
+
+uint64_t ApplyPipeline::CaptureBytes(const WalRecord& r) const {
+  if ((r.h.flags & retention::kFlagDiscard) == 0) return r.h.length;
+  return std::min<uint64_t>(r.h.length, o_.applier.discard_piece_bytes);
+}
+
+void ApplyPipeline::Push(DurableItems items) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& r : items.records) queued_bytes_ += r.h.length;
+    queue_.push_back(std::move(items));
+  }
+  work_cv_.notify_one();
+}
+
+Status ApplyPipeline::ApplyRecords(const std::vector<WalRecord>& records) {
+  if (records.empty()) return Status::Ok();
+  // The applier stores the batch's points and resync completions
+  // (CatalogCheckpoint::BatchApplied) before its checkpoint.
+  MT_RETURN_IF_ERROR(applier_->Apply(records));
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& r : records) {
+    if (r.h.type != RecordType::kTag) continue;
+    retention::TagPayload t;
+    if (!retention::DecodeTag(r.data, r.h.stored_length, &t).ok()) continue;
+    if (auto it = unapplied_tags_.find(t.name); it != unapplied_tags_.end() && it->second == r.h.seq)
+      unapplied_tags_.erase(it);  // a point in the catalog now
+    if (t.kind == retention::TagKind::kApp)
+      last_app_point_ns_ = std::max(last_app_point_ns_, r.h.source_time_ns);
+  }
+  applied_seq_ = records.back().h.seq;
+  bytes_applied_ = applier_->bytes_applied();
+  if (records.back().h.source_time_ns != 0) applied_time_ns_ = records.back().h.source_time_ns;
+  return Status::Ok();
+}
+
+void ApplyPipeline::Start() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!thread_.joinable() && !stopping_) thread_ = std::thread([this] { Loop(); });
+}
+
+void ApplyPipeline::Loop() {
+  uint64_t batches = 0;  // applied batches (the liveness test hook counts them)
+  std::unique_lock<std::mutex> l(mu_);
+  while (true) {
+    work_cv_.wait(l, [&] { return stopping_ || (!queue_.empty() && failed_.ok()); });
+    if (queue_.empty() || !failed_.ok()) {
+      if (stopping_) break;
+      continue;
+    }
+    // Take whole frames up to the batch size (a frame is never split).
+    std::vector<WalRecord> batch;
+    size_t frames = 0;
+    uint64_t bytes = 0;
+    uint64_t room_bytes = 0;  // before-images captured at once (CaptureBytes)
+    for (const auto& p : queue_) {
+      uint64_t frame_bytes = 0, frame_room = 0;
+      for (const auto& r : p.records) {
+        frame_bytes += r.h.length;
+        frame_room += CaptureBytes(r);
+      }
+      if (!batch.empty() && (batch.size() + p.records.size() > o_.batch_records ||
+                             bytes + frame_bytes > o_.batch_bytes))
+        break;
+      batch.insert(batch.end(), p.records.begin(), p.records.end());
+      bytes += frame_bytes;
+      room_bytes += frame_room;
+      ++frames;
+    }
+    busy_.Busy();
+    l.unlock();
+    if (o_.test_stall_after_batches != 0 && batches >= o_.test_stall_after_batches) {
+      // The liveness test hook: busy, and no progress, until stopped.
+      while (!stop_requested_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // Space first: with full_action = stop on a low volume, or no room for
+    // the batch's before-images, the batch waits in the WAL.
+    if (!janitor_.HoldFor(room_bytes).empty()) {
+      busy_.Idle();  // waiting for space is waiting by design, not a hang
+      l.lock();
+      progress_cv_.notify_all();
+      work_cv_.wait_for(l, std::chrono::milliseconds(o_.space_retry_ms), [&] { return stopping_; });
+      if (stopping_) break;  // what is held stays in the WAL for the next start
+      continue;
+    }
+    Status s = ApplyRecords(batch);
+    if (s.ok()) {
+      ++batches;
+      busy_.Busy();
+      s = janitor_.AfterStep();
+    }
+    busy_.Idle();
+    if (!s.ok()) {
+      Fail(s);
+      l.lock();
+      continue;
+    }
+    l.lock();
+    for (size_t i = 0; i < frames; ++i) queue_.pop_front();
+    queued_bytes_ -= bytes;
+    progress_cv_.notify_all();
+  }
+}
+
+void ApplyPipeline::RequestStop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+    stop_requested_ = true;
+  }
+  work_cv_.notify_all();
+}
+
+void ApplyPipeline::Stop() {
+  RequestStop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ApplyPipeline::Fail(const Status& s) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!failed_.ok()) return;
+    failed_ = s;
+  }
+  (void)store_.catalog().SetStreamState(stream_, "failed", s.ToString());
+  work_cv_.notify_all();
+  progress_cv_.notify_all();
+}
+
+void ApplyPipeline::AddUnappliedTag(const std::string& name, uint64_t seq) {
+  std::lock_guard<std::mutex> l(mu_);
+  unapplied_tags_[name] = seq;
+}
+
+uint64_t ApplyPipeline::UnappliedTagSeq(const std::string& name) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = unapplied_tags_.find(name);
+  return it == unapplied_tags_.end() ? 0 : it->second;
+}
+
+Status ApplyPipeline::WaitApplied(uint64_t target, int64_t timeout_ms, bool give_up_when_held) {
+  std::unique_lock<std::mutex> l(mu_);
+  auto held = [&] { return give_up_when_held && janitor_.Held(); };
+  const bool done = progress_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] {
+    return !failed_.ok() || held() || applied_seq_ >= target;
+  });
+  if (!failed_.ok()) return Status(Errc::kAborted, failed_.ToString());
+  if (applied_seq_ >= target) return Status::Ok();
+  if (held()) return Status(Errc::kNoSpace, janitor_.Alert());
+  if (!done) return Status(Errc::kBusy, "apply did not catch up in time");
+  return Status::Ok();
+}
+
+ApplyStats ApplyPipeline::Stats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  ApplyStats s;
+  s.applied_seq = applied_seq_;
+  s.applied_time_ns = applied_time_ns_;
+  s.last_app_point_ns = last_app_point_ns_;
+  s.queued_bytes = queued_bytes_;
+  s.bytes_applied = bytes_applied_;
+  s.failed = failed_;
+  return s;
+}
+
+}  // namespace mt::apply
