@@ -75,6 +75,9 @@ class CheckpointSink {
   // the two leaves the checkpoint before the batch, so the batch is applied
   // again after the restart and this is called again: it must be idempotent.
   // (Stored after the checkpoint instead, it would be lost by such a crash.)
+  // A sink may also hold what it notes here and store it with the checkpoint
+  // in Record(), atomically (the daemon's CatalogCheckpoint does): Record()
+  // always follows BatchApplied() for the same batch.
   virtual Status BatchApplied(const std::vector<WalRecord>& batch) { return Status::Ok(); }
   virtual Status Record(uint64_t applied_seq, int64_t applied_time_ns) = 0;
   // Called after each piece of a long discard is written (its undo durable):

@@ -7,6 +7,7 @@ namespace mt::apply {
 using retention::RecordType;
 
 Status CatalogCheckpoint::BatchApplied(const std::vector<WalRecord>& batch) {
+  pending_ = retention::BatchRecord{};
   for (const auto& r : batch) {
     if (r.h.type == RecordType::kTag) {
       retention::TagPayload t;
@@ -18,34 +19,24 @@ Status CatalogCheckpoint::BatchApplied(const std::vector<WalRecord>& batch) {
       p.kind = t.kind;
       p.name = t.name;
       p.group_tag_id = t.group_tag_id;
-      // kAlreadyExists: the same tag applied again after a restart (ingest
-      // refuses a name that is taken at another seq).
-      Status s = c_.AddPoint(p);
-      if (!s.ok() && s.code() != Errc::kAlreadyExists) return s;
+      pending_.points.push_back(std::move(p));
     } else if (r.h.type == RecordType::kResyncComplete) {
-      MT_ASSIGN_OR_RETURN(auto disks, c_.ListDisks(stream_));
-      for (auto d : disks) {
-        if (d.disk != r.h.disk || d.resync_state == "complete") continue;
-        d.resync_state = "complete";
-        d.resync_complete_seq = r.h.seq;
-        MT_RETURN_IF_ERROR(c_.UpdateDisk(d));
-      }
+      pending_.resync_completed.emplace_back(r.h.disk, r.h.seq);
     }
   }
   return Status::Ok();
 }
 
 Status CatalogCheckpoint::Record(uint64_t seq, int64_t time) {
-  for (uint32_t d : disks_) {
-    retention::CheckpointRow row;
-    row.stream = stream_;
-    row.disk = d;
-    row.applied_seq = seq;
-    row.applied_time_ns = time;
-    row.updated_ns = clock_.NowNs();
-    MT_RETURN_IF_ERROR(c_.SetCheckpoint(row));
-  }
-  return Status::Ok();
+  // The batch's rows and the checkpoint in one transaction (RecordBatch).
+  retention::BatchRecord b = std::move(pending_);
+  pending_ = retention::BatchRecord{};
+  b.stream = stream_;
+  b.disks = disks_;
+  b.applied_seq = seq;
+  b.applied_time_ns = time;
+  b.updated_ns = clock_.NowNs();
+  return c_.RecordBatch(b);
 }
 
 }  // namespace mt::apply

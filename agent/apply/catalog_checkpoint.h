@@ -26,8 +26,11 @@ class CatalogCheckpoint : public CheckpointSink {
         between_pieces_(std::move(between_pieces)) {}
 
   Status PieceApplied(uint64_t, uint64_t, uint64_t) override { return between_pieces_(); }
-  // Idempotent (a restart may apply a batch again): a point already stored
-  // at its seq, or a disk already complete, is left as it is.
+  // BatchApplied notes the batch's points and resync completions; Record
+  // stores them with the checkpoint in one catalog transaction
+  // (Catalog::RecordBatch), so a crash keeps all of them or none. Idempotent
+  // (a restart may apply a batch again): a point already stored under its
+  // name, or a disk already complete, is left as it is.
   Status BatchApplied(const std::vector<WalRecord>& batch) override;
   Status Record(uint64_t seq, int64_t time) override;
 
@@ -37,6 +40,7 @@ class CatalogCheckpoint : public CheckpointSink {
   uint64_t stream_;
   std::vector<uint32_t> disks_;
   std::function<Status()> between_pieces_;
+  retention::BatchRecord pending_;  // from BatchApplied to Record
 };
 
 }  // namespace mt::apply

@@ -276,6 +276,9 @@ constexpr char kUpsertCheckpoint[] =
     ") VALUES (?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT (stream, disk) DO UPDATE SET applied_seq = excluded.applied_seq,"
     " applied_time_ns = excluded.applied_time_ns, updated_ns = excluded.updated_ns";
+constexpr char kCompleteResync[] =
+    "UPDATE disks SET resync_state = 'complete', resync_complete_seq = ?3"
+    " WHERE stream = ?1 AND disk = ?2 AND resync_state != 'complete'";
 constexpr char kSelectCheckpoint[] =
     "SELECT " MT_CHECKPOINT_COLS " FROM checkpoints WHERE stream = ?1 AND disk = ?2";
 
@@ -700,6 +703,61 @@ struct Catalog::Impl {
     RowReader r(st.get(), table, path);
     MT_ASSIGN_OR_RETURN(RowT row, read(r));
     return std::optional<RowT>(std::move(row));
+  }
+
+  // `body` inside BEGIN IMMEDIATE .. COMMIT; rolled back if it fails.
+  // REQUIRES: mu held, no transaction open.
+  Status InTransaction(std::string_view what, const std::function<Status()>& body) {
+    MT_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", std::string("begin ") + std::string(what)));
+    Status s = body();
+    if (s.ok()) s = Exec("COMMIT", std::string("commit ") + std::string(what));
+    if (!s.ok()) (void)Exec("ROLLBACK", "roll back");
+    return s;
+  }
+
+  // The statements of AddPoint and SetCheckpoint. REQUIRES: mu held.
+  Status InsertPoint(const PointRow& row) {
+    if (!IsValid(row.kind)) return Invalid("unknown tag kind");
+    MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
+    MT_RETURN_IF_ERROR(CheckStored(row.seq, "point seq"));
+    MT_RETURN_IF_ERROR(CheckText(row.name, "recovery point name", 1, kMaxPointName));
+    MT_RETURN_IF_ERROR(CheckText(row.group_tag_id, "group tag id", 0, kMaxValueBytes / 4));
+    MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kInsertPoint));
+    st.U63(1, row.stream)
+        .U63(2, row.seq)
+        .Int(3, row.time_ns)
+        .Text(4, TagKindName(row.kind))
+        .Text(5, row.name)
+        .Text(6, row.group_tag_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+      return Status(Errc::kAlreadyExists, "a recovery point named '" + row.name +
+                                              "' already exists in stream " +
+                                              std::to_string(row.stream));
+    }
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return NoStream(row.stream);
+    if (rc != SQLITE_DONE) {
+      return Error(rc,
+                   "add recovery point '" + row.name + "' to stream " + std::to_string(row.stream));
+    }
+    return Status::Ok();
+  }
+  Status UpsertCheckpoint(const CheckpointRow& row) {
+    MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
+    MT_RETURN_IF_ERROR(CheckStored(row.applied_seq, "applied_seq"));
+    MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kUpsertCheckpoint));
+    st.U63(1, row.stream)
+        .Int(2, row.disk)
+        .U63(3, row.applied_seq)
+        .Int(4, row.applied_time_ns)
+        .Int(5, row.updated_ns);
+    const int rc = st.Step();
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return NoStream(row.stream);
+    if (rc != SQLITE_DONE) {
+      return Error(rc, "set checkpoint of stream " + std::to_string(row.stream) + " disk " +
+                           std::to_string(row.disk));
+    }
+    return Status::Ok();
   }
 
   Status Open(const std::string& p, bool ro);
@@ -1144,30 +1202,7 @@ Result<std::vector<SegmentRow>> Catalog::ListSegments(uint64_t stream, SegmentKi
 
 Status Catalog::AddPoint(const PointRow& row) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  if (!IsValid(row.kind)) return Invalid("unknown tag kind");
-  MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
-  MT_RETURN_IF_ERROR(CheckStored(row.seq, "point seq"));
-  MT_RETURN_IF_ERROR(CheckText(row.name, "recovery point name", 1, kMaxPointName));
-  MT_RETURN_IF_ERROR(CheckText(row.group_tag_id, "group tag id", 0, kMaxValueBytes / 4));
-  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kInsertPoint));
-  st.U63(1, row.stream)
-      .U63(2, row.seq)
-      .Int(3, row.time_ns)
-      .Text(4, TagKindName(row.kind))
-      .Text(5, row.name)
-      .Text(6, row.group_tag_id);
-  const int rc = st.Step();
-  if (rc == SQLITE_CONSTRAINT_UNIQUE) {
-    return Status(Errc::kAlreadyExists, "a recovery point named '" + row.name +
-                                            "' already exists in stream " +
-                                            std::to_string(row.stream));
-  }
-  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return impl_->NoStream(row.stream);
-  if (rc != SQLITE_DONE) {
-    return impl_->Error(
-        rc, "add recovery point '" + row.name + "' to stream " + std::to_string(row.stream));
-  }
-  return Status::Ok();
+  return impl_->InsertPoint(row);
 }
 
 Result<std::vector<PointRow>> Catalog::ListPoints(uint64_t stream, uint64_t after_seq,
@@ -1251,21 +1286,39 @@ Status Catalog::RemovePointsAfter(uint64_t stream, uint64_t seq) {
 
 Status Catalog::SetCheckpoint(const CheckpointRow& row) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
-  MT_RETURN_IF_ERROR(CheckStored(row.applied_seq, "applied_seq"));
-  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kUpsertCheckpoint));
-  st.U63(1, row.stream)
-      .Int(2, row.disk)
-      .U63(3, row.applied_seq)
-      .Int(4, row.applied_time_ns)
-      .Int(5, row.updated_ns);
-  const int rc = st.Step();
-  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return impl_->NoStream(row.stream);
-  if (rc != SQLITE_DONE) {
-    return impl_->Error(rc, "set checkpoint of stream " + std::to_string(row.stream) + " disk " +
-                                std::to_string(row.disk));
-  }
-  return Status::Ok();
+  return impl_->UpsertCheckpoint(row);
+}
+
+Status Catalog::RecordBatch(const BatchRecord& b) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  MT_RETURN_IF_ERROR(CheckStored(b.stream, "stream id"));
+  return impl_->InTransaction("batch of stream " + std::to_string(b.stream), [&]() -> Status {
+    for (const auto& p : b.points) {
+      // kAlreadyExists: the same tag applied again after a restart (ingest
+      // refuses a name taken at another seq). SQLite undoes only the failed
+      // statement; the transaction goes on.
+      Status s = impl_->InsertPoint(p);
+      if (!s.ok() && s.code() != Errc::kAlreadyExists) return s;
+    }
+    for (const auto& [disk, seq] : b.resync_completed) {
+      MT_RETURN_IF_ERROR(CheckStored(seq, "resync_complete_seq"));
+      MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kCompleteResync));
+      st.U63(1, b.stream).Int(2, disk).U63(3, seq);
+      MT_RETURN_IF_ERROR(impl_->Run(st, "complete the resync of stream " +
+                                            std::to_string(b.stream) + " disk " +
+                                            std::to_string(disk)));
+    }
+    for (uint32_t disk : b.disks) {
+      CheckpointRow row;
+      row.stream = b.stream;
+      row.disk = disk;
+      row.applied_seq = b.applied_seq;
+      row.applied_time_ns = b.applied_time_ns;
+      row.updated_ns = b.updated_ns;
+      MT_RETURN_IF_ERROR(impl_->UpsertCheckpoint(row));
+    }
+    return Status::Ok();
+  });
 }
 
 Result<std::optional<CheckpointRow>> Catalog::GetCheckpoint(uint64_t stream, uint32_t disk) {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mt/shim/status.h"
@@ -89,6 +90,20 @@ struct CheckpointRow {
   uint32_t disk = 0;
   uint64_t applied_seq = 0;     // every write <= applied_seq is flushed on the target
   int64_t applied_time_ns = 0;  // source time of that write
+  int64_t updated_ns = 0;
+};
+
+// What one applied batch means for the catalog, recorded in one transaction
+// (Catalog::RecordBatch): the recovery points of its tags, the disks whose
+// resync it completed, and the stream's checkpoint (one row per disk, all at
+// applied_seq).
+struct BatchRecord {
+  uint64_t stream = 0;
+  std::vector<PointRow> points;
+  std::vector<std::pair<uint32_t, uint64_t>> resync_completed;  // disk, seq of its completion
+  std::vector<uint32_t> disks;  // the checkpoint rows to set
+  uint64_t applied_seq = 0;
+  int64_t applied_time_ns = 0;
   int64_t updated_ns = 0;
 };
 
@@ -165,6 +180,12 @@ class Catalog {
 
   // Checkpoints.
   Status SetCheckpoint(const CheckpointRow& row);
+  // One applied batch, all or nothing (one transaction): a crash leaves
+  // either the checkpoint before the batch and none of its rows, or all of
+  // them. Idempotent, as a batch applied again after a restart needs: a point
+  // whose name is already stored in the stream is left as it is, a disk
+  // whose resync is already complete keeps its completion seq.
+  Status RecordBatch(const BatchRecord& batch);
   Result<std::optional<CheckpointRow>> GetCheckpoint(uint64_t stream, uint32_t disk);
 
   // Policy (defaults of PolicyRow when none was set; kNotFound if the stream

@@ -615,6 +615,88 @@ TEST_F(CatalogTest, SetCheckpointUpserts) {
   EXPECT_EQ(catalog_->SetCheckpoint(CheckpointRow{s + 3, 0, 1, 1, 1}).code(), Errc::kNotFound);
 }
 
+// A batch record for stream `s`, disks 0 and 1, at applied_seq `seq`.
+BatchRecord Batch(uint64_t s, uint64_t seq) {
+  BatchRecord b;
+  b.stream = s;
+  b.disks = {0, 1};
+  b.applied_seq = seq;
+  b.applied_time_ns = static_cast<int64_t>(seq) * 10;
+  b.updated_ns = 1;
+  return b;
+}
+
+TEST_F(CatalogTest, RecordBatchStoresPointsResyncAndCheckpointTogether) {
+  Open();
+  const uint64_t s = AddStream("vm1");
+  DiskRow d0 = Disk(s, 0, "naa.1");
+  d0.resync_state = "running";
+  ASSERT_TRUE(catalog_->AddDisk(d0).ok());
+  ASSERT_TRUE(catalog_->AddDisk(Disk(s, 1, "naa.2")).ok());
+
+  BatchRecord b = Batch(s, 40);
+  b.points.push_back(Point(s, 38, 380, TagKind::kApp, "hourly"));
+  b.points.push_back(Point(s, 40, 400, TagKind::kCrash, "crash-40"));
+  b.resync_completed.emplace_back(0, 39);
+  ASSERT_TRUE(catalog_->RecordBatch(b).ok());
+
+  EXPECT_THAT(Names(catalog_->ListPoints(s, 0, UINT64_MAX).value()),
+              ::testing::ElementsAre("hourly", "crash-40"));
+  auto disks = catalog_->ListDisks(s).value();
+  EXPECT_EQ(disks[0].resync_state, "complete");
+  EXPECT_EQ(disks[0].resync_complete_seq, 39u);
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 0).value()->applied_seq, 40u);
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 1).value()->applied_seq, 40u);
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 1).value()->applied_time_ns, 400);
+}
+
+// A restart applies the last batch again: the same record must succeed and
+// change nothing but the checkpoint's time stamps.
+TEST_F(CatalogTest, RecordBatchAgainIsIdempotent) {
+  Open();
+  const uint64_t s = AddStream("vm1");
+  DiskRow d0 = Disk(s, 0, "naa.1");
+  d0.resync_state = "running";
+  ASSERT_TRUE(catalog_->AddDisk(d0).ok());
+  BatchRecord b = Batch(s, 40);
+  b.points.push_back(Point(s, 40, 400, TagKind::kApp, "p40"));
+  b.resync_completed.emplace_back(0, 39);
+  ASSERT_TRUE(catalog_->RecordBatch(b).ok());
+
+  b.resync_completed = {{0, 40}};  // a later completion must not move the first
+  b.updated_ns = 2;
+  Status again = catalog_->RecordBatch(b);
+  ASSERT_TRUE(again.ok()) << again.ToString();
+  EXPECT_EQ(catalog_->ListPoints(s, 0, UINT64_MAX).value().size(), 1u);
+  EXPECT_EQ(catalog_->ListDisks(s).value()[0].resync_complete_seq, 39u);
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 0).value()->updated_ns, 2);
+}
+
+// All or nothing: a row that cannot be stored leaves the catalog as it was
+// before the batch, checkpoint included (invariant 3: a checkpoint never
+// passes a point that is not stored).
+TEST_F(CatalogTest, RecordBatchWithABadRowStoresNothing) {
+  Open();
+  const uint64_t s = AddStream("vm1");
+  ASSERT_TRUE(catalog_->AddDisk(Disk(s, 0, "naa.1")).ok());
+  ASSERT_TRUE(catalog_->RecordBatch(Batch(s, 10)).ok());
+
+  BatchRecord b = Batch(s, 20);
+  b.points.push_back(Point(s, 15, 150, TagKind::kApp, "good"));
+  b.points.push_back(Point(s, 20, 200, TagKind::kApp, ""));  // no name: refused
+  Status bad = catalog_->RecordBatch(b);
+  EXPECT_EQ(bad.code(), Errc::kInvalidArgument) << bad.ToString();
+  EXPECT_TRUE(catalog_->ListPoints(s, 0, UINT64_MAX).value().empty());
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 0).value()->applied_seq, 10u);
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 1).value()->applied_seq, 10u);
+
+  // The connection is usable afterwards (the transaction was rolled back).
+  b.points.pop_back();
+  ASSERT_TRUE(catalog_->RecordBatch(b).ok());
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 1).value()->applied_seq, 20u);
+  EXPECT_EQ(catalog_->RecordBatch(Batch(s + 7, 1)).code(), Errc::kNotFound);
+}
+
 TEST_F(CatalogTest, PolicyDefaultsUntilSet) {
   Open();
   const uint64_t s = AddStream("vm1");
