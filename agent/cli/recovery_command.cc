@@ -5,7 +5,10 @@
 // daemon is applying is paused through the control socket first (rollback,
 // commit, release; export pauses it for its duration and resumes it after),
 // so nothing writes the targets or journals while mtctl reads or rewrites
-// them. Without a daemon they work offline the same way.
+// them. Without a daemon they work offline the same way. Every command that
+// reads a stream's journals pins them first (retention/reader_pin.h), so no
+// prune deletes what it reads: the daemon's, while a vsnap fills with
+// replication running or while `points` and `verify` read a live stream.
 //
 //   mtctl points (DISK | --stream S | --group G) [--app] [--after T] [--before T] [--json]
 //   mtctl common-point --group G [--app] [--json]
@@ -37,6 +40,7 @@
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_lock.h"
 #include "mt/shim/file_system.h"
+#include "reader_pin.h"
 #include "recovery.h"
 #include "retention_store.h"
 #include "store_ops.h"
@@ -85,6 +89,28 @@ struct Env {
 };
 
 enum class Locked { kNo, kYes };
+
+// A reader pin on `row` at `seq` (retention/reader_pin.h): while it lives no
+// prune deletes the undo a point at or after `seq` needs. Commands pin seq 0
+// (everything) before they read the journals and narrow to their point once
+// it is resolved.
+Result<std::unique_ptr<retention::ReaderPin>> PinStream(Env& env, const retention::StreamRow& row,
+                                                        uint64_t seq) {
+  auto pin = retention::ReaderPin::Take(env.fs, env.config.retention_dir, row.id, seq);
+  if (!pin.ok()) return pin.status().WithContext("pin the retention of stream '" + row.name + "'");
+  return pin;
+}
+
+// For listings: a pin that cannot be taken (a read-only retention volume)
+// is a warning, not a failure — the listing may then race a prune.
+std::unique_ptr<retention::ReaderPin> PinForListing(Context& ctx, Env& env,
+                                                    const retention::StreamRow& row) {
+  auto pin = PinStream(env, row, 0);
+  if (pin.ok()) return std::move(pin).value();
+  ctx.err << "mtctl: warning: " << pin.status().message()
+          << "; a prune running meanwhile may make this listing fail: run it again" << std::endl;
+  return nullptr;
+}
 
 Result<Env> OpenEnv(Context& ctx, bool writable, Locked locked = Locked::kNo) {
   Env env;
@@ -250,6 +276,7 @@ int RunPoints(Context& ctx, const RecoveryOptions& o) {
   proto::PointsReport report;
   std::ostringstream text;
   for (const auto& row : sel->streams) {
+    auto pin = PinForListing(ctx, *env, row);
     auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
     if (!st.ok()) return ctx.Fail(st.status());
     auto* sp = report.add_streams();
@@ -333,15 +360,18 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
     retention::StreamRow row;
     recovery::StreamState state;
     recovery::ResolvedPoint point;
+    std::unique_ptr<retention::ReaderPin> pin;  // the segments it read stay until it is done
   };
   std::vector<Plan> plans;
   for (const auto& row : sel->streams) {
+    auto pin = PinStream(*env, row, 0);
+    if (!pin.ok()) return ctx.Fail(pin.status());
     auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
     if (!st.ok()) return ctx.Fail(st.status());
     if (sel->by_disk && st->disks.size() > 1)
       return ctx.Fail(o.disk + " is one of " + std::to_string(st->disks.size()) + " disks of stream '" +
                       row.name + "', written in one order: roll back --stream " + row.name);
-    Plan p{row, std::move(st).value(), {}};
+    Plan p{row, std::move(st).value(), {}, std::move(pin).value()};
     if (!group_points.empty()) {
       auto it = group_points.find(row.id);
       if (it == group_points.end()) return ctx.Fail("stream '" + row.name + "' has no common point");
@@ -355,6 +385,9 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
       if (!r.ok()) return ctx.Fail(r.status().WithContext(row.name));
       p.point = *r;
     }
+    auto narrow = PinStream(*env, row, p.point.seq);
+    if (!narrow.ok()) return ctx.Fail(narrow.status());
+    p.pin = std::move(narrow).value();
     plans.push_back(std::move(p));
   }
   for (const auto& p : plans) {
@@ -437,6 +470,11 @@ int RunExport(Context& ctx, const RecoveryOptions& o) {
     }
   };
   const auto start = std::chrono::steady_clock::now();
+  auto pin = PinStream(*env, row, 0);
+  if (!pin.ok()) {
+    resume();
+    return ctx.Fail(pin.status());
+  }
   auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
   if (!st.ok()) {
     resume();
@@ -446,6 +484,11 @@ int RunExport(Context& ctx, const RecoveryOptions& o) {
   if (!point.ok()) {
     resume();
     return ctx.Fail(point.status());
+  }
+  pin = PinStream(*env, row, point->seq);  // the new one is taken before the old goes
+  if (!pin.ok()) {
+    resume();
+    return ctx.Fail(pin.status());
   }
   std::map<uint32_t, shim::BlockDevice*> src;
   auto devs = OpenTargets(*inv, {sel->disk}, false, false, "", &src);
@@ -506,6 +549,7 @@ int RunVerify(Context& ctx, const RecoveryOptions& o) {
   for (const auto& row : sel->streams) {
     const std::string dir = shim::JoinPath(shim::JoinPath(env->config.retention_dir, "streams"),
                                            std::to_string(row.id));
+    auto pin = PinForListing(ctx, *env, row);  // a prune would show as missing segments
     recovery::VerifyReport v = recovery::VerifyStream(env->fs, dir);
     last.set_stream(row.name);
     last.set_segments(v.segments);
@@ -623,10 +667,15 @@ int RunVsnapCreate(Context& ctx, const RecoveryOptions& o) {
   if (!paused.ok()) return ctx.Fail(paused.status());
   recovery::StreamState st;
   vsnap::CreateSpec spec;
+  // The fill reads undo while the daemon applies (and prunes) again: the pin
+  // keeps what the point needs until the fill is done.
+  std::unique_ptr<retention::ReaderPin> pin;
   auto begun = [&]() -> Result<proto::VsnapInfo> {
+    MT_ASSIGN_OR_RETURN(pin, PinStream(*env, row, 0));
     MT_ASSIGN_OR_RETURN(st, recovery::LoadStreamState(*env->catalog, env->fs,
                                                       env->config.retention_dir, row));
     MT_ASSIGN_OR_RETURN(auto point, Resolve(*env, st, o.at));
+    MT_ASSIGN_OR_RETURN(pin, PinStream(*env, row, point.seq));
     spec.retention_dir = env->config.retention_dir;
     spec.name = o.name.empty() ? "seq" + std::to_string(point.seq) : o.name;
     spec.disk = disk;

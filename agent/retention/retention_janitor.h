@@ -19,8 +19,9 @@
 //    the room one batch needs.
 //  - A prune that drops points because space is low is reported in Alert()
 //    for an hour.
-// Not yet here: reader pins (an export or vsnap fill protecting the undo it
-// reads from a prune) — the hardening issue's open item.
+//  - Every prune honours the live reader pins of the stream (reader_pin.h):
+//    RetentionStore::Prune reads them, so readers in other processes (mtctl
+//    export, a vsnap fill) are protected without telling the janitor.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "reader_pin.h"
+
 namespace mt::retention {
 
 uint64_t OldestReachablePoint(const std::vector<SegmentInfo>& undo) {
@@ -143,6 +145,8 @@ Result<PrunePlan> RetentionStore::Prune(uint64_t stream, const std::vector<uint6
   in.now_ns = clock_.NowNs();
   in.window_ns = policy.window_ns;
   in.pinned_seqs = pinned;
+  MT_ASSIGN_OR_RETURN(auto readers, LivePins(fs_, o_.root, stream));
+  in.pinned_seqs.insert(in.pinned_seqs.end(), readers.begin(), readers.end());
   in.full_action = policy.full_action;
   MT_ASSIGN_OR_RETURN(shim::SpaceInfo space, fs_.Space(o_.root));
   const uint64_t floor = LowSpaceThreshold(o_.space, space.capacity);

@@ -3,6 +3,7 @@
 //   <root>/catalog.db                       the index (catalog.h)
 //   <root>/streams/<id>/wal/wal-*.seg       after-images not yet applied
 //   <root>/streams/<id>/undo/undo-*.seg     before-images: the retention window
+//   <root>/pins/*.pin                       readers' pins, honoured by Prune (reader_pin.h)
 //
 // Journals are the truth, the catalog their index: opening a stream's journals
 // (which recovers them) rewrites the stream's segment rows from what is on
@@ -82,8 +83,9 @@ class RetentionStore {
   // points older than the oldest reachable one.
   Status ReconcileCatalog(uint64_t stream);
 
-  // Plans and carries out pruning for the stream (policy.h), given the seqs
-  // pinned by vsnaps/rollbacks/exports. Returns what it did.
+  // Plans and carries out pruning for the stream (policy.h). Honours
+  // `pinned_seqs` and every live reader pin of the stream (reader_pin.h).
+  // Returns what it did.
   Result<PrunePlan> Prune(uint64_t stream, const std::vector<uint64_t>& pinned_seqs);
 
   // Deletes every file and row of the stream (commit / unprotect): its
