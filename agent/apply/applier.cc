@@ -67,6 +67,14 @@ Result<shim::BlockDevice*> Applier::Disk(uint32_t index, uint64_t seq) {
   return it->second;
 }
 
+Status Applier::ReadTarget(uint32_t disk, uint64_t offset, void* buf, size_t len) {
+  auto it = disks_.find(disk);  // disks_ is fixed at construction: no lock needed
+  if (it == disks_.end())
+    return Status(Errc::kNotFound, "no disk " + std::to_string(disk) + " in this stream");
+  std::shared_lock<std::shared_mutex> reading(target_writes_mu_);
+  return it->second->ReadAt(offset, buf, len);
+}
+
 Status Applier::CaptureBeforeImages(const std::vector<WalRecord>& batch,
                                     std::vector<Planned>& plan) {
   // Records whose undo is already durable (restart recovery) are not captured
@@ -175,7 +183,11 @@ Status Applier::ApplyLongDiscard(const WalRecord& r) {
       MT_RETURN_IF_ERROR(undo_->Append(u, f.data, f.size));
       MT_RETURN_IF_ERROR(undo_->Sync());  // invariant 2, piece by piece
     }
-    Status s = dev->WriteAt(off, zeroes, n);
+    Status s;
+    {
+      std::unique_lock<std::shared_mutex> writing(target_writes_mu_);
+      s = dev->WriteAt(off, zeroes, n);
+    }
     if (!s.ok()) return s.WithContext(what);
     off += n;
     bytes_applied_ += n;
@@ -270,8 +282,10 @@ Status Applier::WriteTargets(const std::vector<Planned>& plan) {
           !IsAligned(r.data, kDirectIoAlignment))
         (void)Buffer(bounce_bufs_, k, r.h.length);
     }
+    std::unique_lock<std::shared_mutex> writing(target_writes_mu_);
     MT_RETURN_IF_ERROR(RunIo(writes.size(), write));
   } else {
+    std::unique_lock<std::shared_mutex> writing(target_writes_mu_);
     for (size_t k = 0; k < writes.size(); ++k) MT_RETURN_IF_ERROR(write(k));
   }
   for (const WalRecord* r : writes) bytes_applied_ += r->h.length;

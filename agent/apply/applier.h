@@ -38,13 +38,18 @@
 // The caller guarantees the records are durable in the WAL (invariant 1) and
 // that every disk handed in passed IsSafeTarget (the applier never opens a
 // device itself).
-// Not thread-safe: one applier per stream, driven by one thread.
+// Not thread-safe: one applier per stream, driven by one thread — except
+// ReadTarget(), which any thread may call: it reads a target ordered against
+// the applier's target writes (a read never overlaps a write in flight, which
+// BlockDevice does not allow), so a resync hash sees each block either before
+// or after a write, never torn.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <shared_mutex>
 #include <vector>
 
 #include "compression.h"
@@ -131,6 +136,11 @@ class Applier {
   Status Recover(shim::FileSystem& fs, const std::vector<retention::SegmentInfo>& wal,
                  size_t batch_records = 256);
 
+  // Reads a target range while no target write of this applier is in
+  // flight (see the class comment). Any thread. The offset, length and
+  // buffer follow the BlockDevice I/O contract.
+  Status ReadTarget(uint32_t disk, uint64_t offset, void* buf, size_t len);
+
   uint64_t applied_seq() const { return applied_seq_; }
   uint64_t bytes_applied() const { return bytes_applied_; }
 
@@ -156,6 +166,9 @@ class Applier {
   retention::PayloadEncoder encoder_;
   uint64_t bytes_applied_ = 0;
   std::unique_ptr<IoPool> pool_;  // when io_depth > 1
+  // Held exclusively while target writes are in flight (WriteTargets, each
+  // piece of a long discard), shared by ReadTarget.
+  std::shared_mutex target_writes_mu_;
   // Reused across batches (no allocation, no page faults per batch).
   std::vector<AlignedBuffer> before_bufs_, bounce_bufs_;
 };

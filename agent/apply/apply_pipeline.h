@@ -12,7 +12,7 @@
 //    checkpoint (invariant 4) before anything new is taken.
 //  - Push() runs on the WAL's committer thread and never blocks for long.
 //  - the apply thread (Start() .. Stop()) is the only one that applies.
-//  - Stats(), WaitApplied(), Fail(), the tag methods: any thread.
+//  - Stats(), WaitApplied(), Fail(), ReadTarget(), the tag methods: any thread.
 // Contracts:
 //  - Items are applied in seq order, whole frames per batch (a frame is never
 //    split), at most batch_records records and batch_bytes of data a batch
@@ -108,6 +108,12 @@ class ApplyPipeline {
   // after timeout_ms; with `give_up_when_held`, kNoSpace at once while the
   // janitor holds applying for space.
   Status WaitApplied(uint64_t target, int64_t timeout_ms, bool give_up_when_held);
+
+  // Reads a target range ordered against the apply thread's target writes
+  // (Applier::ReadTarget). Any thread.
+  Status ReadTarget(uint32_t disk, uint64_t offset, void* buf, size_t len) {
+    return applier_->ReadTarget(disk, offset, buf, len);
+  }
 
   ApplyStats Stats() const;
   // Liveness: how long the apply thread has been busy with its current

@@ -73,10 +73,29 @@ Status StreamRuntime::CheckTagName(const std::string& name, uint64_t seq) {
 }
 
 Status StreamRuntime::Attach(const std::string& session) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (!holder_.empty())
+  auto busy = [&] {
     return Status(Errc::kBusy, "stream '" + name_ + "' is already connected (" + holder_ +
                                    "); one sender per stream");
+  };
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!holder_.empty()) return busy();
+  }
+  // What an earlier session appended may not be durable yet (its group
+  // commit is in flight): wait for it, so that resume_seq covers it and the
+  // new sender's resend of it is acknowledged — not admitted again and then
+  // refused by the WAL, which has it already. Bounded by one group commit;
+  // not under mu_ (the commit callbacks take it), under ingest_mu_ (nothing
+  // is appended meanwhile). Callbacks run in commit order, so when Sync()
+  // returns durable_seq_ covers every record appended before it.
+  {
+    std::lock_guard<std::mutex> serial(ingest_mu_);
+    Status synced = wal_->Sync();
+    if (!synced.ok())
+      return Status(Errc::kUnavailable, "stream '" + name_ + "' failed: " + synced.ToString());
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (!holder_.empty()) return busy();
   auto disks = store_.catalog().ListDisks(stream_);
   if (!disks.ok()) return disks.status();
   auto v = std::make_unique<stream::StreamValidator>(durable_seq_);
@@ -248,9 +267,8 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
     MT_RETURN_IF_ERROR(validator_->CheckHashRequest(request));
     target = validator_->next_seq() - 1;
   }
-  auto it = disks_.find(request.disk());
-  if (it == disks_.end()) return Status(Errc::kNotFound, "no disk " + std::to_string(request.disk()));
-  shim::BlockDevice* dev = it->second;
+  if (disks_.count(request.disk()) == 0)
+    return Status(Errc::kNotFound, "no disk " + std::to_string(request.disk()));
   // The hashes must show every item admitted before the request.
   Status caught_up = pipeline_->WaitApplied(target, 60'000, /*give_up_when_held=*/false);
   if (caught_up.code() == Errc::kAborted)
@@ -262,7 +280,9 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
   AlignedBuffer buf(chunk);
   for (uint64_t off = 0; off < request.length(); off += chunk) {
     const uint64_t n = std::min<uint64_t>(chunk, request.length() - off);
-    Status s = dev->ReadAt(request.offset() + off, buf.data(), n);
+    // Ordered against the applier's writes: items admitted after the request
+    // are applied meanwhile, and a read must not overlap a write in flight.
+    Status s = pipeline_->ReadTarget(request.disk(), request.offset() + off, buf.data(), n);
     if (!s.ok()) return s.WithContext("resync hash of stream '" + name_ + "'");
     MT_RETURN_IF_ERROR(stream::HashBlocks(buf.data(), n, block, out));
   }

@@ -24,7 +24,9 @@
 //    refused with kAlreadyExists (the session ends, the stream goes on).
 //  - Only one session at a time: Attach() returns kBusy while another holds
 //    the stream; Detach() releases it. A new attach starts from the durable
-//    state (Welcome.resume_seq), whatever the previous session left pending.
+//    state (Welcome.resume_seq): Attach() first waits (one group commit at
+//    most) until what the previous session appended is durable, so that the
+//    resume seq covers it and a resend of it is acknowledged, not refused.
 //  - Backpressure: Throttled() is true while the WAL holds more than the WAL
 //    quota of unapplied bytes; the session then stops reading its socket.
 //  - An applier failure (target I/O error) marks the stream failed in the
@@ -127,7 +129,9 @@ class StreamRuntime : public HashSource {
 
   // Resync hashes of the target as it is after every item ingested before
   // the call (hash_source.h): waits for the applier to reach the last
-  // admitted seq (bounded), then reads in 4 MiB chunks.
+  // admitted seq (bounded), then reads in 4 MiB chunks, each ordered against
+  // the applier's target writes (items admitted later are applied meanwhile;
+  // a chunk never overlaps a write in flight).
   Status HashBlocks(const proto::ResyncHashRequest& request, std::vector<uint8_t>* out) override;
 
   bool Throttled() const;

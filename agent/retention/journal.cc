@@ -368,6 +368,11 @@ void Journal::Commit(std::function<void(const Status&)> done) {
     work_cv_.notify_one();
   } else if (last_sealed_batch_ > durable_batch_) {
     target = last_sealed_batch_;
+  } else if (delivering_) {
+    // Durable already, but earlier Commit()s' callbacks are still being run:
+    // after them, in order.
+    late_.push_back(std::move(done));
+    return;
   } else {
     l.unlock();
     done(Status::Ok());
@@ -500,9 +505,19 @@ void Journal::CommitterLoop() {
     // that many buffers so the steady state never allocates or page-faults.
     if (spare_.size() < 3) spare_.push_back(std::move(b->buf));
     space_cv_.notify_all();
+    delivering_ = true;
+    const Status outcome = s.ok() ? Status::Ok() : error_;
     l.unlock();
-    for (auto& f : done) f(s.ok() ? Status::Ok() : error_);
+    for (auto& f : done) f(outcome);
     l.lock();
+    while (!late_.empty()) {  // their records were durable: ok
+      std::vector<std::function<void(const Status&)>> late;
+      late.swap(late_);
+      l.unlock();
+      for (auto& f : late) f(Status::Ok());
+      l.lock();
+    }
+    delivering_ = false;
   }
 }
 

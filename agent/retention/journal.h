@@ -103,6 +103,8 @@ class Journal {
                 PayloadCrc crc = PayloadCrc::kCompute);
   // Asks for durability of everything appended so far; `done` runs on the
   // committer thread (or inline when nothing is pending) with the outcome.
+  // Callbacks of successive Commit()s run in the order of the calls (the
+  // WAL's callbacks hand items to the applier, which needs seq order).
   void Commit(std::function<void(const Status&)> done);
   // Commit and wait.
   Status Sync();
@@ -147,6 +149,11 @@ class Journal {
   std::unique_ptr<Batch> open_;       // GUARDED_BY(mu_)
   std::deque<std::unique_ptr<Batch>> ready_;  // sealed, to be written in order
   std::map<uint64_t, std::vector<std::function<void(const Status&)>>> waiters_;  // by batch
+  // The committer is running a batch's callbacks (outside mu_). A Commit()
+  // that finds its records durable meanwhile queues its callback in late_,
+  // which the committer runs after those: it must not overtake them.
+  bool delivering_ = false;
+  std::vector<std::function<void(const Status&)>> late_;
   std::map<uint64_t, SegmentInfo> segments_;  // durable state, by number
   uint64_t next_batch_ = 1;
   uint64_t next_segment_ = 1;

@@ -27,6 +27,19 @@ void FaultController::Reset() {
   failing_objects_.clear();
 }
 
+void FaultController::HoldSyncs(bool hold) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    hold_syncs_ = hold;
+  }
+  released_.notify_all();
+}
+
+int FaultController::held_syncs() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return held_syncs_;
+}
+
 bool FaultController::crashed() const {
   std::lock_guard<std::mutex> l(mu_);
   return crashed_;
@@ -38,7 +51,12 @@ uint64_t FaultController::operations() const {
 }
 
 Status FaultController::Check(const char* op, const std::string& object) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
+  if (hold_syncs_ && std::string(op) == "sync") {
+    ++held_syncs_;
+    released_.wait(l, [&] { return !hold_syncs_; });
+    --held_syncs_;
+  }
   ++ops_;
   if (crashed_ || (crash_at_ != 0 && ops_ >= crash_at_)) {
     crashed_ = true;

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <future>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "../apply/apply_model.h"
@@ -608,6 +610,156 @@ TEST_F(StreamRuntimeTest, HashBlocksReflectEverythingIngestedBeforeTheRequest) {
   EXPECT_EQ(got.size(), 4u * 32);
   req.set_offset(100);  // not aligned to the disk's 512-byte blocks
   EXPECT_EQ(rt_->HashBlocks(req, &got).code(), Errc::kMisaligned);
+}
+
+// The attach race: a sender reconnects while the group commit of its last
+// frame is still in flight. The new session must resume after that frame
+// (Attach waits for the commit), and a resend of it is acknowledged, not
+// admitted again and refused by the WAL.
+TEST_F(StreamRuntimeTest, AReconnectWhileTheLastFrameCommitsResumesAfterIt) {
+  shim::FaultController fc;
+  shim::FaultInjectingFileSystem held(fs_, fc);
+  store_.reset();
+  retention::StoreOptions so;
+  so.root = "/ret";
+  so.catalog_path = tmp_ + "/catalog.db";
+  so.segment_bytes = 64 << 10;
+  so.max_batch_bytes = 64 << 10;
+  so.preallocate = false;
+  store_ = std::move(retention::RetentionStore::Open(held, clock_, so)).value();
+  StartRuntime();
+  ASSERT_TRUE(rt_->Attach("a").ok());
+  auto ops = apply::test::MakeWorkload(7, spec_);
+  size_t n = 0;
+  while (n < 3 && ops[n].h.type != retention::RecordType::kTag) ++n;
+  ASSERT_GT(n, 0u);
+  auto first = FrameOf(ops, 0, n);
+  const uint64_t last = ops[n - 1].h.seq;
+
+  fc.HoldSyncs(true);
+  std::atomic<uint64_t> acked{0};
+  ASSERT_TRUE(rt_->Ingest(first, [&](const Status& st, uint64_t seq) {
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    acked = seq;
+  }).ok());
+  for (int i = 0; fc.held_syncs() == 0 && i < 5000; ++i) usleep(1000);
+  ASSERT_GT(fc.held_syncs(), 0) << "the WAL commit did not start";
+  rt_->Detach("a");  // the connection dropped before the acknowledgement
+
+  Status attached;
+  uint64_t resume = 0;
+  std::thread reconnect([&] {
+    attached = rt_->Attach("b");
+    resume = rt_->Welcome(1).resume_seq();  // what the session sends at once
+  });
+  usleep(50'000);  // the reconnect lands inside the commit
+  fc.HoldSyncs(false);
+  reconnect.join();
+  ASSERT_TRUE(attached.ok()) << attached.ToString();
+  EXPECT_EQ(resume, last) << "the new session did not resume after the frame in flight";
+  EXPECT_EQ(acked.load(), last);
+
+  // The new sender resends the frame (it never saw the ack): acknowledged as
+  // durable, stored once.
+  std::atomic<uint64_t> reacked{0};
+  Status resend = rt_->Ingest(first, [&](const Status& st, uint64_t seq) {
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    reacked = seq;
+  });
+  ASSERT_TRUE(resend.ok()) << resend.ToString();
+  EXPECT_EQ(reacked.load(), last);
+  EXPECT_EQ(Send(ops, n, ops.size()), ops.back().h.seq);
+  Model model(spec_.disks, spec_.disk_size);
+  for (const auto& op : ops) model.Apply(op);
+  for (size_t d = 0; d < spec_.disks; ++d) EXPECT_EQ(disks_[d]->Contents(), model.images()[d]);
+}
+
+// Wraps a device and counts a read and a write of overlapping ranges that are
+// in flight at the same time (BlockDevice allows concurrent I/O only on
+// disjoint ranges). Each I/O lingers a little so that such a pair is seen.
+class OverlapWitness : public shim::BlockDevice {
+ public:
+  explicit OverlapWitness(shim::BlockDevice& inner) : inner_(inner) {}
+  const std::string& name() const override { return inner_.name(); }
+  uint64_t size() const override { return inner_.size(); }
+  uint32_t logical_block_size() const override { return inner_.logical_block_size(); }
+  uint32_t physical_block_size() const override { return inner_.physical_block_size(); }
+  Status ReadAt(uint64_t off, void* buf, size_t len) override {
+    Span span(*this, off, len, false);
+    return inner_.ReadAt(off, buf, len);
+  }
+  Status WriteAt(uint64_t off, const void* buf, size_t len) override {
+    Span span(*this, off, len, true);
+    return inner_.WriteAt(off, buf, len);
+  }
+  Status Flush() override { return inner_.Flush(); }
+  Status Discard(uint64_t off, uint64_t len) override {
+    Span span(*this, off, len, true);
+    return inner_.Discard(off, len);
+  }
+  int overlaps() const { return overlaps_; }
+  int reads() const { return reads_; }
+
+ private:
+  struct Io { uint64_t begin, end; bool write; };
+  struct Span {
+    Span(OverlapWitness& w, uint64_t off, uint64_t len, bool write) : w(w) {
+      std::lock_guard<std::mutex> l(w.mu_);
+      for (const auto& [id, io] : w.in_flight_)
+        if ((io.write || write) && io.begin < off + len && off < io.end) ++w.overlaps_;
+      if (!write) ++w.reads_;
+      id = ++w.next_id_;
+      w.in_flight_[id] = {off, off + len, write};
+      this->write = write;
+    }
+    ~Span() {
+      usleep(write ? 100 : 2000);  // linger inside the I/O (reads longer: they are few)
+      std::lock_guard<std::mutex> l(w.mu_);
+      w.in_flight_.erase(id);
+    }
+    OverlapWitness& w;
+    uint64_t id = 0;
+    bool write = false;
+  };
+  shim::BlockDevice& inner_;
+  std::mutex mu_;
+  std::map<uint64_t, Io> in_flight_;
+  uint64_t next_id_ = 0;
+  std::atomic<int> overlaps_{0}, reads_{0};
+};
+
+TEST_F(StreamRuntimeTest, ResyncHashReadsNeverOverlapATargetWriteInFlight) {
+  OverlapWitness witness(*disks_[1]);
+  std::map<uint32_t, shim::BlockDevice*> m{{0, disks_[0].get()}, {1, &witness}};
+  rt_ = std::move(StreamRuntime::Start(*store_, clock_, stream_, m, runtime_options_)).value();
+  ASSERT_TRUE(rt_->Attach("a").ok());
+  spec_.ops = 600;
+  auto ops = apply::test::MakeWorkload(11, spec_);
+  std::atomic<bool> done{false};
+  std::atomic<int> hashes{0};
+  std::thread hasher([&] {
+    proto::ResyncHashRequest req;
+    req.set_disk(1);
+    req.set_offset(0);
+    req.set_length(spec_.disk_size);
+    req.set_block_size(4096);
+    while (!done) {
+      std::vector<uint8_t> got;
+      Status s = rt_->HashBlocks(req, &got);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      ++hashes;
+    }
+  });
+  // In small rounds, so that hash requests are answered while writes go on.
+  for (size_t i = 0; i < ops.size(); i += 10) Send(ops, i, std::min(ops.size(), i + 10));
+  done = true;
+  hasher.join();
+  EXPECT_GT(hashes.load(), 10) << "the hashes did not run alongside the writes";
+  EXPECT_EQ(witness.overlaps(), 0)
+      << "a resync hash read overlapped a target write in flight";
+  Model model(spec_.disks, spec_.disk_size);
+  for (const auto& op : ops) model.Apply(op);
+  for (size_t d = 0; d < spec_.disks; ++d) EXPECT_EQ(disks_[d]->Contents(), model.images()[d]);
 }
 
 }  // namespace

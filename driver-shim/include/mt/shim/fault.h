@@ -13,6 +13,7 @@
 //   fc.Reset();  restart the component and check the invariants.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -45,6 +46,12 @@ class FaultController {
   // Forget schedules, object failures and the crashed state (after a restart).
   void Reset();
 
+  // While held, every "sync" operation waits (before it is counted) until
+  // released: a commit caught in flight, for race tests.
+  void HoldSyncs(bool hold);
+  // How many syncs are waiting now.
+  int held_syncs() const;
+
   bool crashed() const;
   // Operations checked since construction or the last Reset().
   uint64_t operations() const;
@@ -54,6 +61,9 @@ class FaultController {
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable released_;
+  bool hold_syncs_ = false;
+  int held_syncs_ = 0;
   uint64_t ops_ = 0;
   uint64_t fail_at_ = 0;
   int fail_errno_ = 0;
