@@ -183,6 +183,11 @@ void ApplyPipeline::Loop() {
     for (size_t i = 0; i < frames; ++i) queue_.pop_front();
     queued_bytes_ -= bytes;
     progress_cv_.notify_all();
+    if (o_.on_progress) {
+      l.unlock();
+      o_.on_progress();
+      l.lock();
+    }
   }
 }
 
@@ -209,6 +214,7 @@ void ApplyPipeline::Fail(const Status& s) {
   (void)store_.catalog().SetStreamState(stream_, "failed", s.ToString());
   work_cv_.notify_all();
   progress_cv_.notify_all();
+  if (o_.on_progress) o_.on_progress();
 }
 
 void ApplyPipeline::AddUnappliedTag(const std::string& name, uint64_t seq) {

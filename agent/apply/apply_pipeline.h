@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,6 +63,10 @@ struct PipelineOptions {
   // apply thread stops making progress — it stays busy, applying nothing,
   // until Stop() — as a hung target write would. 0: never.
   uint64_t test_stall_after_batches = 0;
+  // Called on the apply thread, with no lock held, after each applied batch
+  // (the queue is shorter) and when the stream fails: whoever throttles a
+  // sender on Stats() looks again. Must not block. May be empty.
+  std::function<void()> on_progress;
 };
 
 struct ApplyStats {

@@ -53,7 +53,6 @@ Session::Session(asio::io_context& ioc, asio::ssl::context& ssl, StreamDirectory
       decoder_(kHandshakeMaxHeaderBytes, 0),
       read_timer_(ioc),
       write_timer_(ioc),
-      poll_timer_(ioc),
       budget_timer_(ioc),
       keepalive_timer_(ioc),
       close_timer_(ioc) {
@@ -415,10 +414,16 @@ void Session::EnterThrottle() {
   h.mutable_throttle()->set_on(true);
   h.mutable_throttle()->set_reason("wal-quota");
   Send(h);
-  auto self = shared_from_this();
-  poll_timer_.expires_after(o_.throttle_poll);
-  poll_timer_.async_wait(
-      asio::bind_executor(strand_, [self](const error_code& ec) { self->OnThrottlePoll(ec); }));
+  WatchThrottle();
+}
+
+// The stream wakes the session (from the WAL committer or the apply thread)
+// when the throttle may have cleared; the wake is posted to the strand.
+void Session::WatchThrottle() {
+  std::weak_ptr<Session> weak = shared_from_this();
+  port_->WatchThrottle([weak] {
+    if (auto self = weak.lock()) asio::post(self->strand_, [self] { self->OnThrottleWake(); });
+  });
 }
 
 void Session::WaitForBudget() {
@@ -434,13 +439,10 @@ void Session::WaitForBudget() {
   }));
 }
 
-void Session::OnThrottlePoll(const error_code& ec) {
-  if (ec || state_ != State::kStreaming) return;
-  if (port_->Throttled()) {
-    auto self = shared_from_this();
-    poll_timer_.expires_after(o_.throttle_poll);
-    poll_timer_.async_wait(
-        asio::bind_executor(strand_, [self](const error_code& e) { self->OnThrottlePoll(e); }));
+void Session::OnThrottleWake() {
+  if (state_ != State::kStreaming || !throttled_) return;
+  if (port_->Throttled()) {  // cleared and set again meanwhile
+    WatchThrottle();
     return;
   }
   throttled_ = false;
@@ -555,7 +557,6 @@ void Session::BeginClose(const Status& reason) {
     port_->Detach(id_);
     attached_ = false;
   }
-  poll_timer_.cancel();
   budget_timer_.cancel();
   keepalive_timer_.cancel();
   auto self = shared_from_this();
@@ -596,7 +597,6 @@ void Session::HardClose() {
   }
   read_timer_.cancel();
   write_timer_.cancel();
-  poll_timer_.cancel();
   budget_timer_.cancel();
   keepalive_timer_.cancel();
   close_timer_.cancel();

@@ -12,7 +12,8 @@
 //   write_batch / tag / resync_* ─▶ port.Ingest ─ on_durable(seq) ─▶ ack ──┘  │
 //   resync_hash_request ─▶ worker pool: port.HashBlocks ─▶ hash reply ────────┘
 //     (replies carry the request id and may come in any order)
-//   ping ─▶ pong      port.Throttled() ─▶ throttle{on}, stop reading, poll ─▶ throttle{off}
+//   ping ─▶ pong      port.Throttled() ─▶ throttle{on}, stop reading,
+//                     port.WatchThrottle() wake-up, not throttled ─▶ throttle{off}
 //
 //   any violation (decoder, version, auth, busy, Ingest, hash) ─▶ [closing]:
 //       send error(code = ErrcName, message), FIN, drain briefly, close, Detach.
@@ -26,7 +27,8 @@
 // Acks are coalesced: at most one ack frame is queued or in flight, and it
 // carries the newest durable seq when it is written.
 // Flow control: while port.Throttled() the session does not read (TCP
-// backpressure); at most max_hash_in_flight hash requests are outstanding,
+// backpressure) until the stream wakes it (WatchThrottle: an event, no poll;
+// nothing in the session waits on the stream's WAL or apply threads); at most max_hash_in_flight hash requests are outstanding,
 // more pause reading too; a frame whose payload does not fit the receiver's
 // PayloadBudget (shared by all sessions) waits, the session not reading,
 // polling the budget every throttle_poll.
@@ -68,7 +70,7 @@ struct SessionOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds close_timeout{2'000};
-  std::chrono::milliseconds throttle_poll{20};
+  std::chrono::milliseconds throttle_poll{20};  // the payload budget's poll (not the throttle's)
   std::chrono::milliseconds keepalive{15'000};  // ping when nothing was written for this long
   // One TLS read returns at most one record (16 KiB of plaintext): a larger
   // chunk would never be filled.
@@ -133,7 +135,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // read_buf_, allocated at the first read that needs it.
   boost::asio::mutable_buffer ReadBuffer();
   void EnterThrottle();
-  void OnThrottlePoll(const boost::system::error_code& ec);
+  void WatchThrottle();
+  void OnThrottleWake();
   void ArmKeepalive();
 
   void Send(const stream::FrameHeader& header, const std::vector<uint8_t>& payload = {});
@@ -187,7 +190,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool budget_wait_ = false;  // the budget timer is armed
   int hash_in_flight_ = 0;
   uint64_t ping_id_ = 0;
-  boost::asio::steady_timer poll_timer_;
   boost::asio::steady_timer budget_timer_;
   boost::asio::steady_timer keepalive_timer_;
   boost::asio::steady_timer close_timer_;

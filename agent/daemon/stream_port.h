@@ -10,7 +10,8 @@
 //  - Ingest() validates everything before storing (invariant 7); its errors
 //    become the error frame; on_durable(ok, seq) may run on any thread, also
 //    synchronously inside Ingest (a resend of durable items).
-//  - Throttled(): the session stops reading while it is true.
+//  - Throttled(): the session stops reading while it is true, and waits for
+//    WatchThrottle()'s wake-up (an event, not a poll).
 // Thread safety: every method may be called from any thread.
 #pragma once
 
@@ -37,6 +38,9 @@ class StreamPort {
   virtual proto::Welcome Welcome(uint32_t protocol_version) = 0;
   virtual Status Ingest(std::shared_ptr<const stream::Frame> frame, DurableFn on_durable) = 0;
   virtual bool Throttled() const = 0;
+  // Calls `wake` once, on any thread, when Throttled() may have become false
+  // (at once if it is false now). `wake` must not block.
+  virtual void WatchThrottle(std::function<void()> wake) = 0;
   // See HashSource::HashBlocks. May block; never called on a network thread.
   virtual Status HashBlocks(const proto::ResyncHashRequest& request, std::vector<uint8_t>* out) = 0;
 };
@@ -56,6 +60,9 @@ class RuntimePort final : public StreamPort {
     return runtime_.Ingest(std::move(frame), std::move(on_durable));
   }
   bool Throttled() const override { return runtime_.Throttled(); }
+  void WatchThrottle(std::function<void()> wake) override {
+    runtime_.WatchThrottle(std::move(wake));
+  }
   Status HashBlocks(const proto::ResyncHashRequest& request, std::vector<uint8_t>* out) override {
     if (hashes_ == nullptr) {
       return Status(Errc::kUnavailable,

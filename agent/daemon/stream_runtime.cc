@@ -52,6 +52,7 @@ Status StreamRuntime::Init() {
   po.batch_bytes = o_.apply_batch_bytes;
   po.space_retry_ms = o_.space_retry_ms;
   po.test_stall_after_batches = o_.test_stall_after_batches;
+  po.on_progress = [this] { WakeIfUnthrottled(); };
   MT_ASSIGN_OR_RETURN(pipeline_, apply::ApplyPipeline::Open(store_, clock_, stream_, disks_,
                                                             journals.undo, wal_->Segments(),
                                                             *janitor_, po));
@@ -116,6 +117,7 @@ void StreamRuntime::Detach(const std::string& session) {
   if (holder_ != session) return;
   holder_.clear();
   validator_.reset();
+  throttle_waiter_ = nullptr;
 }
 
 proto::Welcome StreamRuntime::Welcome(uint32_t protocol_version) {
@@ -253,6 +255,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     }
     pipeline_->Push(std::move(*shared));
     on_durable(Status::Ok(), last_seq);
+    WakeIfUnthrottled();  // fewer bytes unwritten
   });
   return Status::Ok();
 }
@@ -290,7 +293,32 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
 }
 
 bool StreamRuntime::Throttled() const {
-  return pipeline_->Stats().queued_bytes > o_.wal_quota_bytes || janitor_->Held();
+  if (pipeline_->Stats().queued_bytes > o_.wal_quota_bytes || janitor_->Held()) return true;
+  std::lock_guard<std::mutex> l(mu_);
+  return wal_unwritten_ > o_.wal_unwritten_limit;
+}
+
+void StreamRuntime::WatchThrottle(std::function<void()> wake) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    throttle_waiter_ = std::move(wake);
+  }
+  // Registered before the check: a relief between the two is not missed.
+  WakeIfUnthrottled();
+}
+
+void StreamRuntime::WakeIfUnthrottled() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!throttle_waiter_) return;
+  }
+  if (Throttled()) return;
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    wake.swap(throttle_waiter_);
+  }
+  if (wake) wake();
 }
 
 StreamHealth StreamRuntime::Health() const {
@@ -314,8 +342,9 @@ StreamHealth StreamRuntime::Health() const {
   h.bytes_applied = a.bytes_applied;
   h.space_alert = janitor_->Alert();
   h.space_held = janitor_->Held();
-  h.throttled = a.queued_bytes > o_.wal_quota_bytes || h.space_held;
   std::lock_guard<std::mutex> l(mu_);
+  h.throttled = a.queued_bytes > o_.wal_quota_bytes || h.space_held ||
+                wal_unwritten_ > o_.wal_unwritten_limit;
   h.durable_seq = durable_seq_;
   h.backlog_records = durable_seq_ > a.applied_seq ? durable_seq_ - a.applied_seq : 0;
   h.bytes_ingested = bytes_ingested_;

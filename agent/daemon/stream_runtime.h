@@ -27,8 +27,13 @@
 //    state (Welcome.resume_seq): Attach() first waits (one group commit at
 //    most) until what the previous session appended is durable, so that the
 //    resume seq covers it and a resend of it is acknowledged, not refused.
-//  - Backpressure: Throttled() is true while the WAL holds more than the WAL
-//    quota of unapplied bytes; the session then stops reading its socket.
+//  - Backpressure is a state, never a wait on a network thread: Throttled()
+//    is true while the WAL holds more than the WAL quota of unapplied bytes,
+//    while more than wal_unwritten_limit bytes are appended and not yet
+//    committed (the WAL never makes Ingest wait for its writer), or while
+//    applying is held for space; the session then stops reading its socket
+//    and asks WatchThrottle() to wake it (an event from the WAL's committer
+//    or the apply thread, not a poll).
 //  - An applier failure (target I/O error) marks the stream failed in the
 //    catalog with the error; ingest goes on (nothing acknowledged is lost)
 //    until the quota throttles the sender.
@@ -94,6 +99,9 @@ struct RuntimeOptions {
   // keeps that many bytes of before-image): one larger than the quota is
   // taken, and the sender waits until it is applied.
   uint64_t wal_quota_bytes = 256ull << 20;
+  // WAL bytes appended and not yet committed before the sender is throttled:
+  // bounds the WAL's batch buffers (Ingest never waits for the WAL writer).
+  uint64_t wal_unwritten_limit = 32ull << 20;
   size_t apply_batch_records = 256;
   // A batch's before-images are held in memory: bound them.
   uint64_t apply_batch_bytes = 16ull << 20;
@@ -135,6 +143,11 @@ class StreamRuntime : public HashSource {
   Status HashBlocks(const proto::ResyncHashRequest& request, std::vector<uint8_t>* out) override;
 
   bool Throttled() const;
+  // Calls `wake` once (on any thread; it must not block) after Throttled()
+  // may have become false: at once if it is false now, else after the next
+  // WAL commit or applied batch that leaves it false. A newer call replaces
+  // an older one; Detach() drops it.
+  void WatchThrottle(std::function<void()> wake);
   StreamHealth Health() const;
   // Liveness (the systemd watchdog): how long the apply thread and the WAL's
   // committer have been busy with their current unit of work; 0 while they
@@ -159,6 +172,8 @@ class StreamRuntime : public HashSource {
   // kAlreadyExists when `name` already names a point or an unapplied tag at
   // another seq than `seq`.
   Status CheckTagName(const std::string& name, uint64_t seq);
+  // Calls the WatchThrottle waiter if Throttled() is false now.
+  void WakeIfUnthrottled();
 
   retention::RetentionStore& store_;
   shim::Clock& clock_;
@@ -177,6 +192,7 @@ class StreamRuntime : public HashSource {
   uint64_t durable_seq_ = 0;
   uint64_t bytes_ingested_ = 0;
   uint64_t wal_unwritten_ = 0;  // estimated WAL bytes appended, commit not done
+  std::function<void()> throttle_waiter_;  // WatchThrottle's
   bool stopped_ = false;
 };
 

@@ -320,9 +320,10 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
     if (open_->used > open_->head) SealOpenLocked();
     open_ = NewSegmentBatch(h.seq);
   }
-  // Backpressure: at most one sealed batch waits while another is written.
+  // Backpressure: at most one sealed batch waits while another is written —
+  // unless the caller bounds what is unwritten itself (!append_waits).
   while (open_->records > 0 && open_->used + rec > o_.max_batch_bytes) {
-    if (ready_.empty()) {
+    if (ready_.empty() || !o_.append_waits) {
       SealOpenLocked();
     } else {
       space_cv_.wait(l);

@@ -41,7 +41,13 @@ struct JournalOptions {
   uint64_t stream = 0;
   std::string dir;                       // segment files: <kind>-<number:016>.seg
   uint64_t segment_bytes = 256ull << 20;
-  size_t max_batch_bytes = 16u << 20;    // Append waits while the open batch is this full
+  size_t max_batch_bytes = 16u << 20;    // a batch is sealed when this full
+  // When a batch is full while another sealed one waits for the committer:
+  // true, Append waits (the undo journal: its one writer, the apply thread,
+  // may wait); false, Append seals it anyway and never waits (the WAL: it is
+  // appended from a network thread, and its caller bounds the bytes not yet
+  // committed: StreamRuntime throttles the session past wal_unwritten_limit).
+  bool append_waits = true;
   bool direct = true;                    // O_DIRECT writes
   bool preallocate = true;               // reserve segment_bytes when a segment is created
 };

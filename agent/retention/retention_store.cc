@@ -49,6 +49,9 @@ JournalOptions RetentionStore::JournalOpts(uint64_t stream, SegmentKind kind) co
   j.max_batch_bytes = o_.max_batch_bytes;
   j.direct = o_.direct;
   j.preallocate = o_.preallocate;
+  // The WAL is appended from network threads: never wait there (the stream's
+  // runtime throttles its session instead, retention/journal.h).
+  j.append_waits = kind != SegmentKind::kWal;
   return j;
 }
 

@@ -81,12 +81,12 @@ TEST(RetentionCli, PrepareFormatsMountsWritesFstabAndIsIdempotent) {
   Out no_force = Mtctl(args);
   EXPECT_NE(no_force.code, 0);
   EXPECT_NE(no_force.text.find("--force"), std::string::npos) << no_force.text;
-  EXPECT_EQ(Capture("blkid -o value -s TYPE " + loop.path()), "");  // nothing written
+  EXPECT_EQ(Capture("blkid -p -o value -s TYPE " + loop.path()), "");  // nothing written
 
   Out first = Mtctl(args + " --force");
   ASSERT_EQ(first.code, 0) << first.text;
-  const std::string uuid = Capture("blkid -o value -s UUID " + loop.path());
-  EXPECT_EQ(Capture("blkid -o value -s TYPE " + loop.path()), "ext4");
+  const std::string uuid = Capture("blkid -p -o value -s UUID " + loop.path());
+  EXPECT_EQ(Capture("blkid -p -o value -s TYPE " + loop.path()), "ext4");
   EXPECT_EQ(test::Run("mountpoint -q " + mnt), 0);
   std::string fstab_once = Capture("cat " + fstab);
   EXPECT_NE(fstab_once.find("UUID=" + uuid + " " + mnt + " ext4"), std::string::npos) << fstab_once;
@@ -94,7 +94,7 @@ TEST(RetentionCli, PrepareFormatsMountsWritesFstabAndIsIdempotent) {
   Out again = Mtctl(args + " --force");
   EXPECT_EQ(again.code, 0) << again.text;
   EXPECT_NE(again.text.find("nothing to do"), std::string::npos) << again.text;
-  EXPECT_EQ(Capture("blkid -o value -s UUID " + loop.path()), uuid);  // not reformatted
+  EXPECT_EQ(Capture("blkid -p -o value -s UUID " + loop.path()), uuid);  // not reformatted
   EXPECT_EQ(Capture("cat " + fstab), fstab_once);
 
   test::Run("umount " + mnt);

@@ -42,6 +42,23 @@ class FakePort final : public StreamPort {
     return Status::Ok();
   }
   bool Throttled() const override { return throttled; }
+  void WatchThrottle(std::function<void()> wake) override {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      waiter = std::move(wake);
+    }
+    if (!throttled) Unthrottle();
+  }
+  // Clears the throttle and wakes the session, as the runtime does.
+  void Unthrottle() {
+    throttled = false;
+    std::function<void()> w;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      w.swap(waiter);
+    }
+    if (w) w();
+  }
   Status HashBlocks(const proto::ResyncHashRequest& r, std::vector<uint8_t>* out) override {
     std::vector<uint8_t> zeros(r.length(), 0);  // the fake disk is all zeroes
     return stream::HashBlocks(zeros.data(), zeros.size(), r.block_size(), out);
@@ -57,6 +74,7 @@ class FakePort final : public StreamPort {
   std::mutex mu;
   bool defer = false;
   std::vector<std::pair<DurableFn, uint64_t>> deferred;
+  std::function<void()> waiter;
 };
 
 class SessionTest : public DataPortTest {
@@ -95,7 +113,7 @@ TEST_F(SessionTest, ThrottledStreamIsNotReadUntilTheThrottleClears) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(port_->ingested, before) << "read while throttled";
 
-  port_->throttled = false;
+  port_->Unthrottle();
   bool off = false;
   uint64_t acked = 0;
   while (!off || acked < 6) {

@@ -34,9 +34,9 @@ TEST(Volume, FormatMountAndFstabEntryIsIdempotent) {
   test::LoopDevice loop(64ull << 20);
   ASSERT_FALSE(loop.path().empty()) << loop.error();
   ASSERT_TRUE(FormatExt4(loop.path(), "mt-retention").ok());
-  EXPECT_EQ(test::Capture("blkid -o value -s TYPE " + loop.path()), "ext4");
-  EXPECT_EQ(test::Capture("blkid -o value -s LABEL " + loop.path()), "mt-retention");
-  const std::string uuid = test::Capture("blkid -o value -s UUID " + loop.path());
+  EXPECT_EQ(test::Capture("blkid -p -o value -s TYPE " + loop.path()), "ext4");
+  EXPECT_EQ(test::Capture("blkid -p -o value -s LABEL " + loop.path()), "mt-retention");
+  const std::string uuid = test::Capture("blkid -p -o value -s UUID " + loop.path());
   char dir[] = "/tmp/mt-vol-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string mnt = std::string(dir) + "/mnt";

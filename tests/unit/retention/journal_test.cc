@@ -8,8 +8,10 @@
 
 #include <mutex>
 
+#include <atomic>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "journal_reader.h"
 #include "mt/shim/fault_injection.h"
@@ -389,6 +391,32 @@ TEST(Journal, CommitCallbacksRunInTheOrderOfTheirCommits) {
   for (size_t i = 1; i < order.size(); ++i)
     ASSERT_LT(order[i - 1], order[i]) << "commit callback " << order[i - 1] << " ran before "
                                       << order[i];
+}
+
+// The WAL's Append runs on a network thread: it never waits for the writer
+// (its caller throttles the sender instead), while the undo journal's may.
+TEST(Journal, AWalAppendNeverWaitsForTheWriter) {
+  MemFileSystem mem;
+  FaultController fc;
+  FaultInjectingFileSystem fs(mem, fc);
+  JournalOptions o = Opts(64 << 20);
+  o.max_batch_bytes = 16 << 10;
+  o.append_waits = false;
+  auto j = OpenJournal(fs, o);
+  fc.HoldSyncs(true);  // the writer hangs in its first sync
+  std::atomic<bool> appended{false};
+  std::vector<Rec> recs;
+  std::thread appender([&] {
+    recs = AppendMany(*j, 1, 64, 4096);  // 16 batches' worth
+    j->Commit([](const Status&) {});
+    appended = true;
+  });
+  for (int i = 0; !appended && i < 5000; ++i) usleep(1000);
+  EXPECT_TRUE(appended.load()) << "Append waited for the writer";
+  fc.HoldSyncs(false);
+  appender.join();
+  ASSERT_TRUE(j->Sync().ok());
+  ExpectSame(ReadAll(mem, j->Segments()), recs);
 }
 
 TEST(Journal, WriteErrorFailsTheJournalAndEveryWaiter) {
