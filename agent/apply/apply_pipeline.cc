@@ -38,9 +38,12 @@ Result<std::unique_ptr<ApplyPipeline>> ApplyPipeline::Open(
       });
   p->applier_ = std::make_unique<Applier>(undo, std::move(disks), p->checkpoint_.get(), applied,
                                           options.applier);
-  p->applied_seq_ = applied;
   MT_ASSIGN_OR_RETURN(auto app, store.catalog().LatestPoint(stream, retention::TagKind::kApp));
-  if (app) p->last_app_point_ns_ = app->time_ns;
+  {
+    MutexLock l(p->mu_);
+    p->applied_seq_ = applied;
+    if (app) p->last_app_point_ns_ = app->time_ns;
+  }
   MT_RETURN_IF_ERROR(p->Recover(wal));  // invariant 4: finish what the WAL holds
   return p;
 }
@@ -52,7 +55,7 @@ Status ApplyPipeline::Recover(const std::vector<retention::SegmentInfo>& wal) {
   // held one (in memory, bounded by the WAL backlog) for the apply thread.
   bool held = false;
   return ForEachWalBatch(
-      store_.fs(), wal, applied_seq_ + 1, o_.batch_records, o_.batch_bytes,
+      store_.fs(), wal, Stats().applied_seq + 1, o_.batch_records, o_.batch_bytes,
       [this, &held](const std::vector<WalRecord>& batch) {
         if (!held) {
           uint64_t room = 0;
@@ -90,7 +93,7 @@ uint64_t ApplyPipeline::CaptureBytes(const WalRecord& r) const {
 
 void ApplyPipeline::Push(DurableItems items) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     for (const auto& r : items.records) queued_bytes_ += r.h.length;
     queue_.push_back(std::move(items));
   }
@@ -102,7 +105,7 @@ Status ApplyPipeline::ApplyRecords(const std::vector<WalRecord>& records) {
   // The applier stores the batch's points and resync completions
   // (CatalogCheckpoint::BatchApplied) before its checkpoint.
   MT_RETURN_IF_ERROR(applier_->Apply(records));
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (const auto& r : records) {
     if (r.h.type != RecordType::kTag) continue;
     retention::TagPayload t;
@@ -119,15 +122,15 @@ Status ApplyPipeline::ApplyRecords(const std::vector<WalRecord>& records) {
 }
 
 void ApplyPipeline::Start() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (!thread_.joinable() && !stopping_) thread_ = std::thread([this] { Loop(); });
 }
 
 void ApplyPipeline::Loop() {
   uint64_t batches = 0;  // applied batches (the liveness test hook counts them)
-  std::unique_lock<std::mutex> l(mu_);
+  UniqueLock l(mu_);
   while (true) {
-    work_cv_.wait(l, [&] { return stopping_ || (!queue_.empty() && failed_.ok()); });
+    work_cv_.wait(l.native(), [&]() MT_REQUIRES(mu_) { return stopping_ || (!queue_.empty() && failed_.ok()); });
     if (queue_.empty() || !failed_.ok()) {
       if (stopping_) break;
       continue;
@@ -152,7 +155,7 @@ void ApplyPipeline::Loop() {
       ++frames;
     }
     busy_.Busy();
-    l.unlock();
+    l.Unlock();
     if (o_.test_stall_after_batches != 0 && batches >= o_.test_stall_after_batches) {
       // The liveness test hook: busy, and no progress, until stopped.
       while (!stop_requested_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -161,9 +164,10 @@ void ApplyPipeline::Loop() {
     // the batch's before-images, the batch waits in the WAL.
     if (!janitor_.HoldFor(room_bytes).empty()) {
       busy_.Idle();  // waiting for space is waiting by design, not a hang
-      l.lock();
+      l.Lock();
       progress_cv_.notify_all();
-      work_cv_.wait_for(l, std::chrono::milliseconds(o_.space_retry_ms), [&] { return stopping_; });
+      work_cv_.wait_for(l.native(), std::chrono::milliseconds(o_.space_retry_ms),
+                        [&]() MT_REQUIRES(mu_) { return stopping_; });
       if (stopping_) break;  // what is held stays in the WAL for the next start
       continue;
     }
@@ -176,24 +180,24 @@ void ApplyPipeline::Loop() {
     busy_.Idle();
     if (!s.ok()) {
       Fail(s);
-      l.lock();
+      l.Lock();
       continue;
     }
-    l.lock();
+    l.Lock();
     for (size_t i = 0; i < frames; ++i) queue_.pop_front();
     queued_bytes_ -= bytes;
     progress_cv_.notify_all();
     if (o_.on_progress) {
-      l.unlock();
+      l.Unlock();
       o_.on_progress();
-      l.lock();
+      l.Lock();
     }
   }
 }
 
 void ApplyPipeline::RequestStop() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     stopping_ = true;
     stop_requested_ = true;
   }
@@ -207,7 +211,7 @@ void ApplyPipeline::Stop() {
 
 void ApplyPipeline::Fail(const Status& s) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (!failed_.ok()) return;
     failed_ = s;
   }
@@ -218,20 +222,20 @@ void ApplyPipeline::Fail(const Status& s) {
 }
 
 void ApplyPipeline::AddUnappliedTag(const std::string& name, uint64_t seq) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   unapplied_tags_[name] = seq;
 }
 
 uint64_t ApplyPipeline::UnappliedTagSeq(const std::string& name) const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   auto it = unapplied_tags_.find(name);
   return it == unapplied_tags_.end() ? 0 : it->second;
 }
 
 Status ApplyPipeline::WaitApplied(uint64_t target, int64_t timeout_ms, bool give_up_when_held) {
-  std::unique_lock<std::mutex> l(mu_);
+  UniqueLock l(mu_);
   auto held = [&] { return give_up_when_held && janitor_.Held(); };
-  const bool done = progress_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] {
+  const bool done = progress_cv_.wait_for(l.native(), std::chrono::milliseconds(timeout_ms), [&]() MT_REQUIRES(mu_) {
     return !failed_.ok() || held() || applied_seq_ >= target;
   });
   if (!failed_.ok()) return Status(Errc::kAborted, failed_.ToString());
@@ -242,7 +246,7 @@ Status ApplyPipeline::WaitApplied(uint64_t target, int64_t timeout_ms, bool give
 }
 
 ApplyStats ApplyPipeline::Stats() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   ApplyStats s;
   s.applied_seq = applied_seq_;
   s.applied_time_ns = applied_time_ns_;

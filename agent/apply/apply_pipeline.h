@@ -40,6 +40,7 @@
 #include "applier.h"
 #include "catalog_checkpoint.h"
 #include "mt/shim/busy_since.h"
+#include "mt/shim/thread_annotations.h"
 #include "retention_janitor.h"
 #include "retention_store.h"
 
@@ -149,19 +150,19 @@ class ApplyPipeline {
   std::unique_ptr<Applier> applier_;
   shim::BusySince busy_;  // the apply thread, from taking a batch to its end
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable work_cv_;      // apply thread: work arrived / stopping
   mutable std::condition_variable progress_cv_;  // WaitApplied: progress
-  std::deque<DurableItems> queue_;
-  uint64_t queued_bytes_ = 0;
-  std::map<std::string, uint64_t> unapplied_tags_;  // name -> seq
-  uint64_t applied_seq_ = 0;
-  int64_t applied_time_ns_ = 0;
-  int64_t last_app_point_ns_ = 0;
-  uint64_t bytes_applied_ = 0;
-  bool stopping_ = false;
+  std::deque<DurableItems> queue_ MT_GUARDED_BY(mu_);
+  uint64_t queued_bytes_ MT_GUARDED_BY(mu_) = 0;
+  std::map<std::string, uint64_t> unapplied_tags_ MT_GUARDED_BY(mu_);  // name -> seq
+  uint64_t applied_seq_ MT_GUARDED_BY(mu_) = 0;
+  int64_t applied_time_ns_ MT_GUARDED_BY(mu_) = 0;
+  int64_t last_app_point_ns_ MT_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_applied_ MT_GUARDED_BY(mu_) = 0;
+  bool stopping_ MT_GUARDED_BY(mu_) = false;
   std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
-  Status failed_;
+  Status failed_ MT_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

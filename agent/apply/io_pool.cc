@@ -8,51 +8,53 @@ IoPool::IoPool(size_t threads) {
 
 IoPool::~IoPool() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     stop_ = true;
   }
   work_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void IoPool::Drain(std::unique_lock<std::mutex>& l) {
+void IoPool::Drain() {
   while (task_ != nullptr && next_ < n_) {
     const size_t i = next_++;
     ++running_;
     const auto* task = task_;
-    l.unlock();
+    mu_.unlock();
     Status s = (*task)(i);
-    l.lock();
+    mu_.lock();
     results_[i] = std::move(s);
     if (--running_ == 0 && next_ >= n_) done_cv_.notify_all();
   }
 }
 
 void IoPool::Worker() {
-  std::unique_lock<std::mutex> l(mu_);
+  UniqueLock l(mu_);
   uint64_t seen = 0;
   while (true) {
-    work_cv_.wait(l, [&] { return stop_ || (job_ != seen && task_ != nullptr && next_ < n_); });
+    work_cv_.wait(l.native(), [&]() MT_REQUIRES(mu_) {
+      return stop_ || (job_ != seen && task_ != nullptr && next_ < n_);
+    });
     if (stop_) return;
     seen = job_;
-    Drain(l);
+    Drain();
   }
 }
 
 Status IoPool::Run(size_t n, const std::function<Status(size_t)>& task) {
   if (n == 0) return Status::Ok();
-  std::unique_lock<std::mutex> l(mu_);
+  UniqueLock l(mu_);
   task_ = &task;
   n_ = n;
   next_ = 0;
   running_ = 0;
   ++job_;
   results_.assign(n, Status::Ok());
-  l.unlock();
+  l.Unlock();
   if (n > 1) work_cv_.notify_all();
-  l.lock();
-  Drain(l);
-  done_cv_.wait(l, [&] { return running_ == 0 && next_ >= n_; });
+  l.Lock();
+  Drain();
+  done_cv_.wait(l.native(), [&]() MT_REQUIRES(mu_) { return running_ == 0 && next_ >= n_; });
   task_ = nullptr;
   for (auto& r : results_)
     if (!r.ok()) return r;

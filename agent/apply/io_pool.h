@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mt/shim/status.h"
+#include "mt/shim/thread_annotations.h"
 
 namespace mt::apply {
 
@@ -30,16 +31,19 @@ class IoPool {
 
  private:
   void Worker();
-  // Takes and runs tasks of the current job until none is left.
-  void Drain(std::unique_lock<std::mutex>& l);
+  // Takes and runs tasks of the current job until none is left (mu_ is
+  // let go while a task runs).
+  void Drain() MT_REQUIRES(mu_);
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable work_cv_, done_cv_;
-  const std::function<Status(size_t)>* task_ = nullptr;  // GUARDED_BY(mu_)
-  size_t n_ = 0, next_ = 0, running_ = 0;                 // GUARDED_BY(mu_)
-  uint64_t job_ = 0;                                      // GUARDED_BY(mu_)
-  std::vector<Status> results_;                           // GUARDED_BY(mu_)
-  bool stop_ = false;                                     // GUARDED_BY(mu_)
+  const std::function<Status(size_t)>* task_ MT_GUARDED_BY(mu_) = nullptr;
+  size_t n_ MT_GUARDED_BY(mu_) = 0;
+  size_t next_ MT_GUARDED_BY(mu_) = 0;
+  size_t running_ MT_GUARDED_BY(mu_) = 0;
+  uint64_t job_ MT_GUARDED_BY(mu_) = 0;
+  std::vector<Status> results_ MT_GUARDED_BY(mu_);
+  bool stop_ MT_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };
 

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <shared_mutex>
 #include <type_traits>
 
 #include "control/pairs.h"
@@ -47,12 +46,12 @@ class Agent::Gate final : public StreamPort {
   explicit Gate(StreamRuntime& runtime) : rt_(runtime) {}
 
   void Close() {
-    std::unique_lock<std::shared_mutex> l(mu_);
+    WriterLock l(mu_);
     closed_ = true;
   }
 
   mt::Status Attach(const std::string& session) override {
-    std::shared_lock<std::shared_mutex> l(mu_);
+    ReaderLock l(mu_);
     if (closed_) return Closed();
     return rt_.Attach(session);
   }
@@ -61,7 +60,7 @@ class Agent::Gate final : public StreamPort {
     return rt_.Welcome(protocol_version);
   }
   mt::Status Ingest(std::shared_ptr<const stream::Frame> frame, DurableFn on_durable) override {
-    std::shared_lock<std::shared_mutex> l(mu_);
+    ReaderLock l(mu_);
     if (closed_) return Closed();
     return rt_.Ingest(std::move(frame), std::move(on_durable));
   }
@@ -69,7 +68,7 @@ class Agent::Gate final : public StreamPort {
   void WatchThrottle(std::function<void()> wake) override { rt_.WatchThrottle(std::move(wake)); }
   mt::Status HashBlocks(const proto::ResyncHashRequest& request,
                         std::vector<uint8_t>* out) override {
-    std::shared_lock<std::shared_mutex> l(mu_);
+    ReaderLock l(mu_);
     if (closed_) return Closed();
     return HashThrough(rt_, request, out);
   }
@@ -81,8 +80,8 @@ class Agent::Gate final : public StreamPort {
   }
 
   StreamRuntime& rt_;
-  std::shared_mutex mu_;
-  bool closed_ = false;  // GUARDED_BY(mu_)
+  SharedMutex mu_;
+  bool closed_ MT_GUARDED_BY(mu_) = false;
 };
 
 struct Agent::Stream {
@@ -161,7 +160,7 @@ mt::Status Agent::Init() {
     env_.disks = own_disks_.get();
   }
 
-  std::lock_guard<std::mutex> ops(ops_mu_);
+  MutexLock ops(ops_mu_);
   MT_ASSIGN_OR_RETURN(auto streams, store_->catalog().ListStreams());
   if (!streams.empty()) {
     MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
@@ -177,7 +176,7 @@ mt::Status Agent::Init() {
   ready_ = true;
   size_t running;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     running = streams_.size();
   }
   spdlog::info("mt-agent {} ready: {} of {} streams running, retention {}, control socket {}",
@@ -239,7 +238,7 @@ Result<inventory::InventoryConfig> Agent::InventoryConfig() {
                       control::AgentInventoryConfig(store_->catalog(), *env_.disks,
                                                     config_.retention_dir,
                                                     config_.allow_non_scsi));
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (const auto& [_, s] : streams_)
     cfg.held_by_us.insert(cfg.held_by_us.end(), s->identities.begin(), s->identities.end());
   return cfg;
@@ -316,7 +315,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
     stream->row.error.clear();
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     streams_[row.name] = stream;
   }
   Register(stream);
@@ -328,7 +327,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
 mt::Status Agent::StopStream(const std::string& name) {
   std::shared_ptr<Stream> s;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     auto it = streams_.find(name);
     if (it == streams_.end()) return mt::Status::Ok();
     s = it->second;
@@ -352,7 +351,7 @@ mt::Status Agent::StopStream(const std::string& name) {
 }
 
 std::vector<std::string> Agent::RunningStreams() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   std::vector<std::string> out;
   for (const auto& [name, _] : streams_) out.push_back(name);
   return out;
@@ -364,7 +363,7 @@ std::string Agent::Stalled(int64_t limit_ns) {
     const int64_t waited = receiver_->ProbeNetworkThreadsNs();
     if (waited > limit_ns) return "data port: network threads have not run for " + seconds(waited);
   }
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (const auto& [name, s] : streams_) {
     if (!s->runtime) continue;
     const int64_t apply = s->runtime->ApplyBusyForNs();
@@ -397,7 +396,7 @@ void Agent::Shutdown() {
   ready_ = false;
   if (control_) control_->Stop();
   StopReceiver();
-  std::lock_guard<std::mutex> ops(ops_mu_);
+  MutexLock ops(ops_mu_);
   if (shut_down_) return;
   shut_down_ = true;
   for (const std::string& name : RunningStreams()) (void)StopStream(name);
@@ -412,7 +411,7 @@ Result<proto::Pair> Agent::DescribeStream(const retention::StreamRow& row) {
   MT_ASSIGN_OR_RETURN(proto::Pair p, control::PairFromCatalog(store_->catalog(), row, now));
   std::shared_ptr<Stream> s;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     auto it = streams_.find(row.name);
     if (it != streams_.end()) s = it->second;
   }
@@ -517,7 +516,7 @@ Result<proto::Pair> Agent::Resume(const std::string& name) {
     return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
   bool running;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     running = streams_.count(name) != 0;
   }
   if (!running) {
@@ -547,7 +546,7 @@ proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
         Errc::kUnavailable, stopping_ ? "mt-agent is stopping" : "mt-agent is starting"));
   };
   if (!ready_) return not_ready();
-  std::lock_guard<std::mutex> ops(ops_mu_);
+  MutexLock ops(ops_mu_);
   if (!ready_) return not_ready();
   proto::ControlResponse r;
   auto reply = [&](auto result, auto setter) {

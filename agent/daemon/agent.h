@@ -47,6 +47,7 @@
 #include "mt/shim/clock.h"
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_system.h"
+#include "mt/shim/thread_annotations.h"
 #include "receiver.h"
 #include "retention_store.h"
 #include "stream_port.h"
@@ -153,14 +154,14 @@ class Agent {
   std::string listen_;       // the data port's actual address ("" until it listens)
   std::string fingerprint_;  // of the data port's certificate
 
-  std::mutex ops_mu_;        // serializes control operations and shutdown
+  Mutex ops_mu_;             // serializes control operations and shutdown
   // Control requests are answered "starting"/"stopping" at once, not queued
   // behind a long start (WAL recovery) or shutdown.
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};
-  bool shut_down_ = false;   // GUARDED_BY(ops_mu_)
-  mutable std::mutex mu_;    // guards streams_
-  std::map<std::string, std::shared_ptr<Stream>> streams_;
+  bool shut_down_ MT_GUARDED_BY(ops_mu_) = false;
+  mutable Mutex mu_;
+  std::map<std::string, std::shared_ptr<Stream>> streams_ MT_GUARDED_BY(mu_);
 };
 
 }  // namespace mt::daemon

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mt/shim/memory.h"
+#include "mt/shim/thread_annotations.h"
 #include "payload_budget.h"
 
 namespace mt::daemon {
@@ -95,7 +96,7 @@ struct Receiver::Impl {
             std::to_string(++next_id);
         bool admit;
         {
-          std::lock_guard<std::mutex> l(mu);
+          MutexLock l(mu);
           admit = !stopping && sessions.size() < options.max_sessions;
           if (admit) sessions.insert(session);
         }
@@ -116,7 +117,7 @@ struct Receiver::Impl {
     } else {
       spdlog::info("data port: session {} closed: {}", s->id(), reason.ToString());
     }
-    std::lock_guard<std::mutex> l(mu);
+    MutexLock l(mu);
     for (auto it = sessions.begin(); it != sessions.end(); ++it) {
       if (it->get() == s) {
         sessions.erase(it);
@@ -126,15 +127,15 @@ struct Receiver::Impl {
     ScheduleTrim();
   }
 
-  // REQUIRES: mu held. One trim kTrimDelay after the first of a burst of
-  // closes (the sessions are destroyed by then; their memory is free).
-  void ScheduleTrim() {
+  // One trim kTrimDelay after the first of a burst of closes (the sessions
+  // are destroyed by then; their memory is free).
+  void ScheduleTrim() MT_REQUIRES(mu) {
     if (trim_scheduled || stopping) return;
     trim_scheduled = true;
     trim_timer.expires_after(kTrimDelay);
     trim_timer.async_wait([this](const error_code& ec) {
       {
-        std::lock_guard<std::mutex> l(mu);
+        MutexLock l(mu);
         trim_scheduled = false;
       }
       if (!ec) asio::post(workers, [] { shim::ReleaseFreeMemory(); });
@@ -159,17 +160,19 @@ struct Receiver::Impl {
   asio::io_context ioc;
   asio::ssl::context ssl;
   Tcp::acceptor acceptor;
-  asio::steady_timer trim_timer;    // GUARDED_BY(mu)
-  bool trim_scheduled = false;      // GUARDED_BY(mu)
+  asio::steady_timer trim_timer MT_GUARDED_BY(mu);
+  bool trim_scheduled MT_GUARDED_BY(mu) = false;
   asio::executor_work_guard<asio::io_context::executor_type> work;
   asio::thread_pool workers;
   std::vector<std::thread> threads;
-  std::mutex mu;
-  std::set<std::shared_ptr<Session>> sessions;  // GUARDED_BY(mu)
-  bool stopping = false;                        // GUARDED_BY(mu)
+  Mutex mu;
+  std::set<std::shared_ptr<Session>> sessions MT_GUARDED_BY(mu);
+  bool stopping MT_GUARDED_BY(mu) = false;
   uint64_t next_id = 0;                         // acceptor handler only
   std::atomic<bool> probe_pending{false};       // ProbeNetworkThreadsNs
-  std::chrono::steady_clock::time_point probe_posted;  // GUARDED_BY(probe_pending)
+  // Written before probe_pending is set and read while it is set, by the
+  // one thread that probes (the watchdog's); the post clears the flag.
+  std::chrono::steady_clock::time_point probe_posted;
 };
 
 Receiver::Receiver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -219,7 +222,7 @@ void Receiver::Stop() {
   if (!impl_) return;
   std::vector<std::shared_ptr<Session>> open;
   {
-    std::lock_guard<std::mutex> l(impl_->mu);
+    MutexLock l(impl_->mu);
     if (impl_->stopping) return;
     impl_->stopping = true;
     open.assign(impl_->sessions.begin(), impl_->sessions.end());
@@ -227,7 +230,7 @@ void Receiver::Stop() {
   asio::post(impl_->ioc, [impl = impl_.get()] {
     error_code ignored;
     impl->acceptor.close(ignored);
-    std::lock_guard<std::mutex> l(impl->mu);
+    MutexLock l(impl->mu);
     impl->trim_timer.cancel();
   });
   for (auto& s : open) s->Stop();
@@ -237,7 +240,7 @@ void Receiver::Stop() {
     if (t.joinable()) t.join();
   }
   impl_->workers.join();
-  std::lock_guard<std::mutex> l(impl_->mu);
+  MutexLock l(impl_->mu);
   impl_->sessions.clear();
 }
 
@@ -255,7 +258,7 @@ int64_t Receiver::ProbeNetworkThreadsNs() {
 
 size_t Receiver::sessions() const {
   if (!impl_) return 0;
-  std::lock_guard<std::mutex> l(impl_->mu);
+  MutexLock l(impl_->mu);
   return impl_->sessions.size();
 }
 

@@ -25,6 +25,7 @@
 #include "frame_codec.h"
 #include "hash_source.h"
 #include "mt/shim/status.h"
+#include "mt/shim/thread_annotations.h"
 #include "mt/stream.pb.h"
 
 namespace mt::daemon {
@@ -94,23 +95,23 @@ class StreamDirectory {
 class MapStreamDirectory final : public StreamDirectory {
  public:
   void Set(const std::string& stream, StreamEntry entry) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     map_[stream] = std::move(entry);
   }
   void Remove(const std::string& stream) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     map_.erase(stream);
   }
   Result<StreamEntry> Find(const std::string& stream) override {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     auto it = map_.find(stream);
     if (it == map_.end()) return Status(Errc::kNotFound, "no stream '" + stream + "'");
     return it->second;
   }
 
  private:
-  std::mutex mu_;
-  std::map<std::string, StreamEntry> map_;
+  Mutex mu_;
+  std::map<std::string, StreamEntry> map_ MT_GUARDED_BY(mu_);
 };
 
 }  // namespace mt::daemon

@@ -56,6 +56,7 @@ Status StreamRuntime::Init() {
   MT_ASSIGN_OR_RETURN(pipeline_, apply::ApplyPipeline::Open(store_, clock_, stream_, disks_,
                                                             journals.undo, wal_->Segments(),
                                                             *janitor_, po));
+  MutexLock l(mu_);
   durable_seq_ = std::max(wal_->durable_seq(), pipeline_->Stats().applied_seq);
   return Status::Ok();
 }
@@ -74,12 +75,12 @@ Status StreamRuntime::CheckTagName(const std::string& name, uint64_t seq) {
 }
 
 Status StreamRuntime::Attach(const std::string& session) {
-  auto busy = [&] {
+  auto busy = [&]() MT_REQUIRES(mu_) {
     return Status(Errc::kBusy, "stream '" + name_ + "' is already connected (" + holder_ +
                                    "); one sender per stream");
   };
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (!holder_.empty()) return busy();
   }
   // What an earlier session appended may not be durable yet (its group
@@ -90,12 +91,12 @@ Status StreamRuntime::Attach(const std::string& session) {
   // is appended meanwhile). Callbacks run in commit order, so when Sync()
   // returns durable_seq_ covers every record appended before it.
   {
-    std::lock_guard<std::mutex> serial(ingest_mu_);
+    MutexLock serial(ingest_mu_);
     Status synced = wal_->Sync();
     if (!synced.ok())
       return Status(Errc::kUnavailable, "stream '" + name_ + "' failed: " + synced.ToString());
   }
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (!holder_.empty()) return busy();
   auto disks = store_.catalog().ListDisks(stream_);
   if (!disks.ok()) return disks.status();
@@ -113,7 +114,7 @@ Status StreamRuntime::Attach(const std::string& session) {
 }
 
 void StreamRuntime::Detach(const std::string& session) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (holder_ != session) return;
   holder_.clear();
   validator_.reset();
@@ -123,7 +124,7 @@ void StreamRuntime::Detach(const std::string& session) {
 proto::Welcome StreamRuntime::Welcome(uint32_t protocol_version) {
   proto::Welcome w;
   w.set_protocol_version(protocol_version);
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   w.set_resume_seq(durable_seq_);
   if (validator_) {
     for (const auto& [index, st] : validator_->disks()) {
@@ -142,12 +143,12 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   // ingest_mu_ keeps frames in order; mu_ is held only briefly, never across
   // a WAL call: the WAL's committer calls back into this object under mu_,
   // and a WAL append may wait for that committer (backpressure).
-  std::lock_guard<std::mutex> serial(ingest_mu_);
+  MutexLock serial(ingest_mu_);
   apply::DurableItems pending;
   uint64_t last_seq = 0;
   uint64_t already_durable = 0;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (!validator_)
       return Status(Errc::kProtocol, "stream '" + name_ + "': data before the session attached");
     MT_ASSIGN_OR_RETURN(stream::Verdict verdict, validator_->Admit(*frame));
@@ -165,7 +166,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   const size_t items = fh.has_write_batch() ? static_cast<size_t>(fh.write_batch().writes_size()) : 1;
   const uint64_t wal_bytes = frame->payload.size() + items * retention::kRecordHeaderSize + 4096;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     Status room = janitor_->RefuseIngest(wal_unwritten_, wal_bytes, name_);
     if (!room.ok()) {
       validator_.reset();  // the session must end; a new one starts from durable state
@@ -221,7 +222,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   }
   if (!s.ok()) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       validator_.reset();  // the session must end; a new one starts from durable state
     }
     // A WAL that cannot take data is failed until the agent reopens it: say so
@@ -232,7 +233,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     return s;
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     for (const auto& r : pending.records) bytes_ingested_ += r.h.length;
     wal_unwritten_ += wal_bytes;
   }
@@ -240,7 +241,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   auto shared = std::make_shared<apply::DurableItems>(std::move(pending));
   wal_->Commit([this, shared, last_seq, on_durable, wal_bytes](const Status& s) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       wal_unwritten_ -= wal_bytes;
     }
     if (!s.ok()) {
@@ -249,7 +250,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
       return;
     }
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       durable_seq_ = std::max(durable_seq_, last_seq);
       if (validator_ && last_seq < validator_->next_seq()) validator_->MarkDurable(last_seq);
     }
@@ -264,7 +265,7 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
                                  std::vector<uint8_t>* out) {
   uint64_t target = 0;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (!validator_)
       return Status(Errc::kProtocol, "stream '" + name_ + "': hash request before the session attached");
     MT_RETURN_IF_ERROR(validator_->CheckHashRequest(request));
@@ -294,13 +295,13 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
 
 bool StreamRuntime::Throttled() const {
   if (pipeline_->Stats().queued_bytes > o_.wal_quota_bytes || janitor_->Held()) return true;
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   return wal_unwritten_ > o_.wal_unwritten_limit;
 }
 
 void StreamRuntime::WatchThrottle(std::function<void()> wake) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     throttle_waiter_ = std::move(wake);
   }
   // Registered before the check: a relief between the two is not missed.
@@ -309,13 +310,13 @@ void StreamRuntime::WatchThrottle(std::function<void()> wake) {
 
 void StreamRuntime::WakeIfUnthrottled() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (!throttle_waiter_) return;
   }
   if (Throttled()) return;
   std::function<void()> wake;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     wake.swap(throttle_waiter_);
   }
   if (wake) wake();
@@ -342,7 +343,7 @@ StreamHealth StreamRuntime::Health() const {
   h.bytes_applied = a.bytes_applied;
   h.space_alert = janitor_->Alert();
   h.space_held = janitor_->Held();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   h.throttled = a.queued_bytes > o_.wal_quota_bytes || h.space_held ||
                 wal_unwritten_ > o_.wal_unwritten_limit;
   h.durable_seq = durable_seq_;
@@ -355,7 +356,7 @@ StreamHealth StreamRuntime::Health() const {
 Status StreamRuntime::WaitApplied(int64_t timeout_ms) {
   uint64_t target;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     target = durable_seq_;
   }
   Status s = pipeline_->WaitApplied(target, timeout_ms, /*give_up_when_held=*/true);
@@ -367,7 +368,7 @@ Status StreamRuntime::WaitApplied(int64_t timeout_ms) {
 
 Status StreamRuntime::Stop() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (stopped_ || !pipeline_) return pipeline_ ? pipeline_->Stats().failed : Status::Ok();
     stopped_ = true;
   }

@@ -63,6 +63,7 @@
 #include "hash_source.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
+#include "mt/shim/thread_annotations.h"
 #include "mt/stream.pb.h"
 #include "retention_janitor.h"
 #include "retention_store.h"
@@ -173,7 +174,7 @@ class StreamRuntime : public HashSource {
   // another seq than `seq`.
   Status CheckTagName(const std::string& name, uint64_t seq);
   // Calls the WatchThrottle waiter if Throttled() is false now.
-  void WakeIfUnthrottled();
+  void WakeIfUnthrottled() MT_EXCLUDES(mu_);
 
   retention::RetentionStore& store_;
   shim::Clock& clock_;
@@ -185,15 +186,17 @@ class StreamRuntime : public HashSource {
   std::unique_ptr<retention::RetentionJanitor> janitor_;
   std::unique_ptr<apply::ApplyPipeline> pipeline_;
 
-  std::mutex ingest_mu_;  // serializes Ingest (frames stay in seq order)
-  mutable std::mutex mu_;  // the ingest state below
-  std::string holder_;     // attached session ("" = none)
-  std::unique_ptr<stream::StreamValidator> validator_;
-  uint64_t durable_seq_ = 0;
-  uint64_t bytes_ingested_ = 0;
-  uint64_t wal_unwritten_ = 0;  // estimated WAL bytes appended, commit not done
-  std::function<void()> throttle_waiter_;  // WatchThrottle's
-  bool stopped_ = false;
+  // Serializes Ingest (frames stay in seq order) and Attach's wait for the
+  // WAL; taken before mu_, never while holding it.
+  Mutex ingest_mu_;
+  mutable Mutex mu_;  // the ingest state below
+  std::string holder_ MT_GUARDED_BY(mu_);  // attached session ("" = none)
+  std::unique_ptr<stream::StreamValidator> validator_ MT_GUARDED_BY(mu_);
+  uint64_t durable_seq_ MT_GUARDED_BY(mu_) = 0;
+  uint64_t bytes_ingested_ MT_GUARDED_BY(mu_) = 0;
+  uint64_t wal_unwritten_ MT_GUARDED_BY(mu_) = 0;  // estimated WAL bytes appended, commit not done
+  std::function<void()> throttle_waiter_ MT_GUARDED_BY(mu_);  // WatchThrottle's
+  bool stopped_ MT_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace mt::daemon

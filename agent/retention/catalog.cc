@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "catalog_internal.h"
+#include "mt/shim/thread_annotations.h"
 
 namespace mt::retention {
 
@@ -607,11 +608,11 @@ struct Catalog::Impl {
     sqlite3_close_v2(db);
   }
 
-  std::mutex mu;
+  Mutex mu;
   sqlite3* db = nullptr;  // owned
   std::string path;
   bool read_only = false;
-  std::unordered_map<const char*, StmtPtr> stmts;  // keyed by SQL text; GUARDED_BY(mu)
+  std::unordered_map<const char*, StmtPtr> stmts MT_GUARDED_BY(mu);  // keyed by SQL text
 
   // The one SQLite result code -> Status conversion: "catalog <path>: <what>:
   // <sqlite message>", plus the errno text when the OS was involved.
@@ -635,7 +636,7 @@ struct Catalog::Impl {
 
   // A cached statement for a constant SQL text. REQUIRES: the previous lease of
   // the same text has ended (its reset would otherwise cut this one short).
-  Result<Stmt> Prepare(const char* sql) {
+  Result<Stmt> Prepare(const char* sql) MT_REQUIRES(mu) {
     auto it = stmts.find(sql);
     if (it == stmts.end()) {
       sqlite3_stmt* raw = nullptr;
@@ -649,7 +650,7 @@ struct Catalog::Impl {
   }
 
   // Runs a statement without parameters to completion (rows are ignored).
-  Status Exec(const char* sql, std::string_view what) {
+  Status Exec(const char* sql, std::string_view what) MT_REQUIRES(mu) {
     MT_ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
     for (;;) {
       const int rc = st.Step();
@@ -659,14 +660,14 @@ struct Catalog::Impl {
   }
 
   // First column of the single row of a parameterless query.
-  Result<int64_t> QueryInt(const char* sql, std::string_view what) {
+  Result<int64_t> QueryInt(const char* sql, std::string_view what) MT_REQUIRES(mu) {
     MT_ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
     const int rc = st.Step();
     if (rc != SQLITE_ROW) return Error(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, what);
     return sqlite3_column_int64(st.get(), 0);
   }
 
-  Result<std::string> QueryText(const char* sql, std::string_view what) {
+  Result<std::string> QueryText(const char* sql, std::string_view what) MT_REQUIRES(mu) {
     MT_ASSIGN_OR_RETURN(Stmt st, Prepare(sql));
     const int rc = st.Step();
     if (rc != SQLITE_ROW) return Error(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, what);
@@ -707,7 +708,8 @@ struct Catalog::Impl {
 
   // `body` inside BEGIN IMMEDIATE .. COMMIT; rolled back if it fails.
   // REQUIRES: mu held, no transaction open.
-  Status InTransaction(std::string_view what, const std::function<Status()>& body) {
+  Status InTransaction(std::string_view what, const std::function<Status()>& body)
+      MT_REQUIRES(mu) {
     MT_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", std::string("begin ") + std::string(what)));
     Status s = body();
     if (s.ok()) s = Exec("COMMIT", std::string("commit ") + std::string(what));
@@ -716,7 +718,7 @@ struct Catalog::Impl {
   }
 
   // The statements of AddPoint and SetCheckpoint. REQUIRES: mu held.
-  Status InsertPoint(const PointRow& row) {
+  Status InsertPoint(const PointRow& row) MT_REQUIRES(mu) {
     if (!IsValid(row.kind)) return Invalid("unknown tag kind");
     MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
     MT_RETURN_IF_ERROR(CheckStored(row.seq, "point seq"));
@@ -742,7 +744,7 @@ struct Catalog::Impl {
     }
     return Status::Ok();
   }
-  Status UpsertCheckpoint(const CheckpointRow& row) {
+  Status UpsertCheckpoint(const CheckpointRow& row) MT_REQUIRES(mu) {
     MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
     MT_RETURN_IF_ERROR(CheckStored(row.applied_seq, "applied_seq"));
     MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kUpsertCheckpoint));
@@ -760,11 +762,13 @@ struct Catalog::Impl {
     return Status::Ok();
   }
 
-  Status Open(const std::string& p, bool ro);
-  Status Configure();
-  Status EnableWal();
-  Status Migrate();
-  Status VerifySchema();
+  // Open and its steps run before the catalog is shared; they hold mu
+  // all the same (the statements they prepare are cached).
+  Status Open(const std::string& p, bool ro) MT_REQUIRES(mu);
+  Status Configure() MT_REQUIRES(mu);
+  Status EnableWal() MT_REQUIRES(mu);
+  Status Migrate() MT_REQUIRES(mu);
+  Status VerifySchema() MT_REQUIRES(mu);
   Status RefuseNewer(int64_t version) const {
     return Status(Errc::kUnavailable,
                   "catalog " + path + " has schema version " + std::to_string(version) +
@@ -775,13 +779,13 @@ struct Catalog::Impl {
     return Status(Errc::kCorruption, "catalog " + path + " is not an mt-agent catalog: " + why);
   }
 
-  Result<std::optional<DiskRow>> FindDiskByTarget(const std::string& target_id) {
+  Result<std::optional<DiskRow>> FindDiskByTarget(const std::string& target_id) MT_REQUIRES(mu) {
     MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kSelectDiskByTarget));
     st.Text(1, target_id);
     return One(st, "disks", &ReadDiskRow);
   }
   // kAlreadyExists naming the disk that holds `row`'s stream+disk or target.
-  Status DiskTaken(const DiskRow& row) {
+  Status DiskTaken(const DiskRow& row) MT_REQUIRES(mu) {
     MT_ASSIGN_OR_RETURN(std::optional<DiskRow> owner, FindDiskByTarget(row.target_id));
     if (owner && (owner->stream != row.stream || owner->disk != row.disk)) {
       return Status(Errc::kAlreadyExists,
@@ -1017,12 +1021,14 @@ Catalog::~Catalog() = default;
 
 Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) {
   std::unique_ptr<Catalog> c(new Catalog(nullptr));
+  MutexLock lock(c->impl_->mu);
   MT_RETURN_IF_ERROR(c->impl_->Open(path, /*ro=*/false));
   return Result<std::unique_ptr<Catalog>>(std::move(c));
 }
 
 Result<std::unique_ptr<Catalog>> Catalog::OpenReadOnly(const std::string& path) {
   std::unique_ptr<Catalog> c(new Catalog(nullptr));
+  MutexLock lock(c->impl_->mu);
   MT_RETURN_IF_ERROR(c->impl_->Open(path, /*ro=*/true));
   return Result<std::unique_ptr<Catalog>>(std::move(c));
 }
@@ -1030,7 +1036,7 @@ Result<std::unique_ptr<Catalog>> Catalog::OpenReadOnly(const std::string& path) 
 // Streams and disks.
 
 Result<uint64_t> Catalog::AddStream(const StreamRow& row) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(CheckText(row.name, "stream name", 1, kMaxValueBytes / 4));
   MT_RETURN_IF_ERROR(CheckText(row.group, "group name", 0, kMaxValueBytes / 4));
   MT_RETURN_IF_ERROR(CheckText(row.error, "stream error", 0, kMaxValueBytes / 4));
@@ -1053,14 +1059,14 @@ Result<uint64_t> Catalog::AddStream(const StreamRow& row) {
 }
 
 Result<std::optional<StreamRow>> Catalog::FindStream(const std::string& name) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectStreamByName));
   st.Text(1, name);
   return impl_->One(st, "streams", &ReadStreamRow);
 }
 
 Result<std::optional<StreamRow>> Catalog::GetStream(uint64_t id) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (id > kMaxStored) return std::optional<StreamRow>();
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectStreamById));
   st.U63(1, id);
@@ -1068,13 +1074,13 @@ Result<std::optional<StreamRow>> Catalog::GetStream(uint64_t id) {
 }
 
 Result<std::vector<StreamRow>> Catalog::ListStreams() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectStreams));
   return impl_->All(st, "streams", &ReadStreamRow);
 }
 
 Status Catalog::SetStreamState(uint64_t id, const std::string& state, const std::string& error) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (!IsStreamState(state)) {
     return Invalid("unknown stream state '" + state + "' (protected, paused, failed or committed)");
   }
@@ -1088,7 +1094,7 @@ Status Catalog::SetStreamState(uint64_t id, const std::string& state, const std:
 }
 
 Status Catalog::RemoveStream(uint64_t id) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (id > kMaxStored) return impl_->NoStream(id);
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeleteStream));
   st.U63(1, id);
@@ -1098,7 +1104,7 @@ Status Catalog::RemoveStream(uint64_t id) {
 }
 
 Status Catalog::AddDisk(const DiskRow& row) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(impl_->CheckDisk(row));
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kInsertDisk));
   impl_->BindDisk(st, row);
@@ -1115,7 +1121,7 @@ Status Catalog::AddDisk(const DiskRow& row) {
 }
 
 Status Catalog::UpdateDisk(const DiskRow& row) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(impl_->CheckDisk(row));
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kUpdateDisk));
   impl_->BindDisk(st, row);
@@ -1131,7 +1137,7 @@ Status Catalog::UpdateDisk(const DiskRow& row) {
 }
 
 Result<std::vector<DiskRow>> Catalog::ListDisks(uint64_t stream) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (stream > kMaxStored) return std::vector<DiskRow>();
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectDisks));
   st.U63(1, stream);
@@ -1139,14 +1145,14 @@ Result<std::vector<DiskRow>> Catalog::ListDisks(uint64_t stream) {
 }
 
 Result<std::optional<DiskRow>> Catalog::FindDiskByTarget(const std::string& target_id) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->FindDiskByTarget(target_id);
 }
 
 // Segments.
 
 Status Catalog::UpsertSegment(const SegmentRow& row) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (!IsValid(row.kind)) return Invalid("unknown segment kind");
   MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
   MT_RETURN_IF_ERROR(CheckStored(row.number, "segment number"));
@@ -1180,7 +1186,7 @@ Status Catalog::UpsertSegment(const SegmentRow& row) {
 }
 
 Status Catalog::RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (!IsValid(kind)) return Invalid("unknown segment kind");
   if (stream > kMaxStored || number > kMaxStored) return Status::Ok();  // cannot exist
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeleteSegment));
@@ -1190,7 +1196,7 @@ Status Catalog::RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number
 }
 
 Result<std::vector<SegmentRow>> Catalog::ListSegments(uint64_t stream, SegmentKind kind) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (!IsValid(kind)) return Invalid("unknown segment kind");
   if (stream > kMaxStored) return std::vector<SegmentRow>();
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectSegments));
@@ -1201,13 +1207,13 @@ Result<std::vector<SegmentRow>> Catalog::ListSegments(uint64_t stream, SegmentKi
 // Recovery points.
 
 Status Catalog::AddPoint(const PointRow& row) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->InsertPoint(row);
 }
 
 Result<std::vector<PointRow>> Catalog::ListPoints(uint64_t stream, uint64_t after_seq,
                                                   uint64_t before_seq) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   // Every stored seq is < 2^63: clamp the bounds into the stored range.
   if (stream > kMaxStored || after_seq >= kMaxStored || after_seq >= before_seq) {
     return std::vector<PointRow>();
@@ -1218,7 +1224,7 @@ Result<std::vector<PointRow>> Catalog::ListPoints(uint64_t stream, uint64_t afte
 }
 
 Result<std::optional<PointRow>> Catalog::FindPoint(uint64_t stream, const std::string& name) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (stream > kMaxStored) return std::optional<PointRow>();
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectPointByName));
   st.U63(1, stream).Text(2, name);
@@ -1227,7 +1233,7 @@ Result<std::optional<PointRow>> Catalog::FindPoint(uint64_t stream, const std::s
 
 Result<std::optional<PointRow>> Catalog::LatestPoint(uint64_t stream, std::optional<TagKind> kind,
                                                      uint64_t max_seq) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (kind && !IsValid(*kind)) return Invalid("unknown tag kind");
   if (stream > kMaxStored) return std::optional<PointRow>();
   max_seq = std::min(max_seq, kMaxStored);
@@ -1243,7 +1249,7 @@ Result<std::optional<PointRow>> Catalog::LatestPoint(uint64_t stream, std::optio
 
 Result<std::optional<PointRow>> Catalog::LatestPointAtTime(uint64_t stream, int64_t time_ns,
                                                            std::optional<TagKind> kind) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (kind && !IsValid(*kind)) return Invalid("unknown tag kind");
   if (stream > kMaxStored) return std::optional<PointRow>();
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectLatestPointAtTime));
@@ -1257,7 +1263,7 @@ Result<std::optional<PointRow>> Catalog::LatestPointAtTime(uint64_t stream, int6
 }
 
 Result<std::vector<PointRow>> Catalog::PointsWithGroupTag(const std::string& group_tag_id) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (group_tag_id.empty()) return std::vector<PointRow>();  // "no group tag" is not a tag
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectPointsByGroupTag));
   st.Text(1, group_tag_id);
@@ -1265,7 +1271,7 @@ Result<std::vector<PointRow>> Catalog::PointsWithGroupTag(const std::string& gro
 }
 
 Status Catalog::RemovePointsBefore(uint64_t stream, uint64_t seq) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (stream > kMaxStored) return Status::Ok();
   if (seq == 0) return Status::Ok();  // no seq is below 0
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeletePointsBefore));
@@ -1274,7 +1280,7 @@ Status Catalog::RemovePointsBefore(uint64_t stream, uint64_t seq) {
 }
 
 Status Catalog::RemovePointsAfter(uint64_t stream, uint64_t seq) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (stream > kMaxStored || seq >= kMaxStored) return Status::Ok();
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeletePointsAfter));
   st.U63(1, stream).U63(2, seq);
@@ -1285,14 +1291,15 @@ Status Catalog::RemovePointsAfter(uint64_t stream, uint64_t seq) {
 // Checkpoints.
 
 Status Catalog::SetCheckpoint(const CheckpointRow& row) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->UpsertCheckpoint(row);
 }
 
 Status Catalog::RecordBatch(const BatchRecord& b) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(CheckStored(b.stream, "stream id"));
-  return impl_->InTransaction("batch of stream " + std::to_string(b.stream), [&]() -> Status {
+  return impl_->InTransaction("batch of stream " + std::to_string(b.stream),
+                              [&]() MT_REQUIRES(impl_->mu) -> Status {
     for (const auto& p : b.points) {
       // kAlreadyExists: the same tag applied again after a restart (ingest
       // refuses a name taken at another seq). SQLite undoes only the failed
@@ -1322,7 +1329,7 @@ Status Catalog::RecordBatch(const BatchRecord& b) {
 }
 
 Result<std::optional<CheckpointRow>> Catalog::GetCheckpoint(uint64_t stream, uint32_t disk) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (stream > kMaxStored) return std::optional<CheckpointRow>();
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectCheckpoint));
   st.U63(1, stream).Int(2, disk);
@@ -1332,7 +1339,7 @@ Result<std::optional<CheckpointRow>> Catalog::GetCheckpoint(uint64_t stream, uin
 // Policy.
 
 Status Catalog::SetPolicy(const PolicyRow& row) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
   if (row.window_ns <= 0) return Invalid("retention window must be positive");
   if (row.rpo_threshold_ns <= 0) return Invalid("RPO threshold must be positive");
@@ -1354,7 +1361,7 @@ Status Catalog::SetPolicy(const PolicyRow& row) {
 }
 
 Result<PolicyRow> Catalog::GetPolicy(uint64_t stream) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   if (stream > kMaxStored) return impl_->NoStream(stream);
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectPolicy));
   st.U63(1, stream);

@@ -32,6 +32,7 @@
 #include "mt/shim/busy_since.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
+#include "mt/shim/thread_annotations.h"
 #include "record_format.h"
 
 namespace mt::retention {
@@ -136,43 +137,44 @@ class Journal {
   struct Batch;
   Journal(shim::FileSystem& fs, shim::Clock& clock, JournalOptions o);
   Status Recover(RecoveryReport* report);
-  std::unique_ptr<Batch> NewBatchAfter(const Batch* prev);
+  std::unique_ptr<Batch> NewBatchAfter(const Batch* prev) MT_REQUIRES(mu_);
   // A batch buffer of max_batch_bytes + slack: the spare one if it is big enough.
-  AlignedBuffer TakeBufferLocked();
-  std::unique_ptr<Batch> NewSegmentBatch(uint64_t first_seq);
-  void SealOpenLocked();
+  AlignedBuffer TakeBufferLocked() MT_REQUIRES(mu_);
+  std::unique_ptr<Batch> NewSegmentBatch(uint64_t first_seq) MT_REQUIRES(mu_);
+  void SealOpenLocked() MT_REQUIRES(mu_);
   void CommitterLoop();
   Status WriteBatch(Batch& b);
-  void FailLocked(const Status& s);
+  void FailLocked(const Status& s) MT_REQUIRES(mu_);
 
   shim::FileSystem& fs_;
   shim::Clock& clock_;
   const JournalOptions o_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable work_cv_;   // committer: something to write
   std::condition_variable space_cv_;  // appenders: the open batch has room again
-  std::unique_ptr<Batch> open_;       // GUARDED_BY(mu_)
-  std::deque<std::unique_ptr<Batch>> ready_;  // sealed, to be written in order
-  std::map<uint64_t, std::vector<std::function<void(const Status&)>>> waiters_;  // by batch
+  std::unique_ptr<Batch> open_ MT_GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<Batch>> ready_ MT_GUARDED_BY(mu_);  // sealed, to be written in order
+  // by batch
+  std::map<uint64_t, std::vector<std::function<void(const Status&)>>> waiters_ MT_GUARDED_BY(mu_);
   // The committer is running a batch's callbacks (outside mu_). A Commit()
   // that finds its records durable meanwhile queues its callback in late_,
   // which the committer runs after those: it must not overtake them.
-  bool delivering_ = false;
-  std::vector<std::function<void(const Status&)>> late_;
-  std::map<uint64_t, SegmentInfo> segments_;  // durable state, by number
-  uint64_t next_batch_ = 1;
-  uint64_t next_segment_ = 1;
-  uint64_t last_appended_seq_ = 0;
-  uint64_t last_sealed_batch_ = 0;
-  uint64_t durable_batch_ = 0;
-  uint64_t durable_seq_ = 0;
-  RecordHeader durable_last_;  // header of the newest durable record
-  bool stopping_ = false;
-  bool writing_ = false;
+  bool delivering_ MT_GUARDED_BY(mu_) = false;
+  std::vector<std::function<void(const Status&)>> late_ MT_GUARDED_BY(mu_);
+  std::map<uint64_t, SegmentInfo> segments_ MT_GUARDED_BY(mu_);  // durable state, by number
+  uint64_t next_batch_ MT_GUARDED_BY(mu_) = 1;
+  uint64_t next_segment_ MT_GUARDED_BY(mu_) = 1;
+  uint64_t last_appended_seq_ MT_GUARDED_BY(mu_) = 0;
+  uint64_t last_sealed_batch_ MT_GUARDED_BY(mu_) = 0;
+  uint64_t durable_batch_ MT_GUARDED_BY(mu_) = 0;
+  uint64_t durable_seq_ MT_GUARDED_BY(mu_) = 0;
+  RecordHeader durable_last_ MT_GUARDED_BY(mu_);  // header of the newest durable record
+  bool stopping_ MT_GUARDED_BY(mu_) = false;
+  bool writing_ MT_GUARDED_BY(mu_) = false;
   shim::BusySince commit_busy_;  // the committer, while it writes a batch
-  Status error_;
-  std::vector<AlignedBuffer> spare_;  // written batches' buffers, for reuse
+  Status error_ MT_GUARDED_BY(mu_);
+  std::vector<AlignedBuffer> spare_ MT_GUARDED_BY(mu_);  // written batches' buffers, for reuse
   std::unique_ptr<shim::File> file_;  // committer-only: the segment being written
   uint64_t file_segment_ = 0;
   std::thread committer_;

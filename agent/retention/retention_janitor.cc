@@ -18,7 +18,7 @@ std::string RetentionJanitor::HoldFor(uint64_t capture_bytes) {
   const uint64_t floor = LowSpaceThreshold(store_.options().space, space->capacity);
   const uint64_t need = RoomFor(capture_bytes);
   if (space->available >= floor && space->available >= need) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     hold_.clear();
     return {};
   }
@@ -42,7 +42,7 @@ std::string RetentionJanitor::HoldFor(uint64_t capture_bytes) {
     hold = "retention volume " + root + " is full (" + Kib(space->available) +
            " free, the next batch needs " + Kib(need) +
            "): applying is held until space is freed; the sender is throttled";
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   hold_ = hold;
   if (!dropped.empty()) {
     prune_alert_ = dropped;
@@ -69,7 +69,7 @@ Status RetentionJanitor::RefuseIngest(uint64_t unwritten_bytes, uint64_t wal_byt
 }
 
 std::string RetentionJanitor::Alert() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   std::string alert = hold_;
   if (!prune_alert_.empty() && clock_.NowNs() - prune_alert_ns_ < kPruneAlertNs)
     alert += (alert.empty() ? "" : "; ") + prune_alert_;
@@ -77,7 +77,7 @@ std::string RetentionJanitor::Alert() const {
 }
 
 bool RetentionJanitor::Held() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   return !hold_.empty();
 }
 

@@ -29,6 +29,7 @@
 #include <string>
 
 #include "mt/shim/clock.h"
+#include "mt/shim/thread_annotations.h"
 #include "retention_store.h"
 
 namespace mt::retention {
@@ -68,10 +69,10 @@ class RetentionJanitor {
   const uint64_t prune_every_;
   uint64_t steps_ = 0;  // apply thread only
 
-  mutable std::mutex mu_;
-  std::string hold_;         // why applying is held ("" = it is not)
-  std::string prune_alert_;  // points a low-space prune dropped, and when
-  int64_t prune_alert_ns_ = 0;
+  mutable Mutex mu_;
+  std::string hold_ MT_GUARDED_BY(mu_);         // why applying is held ("" = it is not)
+  std::string prune_alert_ MT_GUARDED_BY(mu_);  // points a low-space prune dropped, and when
+  int64_t prune_alert_ns_ MT_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mt::retention

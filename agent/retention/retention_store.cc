@@ -17,7 +17,7 @@ RetentionStore::RetentionStore(shim::FileSystem& fs, shim::Clock& clock, StoreOp
     : fs_(fs), clock_(clock), o_(std::move(o)), catalog_(std::move(catalog)) {}
 
 RetentionStore::~RetentionStore() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (auto& [id, j] : open_) {
     if (j.wal) (void)j.wal->Close();
     if (j.undo) (void)j.undo->Close();
@@ -60,7 +60,7 @@ Result<RetentionStore::Journals> RetentionStore::OpenStream(uint64_t stream) {
   if (!row) return Status(Errc::kNotFound, "no stream " + std::to_string(stream) + " in the catalog");
   Journals out;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     OpenJournals& o = open_[stream];
     if (!o.wal) {
       auto wal = Journal::Open(fs_, clock_, JournalOpts(stream, SegmentKind::kWal), &out.wal_report);
@@ -79,7 +79,7 @@ Result<RetentionStore::Journals> RetentionStore::OpenStream(uint64_t stream) {
 }
 
 Status RetentionStore::CloseStream(uint64_t stream) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   auto it = open_.find(stream);
   if (it == open_.end()) return Status::Ok();
   Status s = it->second.wal ? it->second.wal->Close() : Status::Ok();
@@ -91,7 +91,7 @@ Status RetentionStore::CloseStream(uint64_t stream) {
 Status RetentionStore::ReconcileCatalog(uint64_t stream) {
   std::vector<SegmentInfo> wal, undo;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     auto it = open_.find(stream);
     if (it == open_.end() || !it->second.wal)
       return Status(Errc::kInvalidArgument, "stream " + std::to_string(stream) + " is not open");

@@ -23,6 +23,7 @@
 #include "journal.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
+#include "mt/shim/thread_annotations.h"
 #include "policy.h"
 
 namespace mt::retention {
@@ -107,11 +108,11 @@ class RetentionStore {
   shim::Clock& clock_;
   const StoreOptions o_;
   std::unique_ptr<Catalog> catalog_;
-  std::mutex mu_;
+  Mutex mu_;
   struct OpenJournals {
     std::unique_ptr<Journal> wal, undo;
   };
-  std::map<uint64_t, OpenJournals> open_;  // GUARDED_BY(mu_)
+  std::map<uint64_t, OpenJournals> open_ MT_GUARDED_BY(mu_);
 };
 
 // Usage figures of the store at `root` from its catalog; read-only, so mtctl
