@@ -215,7 +215,7 @@ void ApplyPipeline::Fail(const Status& s) {
     if (!failed_.ok()) return;
     failed_ = s;
   }
-  (void)store_.catalog().SetStreamState(stream_, "failed", s.ToString());
+  (void)store_.catalog().SetStreamState(stream_, retention::StreamState::kFailed, s.ToString());
   work_cv_.notify_all();
   progress_cv_.notify_all();
   if (o_.on_progress) o_.on_progress();

@@ -230,10 +230,13 @@ int RunPauseResume(Context& ctx, const PairOptions& o, bool pause) {
     auto row = (*catalog)->FindStream(o.stream);
     if (!row.ok()) return ctx.Fail(row.status());
     if (!*row) return ctx.Fail("no stream '" + o.stream + "'");
-    if ((*row)->state == "committed") return ctx.Fail("stream '" + o.stream + "' is committed");
-    Status s = (*catalog)->SetStreamState((**row).id, pause ? "paused" : "protected", "");
+    if ((*row)->state == retention::StreamState::kCommitted)
+      return ctx.Fail("stream '" + o.stream + "' is committed");
+    const retention::StreamState to =
+        pause ? retention::StreamState::kPaused : retention::StreamState::kProtected;
+    Status s = (*catalog)->SetStreamState((**row).id, to, "");
     if (!s.ok()) return ctx.Fail(s);
-    (*row)->state = pause ? "paused" : "protected";
+    (*row)->state = to;
     (*row)->error.clear();
     auto p = control::PairFromCatalog(**catalog, **row, shim::SystemClock().NowNs());
     if (!p.ok()) return ctx.Fail(p.status());

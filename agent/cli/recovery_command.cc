@@ -190,7 +190,9 @@ Result<Selected> Select(Context& ctx, Env& env, const RecoveryOptions& o) {
 
 // Pauses the stream in the daemon (if it runs it); returns whether it was running.
 Result<bool> PauseInDaemon(Context& ctx, Env& env, const retention::StreamRow& row) {
-  if (!env.daemon || row.state == "paused" || row.state == "committed") return false;
+  if (!env.daemon || row.state == retention::StreamState::kPaused ||
+      row.state == retention::StreamState::kCommitted)
+    return false;
   proto::ControlRequest req;
   req.mutable_pause()->set_stream(row.name);
   auto r = CallAgent(ctx, env.config, req, milliseconds(120'000));
@@ -394,8 +396,8 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
     auto paused = PauseInDaemon(ctx, *env, p.row);
     if (!paused.ok()) return ctx.Fail(paused.status());
     if (*paused) ctx.err << "stream '" << p.row.name << "' paused in mt-agent for the rollback" << std::endl;
-    if (!env->daemon && p.row.state != "paused")
-      (void)env->catalog->SetStreamState(p.row.id, "paused", "");
+    if (!env->daemon && p.row.state != retention::StreamState::kPaused)
+      (void)env->catalog->SetStreamState(p.row.id, retention::StreamState::kPaused, "");
   }
   auto inv = ScanWithTargets(ctx, *env);
   if (!inv.ok()) return ctx.Fail(inv.status());

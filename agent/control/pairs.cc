@@ -173,7 +173,7 @@ Result<proto::PairAddResult> AddPair(const proto::PairAdd& request, PairEnvironm
   row.name = name;
   row.group = request.group();
   row.created_ns = env.clock->NowNs();
-  row.state = "protected";
+  row.state = retention::StreamState::kProtected;
   MT_ASSIGN_OR_RETURN(uint64_t id, catalog.AddStream(row));
   auto undo = [&](const Status& s) {
     (void)catalog.RemoveStream(id);
@@ -211,7 +211,7 @@ Result<proto::Pair> PairFromCatalog(retention::Catalog& catalog, const retention
   p.set_stream_id(row.id);
   p.set_name(row.name);
   p.set_group(row.group);
-  p.set_state(row.state);
+  p.set_state(retention::StreamStateName(row.state));
   p.set_error(row.error);
   p.set_created_ns(row.created_ns);
   MT_ASSIGN_OR_RETURN(auto policy, catalog.GetPolicy(row.id));
@@ -227,7 +227,7 @@ Result<proto::Pair> PairFromCatalog(retention::Catalog& catalog, const retention
     pd->set_source_disk_id(d.source_disk_id);
     pd->set_size_bytes(d.size_bytes);
     pd->set_block_size(d.block_size);
-    pd->set_resync_state(d.resync_state);
+    pd->set_resync_state(retention::ResyncStateName(d.resync_state));
     pd->set_resync_complete_seq(d.resync_complete_seq);
     MT_ASSIGN_OR_RETURN(auto cp, catalog.GetCheckpoint(row.id, d.disk));
     const uint64_t seq = cp ? cp->applied_seq : 0;
@@ -313,12 +313,12 @@ std::vector<proto::Alert> ComputeAlerts(const std::vector<proto::Pair>& pairs, i
   };
   for (const auto& p : pairs) {
     const std::string who = "stream '" + p.name() + "'";
-    if (p.state() == "failed") {
+    if (p.state() == retention::StreamStateName(retention::StreamState::kFailed)) {
       add("stream-failed", p.name(),
           who + " failed: " + (p.error().empty() ? "no reason recorded" : p.error()));
       continue;
     }
-    if (p.state() != "protected") continue;
+    if (p.state() != retention::StreamStateName(retention::StreamState::kProtected)) continue;
     if (!p.retention_alert().empty()) add("retention-full", p.name(), who + ": " + p.retention_alert());
     const auto& pol = p.policy();
     if (p.rpo_ns() >= 0 && pol.rpo_threshold_ns() > 0 && p.rpo_ns() > pol.rpo_threshold_ns())

@@ -165,8 +165,9 @@ mt::Status Agent::Init() {
   if (!streams.empty()) {
     MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
     for (const auto& row : streams) {
-      if (row.state == "paused" || row.state == "committed") {
-        spdlog::info("stream '{}' is {}: not started", row.name, row.state);
+      if (row.state == retention::StreamState::kPaused ||
+          row.state == retention::StreamState::kCommitted) {
+        spdlog::info("stream '{}' is {}: not started", row.name, StreamStateName(row.state));
         continue;
       }
       (void)StartStream(row, inv);  // logs and marks the stream failed itself
@@ -253,7 +254,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   retention::Catalog& catalog = store_->catalog();
   auto fail = [&](const mt::Status& why) {
     spdlog::error("stream '{}' not started: {}", row.name, why.message());
-    (void)catalog.SetStreamState(row.id, "failed", why.message());
+    (void)catalog.SetStreamState(row.id, retention::StreamState::kFailed, why.message());
     return why;
   };
   auto stream = std::make_shared<Stream>();
@@ -309,9 +310,9 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   if (!rt.ok()) return fail(rt.status());
   stream->runtime = std::move(rt).value();
   stream->gate = std::make_unique<Gate>(*stream->runtime);
-  if (row.state != "protected") {
-    (void)catalog.SetStreamState(row.id, "protected", "");
-    stream->row.state = "protected";
+  if (row.state != retention::StreamState::kProtected) {
+    (void)catalog.SetStreamState(row.id, retention::StreamState::kProtected, "");
+    stream->row.state = retention::StreamState::kProtected;
     stream->row.error.clear();
   }
   {
@@ -500,10 +501,11 @@ Result<proto::PairAddResult> Agent::PairAdd(const proto::PairAdd& request) {
 Result<proto::Pair> Agent::Pause(const std::string& name) {
   MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
   if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
-  if (row->state == "committed")
+  if (row->state == retention::StreamState::kCommitted)
     return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
   mt::Status stopped = StopStream(name);
-  MT_RETURN_IF_ERROR(store_->catalog().SetStreamState(row->id, "paused", ""));
+  MT_RETURN_IF_ERROR(
+      store_->catalog().SetStreamState(row->id, retention::StreamState::kPaused, ""));
   spdlog::info("stream '{}' paused{}", name, stopped.ok() ? "" : " (it had failed)");
   MT_ASSIGN_OR_RETURN(row, store_->catalog().FindStream(name));
   return DescribeStream(*row);
@@ -512,7 +514,7 @@ Result<proto::Pair> Agent::Pause(const std::string& name) {
 Result<proto::Pair> Agent::Resume(const std::string& name) {
   MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
   if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
-  if (row->state == "committed")
+  if (row->state == retention::StreamState::kCommitted)
     return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
   bool running;
   {

@@ -12,9 +12,15 @@ namespace mt::daemon {
 
 namespace {
 
-proto::ResyncState WireResyncState(const std::string& s) {
-  if (s == "complete") return proto::RESYNC_STATE_COMPLETE;
-  if (s == "running") return proto::RESYNC_STATE_RUNNING;
+proto::ResyncState WireResyncState(retention::ResyncState s) {
+  switch (s) {
+    case retention::ResyncState::kComplete:
+      return proto::RESYNC_STATE_COMPLETE;
+    case retention::ResyncState::kRunning:
+      return proto::RESYNC_STATE_RUNNING;
+    case retention::ResyncState::kPending:
+      break;
+  }
   return proto::RESYNC_STATE_PENDING;
 }
 
@@ -328,12 +334,12 @@ StreamHealth StreamRuntime::Health() const {
   h.name = name_;
   auto row = store_.catalog().GetStream(stream_);
   if (row.ok() && *row) {
-    h.state = (*row)->state;
+    h.state = retention::StreamStateName((*row)->state);
     h.error = (*row)->error;
   }
   const apply::ApplyStats a = pipeline_->Stats();
   if (!a.failed.ok()) {
-    h.state = "failed";
+    h.state = retention::StreamStateName(retention::StreamState::kFailed);
     h.error = a.failed.ToString();
   }
   h.applied_seq = a.applied_seq;

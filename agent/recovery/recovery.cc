@@ -99,7 +99,7 @@ Result<ResolvedPoint> ResolvePoint(retention::Catalog& catalog, shim::FileSystem
   MT_ASSIGN_OR_RETURN(auto disks, catalog.ListDisks(v.stream));
   uint64_t oldest = OldestPoint(v);
   for (const auto& d : disks) {
-    if (d.resync_state != "complete")
+    if (d.resync_state != retention::ResyncState::kComplete)
       return Status(Errc::kUnavailable, "disk " + std::to_string(d.disk) + " (" + d.target_id +
                                             ") has not finished its resync: no recovery point yet");
     oldest = std::max(oldest, d.resync_complete_seq);

@@ -45,6 +45,47 @@ const char* FullActionName(FullAction a) {
   return "unknown";
 }
 
+const char* StreamStateName(StreamState s) {
+  switch (s) {
+    case StreamState::kProtected:
+      return "protected";
+    case StreamState::kPaused:
+      return "paused";
+    case StreamState::kFailed:
+      return "failed";
+    case StreamState::kCommitted:
+      return "committed";
+  }
+  return "unknown";
+}
+
+Result<StreamState> ParseStreamState(std::string_view s) {
+  for (StreamState v : {StreamState::kProtected, StreamState::kPaused, StreamState::kFailed,
+                        StreamState::kCommitted})
+    if (s == StreamStateName(v)) return v;
+  return Status(Errc::kInvalidArgument, "unknown stream state '" + std::string(s) +
+                                            "' (protected, paused, failed or committed)");
+}
+
+const char* ResyncStateName(ResyncState s) {
+  switch (s) {
+    case ResyncState::kPending:
+      return "pending";
+    case ResyncState::kRunning:
+      return "running";
+    case ResyncState::kComplete:
+      return "complete";
+  }
+  return "unknown";
+}
+
+Result<ResyncState> ParseResyncState(std::string_view s) {
+  for (ResyncState v : {ResyncState::kPending, ResyncState::kRunning, ResyncState::kComplete})
+    if (s == ResyncStateName(v)) return v;
+  return Status(Errc::kInvalidArgument,
+                "unknown resync state '" + std::string(s) + "' (pending, running or complete)");
+}
+
 Result<FullAction> ParseFullAction(const std::string& s) {
   if (s == "prune") return FullAction::kPrune;
   if (s == "stop") return FullAction::kStop;
@@ -337,12 +378,9 @@ Status CheckText(const std::string& s, const char* field, size_t min_len, size_t
   return Status::Ok();
 }
 
-bool IsStreamState(std::string_view s) {
-  return s == "protected" || s == "paused" || s == "failed" || s == "committed";
-}
-bool IsResyncState(std::string_view s) {
-  return s == "pending" || s == "running" || s == "complete";
-}
+// An enum value a caller made up (a cast): never stored.
+bool IsValid(StreamState s) { return ParseStreamState(StreamStateName(s)).ok(); }
+bool IsValid(ResyncState s) { return ParseResyncState(ResyncStateName(s)).ok(); }
 bool IsValid(SegmentKind k) {
   return k == SegmentKind::kWal || k == SegmentKind::kUndo;
 }
@@ -517,10 +555,13 @@ Result<StreamRow> ReadStreamRow(RowReader& r) {
   s.name = r.Text(1);
   s.group = r.Text(2);
   s.created_ns = r.I64(3);
-  s.state = r.Text(4);
+  const std::string state = r.Text(4);
   s.error = r.Text(5);
   if (s.name.empty()) r.Bad(1, "is empty");
-  if (!IsStreamState(s.state)) r.Bad(4, "has unknown stream state '" + Shown(s.state) + "'");
+  if (Result<StreamState> st = ParseStreamState(state); st.ok())
+    s.state = *st;
+  else
+    r.Bad(4, "has unknown stream state '" + Shown(state) + "'");
   MT_RETURN_IF_ERROR(r.status());
   return s;
 }
@@ -534,14 +575,15 @@ Result<DiskRow> ReadDiskRow(RowReader& r) {
   d.source_disk_id = r.Text(4);
   d.size_bytes = r.U63(5);
   d.block_size = r.U32(6);
-  d.resync_state = r.Text(7);
+  const std::string resync = r.Text(7);
   d.resync_complete_seq = r.U63(8);
   if (d.target_id.empty()) r.Bad(2, "is empty");
   if (!IsBlockSize(d.block_size))
     r.Bad(6, "is not a block size (" + std::to_string(d.block_size) + ")");
-  if (!IsResyncState(d.resync_state)) {
-    r.Bad(7, "has unknown resync state '" + Shown(d.resync_state) + "'");
-  }
+  if (Result<ResyncState> rs = ParseResyncState(resync); rs.ok())
+    d.resync_state = *rs;
+  else
+    r.Bad(7, "has unknown resync state '" + Shown(resync) + "'");
   MT_RETURN_IF_ERROR(r.status());
   return d;
 }
@@ -806,10 +848,8 @@ struct Catalog::Impl {
       return Invalid("block size " + std::to_string(row.block_size) +
                      " is not a power of two between 512 and 65536");
     }
-    if (!IsResyncState(row.resync_state)) {
-      return Invalid("unknown resync state '" + row.resync_state +
-                     "' (pending, running or complete)");
-    }
+    if (!IsValid(row.resync_state))
+      return Invalid("unknown resync state (pending, running or complete)");
     return Status::Ok();
   }
   void BindDisk(Stmt& st, const DiskRow& row) {
@@ -820,7 +860,7 @@ struct Catalog::Impl {
         .Text(5, row.source_disk_id)
         .U63(6, row.size_bytes)
         .Int(7, row.block_size)
-        .Text(8, row.resync_state)
+        .Text(8, ResyncStateName(row.resync_state))
         .U63(9, row.resync_complete_seq);
   }
 };
@@ -1040,15 +1080,13 @@ Result<uint64_t> Catalog::AddStream(const StreamRow& row) {
   MT_RETURN_IF_ERROR(CheckText(row.name, "stream name", 1, kMaxValueBytes / 4));
   MT_RETURN_IF_ERROR(CheckText(row.group, "group name", 0, kMaxValueBytes / 4));
   MT_RETURN_IF_ERROR(CheckText(row.error, "stream error", 0, kMaxValueBytes / 4));
-  if (!IsStreamState(row.state)) {
-    return Invalid("unknown stream state '" + row.state +
-                   "' (protected, paused, failed or committed)");
-  }
+  if (!IsValid(row.state))
+    return Invalid("unknown stream state (protected, paused, failed or committed)");
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kInsertStream));
   st.Text(1, row.name)
       .Text(2, row.group)
       .Int(3, row.created_ns)
-      .Text(4, row.state)
+      .Text(4, StreamStateName(row.state))
       .Text(5, row.error);
   const int rc = st.Step();
   if (rc == SQLITE_CONSTRAINT_UNIQUE) {
@@ -1079,15 +1117,14 @@ Result<std::vector<StreamRow>> Catalog::ListStreams() {
   return impl_->All(st, "streams", &ReadStreamRow);
 }
 
-Status Catalog::SetStreamState(uint64_t id, const std::string& state, const std::string& error) {
+Status Catalog::SetStreamState(uint64_t id, StreamState state, const std::string& error) {
   MutexLock lock(impl_->mu);
-  if (!IsStreamState(state)) {
-    return Invalid("unknown stream state '" + state + "' (protected, paused, failed or committed)");
-  }
+  if (!IsValid(state))
+    return Invalid("unknown stream state (protected, paused, failed or committed)");
   MT_RETURN_IF_ERROR(CheckText(error, "stream error", 0, kMaxValueBytes / 4));
   if (id > kMaxStored) return impl_->NoStream(id);
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kUpdateStreamState));
-  st.U63(1, id).Text(2, state).Text(3, error);
+  st.U63(1, id).Text(2, StreamStateName(state)).Text(3, error);
   MT_RETURN_IF_ERROR(impl_->Run(st, "set state of stream " + std::to_string(id)));
   if (sqlite3_changes(impl_->db) == 0) return impl_->NoStream(id);
   return Status::Ok();

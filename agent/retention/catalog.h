@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,12 +43,25 @@ enum class FullAction { kPrune, kStop };
 const char* FullActionName(FullAction a);
 Result<FullAction> ParseFullAction(const std::string& s);
 
+// A stream's state; stored by name in streams.state (docs/formats/catalog.md).
+enum class StreamState { kProtected, kPaused, kFailed, kCommitted };
+// "protected", "paused", "failed", "committed"; "unknown" out of range.
+const char* StreamStateName(StreamState s);
+// kInvalidArgument for any other text.
+Result<StreamState> ParseStreamState(std::string_view s);
+
+// A disk's resync state; stored by name in disks.resync_state.
+enum class ResyncState { kPending, kRunning, kComplete };
+// "pending", "running", "complete"; "unknown" out of range.
+const char* ResyncStateName(ResyncState s);
+Result<ResyncState> ParseResyncState(std::string_view s);
+
 struct StreamRow {
   uint64_t id = 0;              // assigned by AddStream
   std::string name;             // unique, operator-chosen (e.g. source VM name)
   std::string group;            // replication group, may be empty
   int64_t created_ns = 0;
-  std::string state = "protected";  // protected | paused | failed | committed
+  StreamState state = StreamState::kProtected;
   std::string error;            // why it is failed, empty otherwise
 };
 
@@ -59,7 +73,7 @@ struct DiskRow {
   std::string source_disk_id;   // the source machine's name for the disk
   uint64_t size_bytes = 0;
   uint32_t block_size = 512;
-  std::string resync_state = "pending";  // pending | running | complete
+  ResyncState resync_state = ResyncState::kPending;
   uint64_t resync_complete_seq = 0;      // first recovery point of the disk
 };
 
@@ -136,7 +150,7 @@ class Catalog {
   Result<std::optional<StreamRow>> GetStream(uint64_t id);
   Result<std::vector<StreamRow>> ListStreams();
   // kNotFound if there is no such stream.
-  Status SetStreamState(uint64_t id, const std::string& state, const std::string& error);
+  Status SetStreamState(uint64_t id, StreamState state, const std::string& error);
   // Removes the stream and every row that belongs to it (disks, segments,
   // points, checkpoints, policy). kNotFound if there is no such stream.
   Status RemoveStream(uint64_t id);

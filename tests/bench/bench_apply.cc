@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
       dr.target_id = targets[d];
       dr.size_bytes = devs[d]->size();
       dr.block_size = devs[d]->logical_block_size();
-      dr.resync_state = "complete";
+      dr.resync_state = retention::ResyncState::kComplete;
       (void)(*store)->catalog().AddDisk(dr);
     }
     daemon::RuntimeOptions ro;

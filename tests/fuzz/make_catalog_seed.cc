@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
       d.target_device = "/dev/sdb";
       d.source_disk_id = "scsi0:0";
       d.size_bytes = 10ull << 30;
-      d.resync_state = "complete";
+      d.resync_state = retention::ResyncState::kComplete;
       d.resync_complete_seq = 1;
       Check(c.AddDisk(d), "add disk");
       for (uint64_t n = 1; n <= 2; ++n) {

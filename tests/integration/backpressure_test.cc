@@ -66,7 +66,7 @@ class BackpressureTest : public ::testing::Test {
       dr.target_id = "mem:" + stream;
       dr.size_bytes = 8u << 20;
       dr.block_size = 512;
-      dr.resync_state = "complete";
+      dr.resync_state = retention::ResyncState::kComplete;
       ASSERT_TRUE(s.store->catalog().AddDisk(dr).ok());
       RuntimeOptions ro;
       ro.wal_unwritten_limit = 1u << 20;  // a sender's 4 MiB overruns it

@@ -590,7 +590,7 @@ void DaemonCrash::VerifyOffline(const std::vector<KillInfo>& kills) {
   auto row = catalog.FindStream("vm1");
   ASSERT_TRUE(row.ok() && row->has_value());
   const uint64_t id = (*row)->id;
-  EXPECT_EQ((*row)->state, "protected") << (*row)->error;
+  EXPECT_EQ((*row)->state, retention::StreamState::kProtected) << (*row)->error;
   auto journals = (*store)->OpenStream(id);
   ASSERT_TRUE(journals.ok()) << journals.status().ToString();
   EXPECT_EQ(journals->wal_report.truncated_bytes, 0u) << "a clean stop left a torn WAL tail";

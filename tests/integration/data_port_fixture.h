@@ -297,7 +297,9 @@ class DataPortTest : public ::testing::Test {
   // Size of every disk (a fixture may want larger ones).
   virtual uint64_t DiskSize() const { return kDiskSize; }
   // The catalog resync state of each disk at set-up.
-  virtual std::string ResyncStateOf(uint32_t disk) const { return "complete"; }
+  virtual retention::ResyncState ResyncStateOf(uint32_t disk) const {
+    return retention::ResyncState::kComplete;
+  }
 
   // WAL and undo files (every file under <root>/streams) and target contents.
   struct Snapshot {

@@ -160,7 +160,9 @@ class TargetHashSource final : public HashSource {
 
 class MtsendResyncTest : public MtsendTest {
  protected:
-  std::string ResyncStateOf(uint32_t disk) const override { return disk == 1 ? "pending" : "complete"; }
+  retention::ResyncState ResyncStateOf(uint32_t disk) const override {
+    return disk == 1 ? retention::ResyncState::kPending : retention::ResyncState::kComplete;
+  }
   void SetUp() override {
     MtsendTest::SetUp();
     hashes_ = std::make_unique<TargetHashSource>(
@@ -194,7 +196,7 @@ TEST_F(MtsendResyncTest, ResyncSendsOnlyTheBlocksThatDifferAndCompletesTheDisk) 
   EXPECT_TRUE(disks_[1]->Contents() == image);
   auto rows = store_->catalog().ListDisks(stream_id_);
   ASSERT_TRUE(rows.ok());
-  EXPECT_EQ((*rows)[1].resync_state, "complete");
+  EXPECT_EQ((*rows)[1].resync_state, retention::ResyncState::kComplete);
 
   // The disk is in sync now: a second resync is refused with one line.
   ProcessResult again = RunBounded(Resync(source, 1));

@@ -74,7 +74,7 @@ class StreamRuntimeTest : public ::testing::Test {
       dr.target_id = "mem:t" + std::to_string(d);
       dr.size_bytes = spec_.disk_size;
       dr.block_size = 512;
-      dr.resync_state = "complete";
+      dr.resync_state = retention::ResyncState::kComplete;
       ASSERT_TRUE(store_->catalog().AddDisk(dr).ok());
     }
   }
@@ -315,7 +315,7 @@ TEST_F(StreamRuntimeTest, TargetFailureFailsTheStreamButKeepsAcknowledgedData) {
   StreamHealth h = rt_->Health();
   EXPECT_EQ(h.state, "failed");
   EXPECT_NE(h.error.find("t1"), std::string::npos) << h.error;
-  EXPECT_EQ(store_->catalog().GetStream(stream_).value()->state, "failed");
+  EXPECT_EQ(store_->catalog().GetStream(stream_).value()->state, retention::StreamState::kFailed);
   EXPECT_EQ(h.durable_seq, ops[29].h.seq);  // acknowledged data stays in the WAL
   rt_.reset();
 }
@@ -492,7 +492,7 @@ TEST_F(RetentionFullTest, StopHoldsApplyingCleanlyAndResumesWhenSpaceIsFreed) {
   EXPECT_LT(h.applied_seq, h.durable_seq);
   EXPECT_TRUE(h.throttled);
   EXPECT_EQ(rt_->WaitApplied(200).code(), Errc::kNoSpace);
-  EXPECT_NE(store_->catalog().GetStream(stream_).value()->state, "failed");
+  EXPECT_NE(store_->catalog().GetStream(stream_).value()->state, retention::StreamState::kFailed);
   // A restart while the volume is still full: the WAL is replayed up to the
   // held batch, the rest waits in memory; nothing is lost, nothing fails.
   const uint64_t durable = h.durable_seq;

@@ -48,7 +48,7 @@ class RecoveryTest : public ::testing::Test {
       dr.disk = d;
       dr.target_id = "mem:" + std::to_string(d);
       dr.size_bytes = spec_.disk_size;
-      dr.resync_state = "complete";
+      dr.resync_state = retention::ResyncState::kComplete;
       ASSERT_TRUE(catalog_->AddDisk(dr).ok());
       targets_.push_back(std::make_shared<shim::MemBlockDevice>("t" + std::to_string(d), spec_.disk_size));
     }

@@ -211,7 +211,7 @@ TEST_F(CatalogTest, AddStreamAssignsIdsAndFindsByNameAndId) {
   EXPECT_EQ(found.value()->id, id1.value());
   EXPECT_EQ(found.value()->group, "payroll");
   EXPECT_EQ(found.value()->created_ns, 123456789);
-  EXPECT_EQ(found.value()->state, "protected");
+  EXPECT_EQ(found.value()->state, StreamState::kProtected);
   EXPECT_EQ(found.value()->error, "");
 
   auto by_id = catalog_->GetStream(id2);
@@ -240,7 +240,7 @@ TEST_F(CatalogTest, AddStreamRefusesEmptyNameAndUnknownState) {
   StreamRow s;
   EXPECT_EQ(catalog_->AddStream(s).status().code(), Errc::kInvalidArgument);
   s.name = "vm1";
-  s.state = "sleeping";
+  s.state = static_cast<StreamState>(42);  // no such state: never stored
   EXPECT_EQ(catalog_->AddStream(s).status().code(), Errc::kInvalidArgument);
 }
 
@@ -266,14 +266,15 @@ TEST_F(CatalogTest, StreamIdsAreNeverReused) {
 TEST_F(CatalogTest, SetStreamStateUpdatesStateAndError) {
   Open();
   const uint64_t id = AddStream("vm1");
-  ASSERT_TRUE(catalog_->SetStreamState(id, "failed", "target naa.1 vanished").ok());
+  ASSERT_TRUE(catalog_->SetStreamState(id, StreamState::kFailed, "target naa.1 vanished").ok());
   auto s = catalog_->GetStream(id).value();
   ASSERT_TRUE(s.has_value());
-  EXPECT_EQ(s->state, "failed");
+  EXPECT_EQ(s->state, StreamState::kFailed);
   EXPECT_EQ(s->error, "target naa.1 vanished");
 
-  EXPECT_EQ(catalog_->SetStreamState(id, "bogus", "").code(), Errc::kInvalidArgument);
-  Status missing = catalog_->SetStreamState(id + 100, "paused", "");
+  EXPECT_EQ(catalog_->SetStreamState(id, static_cast<StreamState>(42), "").code(),
+            Errc::kInvalidArgument);
+  Status missing = catalog_->SetStreamState(id + 100, StreamState::kPaused, "");
   EXPECT_EQ(missing.code(), Errc::kNotFound);
   EXPECT_THAT(missing.message(), HasSubstr("stream " + std::to_string(id + 100)));
 }
@@ -283,7 +284,7 @@ TEST_F(CatalogTest, AddDiskListDisksAndFindDiskByTarget) {
   const uint64_t s = AddStream("vm1");
   DiskRow d1 = Disk(s, 1, "naa.600a0b800026");
   d1.block_size = 4096;
-  d1.resync_state = "running";
+  d1.resync_state = ResyncState::kRunning;
   ASSERT_TRUE(catalog_->AddDisk(Disk(s, 0, "naa.600a0b800025")).ok());
   ASSERT_TRUE(catalog_->AddDisk(d1).ok());
 
@@ -294,7 +295,7 @@ TEST_F(CatalogTest, AddDiskListDisksAndFindDiskByTarget) {
   EXPECT_EQ(disks.value()[1].disk, 1u);
   EXPECT_EQ(disks.value()[1].target_id, "naa.600a0b800026");
   EXPECT_EQ(disks.value()[1].block_size, 4096u);
-  EXPECT_EQ(disks.value()[1].resync_state, "running");
+  EXPECT_EQ(disks.value()[1].resync_state, ResyncState::kRunning);
   EXPECT_EQ(disks.value()[1].size_bytes, 10ull << 30);
   EXPECT_EQ(disks.value()[1].source_disk_id, "scsi0:1");
 
@@ -340,7 +341,7 @@ TEST_F(CatalogTest, AddDiskRefusesMissingStreamAndBadFields) {
   d.block_size = 1000;
   EXPECT_EQ(catalog_->AddDisk(d).code(), Errc::kInvalidArgument);
   d = Disk(s, 0, "naa.1");
-  d.resync_state = "halfway";
+  d.resync_state = static_cast<ResyncState>(42);  // no such state
   EXPECT_EQ(catalog_->AddDisk(d).code(), Errc::kInvalidArgument);
   d = Disk(s, 0, "naa.1");
   d.size_bytes = UINT64_MAX;
@@ -354,13 +355,13 @@ TEST_F(CatalogTest, UpdateDiskRewritesTheRow) {
   ASSERT_TRUE(catalog_->AddDisk(Disk(s, 1, "naa.2")).ok());
   DiskRow d = Disk(s, 0, "naa.1");
   d.target_device = "/dev/sdc";
-  d.resync_state = "complete";
+  d.resync_state = ResyncState::kComplete;
   d.resync_complete_seq = 77;
   ASSERT_TRUE(catalog_->UpdateDisk(d).ok());
   auto got = catalog_->FindDiskByTarget("naa.1").value();
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->target_device, "/dev/sdc");
-  EXPECT_EQ(got->resync_state, "complete");
+  EXPECT_EQ(got->resync_state, ResyncState::kComplete);
   EXPECT_EQ(got->resync_complete_seq, 77u);
 
   d.target_id = "naa.2";  // taken by disk 1
@@ -630,7 +631,7 @@ TEST_F(CatalogTest, RecordBatchStoresPointsResyncAndCheckpointTogether) {
   Open();
   const uint64_t s = AddStream("vm1");
   DiskRow d0 = Disk(s, 0, "naa.1");
-  d0.resync_state = "running";
+  d0.resync_state = ResyncState::kRunning;
   ASSERT_TRUE(catalog_->AddDisk(d0).ok());
   ASSERT_TRUE(catalog_->AddDisk(Disk(s, 1, "naa.2")).ok());
 
@@ -643,7 +644,7 @@ TEST_F(CatalogTest, RecordBatchStoresPointsResyncAndCheckpointTogether) {
   EXPECT_THAT(Names(catalog_->ListPoints(s, 0, UINT64_MAX).value()),
               ::testing::ElementsAre("hourly", "crash-40"));
   auto disks = catalog_->ListDisks(s).value();
-  EXPECT_EQ(disks[0].resync_state, "complete");
+  EXPECT_EQ(disks[0].resync_state, ResyncState::kComplete);
   EXPECT_EQ(disks[0].resync_complete_seq, 39u);
   EXPECT_EQ(catalog_->GetCheckpoint(s, 0).value()->applied_seq, 40u);
   EXPECT_EQ(catalog_->GetCheckpoint(s, 1).value()->applied_seq, 40u);
@@ -656,7 +657,7 @@ TEST_F(CatalogTest, RecordBatchAgainIsIdempotent) {
   Open();
   const uint64_t s = AddStream("vm1");
   DiskRow d0 = Disk(s, 0, "naa.1");
-  d0.resync_state = "running";
+  d0.resync_state = ResyncState::kRunning;
   ASSERT_TRUE(catalog_->AddDisk(d0).ok());
   BatchRecord b = Batch(s, 40);
   b.points.push_back(Point(s, 40, 400, TagKind::kApp, "p40"));
@@ -782,7 +783,7 @@ TEST_F(CatalogTest, ReopenPreservesEverything) {
   sr.group = "grp";
   sr.created_ns = 77;
   const uint64_t s = catalog_->AddStream(sr).value();
-  ASSERT_TRUE(catalog_->SetStreamState(s, "paused", "operator").ok());
+  ASSERT_TRUE(catalog_->SetStreamState(s, StreamState::kPaused, "operator").ok());
   ASSERT_TRUE(catalog_->AddDisk(Disk(s, 0, "naa.1")).ok());
   ASSERT_TRUE(catalog_->UpsertSegment(Segment(s, SegmentKind::kWal, 3, 1, 50)).ok());
   ASSERT_TRUE(catalog_->AddPoint(Point(s, 50, 500, TagKind::kUser, "before-upgrade", "g9")).ok());
@@ -799,7 +800,7 @@ TEST_F(CatalogTest, ReopenPreservesEverything) {
   EXPECT_EQ(st->name, "vm1");
   EXPECT_EQ(st->group, "grp");
   EXPECT_EQ(st->created_ns, 77);
-  EXPECT_EQ(st->state, "paused");
+  EXPECT_EQ(st->state, StreamState::kPaused);
   EXPECT_EQ(st->error, "operator");
   EXPECT_EQ(catalog_->ListDisks(s).value().at(0).target_id, "naa.1");
   EXPECT_EQ(catalog_->ListSegments(s, SegmentKind::kWal).value().at(0).last_seq, 50u);
