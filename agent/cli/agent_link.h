@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "agent_config.h"
+#include "config/agent_config.h"
 #include "catalog.h"
 #include "commands.h"
 #include "mt/control.pb.h"

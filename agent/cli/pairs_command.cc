@@ -19,7 +19,7 @@
 #include "agent_link.h"
 #include "commands.h"
 #include "control/pairs.h"
-#include "credential_store.h"
+#include "config/credential_store.h"
 #include "inventory/inventory.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/disk_system.h"

@@ -30,7 +30,7 @@
 #include "audit.h"
 #include "commands.h"
 #include "control/pairs.h"
-#include "credential_store.h"
+#include "config/credential_store.h"
 #include "inventory/inventory.h"
 #include "inventory/wwid.h"
 #include "mt/recovery.pb.h"

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "catalog.h"
-#include "credential_store.h"
+#include "config/credential_store.h"
 #include "inventory/inventory.h"
 #include "mt/control.pb.h"
 #include "mt/shim/clock.h"

@@ -8,7 +8,7 @@
 #include "control/pairs.h"
 #include "policy.h"
 #include "store_ops.h"
-#include "tls_identity.h"
+#include "config/tls_identity.h"
 #include "vsnap/target_map.h"
 
 #ifndef MT_VERSION

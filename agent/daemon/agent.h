@@ -37,10 +37,10 @@
 #include <string>
 #include <vector>
 
-#include "agent_config.h"
+#include "config/agent_config.h"
 #include "control/control_server.h"
 #include "control/pairs.h"
-#include "credential_store.h"
+#include "config/credential_store.h"
 #include "inventory/inventory.h"
 #include "mt/control.pb.h"
 #include "mt/shim/block_device.h"

@@ -14,7 +14,7 @@
 #include <iostream>
 
 #include "agent.h"
-#include "agent_config.h"
+#include "config/agent_config.h"
 #include "mt/shim/detach.h"
 #include "mt/shim/mounts.h"
 #include "retention_mount.h"

@@ -24,7 +24,7 @@
 #include "mt/shim/status.h"
 #include "session.h"
 #include "stream_port.h"
-#include "tls_identity.h"
+#include "config/tls_identity.h"
 
 namespace mt::daemon {
 

@@ -8,7 +8,7 @@
 
 #include "auth.h"
 #include "messages.h"
-#include "tls_identity.h"
+#include "config/tls_identity.h"
 
 namespace mt::send {
 

@@ -4,12 +4,12 @@
 #include <cstdio>
 #include <string>
 
-#include "credential_store.h"
+#include "config/credential_store.h"
 #include "mt/shim/file_system.h"
 #include "record.h"
 #include "replay.h"
 #include "sender.h"
-#include "tls_identity.h"
+#include "config/tls_identity.h"
 
 namespace mt::send {
 

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "auth.h"
-#include "credential_store.h"
+#include "config/credential_store.h"
 #include "frame_codec.h"
 #include "messages.h"
 #include "mt/shim/clock.h"
@@ -39,7 +39,7 @@
 #include "stream_port.h"
 #include "stream_runtime.h"
 #include "temp_tree.h"
-#include "tls_identity.h"
+#include "config/tls_identity.h"
 
 namespace mt::daemon::test {
 

@@ -1,4 +1,4 @@
-#include "agent_config.h"
+#include "config/agent_config.h"
 
 #include <arpa/inet.h>
 

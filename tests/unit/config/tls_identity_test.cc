@@ -4,9 +4,9 @@
 #include <thread>
 #include <vector>
 
-#include "credential_store.h"
+#include "config/credential_store.h"
 #include "mt/shim/mem_file_system.h"
-#include "tls_identity.h"
+#include "config/tls_identity.h"
 
 namespace mt::daemon {
 namespace {

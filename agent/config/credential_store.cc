@@ -1,4 +1,4 @@
-#include "credential_store.h"
+#include "config/credential_store.h"
 
 #include <openssl/rand.h>
 

@@ -1,6 +1,6 @@
 // agent.toml: defaults, the shipped file, every key, every way a key can be
 // wrong (one message naming file, line and key), durations and sizes.
-#include "agent_config.h"
+#include "config/agent_config.h"
 
 #include <gtest/gtest.h>
 

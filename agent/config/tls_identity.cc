@@ -1,4 +1,4 @@
-#include "tls_identity.h"
+#include "config/tls_identity.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -10,7 +10,7 @@
 #include <cctype>
 #include <memory>
 
-#include "credential_store.h"  // ToHex
+#include "config/credential_store.h"  // ToHex
 
 namespace mt::daemon {
 
