@@ -23,6 +23,9 @@
 # --seq DURABLE`, every point it lists exports equal to `mtsend rebuild
 # --tag`, `mtctl verify` is clean, mt-agent stops on SIGTERM.
 #
+# Then three dm-flakey cuts (see "flakey" below): the window between a
+# write and its flush lost as a volatile disk cache loses it.
+#
 # Environment (from powerloss-test): D_SRC_WWID, D_LOG_WWID, D_REPLAY_WWID,
 # D_COPY_WWID, D_SCRATCH_WWID (ext4, for exports: mtctl writes them with
 # O_DIRECT, which tmpfs refuses), PL_MAX_POINTS.
@@ -270,4 +273,90 @@ for k in $(cat $W/points.txt); do
 done
 st=1; [ "$checked" -eq "$NPTS" ] && st=0
 mt_verdict $st "check: $checked of $TOTAL crash points checked (the workload acknowledged up to seq $LAST)"
+
+# ---------------------------------------------------------------- flakey
+# The window between a write and its flush, as a disk with a volatile cache
+# loses it: a fresh stack on /dev/$REPLAY (linear), the agent protecting the
+# stream under a running workload; at a cut its bottom device is switched to
+# dm-flakey drop_writes (every write from then on is lost, reported done),
+# then mt-agent and the sender are killed, everything is unmounted and the
+# stack made again, linear: the disk holds what was written before the cut.
+# Whatever was acknowledged before the cut (the durable seq read just
+# before) must be there, and the state must be consistent as above. Three
+# cuts, each a new capture from zeroes.
+fsectors=$(cat /sys/block/$REPLAY/size)
+LINEAR="0 $fsectors linear /dev/$REPLAY 0"
+DROP="0 $fsectors flakey /dev/$REPLAY 0 0 3600 1 drop_writes"
+cut_cleanup() {
+	umount /mnt/retention 2>/dev/null
+	unstack >/dev/null 2>&1
+}
+cut_and_check() {  # cut_and_check N SECONDS: workload, cut after SECONDS
+	local n=$1 wait=$2 wl d0 d
+	C="flakey cut $n"
+	dd if=/dev/zero of=/dev/$REPLAY bs=1M count=112 conv=fsync 2>/dev/null
+	stack "$LINEAR" >$W/stack.err 2>&1 || { mt_fail "$C: dm stack: $(cat $W/stack.err)"; return 1; }
+	rm -rf $W/credentials $W/tls
+	echo "# powerloss fstab, cut $n" >$W/fstab-f$n
+	mtctl --allow-non-scsi /dev/loop0 retention prepare /dev/loop0 --force --mount /mnt/retention \
+		--fstab $W/fstab-f$n >$W/prep.out 2>&1 ||
+		{ mt_fail "$C: retention prepare: $(tail -n 3 $W/prep.out | tr '\n' ' ')"; cut_cleanup; return 1; }
+	ctl pair add --stream pl --disk "0:/dev/loop1:src-pl" --json >$W/pair.json 2>$W/pair.err ||
+		{ mt_fail "$C: pair add: $(cat $W/pair.err)"; cut_cleanup; return 1; }
+	KEY=$(jq -r .credential_hex $W/pair.json)
+	start_agent $W/agent-f$n.log || { mt_fail "$C: mt-agent did not start"; cut_cleanup; return 1; }
+	FP=$(jq -r .tls_fingerprint $W/status.json)
+	send_sub resync --source $W/zero.img --disk 0 --no-progress >$W/fresync.out 2>&1 ||
+		{ mt_fail "$C: resync: $(tail -n 2 $W/fresync.out)"; stop_agent; cut_cleanup; return 1; }
+	rm -f $W/frec-$n.txt
+	send_sub workload --disks 1 --disk-size $TGT_SIZE --count 2000 --rate 60 --sizes 4k..64k \
+		--tag-every-items 10 --seed $((100 + n)) --record $W/frec-$n.txt >$W/fwl-$n.out 2>&1 &
+	wl=$!
+	sleep "$wait"
+	d0=$(pairs_field durable_seq)
+	dmsetup reload pl-lw --table "$DROP" && dmsetup resume pl-lw ||
+		{ mt_fail "$C: switching to drop_writes"; kill -KILL $wl $AGENT; return 1; }
+	sleep 1  # the agent goes on acknowledging: those writes are lost
+	kill -KILL $AGENT $wl 2>/dev/null
+	wait $AGENT $wl 2>/dev/null
+	umount /mnt/retention 2>/dev/null
+	unstack >$W/unstack.err 2>&1 || { mt_fail "$C: dm stack removal: $(cat $W/unstack.err)"; return 1; }
+	echo 3 >/proc/sys/vm/drop_caches
+	stack "$LINEAR" >$W/stack.err 2>&1 || { mt_fail "$C: dm stack again: $(cat $W/stack.err)"; return 1; }
+	if ! mount -t ext4 /dev/loop0 /mnt/retention 2>$W/mount.err; then
+		mt_fail "$C: the retention volume does not mount: $(cat $W/mount.err)"
+		unstack
+		return 1
+	fi
+	if start_agent $W/agent-f$n-after.log && mt_wait 120 applied_caught_up; then
+		d=$(pairs_field durable_seq)
+		st=1; [ "$d" -ge "$d0" ] 2>/dev/null && [ "$d0" -gt 0 ] && st=0
+		mt_verdict $st "$C: mt-agent starts and applies what is durable (seq $d); acknowledged before the cut: $d0"
+		mt_info "$C: the sender had recorded up to seq $(rec_last $W/frec-$n.txt): what came after seq $d was lost in the cut"
+		stop_agent
+		if mtsend rebuild --record $W/frec-$n.txt --disks 1 --disk-size $TGT_SIZE --disk 0 --seq "$d" \
+			--out $X/want.img >$W/rebuild.err 2>&1 && cmp -s /dev/loop1 $X/want.img; then
+			mt_pass "$C: the target equals the sender's record at seq $d"
+		else
+			mt_fail "$C: the target differs from the record at seq $d: $(tail -n 1 $W/rebuild.err)"
+		fi
+		if ctl verify --stream pl --json >$W/verify.json 2>$W/verify.err &&
+			[ "$(jq -r .ok $W/verify.json)" = true ]; then
+			mt_pass "$C: mtctl verify is clean"
+		else
+			mt_fail "$C: mtctl verify: $(cat $W/verify.err) $(jq -c . $W/verify.json 2>/dev/null | head -c 300)"
+		fi
+	else
+		mt_fail "$C: mt-agent did not start or apply within its time"
+		tail -n 20 $W/agent-f$n-after.log | sed 's/^/    agent: /'
+		kill -KILL $AGENT 2>/dev/null
+		wait $AGENT 2>/dev/null
+	fi
+	rm -f $X/want.img
+	umount /mnt/retention
+	unstack
+}
+cut_and_check 1 3
+cut_and_check 2 5
+cut_and_check 3 8
 finish
