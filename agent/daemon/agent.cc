@@ -65,6 +65,7 @@ class Agent::Gate final : public StreamPort {
     return rt_.Ingest(std::move(frame), std::move(on_durable));
   }
   bool Throttled() const override { return rt_.Throttled(); }
+  bool ThrottleTellsSender() const override { return rt_.SenderThrottled(); }
   void WatchThrottle(std::function<void()> wake) override { rt_.WatchThrottle(std::move(wake)); }
   mt::Status HashBlocks(const proto::ResyncHashRequest& request,
                         std::vector<uint8_t>* out) override {

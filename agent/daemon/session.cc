@@ -410,11 +410,19 @@ void Session::OnHashDone(const proto::ResyncHashRequest& request, const Status& 
 
 void Session::EnterThrottle() {
   throttled_ = true;
+  TellSenderIfThrottled();
+  WatchThrottle();
+}
+
+// A throttle frame only for what lasts (ThrottleTellsSender); a WAL writer a
+// moment behind only stops the reading.
+void Session::TellSenderIfThrottled() {
+  if (told_throttle_ || !port_->ThrottleTellsSender()) return;
+  told_throttle_ = true;
   FrameHeader h;
   h.mutable_throttle()->set_on(true);
   h.mutable_throttle()->set_reason("wal-quota");
   Send(h);
-  WatchThrottle();
 }
 
 // The stream wakes the session (from the WAL committer or the apply thread)
@@ -441,14 +449,18 @@ void Session::WaitForBudget() {
 
 void Session::OnThrottleWake() {
   if (state_ != State::kStreaming || !throttled_) return;
-  if (port_->Throttled()) {  // cleared and set again meanwhile
+  if (port_->Throttled()) {  // cleared and set again meanwhile, or only in part
+    TellSenderIfThrottled();
     WatchThrottle();
     return;
   }
   throttled_ = false;
-  FrameHeader h;
-  h.mutable_throttle()->set_on(false);
-  Send(h);
+  if (told_throttle_) {
+    told_throttle_ = false;
+    FrameHeader h;
+    h.mutable_throttle()->set_on(false);
+    Send(h);
+  }
   MaybeRead();
 }
 

@@ -12,8 +12,9 @@
 //   write_batch / tag / resync_* ─▶ port.Ingest ─ on_durable(seq) ─▶ ack ──┘  │
 //   resync_hash_request ─▶ worker pool: port.HashBlocks ─▶ hash reply ────────┘
 //     (replies carry the request id and may come in any order)
-//   ping ─▶ pong      port.Throttled() ─▶ throttle{on}, stop reading,
-//                     port.WatchThrottle() wake-up, not throttled ─▶ throttle{off}
+//   ping ─▶ pong      port.Throttled() ─▶ stop reading (and throttle{on} if
+//                     port.ThrottleTellsSender()), port.WatchThrottle() wake-up,
+//                     not throttled ─▶ throttle{off} if on was sent, read
 //
 //   any violation (decoder, version, auth, busy, Ingest, hash) ─▶ [closing]:
 //       send error(code = ErrcName, message), FIN, drain briefly, close, Detach.
@@ -135,6 +136,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // read_buf_, allocated at the first read that needs it.
   boost::asio::mutable_buffer ReadBuffer();
   void EnterThrottle();
+  void TellSenderIfThrottled();
   void WatchThrottle();
   void OnThrottleWake();
   void ArmKeepalive();
@@ -186,7 +188,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string server_nonce_;  // kNonceBytes
   std::shared_ptr<StreamPort> port_;
   bool attached_ = false;
-  bool throttled_ = false;
+  bool throttled_ = false;       // not reading: the stream is throttled
+  bool told_throttle_ = false;   // and the sender was sent throttle{on}
   bool budget_wait_ = false;  // the budget timer is armed
   int hash_in_flight_ = 0;
   uint64_t ping_id_ = 0;

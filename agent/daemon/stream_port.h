@@ -39,6 +39,11 @@ class StreamPort {
   virtual proto::Welcome Welcome(uint32_t protocol_version) = 0;
   virtual Status Ingest(std::shared_ptr<const stream::Frame> frame, DurableFn on_durable) = 0;
   virtual bool Throttled() const = 0;
+  // While Throttled(): whether the sender is told (a throttle frame: the WAL
+  // quota is reached or applying is held, which lasts) or the session only
+  // stops reading (the WAL writer is behind for a moment: TCP holds the
+  // sender, with no round trip to resume).
+  virtual bool ThrottleTellsSender() const { return true; }
   // Calls `wake` once, on any thread, when Throttled() may have become false
   // (at once if it is false now). `wake` must not block.
   virtual void WatchThrottle(std::function<void()> wake) = 0;
@@ -61,6 +66,7 @@ class RuntimePort final : public StreamPort {
     return runtime_.Ingest(std::move(frame), std::move(on_durable));
   }
   bool Throttled() const override { return runtime_.Throttled(); }
+  bool ThrottleTellsSender() const override { return runtime_.SenderThrottled(); }
   void WatchThrottle(std::function<void()> wake) override {
     runtime_.WatchThrottle(std::move(wake));
   }

@@ -299,8 +299,12 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
   return Status::Ok();
 }
 
+bool StreamRuntime::SenderThrottled() const {
+  return pipeline_->Stats().queued_bytes > o_.wal_quota_bytes || janitor_->Held();
+}
+
 bool StreamRuntime::Throttled() const {
-  if (pipeline_->Stats().queued_bytes > o_.wal_quota_bytes || janitor_->Held()) return true;
+  if (SenderThrottled()) return true;
   MutexLock l(mu_);
   return wal_unwritten_ > o_.wal_unwritten_limit;
 }

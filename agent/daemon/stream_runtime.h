@@ -144,6 +144,9 @@ class StreamRuntime : public HashSource {
   Status HashBlocks(const proto::ResyncHashRequest& request, std::vector<uint8_t>* out) override;
 
   bool Throttled() const;
+  // The part of Throttled() the sender is told about (throttle frame): the
+  // WAL quota or a space hold — not the WAL writer being briefly behind.
+  bool SenderThrottled() const;
   // Calls `wake` once (on any thread; it must not block) after Throttled()
   // may have become false: at once if it is false now, else after the next
   // WAL commit or applied batch that leaves it false. A newer call replaces
