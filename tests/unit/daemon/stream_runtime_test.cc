@@ -83,7 +83,8 @@ class StreamRuntimeTest : public ::testing::Test {
     store_.reset();
     std::system(("rm -rf " + tmp_).c_str());
   }
-  void OpenStore() {
+  // The store on fs_, or on `fs` (a wrapper of it) when given.
+  void OpenStore(shim::FileSystem* fs = nullptr) {
     retention::StoreOptions so;
     so.root = "/ret";
     so.catalog_path = tmp_ + "/catalog.db";
@@ -91,7 +92,7 @@ class StreamRuntimeTest : public ::testing::Test {
     so.max_batch_bytes = 64 << 10;
     so.preallocate = false;
     so.space = space_;
-    store_ = std::move(retention::RetentionStore::Open(fs_, clock_, so)).value();
+    store_ = std::move(retention::RetentionStore::Open(fs ? *fs : fs_, clock_, so)).value();
   }
   void StartRuntime() {
     std::map<uint32_t, shim::BlockDevice*> m;
@@ -620,13 +621,7 @@ TEST_F(StreamRuntimeTest, AReconnectWhileTheLastFrameCommitsResumesAfterIt) {
   shim::FaultController fc;
   shim::FaultInjectingFileSystem held(fs_, fc);
   store_.reset();
-  retention::StoreOptions so;
-  so.root = "/ret";
-  so.catalog_path = tmp_ + "/catalog.db";
-  so.segment_bytes = 64 << 10;
-  so.max_batch_bytes = 64 << 10;
-  so.preallocate = false;
-  store_ = std::move(retention::RetentionStore::Open(held, clock_, so)).value();
+  OpenStore(&held);
   StartRuntime();
   ASSERT_TRUE(rt_->Attach("a").ok());
   auto ops = apply::test::MakeWorkload(7, spec_);

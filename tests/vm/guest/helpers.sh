@@ -116,6 +116,38 @@ mt_find_wwid() {
 	return 1
 }
 
+# mt_need_env SCENARIO DRIVER VAR...: every VAR set (the driver script sets
+# them), else the scenario's FAIL and exit 2.
+mt_need_env() {
+	local scenario=$1 driver=$2 v val
+	shift 2
+	for v in "$@"; do
+		eval "val=\${$v:-}"
+		[ -n "$val" ] || { echo "FAIL $scenario: $v is not set (run this through $driver)"; exit 2; }
+	done
+}
+
+# mt_need_tools SCENARIO TOOL...: every TOOL in the guest, else FAIL and exit 2.
+mt_need_tools() {
+	local scenario=$1 t
+	shift
+	for t in "$@"; do
+		command -v "$t" >/dev/null || { echo "FAIL $scenario: $t is not in the guest (--bin)"; exit 2; }
+	done
+}
+
+# mt_need_disk SCENARIO VAR WWID: set VAR to the sd name of the disk with
+# that WWID; without one, say so as the scenario's FAIL and exit 2 (set-up).
+mt_need_disk() {
+	local n
+	if n=$(mt_find_wwid "$3"); then
+		eval "$2=\$n"
+		return 0
+	fi
+	echo "FAIL $1: no sd disk has WWID $3 (sysfs)"
+	exit 2
+}
+
 mt_disk_bytes() {
 	local sectors
 	sectors=$(mt_attr "/sys/block/$1/size") || return 1

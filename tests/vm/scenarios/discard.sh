@@ -25,25 +25,12 @@ finish() {
 	mt_summary discard
 	exit
 }
-for v in D_RET_WWID D_SRC_WWID D_LOG_WWID D_XFS_WWID D_EXT4_WWID D_TRIM_WWID D_EXP_WWID \
-	D_SCRATCH_WWID D_SIZE; do
-	eval "val=\${$v:-}"
-	[ -n "$val" ] || { echo "FAIL discard: $v is not set (run this through tests/vm/discard-test)"; exit 2; }
-done
-for tool in mt-agent mtctl mtsend dmsetup mkfs.ext4 e2fsck mkfs.xfs xfs_repair jq; do
-	command -v $tool >/dev/null || { echo "FAIL discard: $tool is not in the guest (--bin)"; exit 2; }
-done
+mt_need_env discard tests/vm/discard-test D_RET_WWID D_SRC_WWID D_LOG_WWID D_XFS_WWID \
+	D_EXT4_WWID D_TRIM_WWID D_EXP_WWID D_SCRATCH_WWID D_SIZE
+mt_need_tools discard mt-agent mtctl mtsend dmsetup mkfs.ext4 e2fsck mkfs.xfs xfs_repair jq
 W=/tmp/discard
 mkdir -p $W
-find_disk() {
-	local n
-	if n=$(mt_find_wwid "$2"); then
-		eval "$1=\$n"
-		return 0
-	fi
-	echo "FAIL discard: no sd disk has WWID $2 (sysfs)"
-	exit 2
-}
+find_disk() { mt_need_disk discard "$@"; }
 find_disk RET "$D_RET_WWID"
 find_disk SRC "$D_SRC_WWID"
 find_disk LOG "$D_LOG_WWID"

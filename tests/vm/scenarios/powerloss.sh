@@ -35,24 +35,12 @@ finish() {
 	mt_summary powerloss
 	exit
 }
-for v in D_SRC_WWID D_LOG_WWID D_REPLAY_WWID D_COPY_WWID D_SCRATCH_WWID PL_MAX_POINTS; do
-	eval "val=\${$v:-}"
-	[ -n "$val" ] || { echo "FAIL powerloss: $v is not set (run this through tests/vm/powerloss-test)"; exit 2; }
-done
-for tool in mt-agent mtctl mtsend dmsetup mkfs.ext4 jq log-writes-replay; do
-	command -v $tool >/dev/null || { echo "FAIL powerloss: $tool is not in the guest (--bin)"; exit 2; }
-done
+mt_need_env powerloss tests/vm/powerloss-test D_SRC_WWID D_LOG_WWID D_REPLAY_WWID \
+	D_COPY_WWID D_SCRATCH_WWID PL_MAX_POINTS
+mt_need_tools powerloss mt-agent mtctl mtsend dmsetup mkfs.ext4 jq log-writes-replay
 W=/tmp/pl
 mkdir -p $W
-find_disk() {
-	local n
-	if n=$(mt_find_wwid "$2"); then
-		eval "$1=\$n"
-		return 0
-	fi
-	echo "FAIL powerloss: no sd disk has WWID $2 (sysfs)"
-	exit 2
-}
+find_disk() { mt_need_disk powerloss "$@"; }
 find_disk SRC "$D_SRC_WWID"
 find_disk LOG "$D_LOG_WWID"
 find_disk REPLAY "$D_REPLAY_WWID"
