@@ -382,8 +382,13 @@ Status StreamRuntime::Stop() {
     if (stopped_ || !pipeline_) return pipeline_ ? pipeline_->Stats().failed : Status::Ok();
     stopped_ = true;
   }
-  pipeline_->RequestStop();  // drains what is queued, then stops
+  // The WAL first: when Sync() returns, every record appended before it is
+  // durable and its commit callback has handed it to the pipeline (callbacks
+  // run in commit order). Asking the apply thread to stop before that would
+  // let it exit on an empty queue while a commit is in flight, leaving
+  // durable items unapplied until the next start.
   Status s = wal_ != nullptr ? wal_->Sync() : Status::Ok();
+  pipeline_->RequestStop();  // drains what is queued, then stops
   // Let the applier drain what is durable before it stops (bounded by the queue).
   (void)WaitApplied(30'000);
   pipeline_->Stop();
