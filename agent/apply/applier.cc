@@ -1,10 +1,10 @@
-#include "applier.h"
+#include "apply/applier.h"
 
 #include <algorithm>
 #include <cstring>
 #include <set>
 
-#include "journal_reader.h"
+#include "retention/journal_reader.h"
 #include "mt/shim/aligned_buffer.h"
 
 namespace mt::apply {

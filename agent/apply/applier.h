@@ -52,13 +52,13 @@
 #include <shared_mutex>
 #include <vector>
 
-#include "compression.h"
-#include "io_pool.h"
-#include "journal.h"
+#include "retention/compression.h"
+#include "apply/io_pool.h"
+#include "retention/journal.h"
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/file_system.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::apply {
 

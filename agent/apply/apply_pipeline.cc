@@ -1,9 +1,9 @@
-#include "apply_pipeline.h"
+#include "apply/apply_pipeline.h"
 
 #include <algorithm>
 #include <chrono>
 
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::apply {
 

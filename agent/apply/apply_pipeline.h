@@ -37,12 +37,12 @@
 #include <thread>
 #include <vector>
 
-#include "applier.h"
-#include "catalog_checkpoint.h"
+#include "apply/applier.h"
+#include "apply/catalog_checkpoint.h"
 #include "mt/shim/busy_since.h"
 #include "mt/shim/thread_annotations.h"
-#include "retention_janitor.h"
-#include "retention_store.h"
+#include "retention/retention_janitor.h"
+#include "retention/retention_store.h"
 
 namespace mt::apply {
 

@@ -1,6 +1,6 @@
-#include "catalog_checkpoint.h"
+#include "apply/catalog_checkpoint.h"
 
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::apply {
 

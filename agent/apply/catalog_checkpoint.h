@@ -8,8 +8,8 @@
 #include <functional>
 #include <vector>
 
-#include "applier.h"
-#include "catalog.h"
+#include "apply/applier.h"
+#include "retention/catalog.h"
 #include "mt/shim/clock.h"
 
 namespace mt::apply {

@@ -1,4 +1,4 @@
-#include "io_pool.h"
+#include "apply/io_pool.h"
 
 namespace mt::apply {
 

@@ -1,4 +1,4 @@
-#include "agent_link.h"
+#include "cli/agent_link.h"
 
 #include "control/control_client.h"
 #include "control/control_server.h"

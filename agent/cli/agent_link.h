@@ -10,8 +10,8 @@
 #include <string>
 
 #include "config/agent_config.h"
-#include "catalog.h"
-#include "commands.h"
+#include "retention/catalog.h"
+#include "cli/commands.h"
 #include "mt/control.pb.h"
 
 namespace mt::cli {

@@ -1,4 +1,4 @@
-#include "audit.h"
+#include "cli/audit.h"
 
 namespace mt::cli {
 

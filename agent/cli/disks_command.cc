@@ -13,7 +13,7 @@
 #include <memory>
 #include <sstream>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "inventory/inventory.h"
 #include "inventory/inventory_proto.h"
 #include "inventory/watcher.h"

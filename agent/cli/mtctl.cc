@@ -5,7 +5,7 @@
 #include <ctime>
 #include <memory>
 
-#include "commands.h"
+#include "cli/commands.h"
 
 namespace mt::cli {
 

@@ -16,8 +16,8 @@
 #include <iomanip>
 #include <sstream>
 
-#include "agent_link.h"
-#include "commands.h"
+#include "cli/agent_link.h"
+#include "cli/commands.h"
 #include "control/pairs.h"
 #include "config/credential_store.h"
 #include "inventory/inventory.h"

@@ -26,9 +26,9 @@
 #include <iomanip>
 #include <sstream>
 
-#include "agent_link.h"
-#include "audit.h"
-#include "commands.h"
+#include "cli/agent_link.h"
+#include "cli/audit.h"
+#include "cli/commands.h"
 #include "control/pairs.h"
 #include "config/credential_store.h"
 #include "inventory/inventory.h"
@@ -40,10 +40,10 @@
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_lock.h"
 #include "mt/shim/file_system.h"
-#include "reader_pin.h"
-#include "recovery.h"
-#include "retention_store.h"
-#include "store_ops.h"
+#include "retention/reader_pin.h"
+#include "recovery/recovery.h"
+#include "retention/retention_store.h"
+#include "recovery/store_ops.h"
 #include "vsnap/target_map.h"
 #include "vsnap/vsnap.h"
 

@@ -14,14 +14,14 @@
 #include <iomanip>
 #include <sstream>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "inventory/inventory.h"
 #include "inventory/retention_eligibility.h"
 #include "mt/retention.pb.h"
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/volume.h"
-#include "retention_store.h"
+#include "retention/retention_store.h"
 
 namespace mt::cli {
 namespace {

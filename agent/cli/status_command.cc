@@ -11,12 +11,12 @@
 // for a healthy one; 1 when nothing could be read.
 #include <ctime>
 
-#include "agent_link.h"
-#include "commands.h"
+#include "cli/agent_link.h"
+#include "cli/commands.h"
 #include "control/pairs.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
-#include "policy.h"
+#include "retention/policy.h"
 
 namespace mt::cli {
 

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "catalog.h"
+#include "retention/catalog.h"
 #include "mt/shim/status.h"
 
 namespace mt::daemon {

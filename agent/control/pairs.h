@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "catalog.h"
+#include "retention/catalog.h"
 #include "config/credential_store.h"
 #include "inventory/inventory.h"
 #include "mt/control.pb.h"

@@ -1,4 +1,4 @@
-#include "agent.h"
+#include "daemon/agent.h"
 
 #include <spdlog/spdlog.h>
 
@@ -6,8 +6,8 @@
 #include <type_traits>
 
 #include "control/pairs.h"
-#include "policy.h"
-#include "store_ops.h"
+#include "retention/policy.h"
+#include "recovery/store_ops.h"
 #include "config/tls_identity.h"
 #include "vsnap/target_map.h"
 

@@ -48,10 +48,10 @@
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/thread_annotations.h"
-#include "receiver.h"
-#include "retention_store.h"
-#include "stream_port.h"
-#include "stream_runtime.h"
+#include "daemon/receiver.h"
+#include "retention/retention_store.h"
+#include "daemon/stream_port.h"
+#include "daemon/stream_runtime.h"
 
 namespace mt::daemon {
 

@@ -1,4 +1,4 @@
-#include "agent_main.h"
+#include "daemon/agent_main.h"
 
 #include <signal.h>
 #include <spdlog/pattern_formatter.h>
@@ -13,11 +13,11 @@
 #include <ctime>
 #include <iostream>
 
-#include "agent.h"
+#include "daemon/agent.h"
 #include "config/agent_config.h"
 #include "mt/shim/detach.h"
 #include "mt/shim/mounts.h"
-#include "retention_mount.h"
+#include "daemon/retention_mount.h"
 
 namespace mt::daemon {
 

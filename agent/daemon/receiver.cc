@@ -1,4 +1,4 @@
-#include "receiver.h"
+#include "daemon/receiver.h"
 
 #include <atomic>
 #include <chrono>
@@ -17,7 +17,7 @@
 
 #include "mt/shim/memory.h"
 #include "mt/shim/thread_annotations.h"
-#include "payload_budget.h"
+#include "stream/payload_budget.h"
 
 namespace mt::daemon {
 

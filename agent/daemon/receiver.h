@@ -22,8 +22,8 @@
 #include <string>
 
 #include "mt/shim/status.h"
-#include "session.h"
-#include "stream_port.h"
+#include "daemon/session.h"
+#include "daemon/stream_port.h"
 #include "config/tls_identity.h"
 
 namespace mt::daemon {

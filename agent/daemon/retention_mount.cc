@@ -1,4 +1,4 @@
-#include "retention_mount.h"
+#include "daemon/retention_mount.h"
 
 namespace mt::daemon {
 

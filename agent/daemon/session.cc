@@ -1,4 +1,4 @@
-#include "session.h"
+#include "daemon/session.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -8,8 +8,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
-#include "auth.h"
-#include "messages.h"
+#include "stream/auth.h"
+#include "stream/messages.h"
 
 namespace mt::daemon {
 

@@ -56,9 +56,9 @@
 #include <string>
 #include <vector>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/status.h"
-#include "stream_port.h"
+#include "daemon/stream_port.h"
 
 namespace mt::daemon {
 

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "frame_codec.h"
-#include "hash_source.h"
+#include "stream/frame_codec.h"
+#include "daemon/hash_source.h"
 #include "mt/shim/status.h"
 #include "mt/shim/thread_annotations.h"
 #include "mt/stream.pb.h"

@@ -1,12 +1,12 @@
-#include "stream_runtime.h"
+#include "daemon/stream_runtime.h"
 
 #include <algorithm>
 #include <chrono>
 
-#include "block_hash.h"
-#include "journal_mapping.h"
+#include "stream/block_hash.h"
+#include "stream/journal_mapping.h"
 #include "mt/shim/aligned_buffer.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::daemon {
 

@@ -58,16 +58,16 @@
 #include <string>
 #include <vector>
 
-#include "apply_pipeline.h"
-#include "frame_codec.h"
-#include "hash_source.h"
+#include "apply/apply_pipeline.h"
+#include "stream/frame_codec.h"
+#include "daemon/hash_source.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/thread_annotations.h"
 #include "mt/stream.pb.h"
-#include "retention_janitor.h"
-#include "retention_store.h"
-#include "validator.h"
+#include "retention/retention_janitor.h"
+#include "retention/retention_store.h"
+#include "stream/validator.h"
 
 namespace mt::daemon {
 

@@ -12,7 +12,7 @@
 //   4. findings: mounts (os for / and /boot), swap, holders, LVM/md
 //      signatures, exclusive opens, the retention volume
 //   5. identity and target capability, then the role (DecideRole)
-#include "inventory.h"
+#include "inventory/inventory.h"
 
 #include <algorithm>
 #include <cctype>
@@ -20,7 +20,7 @@
 #include <optional>
 #include <set>
 
-#include "wwid.h"
+#include "inventory/wwid.h"
 
 namespace mt::inventory {
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "disk.h"
+#include "inventory/disk.h"
 #include "mt/shim/disk_system.h"
 #include "mt/shim/mounts.h"
 #include "mt/shim/status.h"

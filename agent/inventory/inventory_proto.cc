@@ -1,4 +1,4 @@
-#include "inventory_proto.h"
+#include "inventory/inventory_proto.h"
 
 namespace mt::inventory {
 

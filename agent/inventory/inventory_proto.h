@@ -5,10 +5,10 @@
 #include <cstdint>
 #include <string>
 
-#include "disk.h"
-#include "inventory.h"
+#include "inventory/disk.h"
+#include "inventory/inventory.h"
 #include "mt/inventory.pb.h"
-#include "watcher.h"
+#include "inventory/watcher.h"
 
 namespace mt::inventory {
 

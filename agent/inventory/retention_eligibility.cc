@@ -1,4 +1,4 @@
-#include "retention_eligibility.h"
+#include "inventory/retention_eligibility.h"
 
 #include <algorithm>
 #include <cctype>

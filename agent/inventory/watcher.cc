@@ -1,4 +1,4 @@
-#include "watcher.h"
+#include "inventory/watcher.h"
 
 #include <map>
 

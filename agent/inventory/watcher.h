@@ -12,8 +12,8 @@
 
 #include <vector>
 
-#include "disk.h"
-#include "inventory.h"
+#include "inventory/disk.h"
+#include "inventory/inventory.h"
 #include "mt/shim/disk_system.h"
 #include "mt/shim/uevent.h"
 

@@ -1,4 +1,4 @@
-#include "wwid.h"
+#include "inventory/wwid.h"
 
 #include <cctype>
 

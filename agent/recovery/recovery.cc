@@ -1,13 +1,13 @@
-#include "recovery.h"
+#include "recovery/recovery.h"
 
 #include <algorithm>
 #include <cstring>
 #include <ctime>
 
-#include "compression.h"
-#include "journal_reader.h"
+#include "retention/compression.h"
+#include "retention/journal_reader.h"
 #include "mt/shim/aligned_buffer.h"
-#include "retention_store.h"
+#include "retention/retention_store.h"
 
 namespace mt::recovery {
 

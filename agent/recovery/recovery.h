@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "catalog.h"
-#include "journal.h"
+#include "retention/catalog.h"
+#include "retention/journal.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/file_system.h"
 

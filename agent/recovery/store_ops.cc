@@ -1,9 +1,9 @@
-#include "store_ops.h"
+#include "recovery/store_ops.h"
 
 #include <algorithm>
 
-#include "journal_reader.h"
-#include "segment_reader.h"
+#include "retention/journal_reader.h"
+#include "retention/segment_reader.h"
 
 namespace mt::recovery {
 

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "catalog.h"
-#include "journal.h"
+#include "retention/catalog.h"
+#include "retention/journal.h"
 #include "mt/shim/file_system.h"
-#include "recovery.h"
+#include "recovery/recovery.h"
 
 namespace mt::recovery {
 

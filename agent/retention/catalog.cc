@@ -15,7 +15,7 @@
 //   been written by us (the loader is fuzzed).
 // - uint64 values are stored as SQLite INTEGER (int64). Writes of values >= 2^63
 //   are refused with kInvalidArgument; a negative value read back is corruption.
-#include "catalog.h"
+#include "retention/catalog.h"
 
 #include <sqlite3.h>
 
@@ -30,7 +30,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "catalog_internal.h"
+#include "retention/catalog_internal.h"
 #include "mt/shim/thread_annotations.h"
 
 namespace mt::retention {

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "mt/shim/status.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 struct sqlite3;
 

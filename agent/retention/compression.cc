@@ -1,4 +1,4 @@
-#include "compression.h"
+#include "retention/compression.h"
 
 #include <zstd.h>
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "mt/shim/status.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 struct ZSTD_CCtx_s;
 struct ZSTD_DCtx_s;

@@ -1,4 +1,4 @@
-#include "journal.h"
+#include "retention/journal.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "mt/shim/aligned_buffer.h"
-#include "segment_reader.h"
+#include "retention/segment_reader.h"
 
 namespace mt::retention {
 

@@ -33,7 +33,7 @@
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/thread_annotations.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::retention {
 

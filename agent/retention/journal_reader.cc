@@ -1,6 +1,6 @@
-#include "journal_reader.h"
+#include "retention/journal_reader.h"
 
-#include "segment_reader.h"
+#include "retention/segment_reader.h"
 
 namespace mt::retention {
 

@@ -6,7 +6,7 @@
 #include <functional>
 #include <vector>
 
-#include "journal.h"
+#include "retention/journal.h"
 #include "mt/shim/file_system.h"
 
 namespace mt::retention {

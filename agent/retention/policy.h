@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "catalog.h"
-#include "journal.h"
+#include "retention/catalog.h"
+#include "retention/journal.h"
 #include "mt/shim/file_system.h"
 
 namespace mt::retention {

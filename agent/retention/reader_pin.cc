@@ -1,4 +1,4 @@
-#include "reader_pin.h"
+#include "retention/reader_pin.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "retention_janitor.h"
+#include "retention/retention_janitor.h"
 
 namespace mt::retention {
 

@@ -30,7 +30,7 @@
 
 #include "mt/shim/clock.h"
 #include "mt/shim/thread_annotations.h"
-#include "retention_store.h"
+#include "retention/retention_store.h"
 
 namespace mt::retention {
 

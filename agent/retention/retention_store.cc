@@ -1,8 +1,8 @@
-#include "retention_store.h"
+#include "retention/retention_store.h"
 
 #include <algorithm>
 
-#include "reader_pin.h"
+#include "retention/reader_pin.h"
 
 namespace mt::retention {
 

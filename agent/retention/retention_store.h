@@ -19,12 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "catalog.h"
-#include "journal.h"
+#include "retention/catalog.h"
+#include "retention/journal.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/thread_annotations.h"
-#include "policy.h"
+#include "retention/policy.h"
 
 namespace mt::retention {
 

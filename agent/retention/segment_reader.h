@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "mt/shim/file_system.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::retention {
 

@@ -1,4 +1,4 @@
-#include "client.h"
+#include "send/client.h"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -6,8 +6,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 
-#include "auth.h"
-#include "messages.h"
+#include "stream/auth.h"
+#include "stream/messages.h"
 #include "config/tls_identity.h"
 
 namespace mt::send {

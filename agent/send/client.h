@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/status.h"
 
 namespace mt::send {

@@ -1,4 +1,4 @@
-#include "log_writes.h"
+#include "send/log_writes.h"
 
 #include <algorithm>
 #include <cstdio>

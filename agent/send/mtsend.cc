@@ -1,4 +1,4 @@
-#include "mtsend.h"
+#include "send/mtsend.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -6,9 +6,9 @@
 
 #include "config/credential_store.h"
 #include "mt/shim/file_system.h"
-#include "record.h"
-#include "replay.h"
-#include "sender.h"
+#include "send/record.h"
+#include "send/replay.h"
+#include "send/sender.h"
 #include "config/tls_identity.h"
 
 namespace mt::send {

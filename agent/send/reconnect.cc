@@ -1,4 +1,4 @@
-#include "reconnect.h"
+#include "send/reconnect.h"
 
 #include <algorithm>
 #include <cstdio>

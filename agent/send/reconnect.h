@@ -17,7 +17,7 @@
 #include <memory>
 #include <optional>
 
-#include "client.h"
+#include "send/client.h"
 #include "mt/shim/status.h"
 
 namespace mt::send {

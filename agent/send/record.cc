@@ -1,4 +1,4 @@
-#include "record.h"
+#include "send/record.h"
 
 #include <cinttypes>
 #include <cstdio>

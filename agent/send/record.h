@@ -19,7 +19,7 @@
 
 #include "mt/shim/file_system.h"
 #include "mt/shim/status.h"
-#include "workload.h"
+#include "send/workload.h"
 
 namespace mt::send {
 

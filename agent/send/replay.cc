@@ -1,16 +1,16 @@
-#include "replay.h"
+#include "send/replay.h"
 
 #include <algorithm>
 #include <cstdio>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
-#include "reconnect.h"
-#include "record.h"
-#include "send_window.h"
-#include "validator.h"
+#include "send/reconnect.h"
+#include "send/record.h"
+#include "send/send_window.h"
+#include "stream/validator.h"
 
 namespace mt::send {
 

@@ -23,11 +23,11 @@
 #include <set>
 #include <string>
 
-#include "client.h"
-#include "log_writes.h"
-#include "messages.h"
+#include "send/client.h"
+#include "send/log_writes.h"
+#include "stream/messages.h"
 #include "mt/shim/status.h"
-#include "sender.h"
+#include "send/sender.h"
 
 namespace mt::send {
 

@@ -33,9 +33,9 @@
 #include <utility>
 #include <vector>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/status.h"
-#include "sender.h"
+#include "send/sender.h"
 
 namespace mt::send {
 

@@ -1,20 +1,20 @@
-#include "sender.h"
+#include "send/sender.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <deque>
 
-#include "messages.h"
+#include "stream/messages.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
-#include "reconnect.h"
-#include "record.h"
-#include "send_window.h"
-#include "block_hash.h"
+#include "send/reconnect.h"
+#include "send/record.h"
+#include "send/send_window.h"
+#include "stream/block_hash.h"
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/block_device.h"
-#include "validator.h"
+#include "stream/validator.h"
 #include "mt/shim/detach.h"
 #include <cmath>
 

@@ -18,9 +18,9 @@
 #include <cstdint>
 #include <string>
 
-#include "client.h"
+#include "send/client.h"
 #include "mt/shim/status.h"
-#include "workload.h"
+#include "send/workload.h"
 
 namespace mt::send {
 

@@ -1,4 +1,4 @@
-#include "workload.h"
+#include "send/workload.h"
 
 #include <algorithm>
 #include <cctype>

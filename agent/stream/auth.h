@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "messages.h"
+#include "stream/messages.h"
 #include "mt/shim/status.h"
 
 namespace mt::stream {

@@ -1,4 +1,4 @@
-#include "block_hash.h"
+#include "stream/block_hash.h"
 
 #include <openssl/evp.h>
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "messages.h"
+#include "stream/messages.h"
 
 namespace mt::stream {
 

@@ -1,4 +1,4 @@
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 
 #include <google/protobuf/io/coded_stream.h>
 

@@ -16,7 +16,7 @@
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/status.h"
 #include "mt/stream.pb.h"
-#include "payload_budget.h"
+#include "stream/payload_budget.h"
 
 namespace mt::stream {
 

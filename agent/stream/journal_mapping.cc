@@ -1,4 +1,4 @@
-#include "journal_mapping.h"
+#include "stream/journal_mapping.h"
 
 #include "mt/shim/crc32c.h"
 

@@ -19,7 +19,7 @@
 
 #include "mt/shim/status.h"
 #include "mt/stream.pb.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::stream {
 

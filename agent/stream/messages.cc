@@ -1,4 +1,4 @@
-#include "messages.h"
+#include "stream/messages.h"
 
 #include <algorithm>
 

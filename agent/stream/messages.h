@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/status.h"
 #include "mt/stream.pb.h"
 

@@ -1,12 +1,12 @@
-#include "validator.h"
+#include "stream/validator.h"
 
 #include <cstdio>
 #include <limits>
 #include <string>
 
-#include "messages.h"
+#include "stream/messages.h"
 #include "mt/shim/crc32c.h"
-#include "record_format.h"
+#include "retention/record_format.h"
 
 namespace mt::stream {
 

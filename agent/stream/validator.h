@@ -29,7 +29,7 @@
 #include <cstdint>
 #include <map>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/status.h"
 #include "mt/stream.pb.h"
 

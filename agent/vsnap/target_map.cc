@@ -1,11 +1,11 @@
-#include "target_map.h"
+#include "vsnap/target_map.h"
 
 #include <algorithm>
 #include <cstdio>
 
 #include "mt/shim/devmapper.h"
 #include "mt/shim/file_system.h"
-#include "vsnap.h"
+#include "vsnap/vsnap.h"
 
 namespace mt::vsnap {
 namespace {

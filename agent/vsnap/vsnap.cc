@@ -1,4 +1,4 @@
-#include "vsnap.h"
+#include "vsnap/vsnap.h"
 
 #include <cstdio>
 #include <ctime>
@@ -8,7 +8,7 @@
 #include "mt/shim/devmapper.h"
 #include "mt/shim/dm_control.h"
 #include "mt/shim/loop_device.h"
-#include "target_map.h"
+#include "vsnap/target_map.h"
 
 namespace mt::vsnap {
 namespace {

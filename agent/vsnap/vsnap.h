@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "inventory/disk.h"
-#include "journal.h"
+#include "retention/journal.h"
 #include "mt/recovery.pb.h"
 #include "mt/shim/file_system.h"
-#include "recovery.h"
+#include "recovery/recovery.h"
 
 namespace mt::vsnap {
 

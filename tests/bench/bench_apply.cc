@@ -21,11 +21,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "applier.h"
+#include "apply/applier.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
-#include "retention_store.h"
-#include "stream_runtime.h"
+#include "retention/retention_store.h"
+#include "daemon/stream_runtime.h"
 
 using namespace mt;
 

@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "journal.h"
+#include "retention/journal.h"
 
 using namespace mt;
 using namespace mt::retention;

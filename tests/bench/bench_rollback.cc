@@ -43,14 +43,14 @@
 
 #include <CLI/CLI.hpp>
 
-#include "applier.h"
-#include "journal.h"
+#include "apply/applier.h"
+#include "retention/journal.h"
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
-#include "recovery.h"
+#include "recovery/recovery.h"
 
 using namespace mt;
 

@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <string>
 
-#include "catalog.h"
+#include "retention/catalog.h"
 
 using namespace mt;
 using namespace mt::retention;

@@ -21,7 +21,7 @@
 #include <cstring>
 #include <vector>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/crc32c.h"
 
 using namespace mt;

@@ -14,8 +14,8 @@
 #include <cstring>
 #include <vector>
 
-#include "log_writes.h"
-#include "replay.h"
+#include "send/log_writes.h"
+#include "send/replay.h"
 
 using namespace mt;
 using namespace mt::send;

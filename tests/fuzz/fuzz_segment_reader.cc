@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "mt/shim/mem_file_system.h"
-#include "record_format.h"
-#include "segment_reader.h"
+#include "retention/record_format.h"
+#include "retention/segment_reader.h"
 
 using namespace mt;
 using namespace mt::retention;

@@ -15,9 +15,9 @@
 #include <map>
 #include <vector>
 
-#include "messages.h"
+#include "stream/messages.h"
 #include "mt/shim/crc32c.h"
-#include "validator.h"
+#include "stream/validator.h"
 
 using namespace mt;
 using namespace mt::stream;

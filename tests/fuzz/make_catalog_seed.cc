@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <string>
 
-#include "catalog.h"
+#include "retention/catalog.h"
 
 using namespace mt;
 using namespace mt::retention;

@@ -46,10 +46,10 @@
 #include <sstream>
 #include <thread>
 
-#include "catalog.h"
-#include "compression.h"
+#include "retention/catalog.h"
+#include "retention/compression.h"
 #include "control/control_client.h"
-#include "journal_reader.h"
+#include "retention/journal_reader.h"
 #include "loop_device.h"
 #include "mt/control.pb.h"
 #include "mt/shim/aligned_buffer.h"
@@ -57,12 +57,12 @@
 #include "mt/shim/clock.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
-#include "record.h"
-#include "record_format.h"
-#include "recovery.h"
-#include "retention_store.h"
+#include "send/record.h"
+#include "retention/record_format.h"
+#include "recovery/recovery.h"
+#include "retention/retention_store.h"
 #include "subprocess.h"
-#include "workload.h"
+#include "send/workload.h"
 
 namespace mt {
 namespace {

@@ -26,18 +26,18 @@
 #include <thread>
 #include <vector>
 
-#include "auth.h"
+#include "stream/auth.h"
 #include "config/credential_store.h"
-#include "frame_codec.h"
-#include "messages.h"
+#include "stream/frame_codec.h"
+#include "stream/messages.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/mem_block_device.h"
-#include "receiver.h"
-#include "retention_store.h"
-#include "stream_port.h"
-#include "stream_runtime.h"
+#include "daemon/receiver.h"
+#include "retention/retention_store.h"
+#include "daemon/stream_port.h"
+#include "daemon/stream_runtime.h"
 #include "temp_tree.h"
 #include "config/tls_identity.h"
 

@@ -13,10 +13,10 @@
 #include <random>
 
 #include "data_port_fixture.h"
-#include "log_writes.h"
+#include "send/log_writes.h"
 #include "mt/shim/aligned_buffer.h"
-#include "record.h"
-#include "recovery.h"
+#include "send/record.h"
+#include "recovery/recovery.h"
 #include "subprocess.h"
 
 namespace mt::daemon::test {

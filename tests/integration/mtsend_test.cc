@@ -7,9 +7,9 @@
 #include <signal.h>
 
 #include "data_port_fixture.h"
-#include "block_hash.h"
+#include "stream/block_hash.h"
 #include "mt/shim/aligned_buffer.h"
-#include "record.h"
+#include "send/record.h"
 #include "subprocess.h"
 
 namespace mt::daemon::test {

@@ -8,7 +8,7 @@
 #include "loop_device.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
-#include "retention_store.h"
+#include "retention/retention_store.h"
 
 namespace mt {
 namespace {

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <mutex>
 
-#include "block_hash.h"
+#include "stream/block_hash.h"
 #include "data_port_fixture.h"
 
 namespace mt::daemon::test {

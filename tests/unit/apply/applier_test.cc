@@ -1,6 +1,6 @@
 // The applier against the reference model: every point exact, with and
 // without crashes (invariants 1-5 of architecture §4).
-#include "applier.h"
+#include "apply/applier.h"
 
 #include <gtest/gtest.h>
 

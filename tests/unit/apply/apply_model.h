@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "applier.h"
-#include "compression.h"
-#include "journal_reader.h"
+#include "apply/applier.h"
+#include "retention/compression.h"
+#include "retention/journal_reader.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/mem_block_device.h"
 

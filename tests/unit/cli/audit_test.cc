@@ -1,6 +1,6 @@
 // The audit trail of mtctl's data-changing operations: what each journal
 // entry says and which fields it carries (audit.h).
-#include "audit.h"
+#include "cli/audit.h"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <sstream>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "mt/inventory.pb.h"
 #include "subprocess.h"
 #include "test_data.h"

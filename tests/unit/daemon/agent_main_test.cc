@@ -13,7 +13,7 @@
 #include <cstring>
 #include <thread>
 
-#include "catalog.h"
+#include "retention/catalog.h"
 #include "notify_socket.h"
 #include "subprocess.h"
 #include "temp_tree.h"

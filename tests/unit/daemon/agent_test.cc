@@ -1,7 +1,7 @@
 // The Agent in-process, on the captured vmware-mt tree (its disks, the
 // retention volume at /mnt/retention on sdb), in-memory journals and target
 // devices, the catalog and the control socket in a temp dir.
-#include "agent.h"
+#include "daemon/agent.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

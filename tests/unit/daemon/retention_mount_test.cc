@@ -1,6 +1,6 @@
 // The retention directory must be a mounted volume of its own before
 // mt-agent starts (retention_mount.h): mount tables as the kernel shows them.
-#include "retention_mount.h"
+#include "daemon/retention_mount.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // StreamRuntime in-process: frames in, acknowledgements out, targets and every
 // point checked against the reference model; restart resumes exactly.
-#include "stream_runtime.h"
+#include "daemon/stream_runtime.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "../apply/apply_model.h"
-#include "frame_codec.h"
-#include "block_hash.h"
-#include "journal_mapping.h"
+#include "stream/frame_codec.h"
+#include "stream/block_hash.h"
+#include "stream/journal_mapping.h"
 #include "mt/shim/crc32c.h"
 #include "mt/shim/fault_injection.h"
 #include "mt/shim/mem_file_system.h"

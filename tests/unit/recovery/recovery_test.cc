@@ -1,6 +1,6 @@
 // Recovery operations against the reference model: every selector, rollback
 // and export exact; crashes in the middle of either end exact after restart.
-#include "recovery.h"
+#include "recovery/recovery.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

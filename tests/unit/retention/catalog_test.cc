@@ -1,4 +1,4 @@
-#include "catalog.h"
+#include "retention/catalog.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "catalog_internal.h"
+#include "retention/catalog_internal.h"
 
 namespace mt::retention {
 namespace {

@@ -1,4 +1,4 @@
-#include "compression.h"
+#include "retention/compression.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Journal tests in the spirit of LevelDB's log tests, on MemFileSystem (with
 // O_DIRECT alignment enforced) and the fault-injecting wrapper.
-#include "journal.h"
+#include "retention/journal.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include <random>
 #include <thread>
 
-#include "journal_reader.h"
+#include "retention/journal_reader.h"
 #include "mt/shim/fault_injection.h"
 #include "mt/shim/mem_file_system.h"
 

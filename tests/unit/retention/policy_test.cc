@@ -1,4 +1,4 @@
-#include "policy.h"
+#include "retention/policy.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Reader pins (reader_pin.h) on the real file system: flock is what tells a
 // live holder from a dead one, so these tests need real files and a real
 // second process.
-#include "reader_pin.h"
+#include "retention/reader_pin.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "journal_reader.h"
+#include "retention/journal_reader.h"
 #include "mt/shim/clock.h"
-#include "retention_store.h"
+#include "retention/retention_store.h"
 
 namespace mt::retention {
 namespace {

@@ -1,4 +1,4 @@
-#include "record_format.h"
+#include "retention/record_format.h"
 
 #include <gtest/gtest.h>
 

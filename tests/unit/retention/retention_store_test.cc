@@ -1,13 +1,13 @@
 // RetentionStore on MemFileSystem (segments) + a real SQLite catalog in a
 // temporary directory.
-#include "retention_store.h"
+#include "retention/retention_store.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
-#include "journal_reader.h"
+#include "retention/journal_reader.h"
 #include "mt/shim/fault_injection.h"
 #include "mt/shim/mem_file_system.h"
 

@@ -7,11 +7,11 @@
 
 #include <cstring>
 
-#include "log_writes.h"
-#include "messages.h"
+#include "send/log_writes.h"
+#include "stream/messages.h"
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/mem_block_device.h"
-#include "replay.h"
+#include "send/replay.h"
 
 namespace mt::send {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "reconnect.h"
+#include "send/reconnect.h"
 
 namespace mt::send {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "send_window.h"
+#include "send/send_window.h"
 
 namespace mt::send {
 namespace {

@@ -6,8 +6,8 @@
 
 #include "mt/shim/crc32c.h"
 #include "mt/shim/mem_file_system.h"
-#include "record.h"
-#include "workload.h"
+#include "send/record.h"
+#include "send/workload.h"
 
 namespace mt::send {
 namespace {

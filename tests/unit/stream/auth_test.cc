@@ -1,4 +1,4 @@
-#include "auth.h"
+#include "stream/auth.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -11,11 +11,11 @@
 #include <deque>
 #include <random>
 
-#include "auth.h"
-#include "frame_codec.h"
-#include "messages.h"
+#include "stream/auth.h"
+#include "stream/frame_codec.h"
+#include "stream/messages.h"
 #include "test_frames.h"
-#include "validator.h"
+#include "stream/validator.h"
 
 namespace mt::stream {
 namespace {

@@ -1,4 +1,4 @@
-#include "journal_mapping.h"
+#include "stream/journal_mapping.h"
 
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>

@@ -1,11 +1,11 @@
-#include "messages.h"
+#include "stream/messages.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
 
-#include "block_hash.h"
+#include "stream/block_hash.h"
 #include "test_frames.h"
 
 namespace mt::stream {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "frame_codec.h"
+#include "stream/frame_codec.h"
 #include "mt/shim/crc32c.h"
 
 namespace mt::stream::testing {

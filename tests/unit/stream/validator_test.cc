@@ -1,4 +1,4 @@
-#include "validator.h"
+#include "stream/validator.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <functional>
 #include <limits>
 
-#include "messages.h"
+#include "stream/messages.h"
 #include "test_frames.h"
 
 namespace mt::stream {

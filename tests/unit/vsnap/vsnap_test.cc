@@ -1,13 +1,13 @@
 // agent/vsnap on this host: names, what a machine without device-mapper
 // answers (and that it changes nothing), and how vsnap list reads leftovers.
 // The device-mapper flows themselves run in the VM tier (vm.vsnap, vm.e2e).
-#include "vsnap.h"
+#include "vsnap/vsnap.h"
 
 #include <gtest/gtest.h>
 
 #include "mt/shim/devmapper.h"
 #include "mt/shim/mem_file_system.h"
-#include "target_map.h"
+#include "vsnap/target_map.h"
 
 namespace mt::vsnap {
 namespace {

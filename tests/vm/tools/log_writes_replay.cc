@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "log_writes.h"
+#include "send/log_writes.h"
 #include "mt/shim/block_device.h"
 
 namespace {
