@@ -15,20 +15,16 @@ Result<std::unique_ptr<ApplyPipeline>> ApplyPipeline::Open(
     const std::vector<retention::SegmentInfo>& wal, retention::RetentionJanitor& janitor,
     const PipelineOptions& options) {
   std::unique_ptr<ApplyPipeline> p(new ApplyPipeline(store, stream, janitor, options));
-  // The applied seq is the lowest of the disks' checkpoint rows (they move
-  // together; a crash between two rows leaves the lower one the truth).
   MT_ASSIGN_OR_RETURN(auto rows, store.catalog().ListDisks(stream));
   std::vector<uint32_t> indexes;
-  uint64_t applied = UINT64_MAX;
   for (const auto& d : rows) {
     if (disks.count(d.disk) == 0)
       return Status(Errc::kNotFound, "disk " + std::to_string(d.disk) + " (" + d.target_id +
                                          ") has no open target device");
     indexes.push_back(d.disk);
-    MT_ASSIGN_OR_RETURN(auto cp, store.catalog().GetCheckpoint(stream, d.disk));
-    applied = std::min(applied, cp ? cp->applied_seq : 0);
   }
-  if (rows.empty()) applied = 0;
+  MT_ASSIGN_OR_RETURN(auto checkpoint, store.catalog().StreamCheckpoint(stream));
+  const uint64_t applied = checkpoint ? checkpoint->applied_seq : 0;
   ApplyPipeline* self = p.get();
   p->checkpoint_ = std::make_unique<CatalogCheckpoint>(
       store.catalog(), clock, stream, indexes, [self] {

@@ -217,8 +217,6 @@ Result<proto::Pair> PairFromCatalog(retention::Catalog& catalog, const retention
   MT_ASSIGN_OR_RETURN(auto policy, catalog.GetPolicy(row.id));
   *p.mutable_policy() = PolicyToProto(policy);
   MT_ASSIGN_OR_RETURN(auto disks, catalog.ListDisks(row.id));
-  uint64_t applied = UINT64_MAX;
-  int64_t applied_time = 0;
   for (const auto& d : disks) {
     auto* pd = p.add_disks();
     pd->set_disk(d.disk);
@@ -230,14 +228,11 @@ Result<proto::Pair> PairFromCatalog(retention::Catalog& catalog, const retention
     pd->set_resync_state(retention::ResyncStateName(d.resync_state));
     pd->set_resync_complete_seq(d.resync_complete_seq);
     MT_ASSIGN_OR_RETURN(auto cp, catalog.GetCheckpoint(row.id, d.disk));
-    const uint64_t seq = cp ? cp->applied_seq : 0;
-    pd->set_applied_seq(seq);
-    if (seq < applied) {
-      applied = seq;
-      applied_time = cp ? cp->applied_time_ns : 0;
-    }
+    pd->set_applied_seq(cp ? cp->applied_seq : 0);
   }
-  if (disks.empty()) applied = 0;
+  MT_ASSIGN_OR_RETURN(auto checkpoint, catalog.StreamCheckpoint(row.id));
+  const uint64_t applied = checkpoint ? checkpoint->applied_seq : 0;
+  const int64_t applied_time = checkpoint ? checkpoint->applied_time_ns : 0;
   p.set_applied_seq(applied);
   p.set_durable_seq(applied);  // at least; the daemon knows the WAL's part
   p.set_rpo_ns(applied_time == 0 ? -1 : std::max<int64_t>(0, now_ns - applied_time));

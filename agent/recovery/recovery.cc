@@ -108,10 +108,8 @@ Result<ResolvedPoint> ResolvePoint(retention::Catalog& catalog, shim::FileSystem
   switch (sel.kind) {
     case PointSelector::Kind::kLatest: {
       p.seq = v.applied_seq;
-      if (!disks.empty()) {
-        MT_ASSIGN_OR_RETURN(auto cp, catalog.GetCheckpoint(v.stream, disks[0].disk));
-        if (cp) p.time_ns = cp->applied_time_ns;
-      }
+      MT_ASSIGN_OR_RETURN(auto cp, catalog.StreamCheckpoint(v.stream));
+      if (cp) p.time_ns = cp->applied_time_ns;
       p.description = "latest (seq " + std::to_string(p.seq) + ")";
       break;
     }

@@ -24,15 +24,9 @@ Result<StreamState> LoadStreamState(retention::Catalog& catalog, shim::FileSyste
   s.row = row;
   s.dir = shim::JoinPath(shim::JoinPath(root, "streams"), std::to_string(row.id));
   MT_ASSIGN_OR_RETURN(s.disks, catalog.ListDisks(row.id));
-  uint64_t applied = UINT64_MAX;
-  for (const auto& d : s.disks) {
-    MT_ASSIGN_OR_RETURN(auto cp, catalog.GetCheckpoint(row.id, d.disk));
-    if (!cp || cp->applied_seq < applied) {
-      applied = cp ? cp->applied_seq : 0;
-      s.applied_time_ns = cp ? cp->applied_time_ns : 0;
-    }
-  }
-  s.applied_seq = s.disks.empty() ? 0 : applied;
+  MT_ASSIGN_OR_RETURN(auto cp, catalog.StreamCheckpoint(row.id));
+  s.applied_seq = cp ? cp->applied_seq : 0;
+  s.applied_time_ns = cp ? cp->applied_time_ns : 0;
   MT_ASSIGN_OR_RETURN(s.undo, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kUndo),
                                                              SegmentKind::kUndo));
   MT_ASSIGN_OR_RETURN(s.wal, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kWal),
@@ -58,6 +52,7 @@ Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamS
   MT_RETURN_IF_ERROR(MarkRolledBack(fs, s.dir, what));
   MT_RETURN_IF_ERROR(catalog.RemovePointsAfter(s.row.id, seq));
   // Undo: newest segments first, so a crash leaves a consistent prefix.
+  std::vector<std::pair<SegmentKind, uint64_t>> removed;
   for (auto it = s.undo.rbegin(); it != s.undo.rend(); ++it) {
     if (it->records > 0 && it->first_seq <= seq) {
       if (it->last_seq <= seq) break;
@@ -75,22 +70,33 @@ Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamS
       break;
     }
     MT_RETURN_IF_ERROR(fs.Remove(it->path));
-    (void)catalog.RemoveSegment(s.row.id, SegmentKind::kUndo, it->number);
+    removed.emplace_back(SegmentKind::kUndo, it->number);
   }
   // The WAL's records are the old future of the targets: gone.
   for (const auto& w : s.wal) {
     MT_RETURN_IF_ERROR(fs.Remove(w.path));
-    (void)catalog.RemoveSegment(s.row.id, SegmentKind::kWal, w.number);
+    removed.emplace_back(SegmentKind::kWal, w.number);
   }
-  for (const auto& d : s.disks) {
-    retention::CheckpointRow cp;
-    cp.stream = s.row.id;
-    cp.disk = d.disk;
-    cp.applied_seq = seq;
-    cp.applied_time_ns = point.time_ns;
-    cp.updated_ns = now_ns;
-    MT_RETURN_IF_ERROR(catalog.SetCheckpoint(cp));
-  }
+  // Then the rows, in one transaction: the removed segments' and every
+  // disk's checkpoint at the point. A crash before it leaves the old rows,
+  // which the marker keeps from being used; the rollback's rerun (or
+  // ReconcileCatalog when the stream is opened) puts them right.
+  MT_RETURN_IF_ERROR(catalog.Transact(
+      "finish the rollback of stream " + std::to_string(s.row.id),
+      [&](retention::Catalog::Transaction& t) -> Status {
+        for (const auto& [kind, number] : removed)
+          MT_RETURN_IF_ERROR(t.RemoveSegment(s.row.id, kind, number));
+        for (const auto& d : s.disks) {
+          retention::CheckpointRow cp;
+          cp.stream = s.row.id;
+          cp.disk = d.disk;
+          cp.applied_seq = seq;
+          cp.applied_time_ns = point.time_ns;
+          cp.updated_ns = now_ns;
+          MT_RETURN_IF_ERROR(t.SetCheckpoint(cp));
+        }
+        return Status::Ok();
+      }));
   s.applied_seq = seq;
   s.applied_time_ns = point.time_ns;
   MT_ASSIGN_OR_RETURN(s.undo, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kUndo),

@@ -748,11 +748,14 @@ struct Catalog::Impl {
     return std::optional<RowT>(std::move(row));
   }
 
-  // `body` inside BEGIN IMMEDIATE .. COMMIT; rolled back if it fails.
+  // `body` inside BEGIN IMMEDIATE .. COMMIT (a write transaction: no other
+  // writer in between), or BEGIN DEFERRED .. COMMIT for reads that must see
+  // one committed state; rolled back if it fails.
   // REQUIRES: mu held, no transaction open.
-  Status InTransaction(std::string_view what, const std::function<Status()>& body)
-      MT_REQUIRES(mu) {
-    MT_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", std::string("begin ") + std::string(what)));
+  Status InTransaction(std::string_view what, const std::function<Status()>& body,
+                       bool write = true) MT_REQUIRES(mu) {
+    MT_RETURN_IF_ERROR(Exec(write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED",
+                            std::string("begin ") + std::string(what)));
     Status s = body();
     if (s.ok()) s = Exec("COMMIT", std::string("commit ") + std::string(what));
     if (!s.ok()) (void)Exec("ROLLBACK", "roll back");
@@ -786,6 +789,13 @@ struct Catalog::Impl {
     }
     return Status::Ok();
   }
+  Result<std::optional<CheckpointRow>> SelectCheckpoint(uint64_t stream, uint32_t disk)
+      MT_REQUIRES(mu) {
+    if (stream > kMaxStored) return std::optional<CheckpointRow>();
+    MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kSelectCheckpoint));
+    st.U63(1, stream).Int(2, disk);
+    return One(st, "checkpoints", &ReadCheckpointRow);
+  }
   Status UpsertCheckpoint(const CheckpointRow& row) MT_REQUIRES(mu) {
     MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
     MT_RETURN_IF_ERROR(CheckStored(row.applied_seq, "applied_seq"));
@@ -802,6 +812,63 @@ struct Catalog::Impl {
                            std::to_string(row.disk));
     }
     return Status::Ok();
+  }
+
+  // The statements of the segment and point changes; the public methods and
+  // Transaction's run them. REQUIRES: mu held.
+  Status UpsertSegment(const SegmentRow& row) MT_REQUIRES(mu) {
+    if (!IsValid(row.kind)) return Invalid("unknown segment kind");
+    MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
+    MT_RETURN_IF_ERROR(CheckStored(row.number, "segment number"));
+    MT_RETURN_IF_ERROR(CheckText(row.file, "segment file", 0, kMaxValueBytes / 4));
+    MT_RETURN_IF_ERROR(CheckStored(row.first_seq, "first_seq"));
+    MT_RETURN_IF_ERROR(CheckStored(row.last_seq, "last_seq"));
+    MT_RETURN_IF_ERROR(CheckStored(row.records, "record count"));
+    MT_RETURN_IF_ERROR(CheckStored(row.bytes, "segment bytes"));
+    MT_RETURN_IF_ERROR(CheckStored(row.logical_bytes, "segment logical bytes"));
+    MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kUpsertSegment));
+    st.U63(1, row.stream)
+        .Text(2, SegmentKindName(row.kind))
+        .U63(3, row.number)
+        .Text(4, row.file)
+        .U63(5, row.first_seq)
+        .U63(6, row.last_seq)
+        .Int(7, row.first_time_ns)
+        .Int(8, row.last_time_ns)
+        .U63(9, row.records)
+        .U63(10, row.bytes)
+        .U63(11, row.logical_bytes)
+        .Int(12, row.sealed ? 1 : 0);
+    const int rc = st.Step();
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return NoStream(row.stream);
+    if (rc != SQLITE_DONE) {
+      return Error(rc, std::string("record ") + SegmentKindName(row.kind) + " segment " +
+                                  std::to_string(row.number) + " of stream " +
+                                  std::to_string(row.stream));
+    }
+    return Status::Ok();
+  }
+  Status RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number) MT_REQUIRES(mu) {
+    if (!IsValid(kind)) return Invalid("unknown segment kind");
+    if (stream > kMaxStored || number > kMaxStored) return Status::Ok();  // cannot exist
+    MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kDeleteSegment));
+    st.U63(1, stream).Text(2, SegmentKindName(kind)).U63(3, number);
+    return Run(st, std::string("remove ") + SegmentKindName(kind) + " segment " +
+                              std::to_string(number) + " of stream " + std::to_string(stream));
+  }
+  Status RemovePointsBefore(uint64_t stream, uint64_t seq) MT_REQUIRES(mu) {
+    if (stream > kMaxStored) return Status::Ok();
+    if (seq == 0) return Status::Ok();  // no seq is below 0
+    MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kDeletePointsBefore));
+    st.U63(1, stream).U63(2, std::min(seq - 1, kMaxStored));
+    return Run(st, "remove old recovery points of stream " + std::to_string(stream));
+  }
+  Status RemovePointsAfter(uint64_t stream, uint64_t seq) MT_REQUIRES(mu) {
+    if (stream > kMaxStored || seq >= kMaxStored) return Status::Ok();
+    MT_ASSIGN_OR_RETURN(Stmt st, Prepare(kDeletePointsAfter));
+    st.U63(1, stream).U63(2, seq);
+    return Run(st, "remove recovery points after seq " + std::to_string(seq) + " of stream " +
+                              std::to_string(stream));
   }
 
   // Open and its steps run before the catalog is shared; they hold mu
@@ -1190,46 +1257,12 @@ Result<std::optional<DiskRow>> Catalog::FindDiskByTarget(const std::string& targ
 
 Status Catalog::UpsertSegment(const SegmentRow& row) {
   MutexLock lock(impl_->mu);
-  if (!IsValid(row.kind)) return Invalid("unknown segment kind");
-  MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
-  MT_RETURN_IF_ERROR(CheckStored(row.number, "segment number"));
-  MT_RETURN_IF_ERROR(CheckText(row.file, "segment file", 0, kMaxValueBytes / 4));
-  MT_RETURN_IF_ERROR(CheckStored(row.first_seq, "first_seq"));
-  MT_RETURN_IF_ERROR(CheckStored(row.last_seq, "last_seq"));
-  MT_RETURN_IF_ERROR(CheckStored(row.records, "record count"));
-  MT_RETURN_IF_ERROR(CheckStored(row.bytes, "segment bytes"));
-  MT_RETURN_IF_ERROR(CheckStored(row.logical_bytes, "segment logical bytes"));
-  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kUpsertSegment));
-  st.U63(1, row.stream)
-      .Text(2, SegmentKindName(row.kind))
-      .U63(3, row.number)
-      .Text(4, row.file)
-      .U63(5, row.first_seq)
-      .U63(6, row.last_seq)
-      .Int(7, row.first_time_ns)
-      .Int(8, row.last_time_ns)
-      .U63(9, row.records)
-      .U63(10, row.bytes)
-      .U63(11, row.logical_bytes)
-      .Int(12, row.sealed ? 1 : 0);
-  const int rc = st.Step();
-  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return impl_->NoStream(row.stream);
-  if (rc != SQLITE_DONE) {
-    return impl_->Error(rc, std::string("record ") + SegmentKindName(row.kind) + " segment " +
-                                std::to_string(row.number) + " of stream " +
-                                std::to_string(row.stream));
-  }
-  return Status::Ok();
+  return impl_->UpsertSegment(row);
 }
 
 Status Catalog::RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number) {
   MutexLock lock(impl_->mu);
-  if (!IsValid(kind)) return Invalid("unknown segment kind");
-  if (stream > kMaxStored || number > kMaxStored) return Status::Ok();  // cannot exist
-  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeleteSegment));
-  st.U63(1, stream).Text(2, SegmentKindName(kind)).U63(3, number);
-  return impl_->Run(st, std::string("remove ") + SegmentKindName(kind) + " segment " +
-                            std::to_string(number) + " of stream " + std::to_string(stream));
+  return impl_->RemoveSegment(stream, kind, number);
 }
 
 Result<std::vector<SegmentRow>> Catalog::ListSegments(uint64_t stream, SegmentKind kind) {
@@ -1309,20 +1342,12 @@ Result<std::vector<PointRow>> Catalog::PointsWithGroupTag(const std::string& gro
 
 Status Catalog::RemovePointsBefore(uint64_t stream, uint64_t seq) {
   MutexLock lock(impl_->mu);
-  if (stream > kMaxStored) return Status::Ok();
-  if (seq == 0) return Status::Ok();  // no seq is below 0
-  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeletePointsBefore));
-  st.U63(1, stream).U63(2, std::min(seq - 1, kMaxStored));
-  return impl_->Run(st, "remove old recovery points of stream " + std::to_string(stream));
+  return impl_->RemovePointsBefore(stream, seq);
 }
 
 Status Catalog::RemovePointsAfter(uint64_t stream, uint64_t seq) {
   MutexLock lock(impl_->mu);
-  if (stream > kMaxStored || seq >= kMaxStored) return Status::Ok();
-  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeletePointsAfter));
-  st.U63(1, stream).U63(2, seq);
-  return impl_->Run(st, "remove recovery points after seq " + std::to_string(seq) + " of stream " +
-                            std::to_string(stream));
+  return impl_->RemovePointsAfter(stream, seq);
 }
 
 // Checkpoints.
@@ -1367,10 +1392,66 @@ Status Catalog::RecordBatch(const BatchRecord& b) {
 
 Result<std::optional<CheckpointRow>> Catalog::GetCheckpoint(uint64_t stream, uint32_t disk) {
   MutexLock lock(impl_->mu);
+  return impl_->SelectCheckpoint(stream, disk);
+}
+
+Result<std::optional<CheckpointRow>> Catalog::StreamCheckpoint(uint64_t stream) {
+  MutexLock lock(impl_->mu);
   if (stream > kMaxStored) return std::optional<CheckpointRow>();
-  MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectCheckpoint));
-  st.U63(1, stream).Int(2, disk);
-  return impl_->One(st, "checkpoints", &ReadCheckpointRow);
+  // One read transaction: the rows are those of one committed state.
+  std::optional<CheckpointRow> lowest;
+  MT_RETURN_IF_ERROR(impl_->InTransaction("read the checkpoint of stream " + std::to_string(stream),
+                                          [&]() MT_REQUIRES(impl_->mu) -> Status {
+    MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kSelectDisks));
+    st.U63(1, stream);
+    MT_ASSIGN_OR_RETURN(auto disks, impl_->All(st, "disks", &ReadDiskRow));
+    for (const auto& d : disks) {
+      MT_ASSIGN_OR_RETURN(auto row, impl_->SelectCheckpoint(stream, d.disk));
+      if (!row) {
+        row = CheckpointRow{};
+        row->stream = stream;
+        row->disk = d.disk;
+      }
+      if (!lowest || row->applied_seq < lowest->applied_seq) lowest = row;
+    }
+    return Status::Ok();
+  }, /*write=*/false));
+  return lowest;
+}
+
+// Transactions.
+
+Status Catalog::Transact(std::string_view what, const std::function<Status(Transaction&)>& body) {
+  MutexLock lock(impl_->mu);
+  return impl_->InTransaction(what, [&]() MT_REQUIRES(impl_->mu) -> Status {
+    Transaction t(impl_.get());
+    return body(t);
+  });
+}
+
+Status Catalog::Transaction::UpsertSegment(const SegmentRow& row) {
+  impl_->mu.AssertHeld();
+  return impl_->UpsertSegment(row);
+}
+
+Status Catalog::Transaction::RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number) {
+  impl_->mu.AssertHeld();
+  return impl_->RemoveSegment(stream, kind, number);
+}
+
+Status Catalog::Transaction::RemovePointsBefore(uint64_t stream, uint64_t seq) {
+  impl_->mu.AssertHeld();
+  return impl_->RemovePointsBefore(stream, seq);
+}
+
+Status Catalog::Transaction::RemovePointsAfter(uint64_t stream, uint64_t seq) {
+  impl_->mu.AssertHeld();
+  return impl_->RemovePointsAfter(stream, seq);
+}
+
+Status Catalog::Transaction::SetCheckpoint(const CheckpointRow& row) {
+  impl_->mu.AssertHeld();
+  return impl_->UpsertCheckpoint(row);
 }
 
 // Policy.

@@ -4,8 +4,9 @@
 //
 // The journal segments are the truth; the catalog indexes them so lookups by
 // seq, time and tag name are indexed queries, never scans. Every method is one
-// transaction; durability is SQLite's (journal_mode=WAL, synchronous=FULL):
-// a method that returned ok survives a power loss.
+// transaction, and Transact makes several changes one; durability is SQLite's
+// (journal_mode=WAL, synchronous=FULL): a change that returned ok survives a
+// power loss.
 // Thread safety: one Catalog object may be used from several threads (calls
 // are serialized inside). Several processes may open the same file (the daemon
 // writing, mtctl reading); a lock held by another process is waited for up to
@@ -131,6 +132,8 @@ struct PolicyRow {
 
 class Catalog {
  public:
+  class Transaction;
+
   // Opens (creating and migrating the schema when writable) the catalog file.
   // A file from a newer schema version is refused with a clear error
   // (kUnavailable). OpenReadOnly never creates or migrates: a missing file is
@@ -201,6 +204,19 @@ class Catalog {
   // whose resync is already complete keeps its completion seq.
   Status RecordBatch(const BatchRecord& batch);
   Result<std::optional<CheckpointRow>> GetCheckpoint(uint64_t stream, uint32_t disk);
+  // The stream's checkpoint: the lowest of its disks' rows (they move together
+  // in RecordBatch; a disk without a row counts as seq 0), read in one
+  // transaction. The one place that says how far a stream is applied.
+  // nullopt when the stream has no disks (or does not exist).
+  Result<std::optional<CheckpointRow>> StreamCheckpoint(uint64_t stream);
+
+  // Several changes as one transaction: `body` makes them through the
+  // Transaction it is given; they are committed together when it returns ok
+  // and rolled back otherwise, so a crash leaves all of them or none. The
+  // catalog's lock is held while body runs: body must not call this Catalog
+  // (it would wait on itself) nor wait on other threads. `what` names the
+  // change in errors ("finish the rollback of stream 3").
+  Status Transact(std::string_view what, const std::function<Status(Transaction&)>& body);
 
   // Policy (defaults of PolicyRow when none was set; kNotFound if the stream
   // does not exist).
@@ -211,6 +227,24 @@ class Catalog {
   explicit Catalog(sqlite3* db);
   struct Impl;  // catalog.cc: connection, statement cache, mutex
   std::unique_ptr<Impl> impl_;
+};
+
+// The changes a Catalog::Transact body may make; each behaves as the Catalog
+// method of the same name. Exists only inside Transact's call.
+class Catalog::Transaction {
+ public:
+  Status UpsertSegment(const SegmentRow& row);
+  Status RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number);
+  Status RemovePointsBefore(uint64_t stream, uint64_t seq);
+  Status RemovePointsAfter(uint64_t stream, uint64_t seq);
+  Status SetCheckpoint(const CheckpointRow& row);
+
+ private:
+  friend class Catalog;
+  explicit Transaction(Impl* impl) : impl_(impl) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Impl* impl_;
 };
 
 }  // namespace mt::retention

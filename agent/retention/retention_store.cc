@@ -98,53 +98,56 @@ Status RetentionStore::ReconcileCatalog(uint64_t stream) {
     wal = it->second.wal->Segments();
     undo = it->second.undo->Segments();
   }
+  std::vector<SegmentRow> stale;
   for (SegmentKind kind : {SegmentKind::kWal, SegmentKind::kUndo}) {
     const auto& on_disk = kind == SegmentKind::kWal ? wal : undo;
     MT_ASSIGN_OR_RETURN(auto rows, catalog_->ListSegments(stream, kind));
     for (const auto& r : rows) {
       const bool present = std::any_of(on_disk.begin(), on_disk.end(),
                                        [&](const SegmentInfo& s) { return s.number == r.number; });
-      if (!present) MT_RETURN_IF_ERROR(catalog_->RemoveSegment(stream, kind, r.number));
-    }
-    for (const auto& s : on_disk) {
-      SegmentRow r;
-      r.stream = stream;
-      r.kind = kind;
-      r.number = s.number;
-      r.file = s.path.substr(std::min(s.path.size(), o_.root.size() + 1));
-      r.first_seq = s.first_seq;
-      r.last_seq = s.last_seq;
-      r.first_time_ns = s.first_time_ns;
-      r.last_time_ns = s.last_time_ns;
-      r.records = s.records;
-      r.bytes = s.bytes;
-      r.logical_bytes = s.logical_bytes;
-      r.sealed = s.sealed;
-      MT_RETURN_IF_ERROR(catalog_->UpsertSegment(r));
+      if (!present) stale.push_back(r);
     }
   }
   // Points below the oldest reachable one were pruned (perhaps by a prune a
   // crash interrupted): drop them.
-  if (!undo.empty() && undo.front().number > 1) {
-    const uint64_t oldest = OldestReachablePoint(undo);
-    if (oldest > 0) MT_RETURN_IF_ERROR(catalog_->RemovePointsBefore(stream, oldest));
-  }
-  return Status::Ok();
+  uint64_t oldest = 0;
+  if (!undo.empty() && undo.front().number > 1) oldest = OldestReachablePoint(undo);
+  // The rows follow the files, all in one transaction.
+  return catalog_->Transact("reconcile the segments of stream " + std::to_string(stream),
+                            [&](Catalog::Transaction& t) -> Status {
+    for (const auto& r : stale) MT_RETURN_IF_ERROR(t.RemoveSegment(stream, r.kind, r.number));
+    for (SegmentKind kind : {SegmentKind::kWal, SegmentKind::kUndo}) {
+      const auto& on_disk = kind == SegmentKind::kWal ? wal : undo;
+      for (const auto& s : on_disk) {
+        SegmentRow r;
+        r.stream = stream;
+        r.kind = kind;
+        r.number = s.number;
+        r.file = s.path.substr(std::min(s.path.size(), o_.root.size() + 1));
+        r.first_seq = s.first_seq;
+        r.last_seq = s.last_seq;
+        r.first_time_ns = s.first_time_ns;
+        r.last_time_ns = s.last_time_ns;
+        r.records = s.records;
+        r.bytes = s.bytes;
+        r.logical_bytes = s.logical_bytes;
+        r.sealed = s.sealed;
+        MT_RETURN_IF_ERROR(t.UpsertSegment(r));
+      }
+    }
+    if (oldest > 0) MT_RETURN_IF_ERROR(t.RemovePointsBefore(stream, oldest));
+    return Status::Ok();
+  });
 }
 
 Result<PrunePlan> RetentionStore::Prune(uint64_t stream, const std::vector<uint64_t>& pinned) {
   MT_ASSIGN_OR_RETURN(Journals j, OpenStream(stream));
   MT_ASSIGN_OR_RETURN(PolicyRow policy, catalog_->GetPolicy(stream));
-  MT_ASSIGN_OR_RETURN(auto disks, catalog_->ListDisks(stream));
   PruneInput in;
   in.wal = j.wal->Segments();
   in.undo = j.undo->Segments();
-  in.applied_seq = UINT64_MAX;
-  for (const auto& d : disks) {
-    MT_ASSIGN_OR_RETURN(auto cp, catalog_->GetCheckpoint(stream, d.disk));
-    in.applied_seq = std::min(in.applied_seq, cp ? cp->applied_seq : 0);
-  }
-  if (disks.empty()) in.applied_seq = 0;
+  MT_ASSIGN_OR_RETURN(auto checkpoint, catalog_->StreamCheckpoint(stream));
+  in.applied_seq = checkpoint ? checkpoint->applied_seq : 0;
   in.now_ns = clock_.NowNs();
   in.window_ns = policy.window_ns;
   in.pinned_seqs = pinned;
@@ -158,18 +161,21 @@ Result<PrunePlan> RetentionStore::Prune(uint64_t stream, const std::vector<uint6
   PrunePlan plan = PlanPrune(in);
 
   // Crash-safe order: points first (they must never name an unreachable
-  // state), then files oldest first, then rows (ReconcileCatalog on restart
-  // finishes whatever a crash interrupted).
+  // state), then files oldest first, then their rows in one transaction
+  // (ReconcileCatalog on restart finishes whatever a crash interrupted).
   if (plan.oldest_point_seq > 0)
     MT_RETURN_IF_ERROR(catalog_->RemovePointsBefore(stream, plan.oldest_point_seq));
-  for (uint64_t n : plan.undo_segments) {
-    MT_RETURN_IF_ERROR(j.undo->RemoveSegment(n));
-    MT_RETURN_IF_ERROR(catalog_->RemoveSegment(stream, SegmentKind::kUndo, n));
-  }
-  for (uint64_t n : plan.wal_segments) {
-    MT_RETURN_IF_ERROR(j.wal->RemoveSegment(n));
-    MT_RETURN_IF_ERROR(catalog_->RemoveSegment(stream, SegmentKind::kWal, n));
-  }
+  for (uint64_t n : plan.undo_segments) MT_RETURN_IF_ERROR(j.undo->RemoveSegment(n));
+  for (uint64_t n : plan.wal_segments) MT_RETURN_IF_ERROR(j.wal->RemoveSegment(n));
+  if (plan.undo_segments.empty() && plan.wal_segments.empty()) return plan;
+  MT_RETURN_IF_ERROR(catalog_->Transact("prune stream " + std::to_string(stream),
+                                        [&](Catalog::Transaction& t) -> Status {
+    for (uint64_t n : plan.undo_segments)
+      MT_RETURN_IF_ERROR(t.RemoveSegment(stream, SegmentKind::kUndo, n));
+    for (uint64_t n : plan.wal_segments)
+      MT_RETURN_IF_ERROR(t.RemoveSegment(stream, SegmentKind::kWal, n));
+    return Status::Ok();
+  }));
   return plan;
 }
 

@@ -1053,5 +1053,87 @@ TEST(CatalogFullAction, NamesRoundTrip) {
   EXPECT_EQ(ParseFullAction("panic").status().code(), Errc::kInvalidArgument);
 }
 
+
+// Several changes as one transaction: another reader sees none of them until
+// the body returns, then all of them.
+TEST_F(CatalogTest, TransactCommitsItsChangesTogether) {
+  Open();
+  const uint64_t s = AddStream("vm1");
+  ASSERT_TRUE(catalog_->AddDisk(Disk(s, 0, "naa.1")).ok());
+  ASSERT_TRUE(catalog_->UpsertSegment(Segment(s, SegmentKind::kUndo, 1, 1, 10)).ok());
+  ASSERT_TRUE(catalog_->UpsertSegment(Segment(s, SegmentKind::kUndo, 2, 11, 20)).ok());
+  ASSERT_TRUE(catalog_->AddPoint(Point(s, 15, 150, TagKind::kApp, "p15")).ok());
+  ASSERT_TRUE(catalog_->SetCheckpoint(CheckpointRow{s, 0, 20, 200, 1}).ok());
+  auto reader = Catalog::OpenReadOnly(path_);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+
+  Status st = catalog_->Transact("test", [&](Catalog::Transaction& t) -> Status {
+    MT_RETURN_IF_ERROR(t.RemovePointsAfter(s, 10));
+    MT_RETURN_IF_ERROR(t.RemoveSegment(s, SegmentKind::kUndo, 2));
+    MT_RETURN_IF_ERROR(t.SetCheckpoint(CheckpointRow{s, 0, 10, 100, 2}));
+    // Not committed yet: the other connection still sees the old rows.
+    EXPECT_EQ((*reader)->ListSegments(s, SegmentKind::kUndo).value().size(), 2u);
+    EXPECT_EQ((*reader)->ListPoints(s).value().size(), 1u);
+    EXPECT_EQ((*reader)->GetCheckpoint(s, 0).value()->applied_seq, 20u);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ((*reader)->ListSegments(s, SegmentKind::kUndo).value().size(), 1u);
+  EXPECT_TRUE((*reader)->ListPoints(s).value().empty());
+  EXPECT_EQ((*reader)->GetCheckpoint(s, 0).value()->applied_seq, 10u);
+}
+
+// A body that fails (here after three changes) leaves the catalog as it was,
+// and the catalog is usable afterwards.
+TEST_F(CatalogTest, TransactThatFailsChangesNothing) {
+  Open();
+  const uint64_t s = AddStream("vm1");
+  ASSERT_TRUE(catalog_->AddDisk(Disk(s, 0, "naa.1")).ok());
+  ASSERT_TRUE(catalog_->UpsertSegment(Segment(s, SegmentKind::kWal, 1, 1, 10)).ok());
+  ASSERT_TRUE(catalog_->AddPoint(Point(s, 5, 50, TagKind::kApp, "p5")).ok());
+  ASSERT_TRUE(catalog_->SetCheckpoint(CheckpointRow{s, 0, 10, 100, 1}).ok());
+
+  Status st = catalog_->Transact("test", [&](Catalog::Transaction& t) -> Status {
+    MT_RETURN_IF_ERROR(t.RemoveSegment(s, SegmentKind::kWal, 1));
+    MT_RETURN_IF_ERROR(t.RemovePointsBefore(s, 9));
+    MT_RETURN_IF_ERROR(t.SetCheckpoint(CheckpointRow{s, 0, 3, 30, 2}));
+    return t.UpsertSegment(Segment(s + 9, SegmentKind::kWal, 1, 1, 1));  // no such stream
+  });
+  EXPECT_EQ(st.code(), Errc::kNotFound) << st.ToString();
+  EXPECT_EQ(catalog_->ListSegments(s, SegmentKind::kWal).value().size(), 1u);
+  EXPECT_EQ(catalog_->ListPoints(s).value().size(), 1u);
+  EXPECT_EQ(catalog_->GetCheckpoint(s, 0).value()->applied_seq, 10u);
+
+  st = catalog_->Transact("test", [&](Catalog::Transaction& t) {
+    return t.RemoveSegment(s, SegmentKind::kWal, 1);
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(catalog_->ListSegments(s, SegmentKind::kWal).value().empty());
+}
+
+// The stream's checkpoint is its lowest disk row; a disk without a row
+// counts as nothing applied.
+TEST_F(CatalogTest, StreamCheckpointIsTheLowestOfItsDisks) {
+  Open();
+  const uint64_t s = AddStream("vm1");
+  EXPECT_FALSE(catalog_->StreamCheckpoint(s).value().has_value());       // no disks
+  EXPECT_FALSE(catalog_->StreamCheckpoint(s + 5).value().has_value());   // no stream
+  for (uint32_t d = 0; d < 3; ++d)
+    ASSERT_TRUE(catalog_->AddDisk(Disk(s, d, "naa." + std::to_string(d))).ok());
+  ASSERT_TRUE(catalog_->SetCheckpoint(CheckpointRow{s, 0, 50, 500, 1}).ok());
+  ASSERT_TRUE(catalog_->SetCheckpoint(CheckpointRow{s, 1, 30, 300, 1}).ok());
+  auto cp = catalog_->StreamCheckpoint(s).value();
+  ASSERT_TRUE(cp.has_value());
+  EXPECT_EQ(cp->applied_seq, 0u);  // disk 2 has no row
+  EXPECT_EQ(cp->disk, 2u);
+
+  ASSERT_TRUE(catalog_->SetCheckpoint(CheckpointRow{s, 2, 40, 400, 1}).ok());
+  cp = catalog_->StreamCheckpoint(s).value();
+  ASSERT_TRUE(cp.has_value());
+  EXPECT_EQ(cp->applied_seq, 30u);
+  EXPECT_EQ(cp->applied_time_ns, 300);
+  EXPECT_EQ(cp->disk, 1u);
+}
+
 }  // namespace
 }  // namespace mt::retention
