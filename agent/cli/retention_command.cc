@@ -14,6 +14,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "cli/agent_link.h"
 #include "cli/commands.h"
 #include "inventory/inventory.h"
 #include "inventory/retention_eligibility.h"
@@ -21,6 +22,7 @@
 #include "mt/shim/disk_system.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/volume.h"
+#include "retention/policy.h"
 #include "retention/retention_store.h"
 
 namespace mt::cli {
@@ -183,8 +185,15 @@ int RunStatus(Context& ctx, const RetentionOptions& o) {
                       " (no catalog.db): prepare a retention volume and start mt-agent first");
     return ctx.Fail(catalog.status());
   }
-  auto usage =
-      retention::ComputeUsage(**catalog, shim::PosixFileSystem(), o.dir, retention::SpacePolicy{});
+  // The agent's own space settings (agent.toml, or the defaults without one).
+  auto config = LoadAgentConfigForCli(ctx);
+  if (!config.ok()) return ctx.Fail(config.status());
+  retention::SpacePolicy space;
+  space.low_space_percent = config->low_space_percent;
+  space.low_space_min_bytes = config->low_space_min_bytes;
+  space.low_space_max_bytes = config->low_space_max_bytes;
+  space.wal_quota_bytes = config->wal_quota_bytes;
+  auto usage = retention::ComputeUsage(**catalog, shim::PosixFileSystem(), o.dir, space);
   if (!usage.ok()) return ctx.Fail(usage.status());
   proto::RetentionStatus st;
   st.set_dir(o.dir);
@@ -193,6 +202,10 @@ int RunStatus(Context& ctx, const RetentionOptions& o) {
   st.set_used_bytes(usage->volume.capacity - usage->volume.available);
   st.set_low_space_threshold_bytes(usage->low_space_threshold);
   st.set_low_space(usage->low_space);
+  st.set_stream_footprint_bytes(
+      retention::StreamFootprint(space.wal_quota_bytes, config->segment_bytes));
+  st.set_streams_the_volume_holds(
+      retention::StreamsTheVolumeHolds(space, usage->volume.capacity, config->segment_bytes));
   for (const auto& u : usage->streams) {
     auto* s = st.add_streams();
     s->set_stream_id(u.stream);
@@ -224,6 +237,11 @@ int RunStatus(Context& ctx, const RetentionOptions& o) {
                   ? "  LOW ON SPACE (below " + Bytes(st.low_space_threshold_bytes()) + ")"
                   : "")
           << "\n";
+  ctx.out << "room for " << st.streams_the_volume_holds() << " streams (" << st.streams().size()
+          << " now): each takes up to " << Bytes(st.stream_footprint_bytes())
+          << " before its retention window (WAL quota " << Bytes(config->wal_quota_bytes)
+          << " + 2 segments of " << Bytes(config->segment_bytes)
+          << "); lower wal_quota or segment_size in agent.toml for more\n";
   if (st.streams().empty()) ctx.out << "no streams\n";
   for (const auto& s : st.streams()) {
     ctx.out << "stream " << s.name() << " (" << s.stream_id() << "): window "

@@ -428,16 +428,24 @@ Status Journal::WriteBatch(Batch& b) {
     file_.reset();
     MT_ASSIGN_OR_RETURN(file_, fs_.OpenFile(path, o));
     file_segment_ = b.segment;
-    if (o_.preallocate) {
-      // Best effort: a volume too full to reserve a whole segment may still
-      // hold this batch; when it cannot, the write below fails with kNoSpace.
-      Status p = file_->Preallocate(0, o_.segment_bytes);
-      if (!p.ok() && p.code() != Errc::kNoSpace) return p;
-    }
+    file_reserved_ = 0;
   }
   if (!file_ || file_segment_ != b.segment)
     return Status(Errc::kInternal, path + ": batch for a segment that is not open");
   const size_t len = o_.direct ? AlignUp(b.used, kDirectIoAlignment) : b.used;
+  const uint64_t end = b.file_offset + len;
+  if (o_.preallocate && end > file_reserved_) {
+    // One step past this batch (the segment's end at most). Best effort: a
+    // volume too full to reserve a step may still hold this batch; when it
+    // cannot, the write below fails with kNoSpace.
+    const uint64_t to = std::max(end, std::min(o_.segment_bytes, end + o_.preallocate_step));
+    Status p = file_->Preallocate(file_reserved_, to - file_reserved_);
+    if (p.ok()) {
+      file_reserved_ = to;
+    } else if (p.code() != Errc::kNoSpace) {
+      return p;
+    }
+  }
   b.Reserve(len);
   std::memset(b.buf.data() + b.used, 0, len - b.used);  // recycled buffers hold old bytes
   MT_RETURN_IF_ERROR(file_->WriteAt(b.file_offset, b.buf.data(), len));

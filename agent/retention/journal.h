@@ -50,7 +50,12 @@ struct JournalOptions {
   // committed: StreamRuntime throttles the session past wal_unwritten_limit).
   bool append_waits = true;
   bool direct = true;                    // O_DIRECT writes
-  bool preallocate = true;               // reserve segment_bytes when a segment is created
+  // Reserve the segment's space ahead of the writer, preallocate_step bytes
+  // at a time (never past segment_bytes): writes then land in reserved
+  // extents, and an idle journal holds at most one step it has not written
+  // (a whole segment per journal would fill a volume shared by many streams).
+  bool preallocate = true;
+  uint64_t preallocate_step = 16ull << 20;
 };
 
 struct SegmentInfo {
@@ -177,6 +182,7 @@ class Journal {
   std::vector<AlignedBuffer> spare_ MT_GUARDED_BY(mu_);  // written batches' buffers, for reuse
   std::unique_ptr<shim::File> file_;  // committer-only: the segment being written
   uint64_t file_segment_ = 0;
+  uint64_t file_reserved_ = 0;  // committer-only: bytes of file_ preallocated (from 0)
   std::thread committer_;
 };
 

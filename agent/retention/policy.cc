@@ -13,6 +13,17 @@ uint64_t LowSpaceThreshold(const SpacePolicy& p, uint64_t capacity) {
   return std::min(t, p.low_space_max_bytes);
 }
 
+uint64_t StreamFootprint(uint64_t wal_quota_bytes, uint64_t segment_bytes) {
+  return wal_quota_bytes + 2 * segment_bytes;
+}
+
+uint64_t StreamsTheVolumeHolds(const SpacePolicy& p, uint64_t capacity, uint64_t segment_bytes) {
+  const uint64_t floor = LowSpaceThreshold(p, capacity);
+  const uint64_t footprint = StreamFootprint(p.wal_quota_bytes, segment_bytes);
+  if (capacity <= floor || footprint == 0) return 0;
+  return (capacity - floor) / footprint;
+}
+
 PrunePlan PlanPrune(const PruneInput& in) {
   PrunePlan plan;
   for (size_t i = 0; i + 1 < in.wal.size(); ++i) {

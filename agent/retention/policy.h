@@ -28,6 +28,17 @@ struct SpacePolicy {
 // that), at most low_space_max_bytes.
 uint64_t LowSpaceThreshold(const SpacePolicy& p, uint64_t capacity);
 
+// What one stream takes of the volume before it holds any retention window,
+// at worst: its WAL quota (received, not yet applied), the WAL's open segment
+// (applied records stay until the segment is sealed) and the undo journal's
+// open segment (prune frees sealed segments only). Each journal reserves at
+// most its segment ahead of its writer, so reservations are inside these.
+uint64_t StreamFootprint(uint64_t wal_quota_bytes, uint64_t segment_bytes);
+// How many such streams fit between the low-space threshold and the
+// capacity: what the volume can hold at these settings before the window of
+// any stream takes a byte (0 when not even one fits).
+uint64_t StreamsTheVolumeHolds(const SpacePolicy& p, uint64_t capacity, uint64_t segment_bytes);
+
 struct PruneInput {
   std::vector<SegmentInfo> wal;   // oldest first, as Journal::Segments()
   std::vector<SegmentInfo> undo;  // oldest first

@@ -11,6 +11,9 @@ namespace mt::shim {
 
 struct MemFileSystem::Node {
   VolatileBytes data;
+  uint64_t reserved = 0;  // end of the space Preallocate reserved (may pass the size)
+  // The bytes the file takes on the volume.
+  uint64_t Used() const { return std::max<uint64_t>(data.size(), reserved); }
 };
 
 namespace {
@@ -50,7 +53,7 @@ class MemFile final : public File {
     if (direct_) MT_RETURN_IF_ERROR(CheckDirectFileIo(path_, "write", offset, buf, len));
     std::lock_guard<std::mutex> l(*mu_);
     const uint64_t end = offset + len;
-    if (end > node_->data.size()) MT_RETURN_IF_ERROR(reserve_(end - node_->data.size()));
+    if (end > node_->Used()) MT_RETURN_IF_ERROR(reserve_(end - node_->Used()));
     node_->data.Write(offset, buf, len);
     return Status::Ok();
   }
@@ -64,12 +67,24 @@ class MemFile final : public File {
   Status Truncate(uint64_t size) override {
     MT_RETURN_IF_ERROR(CheckWritable("truncate"));
     std::lock_guard<std::mutex> l(*mu_);
-    if (size > node_->data.size()) MT_RETURN_IF_ERROR(reserve_(size - node_->data.size()));
+    if (size > node_->Used()) MT_RETURN_IF_ERROR(reserve_(size - node_->Used()));
+    // As on a real file system, cutting a file frees what lay past the cut,
+    // reserved space included.
+    if (size < node_->data.size()) node_->reserved = std::min(node_->reserved, size);
     node_->data.Resize(size);
     return Status::Ok();
   }
 
-  Status Preallocate(uint64_t, uint64_t) override { return CheckWritable("preallocate"); }
+  // Takes the space as used (Space() counts it) without changing Size(), as
+  // fallocate(FALLOC_FL_KEEP_SIZE) does; kNoSpace when it does not fit.
+  Status Preallocate(uint64_t offset, uint64_t len) override {
+    MT_RETURN_IF_ERROR(CheckWritable("preallocate"));
+    std::lock_guard<std::mutex> l(*mu_);
+    const uint64_t end = offset + len;
+    if (end > node_->Used()) MT_RETURN_IF_ERROR(reserve_(end - node_->Used()));
+    node_->reserved = std::max(node_->reserved, end);
+    return Status::Ok();
+  }
 
  private:
   Status CheckWritable(const char* op) const {
@@ -96,7 +111,7 @@ MemFileSystem::~MemFileSystem() = default;
 
 uint64_t MemFileSystem::UsedLocked() const {
   uint64_t used = 0;
-  for (const auto& [path, node] : files_) used += node->data.size();
+  for (const auto& [path, node] : files_) used += node->Used();
   return used;
 }
 

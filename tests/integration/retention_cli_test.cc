@@ -8,6 +8,7 @@
 #include "loop_device.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
+#include "retention/policy.h"
 #include "retention/retention_store.h"
 
 namespace mt {
@@ -135,6 +136,27 @@ TEST(RetentionCli, StatusReportsTheStoreReadOnly) {
   EXPECT_NE(o.text.find("\"window_start\": \"2026-09-21T"), std::string::npos) << o.text;
   Out text = Mtctl("retention status --dir " + dir);
   EXPECT_NE(text.text.find("stream web01"), std::string::npos) << text.text;
+
+  // How many streams the volume holds, at the configuration's settings.
+  const std::string config = dir + "/agent.toml";
+  std::ofstream(config) << "[retention]\nwal_quota = \"64MiB\"\nsegment_size = \"32MiB\"\n"
+                        << "low_space_percent = 10\nlow_space_min = \"1MiB\"\n";
+  retention::SpacePolicy space;
+  space.low_space_min_bytes = 1 << 20;
+  space.wal_quota_bytes = 64 << 20;
+  const uint64_t capacity = shim::PosixFileSystem().Space(dir).value().capacity;
+  const uint64_t holds = (capacity - retention::LowSpaceThreshold(space, capacity)) / (128 << 20);
+  Out sized = Mtctl("--config " + config + " retention status --dir " + dir + " --json");
+  ASSERT_EQ(sized.code, 0) << sized.text;
+  EXPECT_NE(sized.text.find("\"stream_footprint_bytes\": \"134217728\""), std::string::npos)
+      << sized.text;
+  EXPECT_NE(sized.text.find("\"streams_the_volume_holds\": \"" + std::to_string(holds) + "\""),
+            std::string::npos)
+      << "expected " << holds << " in " << sized.text;
+  Out sized_text = Mtctl("--config " + config + " retention status --dir " + dir);
+  EXPECT_NE(sized_text.text.find("room for " + std::to_string(holds) + " streams (1 now)"),
+            std::string::npos)
+      << sized_text.text;
   Out missing = Mtctl("retention status --dir " + dir + "/nope");
   EXPECT_NE(missing.code, 0);
   EXPECT_NE(missing.text.find("no retention store"), std::string::npos) << missing.text;

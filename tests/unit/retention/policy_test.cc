@@ -127,5 +127,20 @@ TEST(LowSpaceThreshold, PercentClampedBetweenMinAndMax) {
   EXPECT_EQ(LowSpaceThreshold(p, 1000ull << 20), (1000ull << 20) / 10);
 }
 
+// A stream's worst-case footprint before any window, and how many fit.
+TEST(StreamsTheVolumeHolds, FootprintIsTheWalQuotaAndTwoOpenSegments) {
+  constexpr uint64_t kMiB = 1 << 20;
+  EXPECT_EQ(StreamFootprint(256 * kMiB, 256 * kMiB), 768 * kMiB);
+  SpacePolicy p;  // 10 %, at least 1 GiB
+  p.wal_quota_bytes = 256 * kMiB;
+  // 4 GiB volume: 1 GiB kept free, 3 GiB / 768 MiB = 4 streams at the
+  // defaults (issue 19 ran 30 there and filled it); 32 MiB segments: 9.
+  EXPECT_EQ(StreamsTheVolumeHolds(p, 4096 * kMiB, 256 * kMiB), 4u);
+  EXPECT_EQ(StreamsTheVolumeHolds(p, 4096 * kMiB, 32 * kMiB), 9u);
+  p.wal_quota_bytes = 32 * kMiB;
+  EXPECT_EQ(StreamsTheVolumeHolds(p, 4096 * kMiB, 16 * kMiB), 48u);
+  EXPECT_EQ(StreamsTheVolumeHolds(p, 64 * kMiB, 256 * kMiB), 0u);
+}
+
 }  // namespace
 }  // namespace mt::retention
