@@ -243,13 +243,23 @@ Status Journal::Recover(RecoveryReport* report) {
 }
 
 AlignedBuffer Journal::TakeBufferLocked() {
-  const size_t want = o_.max_batch_bytes + 2 * kDirectIoAlignment;
-  while (!spare_.empty()) {
-    AlignedBuffer b = std::move(spare_.back());
-    spare_.pop_back();
-    if (b.size() >= want) return b;
-  }
-  return AlignedBuffer(want);
+  if (spare_.empty()) return AlignedBuffer(kFirstBatchBufferBytes);
+  // The largest: under load the buffers have grown to the batches' size.
+  auto it = std::max_element(spare_.begin(), spare_.end(),
+                             [](const AlignedBuffer& a, const AlignedBuffer& b) {
+                               return a.size() < b.size();
+                             });
+  AlignedBuffer b = std::move(*it);
+  spare_.erase(it);
+  return b;
+}
+
+size_t Journal::HeldBufferBytes() const {
+  MutexLock l(mu_);
+  size_t n = open_ ? open_->buf.size() : 0;
+  for (const auto& b : ready_) n += b->buf.size();
+  for (const auto& b : spare_) n += b.size();
+  return n;
 }
 
 std::unique_ptr<Journal::Batch> Journal::NewSegmentBatch(uint64_t first_seq) {
@@ -513,7 +523,18 @@ void Journal::CommitterLoop() {
     }
     // At most three batches live at once (open, ready, being written): keep
     // that many buffers so the steady state never allocates or page-faults.
+    // Idle (nothing sealed, nothing appended): give them back, and shrink the
+    // open batch's, so an idle journal holds kFirstBatchBufferBytes, not
+    // several max_batch_bytes (issue 19: 30 idle streams held 2 GiB).
     if (spare_.size() < 3) spare_.push_back(std::move(b->buf));
+    if (ready_.empty() && open_ && open_->records == 0) {
+      spare_.clear();
+      if (open_->buf.size() > kFirstBatchBufferBytes) {
+        AlignedBuffer small(kFirstBatchBufferBytes);
+        if (open_->used > 0) std::memcpy(small.data(), open_->buf.data(), open_->used);
+        open_->buf = std::move(small);
+      }
+    }
     space_cv_.notify_all();
     delivering_ = true;
     const Status outcome = s.ok() ? Status::Ok() : error_;

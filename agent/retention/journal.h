@@ -138,12 +138,20 @@ class Journal {
   // for the newest segment.
   Status RemoveSegment(uint64_t number);
 
+  // Memory: a new batch's buffer is this big and grows (doubling) as records
+  // are appended; under load the grown buffers are reused (at most three
+  // live: open, sealed, being written), and when the journal goes idle they
+  // are released, so an idle journal holds one buffer of this size.
+  static constexpr size_t kFirstBatchBufferBytes = 256u << 10;
+  // Bytes of batch buffers the journal holds now.
+  size_t HeldBufferBytes() const;
+
  private:
   struct Batch;
   Journal(shim::FileSystem& fs, shim::Clock& clock, JournalOptions o);
   Status Recover(RecoveryReport* report);
   std::unique_ptr<Batch> NewBatchAfter(const Batch* prev) MT_REQUIRES(mu_);
-  // A batch buffer of max_batch_bytes + slack: the spare one if it is big enough.
+  // A batch buffer: the largest spare one, else kFirstBatchBufferBytes.
   AlignedBuffer TakeBufferLocked() MT_REQUIRES(mu_);
   std::unique_ptr<Batch> NewSegmentBatch(uint64_t first_seq) MT_REQUIRES(mu_);
   void SealOpenLocked() MT_REQUIRES(mu_);

@@ -469,6 +469,28 @@ TEST(Journal, PreallocationFollowsTheWriterOneStepAhead) {
   ExpectSame(ReadAll(small, k->Segments()), recs);
 }
 
+// Issue 19: 30 idle streams held 2 GiB, mostly group-commit buffers of
+// max_batch_bytes allocated at open and kept after load. A journal now holds
+// one small buffer when it opens and again once it is idle after a burst.
+TEST(Journal, AnIdleJournalHoldsOneSmallBuffer) {
+  MemFileSystem fs;
+  JournalOptions o = Opts(64 << 20);
+  o.max_batch_bytes = 16 << 20;
+  auto j = OpenJournal(fs, o);
+  EXPECT_LE(j->HeldBufferBytes(), Journal::kFirstBatchBufferBytes);
+  auto recs = AppendMany(*j, 1, 1000, 40000);  // 40 MB: batches grow to 16 MiB
+  ASSERT_TRUE(j->Sync().ok());
+  EXPECT_LE(j->HeldBufferBytes(), Journal::kFirstBatchBufferBytes);
+  auto more = AppendMany(*j, 1001, 10, 40000);
+  ASSERT_TRUE(j->Sync().ok());
+  EXPECT_LE(j->HeldBufferBytes(), Journal::kFirstBatchBufferBytes);
+  recs.insert(recs.end(), more.begin(), more.end());
+  ASSERT_TRUE(j->Close().ok());
+  auto k = OpenJournal(fs, o);
+  EXPECT_LE(k->HeldBufferBytes(), Journal::kFirstBatchBufferBytes);
+  ExpectSame(ReadAll(fs, k->Segments()), recs);
+}
+
 TEST(Journal, RemoveSegmentRefusesTheNewest) {
   MemFileSystem fs;
   auto j = OpenJournal(fs, Opts(64 << 10));
