@@ -73,6 +73,7 @@ class Agent::Gate final : public StreamPort {
     if (closed_) return Closed();
     return HashThrough(rt_, request, out);
   }
+  mt::Status Failure() const override { return rt_.Failure(); }
 
  private:
   mt::Status Closed() const {

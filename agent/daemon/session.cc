@@ -317,8 +317,9 @@ Status Session::OnAuthResponse(const proto::AuthResponse& response) {
 
   // kBusy while another sender holds the stream: "stream 'x' is already
   // connected (...)"; the sender retries once that connection is gone.
-  MT_RETURN_IF_ERROR(entry->port->Attach(id_));
+  // port_ before the attach: a refusal of a failed stream says so (Fail).
   port_ = entry->port;
+  MT_RETURN_IF_ERROR(port_->Attach(id_));
   attached_ = true;
   // Authenticated: the stream's limits from the next frame on (this one was
   // the last before authentication).
@@ -552,6 +553,10 @@ void Session::Fail(const Status& s) {
   if (state_ >= State::kClosing) return;
   queue_.clear();
   FrameHeader h = stream::ErrorFrame(s);
+  // A failed stream refuses until an operator resumes it: the sender is told
+  // so, and stops instead of retrying (docs/formats/stream.md).
+  if (port_ != nullptr && !port_->Failure().ok())
+    h.mutable_error()->set_condition(proto::ERROR_CONDITION_STREAM_FAILED);
   if (state_ != State::kTls) Send(h);  // before BeginClose: Send refuses nothing while closing
   BeginClose(s);
 }

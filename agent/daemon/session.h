@@ -18,6 +18,8 @@
 //
 //   any violation (decoder, version, auth, busy, Ingest, hash) ─▶ [closing]:
 //       send error(code = ErrcName, message), FIN, drain briefly, close, Detach.
+//       While the stream's port reports a Failure() (after a good proof), the
+//       error carries condition STREAM_FAILED: the sender stops.
 //   peer EOF on a frame boundary, timeout, I/O error ─▶ [closing] without a frame
 //   (a timeout still sends its error frame best effort).
 //

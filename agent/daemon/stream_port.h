@@ -12,6 +12,8 @@
 //    synchronously inside Ingest (a resend of durable items).
 //  - Throttled(): the session stops reading while it is true, and waits for
 //    WatchThrottle()'s wake-up (an event, not a poll).
+//  - Failure(): while it is not ok, every refusal the session sends for the
+//    stream carries ERROR_CONDITION_STREAM_FAILED (a sender stops).
 // Thread safety: every method may be called from any thread.
 #pragma once
 
@@ -49,6 +51,8 @@ class StreamPort {
   virtual void WatchThrottle(std::function<void()> wake) = 0;
   // See HashSource::HashBlocks. May block; never called on a network thread.
   virtual Status HashBlocks(const proto::ResyncHashRequest& request, std::vector<uint8_t>* out) = 0;
+  // The error that failed the stream (StreamRuntime::Failure), or ok.
+  virtual Status Failure() const { return Status::Ok(); }
 };
 
 // StreamPort over a StreamRuntime-like object (header-only so this library
@@ -78,6 +82,7 @@ class RuntimePort final : public StreamPort {
     }
     return hashes_->HashBlocks(request, out);
   }
+  Status Failure() const override { return runtime_.Failure(); }
 
  private:
   Runtime& runtime_;

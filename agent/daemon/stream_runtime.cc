@@ -363,6 +363,13 @@ StreamHealth StreamRuntime::Health() const {
   return h;
 }
 
+Status StreamRuntime::Failure() const {
+  if (!pipeline_) return Status::Ok();
+  Status failed = pipeline_->Stats().failed;
+  if (!failed.ok() || wal_ == nullptr) return failed;
+  return wal_->status();
+}
+
 Status StreamRuntime::WaitApplied(int64_t timeout_ms) {
   uint64_t target;
   {

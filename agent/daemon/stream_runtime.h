@@ -153,6 +153,12 @@ class StreamRuntime : public HashSource {
   // an older one; Detach() drops it.
   void WatchThrottle(std::function<void()> wake);
   StreamHealth Health() const;
+  // The error that failed the stream, or ok: the apply pipeline's failure
+  // latch (an applier or WAL commit error; Health().state "failed") or the
+  // WAL's (an append or sync error). Either lasts until the stream is
+  // stopped and started again (mtctl resume). The session marks its
+  // refusals of a failed stream ERROR_CONDITION_STREAM_FAILED.
+  Status Failure() const;
   // Liveness (the systemd watchdog): how long the apply thread and the WAL's
   // committer have been busy with their current unit of work; 0 while they
   // wait for work, which is idle by design.

@@ -19,12 +19,26 @@ using stream::FrameHeader;
 
 namespace {
 
-// Refusals worth retrying (within --retry-for): the stream is busy, paused
+// Codes worth retrying (within --retry-for): the stream is busy, paused
 // for a moment (export, vsnap create) or the agent is starting or stopping
-// (kUnavailable), the receiver hit an I/O error or a full volume.
+// (kUnavailable), the receiver hit an I/O error or a full retention volume
+// (it resumes by itself once there is room). A refusal marked STREAM_FAILED
+// is never retried, whatever its code (Refusal).
 bool Transient(Errc c) {
   return c == Errc::kBusy || c == Errc::kAborted || c == Errc::kIoError || c == Errc::kNoSpace ||
          c == Errc::kUnavailable;
+}
+
+// The receiver's error frame as a close reason.
+CloseReason Refusal(const proto::Error& e) {
+  const Status s = stream::StatusFromError(e);
+  if (e.condition() == proto::ERROR_CONDITION_STREAM_FAILED) {
+    return {Status(s.code(), "the receiver refused: " + s.ToString() +
+                                 " (the stream has failed on the master target; retrying "
+                                 "cannot help until it is repaired and resumed there)"),
+            true};
+  }
+  return {Status(s.code(), "the receiver refused: " + s.ToString()), !Transient(s.code())};
 }
 
 }  // namespace
@@ -183,6 +197,10 @@ void Connection::OnRead(const error_code& ec, size_t n) {
       }
       if (!*next) break;
       any = true;
+      if (f.type() == FrameHeader::kError) {
+        Fail(Refusal(f.header.error()));
+        return;
+      }
       Status s = OnFrame(std::move(f));
       if (state_ == State::kClosed) return;
       if (!s.ok()) {
@@ -196,10 +214,6 @@ void Connection::OnRead(const error_code& ec, size_t n) {
 }
 
 Status Connection::OnFrame(Frame&& f) {
-  if (f.type() == FrameHeader::kError) {
-    Status s = stream::StatusFromError(f.header.error());
-    return Status(s.code(), "the receiver refused: " + s.ToString());
-  }
   switch (state_) {
     case State::kHello: {
       if (f.type() != FrameHeader::kAuthChallenge)

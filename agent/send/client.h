@@ -43,7 +43,11 @@ struct ConnectOptions {
 // Why a connection ended, and whether trying again can help.
 struct CloseReason {
   Status status;
-  bool permanent = false;  // auth, protocol, fingerprint, validation errors
+  // Auth, protocol, fingerprint and validation errors, and every refusal
+  // marked ERROR_CONDITION_STREAM_FAILED (the stream failed on the master
+  // target); false for closes, timeouts and refusals a retry may get past
+  // (busy, paused, starting, a full retention volume, ...).
+  bool permanent = false;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -73,6 +77,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnHandshake(const boost::system::error_code& ec);
   void Read();
   void OnRead(const boost::system::error_code& ec, size_t n);
+  // Every frame but an error frame (a refusal ends the connection in OnRead).
   Status OnFrame(stream::Frame&& frame);
   void DoWrite();
   void ArmTimer(std::chrono::milliseconds d, const char* what);

@@ -32,8 +32,11 @@ void AddCommon(CLI::App* app, Common* c) {
       ->required();
   app->add_option("--sender-id", c->sender_id, "name of this sender in the receiver's logs");
   app->add_option("--retry-for", c->retry_for,
-                  "seconds to keep reconnecting after a transient failure (default 60)");
-  app->add_flag("--verbose,-v", c->verbose, "report reconnects on stderr");
+                  "seconds of failing without progress (an ack, or resync comparing further) "
+                  "after which reconnecting stops (default 60; 0: no retry)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_flag("--verbose,-v", c->verbose,
+                "a line on stderr for every reconnect (without it: at most one every 5 s)");
 }
 
 Result<ConnectOptions> ToConnect(const Common& c) {

@@ -521,6 +521,12 @@ class ResyncRunner final : public ReconnectingRunner {
       ++res_.blocks_sent;
     }
     res_.compared_bytes += len;
+    // Progress for the reconnect schedule: compared further than any pass
+    // before (a pass after a reconnect compares again from the start).
+    if (req.offset() + len > compared_high_) {
+      compared_high_ = req.offset() + len;
+      Progressed();
+    }
     Progress(false);
     Pump();
     return Status::Ok();
@@ -554,6 +560,7 @@ class ResyncRunner final : public ReconnectingRunner {
   int last_decile_ = -1;
   uint64_t disk_size_ = 0, lbs_ = 512, chunk_ = 0;
   uint64_t next_seq_ = 1, acked_ = 0, next_offset_ = 0, request_id_ = 0, done_seq_ = 0;
+  uint64_t compared_high_ = 0;  // the furthest end of a compared chunk, over all passes
   std::deque<proto::ResyncHashRequest> requests_;
   std::deque<std::pair<uint64_t, uint64_t>> unacked_;  // seq, bytes
   uint64_t window_ = 0;

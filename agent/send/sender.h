@@ -9,9 +9,11 @@
 //   pump: while not throttled, fewer than window_bytes unacked, the rate
 //         allows and the workload is not over: next batch ─▶ record ─▶ send
 //   ack(d): items <= d leave the window.  done: the last item acked ─▶ close.
-// Failures: permanent ones (auth, fingerprint, protocol, validation) end the
-// run at once; transient ones (refused, reset, busy, timeouts) reconnect with
-// back-off 100 ms .. 5 s until retry_for passes without a welcome.
+// Failures: permanent ones (auth, fingerprint, protocol, validation, a
+// refusal of a stream that failed on the master target) end the run at once;
+// transient ones (refused, reset, busy, paused, timeouts) reconnect with
+// back-off 100 ms .. 5 s until retry_for of failing passes without progress
+// (reconnect.h says what counts as progress and how the time is counted).
 #pragma once
 
 #include <chrono>
@@ -39,7 +41,7 @@ struct WorkloadOptions {
   uint64_t batch_bytes = 1u << 20;
   uint32_t batch_writes = 64;
   std::chrono::milliseconds retry_for{60'000};
-  bool verbose = false;    // reconnect notices on stderr
+  bool verbose = false;    // every reconnect on stderr (else at most one line per 5 s)
 };
 
 struct RunResult {
@@ -69,7 +71,8 @@ Result<RunResult> RunTag(const TagOptions& options);
 // At most two hash requests and window_bytes of unacknowledged data are in
 // flight. After a reconnect the comparison starts again from the beginning
 // (what became durable now matches and is skipped; seqs continue after the
-// welcome's resume_seq). Progress (bytes compared, bytes sent, ETA) goes to
+// welcome's resume_seq); comparing further than any pass before, or an ack,
+// is progress for --retry-for. Progress (bytes compared, bytes sent, ETA) goes to
 // stderr: one updating line on a terminal, plain lines otherwise.
 struct ResyncOptions {
   ConnectOptions connect;

@@ -418,7 +418,7 @@ TEST_F(DaemonCrash, KillNineTwentyTimesWhileStreamingLosesNothingAndEveryPointIs
         "--rate", std::to_string(kRate),
         "--count", std::to_string(count_),
         "--tag-every", "0.2",
-        "--retry-for", "30",  // seconds without a welcome before it gives up
+        "--retry-for", "30",  // seconds of failing without progress before it gives up
         "--record", Record(),
         "--verbose"});
     // clang-format on

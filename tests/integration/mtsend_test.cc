@@ -1,14 +1,20 @@
 // mtsend (the reference sender) as a process against the in-process
 // receiver over real TLS on 127.0.0.1: workloads reach the targets exactly as
 // their record says, a killed and restarted mtsend loses and duplicates
-// nothing, pinning and credentials fail with one clear line; and openssl
+// nothing, pinning and credentials fail with one clear line, a failed
+// stream stops it at once with one line, a transient refusal after every
+// welcome ends after --retry-for with bounded retry lines; and openssl
 // s_client judges which TLS versions the data port accepts.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
+
 #include "data_port_fixture.h"
 #include "stream/block_hash.h"
 #include "mt/shim/aligned_buffer.h"
+#include "mt/shim/fault_injection.h"
 #include "send/record.h"
 #include "subprocess.h"
 
@@ -174,6 +180,13 @@ class MtsendResyncTest : public MtsendTest {
             "--chunk", "1M", "--to", "127.0.0.1:" + std::to_string(port()), "--stream", kStream,
             "--key", creds_->PathOf(kStream), "--fingerprint", identity_.fingerprint};
   }
+  // A source image of zeros, the disks' size.
+  std::string ZeroSource() {
+    const std::string source = dir_.path() + "/zeros.img";
+    const std::vector<char> zeros(kDiskSize);
+    std::ofstream(source, std::ios::binary).write(zeros.data(), zeros.size());
+    return source;
+  }
   std::unique_ptr<TargetHashSource> hashes_;
 };
 
@@ -202,6 +215,160 @@ TEST_F(MtsendResyncTest, ResyncSendsOnlyTheBlocksThatDifferAndCompletesTheDisk) 
   ProcessResult again = RunBounded(Resync(source, 1));
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("resync is complete"), std::string::npos) << again.err;
+}
+
+// --- retrying, and not retrying (issue 19) --------------------------------------
+
+size_t Lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+size_t Count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// A stream whose disk 1 waits for its resync and whose disk 0 is behind a
+// fault injector; resync hashes come from the runtime itself (the daemon's
+// path). FailTheStream() makes applying a write to disk 0 fail: the stream
+// is failed, as the daemon reports one ("stream 'vm1' failed: io-error: ...").
+class MtsendFailedStreamTest : public MtsendResyncTest {
+ protected:
+  void SetUp() override {
+    MtsendResyncTest::SetUp();
+    hashes_.reset();
+    runtime_.reset();  // the same stream again, disk 0 behind the injector
+    failing_ = std::make_unique<shim::FaultInjectingBlockDevice>(
+        std::shared_ptr<shim::BlockDevice>(disks_[0].get(), [](shim::BlockDevice*) {}), faults_);
+    std::map<uint32_t, shim::BlockDevice*> m{{0, failing_.get()}, {1, disks_[1].get()}};
+    auto rt = StreamRuntime::Start(*store_, shim::SystemClock(), stream_id_, m, runtime_options_);
+    ASSERT_TRUE(rt.ok()) << rt.status().ToString();
+    runtime_ = std::move(rt).value();
+    directory_.Set(kStream, StreamEntry{std::make_shared<RuntimePort<StreamRuntime>>(
+                                            *runtime_, runtime_.get()),
+                                        key_});
+  }
+  void FailTheStream() {
+    faults_.FailObject("t0");
+    RawTlsClient c;
+    ASSERT_TRUE(c.Connect(port()));
+    auto w = c.Authenticate(kStream, key_);
+    ASSERT_TRUE(w && w->type() == stream::FrameHeader::kWelcome);
+    auto [h, payload] = Batch(1, 1);
+    ASSERT_TRUE(c.Write(Encode(h, payload)));
+    ASSERT_TRUE(c.WaitAck(1));  // durable in the WAL; applying it fails
+    ASSERT_TRUE(WaitFor([&] { return runtime_->Health().state == "failed"; },
+                        std::chrono::seconds(10)))
+        << runtime_->Health().state;
+  }
+  shim::FaultController faults_;
+  std::unique_ptr<shim::FaultInjectingBlockDevice> failing_;
+};
+
+// The refusal on the wire: a failed stream's error frame says so.
+TEST_F(MtsendFailedStreamTest, RefusalOfAFailedStreamCarriesTheStreamFailedCondition) {
+  RawTlsClient before;  // not failed yet: a refusal carries no condition
+  ASSERT_TRUE(before.Connect(port()));
+  ASSERT_EQ(before.Authenticate(kStream, key_)->type(), stream::FrameHeader::kWelcome);
+  RawTlsClient second;
+  ASSERT_TRUE(second.Connect(port()));
+  auto busy = second.Authenticate(kStream, key_);
+  ASSERT_TRUE(busy && busy->type() == stream::FrameHeader::kError);
+  EXPECT_EQ(busy->header.error().code(), "busy");
+  EXPECT_EQ(busy->header.error().condition(), proto::ERROR_CONDITION_UNSPECIFIED);
+  for (RawTlsClient* c : {&second, &before}) {
+    c->ShutdownWrite();
+    c->ReadUntilClosed();
+  }
+  ASSERT_TRUE(WaitFor([&] { return receiver_->sessions() == 0; }, std::chrono::seconds(10)));
+
+  FailTheStream();
+  RawTlsClient c;
+  ASSERT_TRUE(c.Connect(port()));
+  auto w = c.Authenticate(kStream, key_);
+  ASSERT_TRUE(w && w->type() == stream::FrameHeader::kWelcome);  // ingest goes on (stream_runtime.h)
+  stream::FrameHeader h;
+  auto* r = h.mutable_resync_hash_request();
+  r->set_request_id(1);
+  r->set_disk(1);
+  r->set_offset(0);
+  r->set_length(1 << 20);
+  r->set_block_size(64 << 10);
+  ASSERT_TRUE(c.Write(Encode(h)));
+  auto frames = c.ReadUntilClosed();
+  ASSERT_EQ(frames.size(), 1u);
+  ASSERT_EQ(frames[0].type(), stream::FrameHeader::kError);
+  const proto::Error& e = frames[0].header.error();
+  EXPECT_EQ(e.code(), "unavailable");
+  EXPECT_NE(e.message().find("stream 'vm1' failed: io-error"), std::string::npos) << e.message();
+  EXPECT_EQ(e.condition(), proto::ERROR_CONDITION_STREAM_FAILED);
+}
+
+// Issue 19: mtsend resync against a failed stream retried 7 times a second
+// for ten minutes, silent, past its --retry-for. It stops at once now, with
+// one line.
+TEST_F(MtsendFailedStreamTest, ResyncOfAFailedStreamStopsAtOnceWithOneLine) {
+  FailTheStream();
+  std::vector<std::string> argv = Resync(ZeroSource(), 1);
+  argv.insert(argv.end(), {"--retry-for", "60"});
+  const auto t0 = std::chrono::steady_clock::now();
+  ProcessResult r = RunBounded(argv, 75);
+  const double took = SecondsSince(t0);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_LT(took, 10.0) << r.err;
+  EXPECT_EQ(Lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("mtsend: unavailable: the receiver refused: unavailable: stream 'vm1' "
+                       "failed: io-error"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("retrying cannot help"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("reconnecting"), std::string::npos) << r.err;
+}
+
+// Hash requests refused as a transient condition would refuse them (a
+// stream paused for a moment): every connection is welcomed, then refused.
+class RefusingHashSource final : public HashSource {
+ public:
+  Status HashBlocks(const proto::ResyncHashRequest&, std::vector<uint8_t>*) override {
+    ++calls;
+    return Status(Errc::kBusy, "stream 'vm1' is paused for a moment (test)");
+  }
+  std::atomic<int> calls{0};
+};
+
+class MtsendRefusedResyncTest : public MtsendResyncTest {
+ protected:
+  void SetUp() override {
+    MtsendResyncTest::SetUp();
+    directory_.Set(kStream, StreamEntry{std::make_shared<RuntimePort<StreamRuntime>>(*runtime_, &refusing_), key_});
+  }
+  RefusingHashSource refusing_;
+};
+
+TEST_F(MtsendRefusedResyncTest, TransientRefusalAfterEveryWelcomeGivesUpAfterRetryForWithBoundedLines) {
+  std::vector<std::string> argv = Resync(ZeroSource(), 1);
+  argv.insert(argv.end(), {"--retry-for", "2"});
+  const auto t0 = std::chrono::steady_clock::now();
+  ProcessResult r = RunBounded(argv, 30);
+  const double took = SecondsSince(t0);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_GE(took, 2.0) << r.err;
+  EXPECT_LT(took, 8.0) << r.err;
+  // Several attempts (back-off 100, 200, 400, 800 ms, then what is left),
+  // each welcomed and refused; one retry line for them (at most one per 5 s)
+  // naming why and when, and the last line giving up.
+  EXPECT_GE(refusing_.calls.load(), 4) << r.err;
+  EXPECT_LE(refusing_.calls.load(), 12) << r.err;
+  const std::string why = "mtsend: busy: the receiver refused: busy: stream 'vm1' is paused for a "
+                          "moment (test); reconnecting in 0.1 s (failed attempt 1; ";
+  EXPECT_EQ(r.err.find(why), 0u) << r.err;
+  EXPECT_EQ(Count(r.err, "reconnecting in"), 1u) << r.err;
+  EXPECT_EQ(Lines(r.err), 2u) << r.err;
+  EXPECT_NE(r.err.find("mtsend: busy: giving up after "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("without progress (--retry-for 2.0 s): the receiver refused: busy"),
+            std::string::npos)
+      << r.err;
 }
 
 // --- openssl as the judge ---------------------------------------------------
