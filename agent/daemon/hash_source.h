@@ -1,18 +1,9 @@
-// HashSource — PROPOSAL for the StreamRuntime owner: the hook the receiver
-// needs to answer a ResyncHashRequest (docs/formats/stream.md, "Resync").
-// The receiver's side (session.cc) is done; it asks the stream's HashSource
-// and sends the reply or the error frame. Until the runtime implements this,
-// RuntimePort (stream_port.h) is given no HashSource and hash requests are
-// refused with error("unavailable", "resync hashing is not available ...").
-//
-// Suggested implementation: `class StreamRuntime : public HashSource`, with
-//   Status HashBlocks(const proto::ResyncHashRequest& request,
-//                     std::vector<uint8_t>* out) override;
-// that (1) checks the request with its validator's CheckHashRequest under the
-// runtime mutex, (2) waits until every item ingested before the call is
-// applied (or overlays the durable-but-unapplied WAL writes on what it reads),
-// (3) reads the target range in bounded chunks (a multiple of block_size,
-// e.g. 4 MiB, aligned buffers) and calls stream::HashBlocks on each.
+// HashSource: the hook the receiver uses to answer a ResyncHashRequest
+// (docs/formats/stream.md, "Resync"). StreamRuntime implements it
+// (stream_runtime.cc): it checks the request with its validator, waits until
+// every item ingested before the call is applied, then reads the target range
+// in 4 MiB chunks through the apply pipeline and hashes each block. A port
+// given no HashSource refuses hash requests with error("unavailable").
 #pragma once
 
 #include <cstdint>

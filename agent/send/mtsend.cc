@@ -183,12 +183,15 @@ int MtsendMain(int argc, char** argv) {
   bool no_progress = false;
   auto* resync = app.add_subcommand(
       "resync", "make a disk of the receiver equal to a source device or image, sending only the "
-                "blocks whose SHA-256 differs");
+                "blocks whose SHA-256 differs (or, with --full, every block)");
   AddCommon(resync, &rc);
   resync->add_option("--source", ro.source, "source block device or image file")->required();
   resync->add_option("--disk", ro.disk, "disk index in the stream")->required();
   resync->add_option("--block-size", block_size, "compared block size (default 64k)");
   resync->add_option("--chunk", chunk, "bytes per hash request (default 16M)");
+  resync->add_flag("--full", ro.full,
+                   "send every block without comparing hashes first: the fast first copy onto a "
+                   "blank target (or when most of it differs)");
   resync->add_flag("--no-progress", no_progress, "no progress on stderr");
 
   // rebuild: the oracle of tests and the demo — a disk image at a seq (or

@@ -403,10 +403,14 @@ class ResyncRunner final : public ReconnectingRunner {
     disk_size_ = it->size_bytes();
     lbs_ = std::max<uint64_t>(it->logical_block_size(), source_->logical_block_size());
     chunk_ = std::max(o_.block_size, o_.chunk_bytes / o_.block_size * o_.block_size);
-    // A new pass: compare from the start, seqs after the welcome's.
+    // What the receiver holds durable of the last pass (its welcome may say
+    // more than the acks that reached us).
+    Acknowledged(w.resume_seq());
+    // A new pass, seqs after the welcome's: a compare pass from the start, a
+    // full copy after what is durable (its records go in offset order).
     next_seq_ = w.resume_seq() + 1;
     acked_ = w.resume_seq();
-    next_offset_ = 0;
+    next_offset_ = o_.full ? durable_end_ : 0;
     requests_.clear();
     unacked_.clear();
     window_ = 0;
@@ -423,10 +427,7 @@ class ResyncRunner final : public ReconnectingRunner {
     switch (f.type()) {
       case FrameHeader::kAck: {
         acked_ = std::max(acked_, f.header.ack().durable_seq());
-        while (!unacked_.empty() && unacked_.front().first <= acked_) {
-          window_ -= unacked_.front().second;
-          unacked_.pop_front();
-        }
+        Acknowledged(acked_);
         if (done_seq_ != 0 && acked_ >= done_seq_) {
           res_.run.last_seq = done_seq_;
           Progress(true);
@@ -448,10 +449,33 @@ class ResyncRunner final : public ReconnectingRunner {
     }
   }
 
-  // Keeps up to two hash requests in flight while the window has room.
+  // Drops what the receiver holds durable from the window.
+  void Acknowledged(uint64_t durable_seq) {
+    while (!unacked_.empty() && unacked_.front().seq <= durable_seq) {
+      window_ -= unacked_.front().bytes;
+      if (o_.full && unacked_.front().end > durable_end_) {
+        durable_end_ = unacked_.front().end;
+        if (durable_end_ > compared_high_) {
+          compared_high_ = durable_end_;
+          Progressed();
+        }
+      }
+      unacked_.pop_front();
+    }
+  }
+
+  // Compare mode: keeps up to two hash requests in flight while the window
+  // has room. Full mode: reads and sends the next records while it has room.
   void Pump() override {
     if (!connected() || complete_sent_) return;
-    while (!throttled_ && requests_.size() < 2 && next_offset_ < disk_size_ && window_ < o_.window_bytes) {
+    if (o_.full) {
+      Status s = SendFullRecords();
+      if (!s.ok()) {
+        Finish(s);
+        return;
+      }
+    }
+    while (!o_.full && !throttled_ && requests_.size() < 2 && next_offset_ < disk_size_ && window_ < o_.window_bytes) {
       proto::ResyncHashRequest r;
       r.set_request_id(++request_id_);
       r.set_disk(o_.disk);
@@ -481,6 +505,41 @@ class ResyncRunner final : public ReconnectingRunner {
     }
   }
 
+  // Full mode: the source from next_offset_ on, in records of
+  // kFullRecordBytes, while the window has room. The source is read in
+  // order, so the kernel's read-ahead keeps the next records in memory.
+  Status SendFullRecords() {
+    while (!throttled_ && next_offset_ < disk_size_ && window_ < o_.window_bytes) {
+      const uint64_t n = std::min(kFullRecordBytes, disk_size_ - next_offset_);
+      const uint64_t read_len = (n + lbs_ - 1) / lbs_ * lbs_;
+      if (buf_.size() < read_len) buf_ = AlignedBuffer(read_len);
+      MT_RETURN_IF_ERROR(source_->ReadAt(next_offset_, buf_.data(), read_len));
+      MT_RETURN_IF_ERROR(SendBlock(next_offset_, buf_.data(), n));
+      next_offset_ += n;
+      res_.compared_bytes += n;
+      Progress(false);
+    }
+    return Status::Ok();
+  }
+
+  // One resync_data record: the next seq, in the window until acknowledged.
+  Status SendBlock(uint64_t offset, const uint8_t* data, uint64_t n) {
+    FrameHeader h;
+    proto::ResyncData* d = h.mutable_resync_data();
+    d->set_seq(next_seq_);
+    d->set_disk(o_.disk);
+    d->set_offset(offset);
+    d->set_length(n);
+    d->set_crc32c(crc32c::Value(data, n));
+    d->set_source_time_ns(shim::SystemClock().NowNs());
+    MT_RETURN_IF_ERROR(conn_->Send(h, {{data, n}}));
+    unacked_.push_back({next_seq_++, n, offset + n});
+    window_ += n;
+    res_.sent_bytes += n;
+    ++res_.blocks_sent;
+    return Status::Ok();
+  }
+
   Status OnHashReply(const stream::Frame& f) {
     // Replies carry their request's id; they may come in any order.
     auto it = std::find_if(requests_.begin(), requests_.end(), [&](const proto::ResyncHashRequest& r) {
@@ -506,19 +565,7 @@ class ResyncRunner final : public ReconnectingRunner {
       if (std::equal(mine.begin() + b * 32, mine.begin() + (b + 1) * 32, f.payload.begin() + b * 32)) continue;
       const uint64_t off = b * req.block_size();
       const uint64_t n = std::min<uint64_t>(req.block_size(), len - off);
-      FrameHeader h;
-      proto::ResyncData* d = h.mutable_resync_data();
-      d->set_seq(next_seq_);
-      d->set_disk(o_.disk);
-      d->set_offset(req.offset() + off);
-      d->set_length(n);
-      d->set_crc32c(crc32c::Value(buf_.data() + off, n));
-      d->set_source_time_ns(shim::SystemClock().NowNs());
-      MT_RETURN_IF_ERROR(conn_->Send(h, {{buf_.data() + off, n}}));
-      unacked_.emplace_back(next_seq_++, n);
-      window_ += n;
-      res_.sent_bytes += n;
-      ++res_.blocks_sent;
+      MT_RETURN_IF_ERROR(SendBlock(req.offset() + off, buf_.data() + off, n));
     }
     res_.compared_bytes += len;
     // Progress for the reconnect schedule: compared further than any pass
@@ -546,9 +593,10 @@ class ResyncRunner final : public ReconnectingRunner {
       if (!last && decile == last_decile_) return;
       last_decile_ = decile;
     }
-    std::fprintf(stderr, "%sresync disk %u: %.1f%% compared (%.1f of %.1f MiB), %.1f MiB sent, ETA %.0f s%s",
-                 tty_ ? "\r" : "", o_.disk, pct, done / (1 << 20), total / (1 << 20),
-                 static_cast<double>(res_.sent_bytes) / (1 << 20), std::ceil(eta), tty_ ? "   " : "\n");
+    std::fprintf(stderr, "%sresync disk %u: %.1f%% %s (%.1f of %.1f MiB), %.1f MiB sent, %.0f MiB/s, ETA %.0f s%s",
+                 tty_ ? "\r" : "", o_.disk, pct, o_.full ? "copied" : "compared", done / (1 << 20),
+                 total / (1 << 20), static_cast<double>(res_.sent_bytes) / (1 << 20), rate / (1 << 20),
+                 std::ceil(eta), tty_ ? "   " : "\n");
     std::fflush(stderr);
     printed_ = true;
   }
@@ -562,8 +610,12 @@ class ResyncRunner final : public ReconnectingRunner {
   uint64_t next_seq_ = 1, acked_ = 0, next_offset_ = 0, request_id_ = 0, done_seq_ = 0;
   uint64_t compared_high_ = 0;  // the furthest end of a compared chunk, over all passes
   std::deque<proto::ResyncHashRequest> requests_;
-  std::deque<std::pair<uint64_t, uint64_t>> unacked_;  // seq, bytes
+  struct Sent {
+    uint64_t seq, bytes, end;  // end: the record's end offset on the disk
+  };
+  std::deque<Sent> unacked_;
   uint64_t window_ = 0;
+  uint64_t durable_end_ = 0;  // full mode: [0, durable_end_) is durable on the receiver
   bool complete_sent_ = false, throttled_ = false;
   Clock::time_point pass_start_;
   ResyncResult res_;

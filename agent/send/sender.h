@@ -64,15 +64,20 @@ struct TagOptions {
 // Sends one tag at the stream's next seq and waits until it is durable.
 Result<RunResult> RunTag(const TagOptions& options);
 
-// Resync of one disk from a source device or image file:
-//   for each chunk (chunk_bytes, a multiple of block_size): hash request ─▶
-//   compare with the source's SHA-256 per block ─▶ resync_data for every block
-//   that differs; then resync_complete; done when that is acknowledged.
+// Resync of one disk from a source device or image file, in one of two modes:
+//  - compare (default): for each chunk (chunk_bytes, a multiple of
+//    block_size): hash request ─▶ compare with the source's SHA-256 per block
+//    ─▶ resync_data for every block that differs;
+//  - full (`full`): no hash requests; the whole source is read in order and
+//    sent as resync_data of kFullRecordBytes each, as fast as the window
+//    allows: for a target known to be blank, or when the operator asks.
+// Then resync_complete; done when that is acknowledged.
 // At most two hash requests and window_bytes of unacknowledged data are in
-// flight. After a reconnect the comparison starts again from the beginning
+// flight. After a reconnect a compare pass starts again from the beginning
 // (what became durable now matches and is skipped; seqs continue after the
-// welcome's resume_seq); comparing further than any pass before, or an ack,
-// is progress for --retry-for. Progress (bytes compared, bytes sent, ETA) goes to
+// welcome's resume_seq); a full copy goes on after the last block the
+// receiver has durable. Comparing (or copying) further than any pass before,
+// or an ack, is progress for --retry-for. Progress (bytes compared, bytes sent, ETA) goes to
 // stderr: one updating line on a terminal, plain lines otherwise.
 struct ResyncOptions {
   ConnectOptions connect;
@@ -81,14 +86,17 @@ struct ResyncOptions {
   uint64_t block_size = 64u << 10;
   uint64_t chunk_bytes = 16u << 20;
   uint64_t window_bytes = 64u << 20;
+  bool full = false;            // send every block without comparing
   std::chrono::milliseconds retry_for{60'000};
   bool verbose = false;
   bool progress = true;
 };
+// The size of one resync_data record of a full copy.
+inline constexpr uint64_t kFullRecordBytes = 1u << 20;
 
 struct ResyncResult {
   RunResult run;
-  uint64_t compared_bytes = 0;  // bytes of the disk compared (last pass)
+  uint64_t compared_bytes = 0;  // bytes of the disk compared or copied (last pass)
   uint64_t sent_bytes = 0;      // resync data bytes sent (all passes)
   uint64_t blocks_sent = 0;
 };

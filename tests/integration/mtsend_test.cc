@@ -16,6 +16,7 @@
 #include "mt/shim/aligned_buffer.h"
 #include "mt/shim/fault_injection.h"
 #include "send/record.h"
+#include "send/sender.h"
 #include "subprocess.h"
 
 namespace mt::daemon::test {
@@ -152,12 +153,14 @@ class TargetHashSource final : public HashSource {
   TargetHashSource(StreamRuntime& rt, std::vector<shim::MemBlockDevice*> disks)
       : rt_(rt), disks_(std::move(disks)) {}
   Status HashBlocks(const proto::ResyncHashRequest& r, std::vector<uint8_t>* out) override {
+    ++requests;
     if (r.disk() >= disks_.size()) return Status(Errc::kNotFound, "no disk " + std::to_string(r.disk()));
     MT_RETURN_IF_ERROR(rt_.WaitApplied(30'000));
     const std::vector<uint8_t> all = disks_[r.disk()]->Contents();
     if (r.offset() + r.length() > all.size()) return Status(Errc::kOutOfRange, "beyond the disk");
     return stream::HashBlocks(all.data() + r.offset(), r.length(), r.block_size(), out);
   }
+  std::atomic<int> requests{0};  // hash requests answered or refused
 
  private:
   StreamRuntime& rt_;
@@ -215,6 +218,28 @@ TEST_F(MtsendResyncTest, ResyncSendsOnlyTheBlocksThatDifferAndCompletesTheDisk) 
   ProcessResult again = RunBounded(Resync(source, 1));
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("resync is complete"), std::string::npos) << again.err;
+}
+
+// --full (issue 20): no hash request at all; every block is sent, in 1 MiB
+// records, and the target ends equal to the source.
+TEST_F(MtsendResyncTest, FullResyncSendsEveryBlockWithoutComparing) {
+  std::vector<uint8_t> image(kDiskSize);
+  send::WorkloadData(7, 7, image.data(), image.size());
+  const std::string source = dir_.path() + "/source.img";
+  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
+  std::vector<std::string> args = Resync(source, 1);
+  args.push_back("--full");
+  ProcessResult r = RunBounded(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const uint64_t records = (kDiskSize + send::kFullRecordBytes - 1) / send::kFullRecordBytes;
+  EXPECT_NE(r.out.find(std::to_string(records) + " blocks"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("100.0% copied"), std::string::npos) << r.err;
+  EXPECT_EQ(hashes_->requests.load(), 0);
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+  auto rows = store_->catalog().ListDisks(stream_id_);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ((*rows)[1].resync_state, retention::ResyncState::kComplete);
 }
 
 // --- retrying, and not retrying (issue 19) --------------------------------------
