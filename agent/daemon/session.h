@@ -80,7 +80,11 @@ struct SessionOptions {
   size_t read_chunk = 16u << 10;
   uint64_t max_header_bytes = stream::kDefaultMaxHeaderBytes;
   uint64_t max_payload_bytes = stream::kDefaultMaxPayloadBytes;
-  int max_hash_in_flight = 2;
+  // Hash requests queued for the workers or being hashed: a queued one
+  // costs its few header bytes, a running one a 4 MiB read buffer on its
+  // worker. Above mtsend's default of 4, so that the receiver reads the
+  // resync data sent between requests while they wait for a worker.
+  int max_hash_in_flight = 8;
   // Payload bytes being received across sessions (null: no bound); the
   // Receiver sets its own. Must hold at least max_payload_bytes.
   stream::PayloadBudget* budget = nullptr;

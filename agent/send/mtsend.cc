@@ -189,6 +189,9 @@ int MtsendMain(int argc, char** argv) {
   resync->add_option("--disk", ro.disk, "disk index in the stream")->required();
   resync->add_option("--block-size", block_size, "compared block size (default 64k)");
   resync->add_option("--chunk", chunk, "bytes per hash request (default 16M)");
+  resync->add_option("--requests", ro.hash_requests,
+                     "hash requests in flight (default 4; the sender holds one chunk each)")
+      ->check(CLI::Range(1, 64));
   resync->add_flag("--full", ro.full,
                    "send every block without comparing hashes first: the fast first copy onto a "
                    "blank target (or when most of it differs)");

@@ -1,6 +1,8 @@
 #include "send/sender.h"
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <cstdio>
 #include <deque>
 
@@ -371,6 +373,17 @@ class ResyncRunner final : public ReconnectingRunner {
   }
 
  private:
+  // A hash request in flight: the source's side (filled by a worker) and
+  // the receiver's reply, compared once both are there.
+  struct Pending {
+    proto::ResyncHashRequest req;
+    AlignedBuffer data;          // the source range, rounded up to lbs_
+    std::vector<uint8_t> mine;   // its block hashes
+    Status read;                 // the worker's outcome
+    bool hashed = false;         // the worker is done (set on ioc_'s thread)
+    bool replied = false;        // theirs holds the receiver's hashes
+    stream::PayloadBytes theirs;
+  };
   Status OnWelcome(const proto::Welcome& w) override {
     auto it = std::find_if(w.disks().begin(), w.disks().end(),
                            [&](const proto::DiskInfo& i) { return i.disk() == o_.disk; });
@@ -411,13 +424,15 @@ class ResyncRunner final : public ReconnectingRunner {
     next_seq_ = w.resume_seq() + 1;
     acked_ = w.resume_seq();
     next_offset_ = o_.full ? durable_end_ : 0;
-    requests_.clear();
+    requests_.clear();  // the workers' results for them are dropped (pass_)
+    ++pass_;
     unacked_.clear();
     window_ = 0;
     complete_sent_ = false;
     done_seq_ = 0;
     if (pass_start_ == Clock::time_point()) pass_start_ = Clock::now();
-    res_.compared_bytes = 0;
+    // Full mode goes on where the receiver's durable records end.
+    res_.compared_bytes = next_offset_;
     res_.run.first_seq = next_seq_;
     Pump();
     return Status::Ok();
@@ -464,8 +479,10 @@ class ResyncRunner final : public ReconnectingRunner {
     }
   }
 
-  // Compare mode: keeps up to two hash requests in flight while the window
-  // has room. Full mode: reads and sends the next records while it has room.
+  // Compare mode: keeps up to o_.hash_requests hash requests in flight
+  // while the window has room; the source's side of each is read and hashed
+  // on a worker as soon as the request is sent, so both ends hash at once.
+  // Full mode: reads and sends the next records while it has room.
   void Pump() override {
     if (!connected() || complete_sent_) return;
     if (o_.full) {
@@ -475,7 +492,8 @@ class ResyncRunner final : public ReconnectingRunner {
         return;
       }
     }
-    while (!o_.full && !throttled_ && requests_.size() < 2 && next_offset_ < disk_size_ && window_ < o_.window_bytes) {
+    while (!o_.full && !throttled_ && requests_.size() < std::max<uint32_t>(1, o_.hash_requests) &&
+           next_offset_ < disk_size_ && window_ < o_.window_bytes) {
       proto::ResyncHashRequest r;
       r.set_request_id(++request_id_);
       r.set_disk(o_.disk);
@@ -490,7 +508,10 @@ class ResyncRunner final : public ReconnectingRunner {
         Finish(s);
         return;
       }
-      requests_.push_back(r);
+      auto p = std::make_shared<Pending>();
+      p->req = r;
+      requests_.push_back(p);
+      HashSourceAhead(p);
     }
     if (requests_.empty() && next_offset_ >= disk_size_ && !complete_sent_) {
       FrameHeader h;
@@ -540,33 +561,58 @@ class ResyncRunner final : public ReconnectingRunner {
     return Status::Ok();
   }
 
-  Status OnHashReply(const stream::Frame& f) {
-    // Replies carry their request's id; they may come in any order.
-    auto it = std::find_if(requests_.begin(), requests_.end(), [&](const proto::ResyncHashRequest& r) {
-      return r.request_id() == f.header.resync_hash_reply().request_id();
+  // The source's side of a request, on a worker: read the range (rounded up
+  // to the logical block size) and hash it; the result goes back to ioc_'s
+  // thread, where it is dropped if a reconnect began a new pass meanwhile.
+  void HashSourceAhead(const std::shared_ptr<Pending>& p) {
+    const uint64_t pass = pass_;
+    const uint64_t lbs = lbs_;
+    boost::asio::post(hashers_, [this, p, pass, lbs] {
+      const uint64_t len = p->req.length();
+      p->data = AlignedBuffer((len + lbs - 1) / lbs * lbs);
+      p->read = source_->ReadAt(p->req.offset(), p->data.data(), p->data.size());
+      if (p->read.ok()) p->read = stream::HashBlocks(p->data.data(), len, p->req.block_size(), &p->mine);
+      boost::asio::post(ioc_, [this, p, pass] {
+        if (pass != pass_ || finished()) return;
+        p->hashed = true;
+        Status s = CompareIfBoth(p);
+        if (!s.ok()) Finish(s);
+      });
     });
-    if (it == requests_.end()) {
+  }
+
+  Status OnHashReply(stream::Frame& f) {
+    // Replies carry their request's id; they may come in any order.
+    auto it = std::find_if(requests_.begin(), requests_.end(), [&](const std::shared_ptr<Pending>& p) {
+      return p->req.request_id() == f.header.resync_hash_reply().request_id();
+    });
+    if (it == requests_.end() || (*it)->replied) {
       return Status(Errc::kProtocol, "resync hash reply " +
                                          std::to_string(f.header.resync_hash_reply().request_id()) +
                                          " answers no outstanding request");
     }
-    const proto::ResyncHashRequest req = *it;
-    MT_RETURN_IF_ERROR(stream::CheckHashReply(req, f.header.resync_hash_reply(), f.payload.size()));
-    requests_.erase(it);
-    // Read the source chunk (rounded up to its block size) and compare.
+    std::shared_ptr<Pending> p = *it;
+    MT_RETURN_IF_ERROR(stream::CheckHashReply(p->req, f.header.resync_hash_reply(), f.payload.size()));
+    p->theirs = std::move(f.payload);
+    p->replied = true;
+    return CompareIfBoth(p);
+  }
+
+  // Once both sides of a request are hashed: sends the blocks that differ,
+  // drops the request and asks for more.
+  Status CompareIfBoth(const std::shared_ptr<Pending>& p) {
+    if (!p->hashed || !p->replied) return Status::Ok();
+    MT_RETURN_IF_ERROR(p->read.WithContext("resync source " + o_.source));
+    const proto::ResyncHashRequest& req = p->req;
     const uint64_t len = req.length();
-    const uint64_t read_len = (len + lbs_ - 1) / lbs_ * lbs_;
-    if (buf_.size() < read_len) buf_ = AlignedBuffer(read_len);
-    MT_RETURN_IF_ERROR(source_->ReadAt(req.offset(), buf_.data(), read_len));
-    std::vector<uint8_t> mine;
-    MT_RETURN_IF_ERROR(stream::HashBlocks(buf_.data(), len, req.block_size(), &mine));
     const uint64_t blocks = stream::HashBlockCount(len, req.block_size());
     for (uint64_t b = 0; b < blocks; ++b) {
-      if (std::equal(mine.begin() + b * 32, mine.begin() + (b + 1) * 32, f.payload.begin() + b * 32)) continue;
+      if (std::equal(p->mine.begin() + b * 32, p->mine.begin() + (b + 1) * 32, p->theirs.begin() + b * 32)) continue;
       const uint64_t off = b * req.block_size();
       const uint64_t n = std::min<uint64_t>(req.block_size(), len - off);
-      MT_RETURN_IF_ERROR(SendBlock(req.offset() + off, buf_.data() + off, n));
+      MT_RETURN_IF_ERROR(SendBlock(req.offset() + off, p->data.data() + off, n));
     }
+    requests_.erase(std::find(requests_.begin(), requests_.end(), p));
     res_.compared_bytes += len;
     // Progress for the reconnect schedule: compared further than any pass
     // before (a pass after a reconnect compares again from the start).
@@ -609,7 +655,8 @@ class ResyncRunner final : public ReconnectingRunner {
   uint64_t disk_size_ = 0, lbs_ = 512, chunk_ = 0;
   uint64_t next_seq_ = 1, acked_ = 0, next_offset_ = 0, request_id_ = 0, done_seq_ = 0;
   uint64_t compared_high_ = 0;  // the furthest end of a compared chunk, over all passes
-  std::deque<proto::ResyncHashRequest> requests_;
+  std::deque<std::shared_ptr<Pending>> requests_;
+  uint64_t pass_ = 0;  // bumped at every welcome: a worker's result of an older pass is dropped
   struct Sent {
     uint64_t seq, bytes, end;  // end: the record's end offset on the disk
   };
@@ -619,6 +666,8 @@ class ResyncRunner final : public ReconnectingRunner {
   bool complete_sent_ = false, throttled_ = false;
   Clock::time_point pass_start_;
   ResyncResult res_;
+  // Last: destroyed (stopped and joined) first, while source_ still exists.
+  boost::asio::thread_pool hashers_{2};
 };
 
 }  // namespace

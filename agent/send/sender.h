@@ -86,6 +86,9 @@ struct ResyncOptions {
   uint64_t block_size = 64u << 10;
   uint64_t chunk_bytes = 16u << 20;
   uint64_t window_bytes = 64u << 20;
+  // Compare mode: hash requests in flight; the sender holds one chunk of the
+  // source per request (4 x 16 MiB by default).
+  uint32_t hash_requests = 4;
   bool full = false;            // send every block without comparing
   std::chrono::milliseconds retry_for{60'000};
   bool verbose = false;

@@ -282,6 +282,7 @@ class DataPortTest : public ::testing::Test {
     ro.session.close_timeout = std::chrono::seconds(2);
     ro.session.max_payload_bytes = max_payload_bytes_;
     ro.max_receiving_bytes = max_receiving_bytes_;
+    ro.workers = workers_;
     auto r = Receiver::Start(identity_, directory_, ro);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     receiver_ = std::move(r).value();
@@ -334,6 +335,7 @@ class DataPortTest : public ::testing::Test {
   std::chrono::milliseconds handshake_timeout_{5000}, idle_timeout_{10000};
   uint64_t max_payload_bytes_ = stream::kDefaultMaxPayloadBytes;
   uint64_t max_receiving_bytes_ = ReceiverOptions().max_receiving_bytes;
+  int workers_ = ReceiverOptions().workers;  // the receiver's hashing threads
   std::unique_ptr<retention::RetentionStore> store_;
   uint64_t stream_id_ = 0;
   std::vector<std::unique_ptr<shim::MemBlockDevice>> disks_;
