@@ -21,8 +21,11 @@ struct Applier::Planned {
 
 namespace {
 
+// Records whose data the applier writes to the target (an in-place resync
+// record's data is on the target already).
 bool IsData(const RecordHeader& h) {
-  return h.type == RecordType::kWrite || h.type == RecordType::kResyncData;
+  return (h.type == RecordType::kWrite || h.type == RecordType::kResyncData) &&
+         (h.flags & retention::kFlagInPlace) == 0;
 }
 
 // Copies into `dst` (covering [dst_off, dst_off+dst_len) of a disk) the part
@@ -73,6 +76,20 @@ Status Applier::ReadTarget(uint32_t disk, uint64_t offset, void* buf, size_t len
     return Status(Errc::kNotFound, "no disk " + std::to_string(disk) + " in this stream");
   std::shared_lock<std::shared_mutex> reading(target_writes_mu_);
   return it->second->ReadAt(offset, buf, len);
+}
+
+Status Applier::WriteTarget(uint32_t disk, uint64_t offset, const uint8_t* data, size_t len) {
+  auto it = disks_.find(disk);
+  if (it == disks_.end())
+    return Status(Errc::kNotFound, "no disk " + std::to_string(disk) + " in this stream");
+  AlignedBuffer bounce;
+  if (!IsAligned(data, kDirectIoAlignment)) {
+    bounce = AlignedBuffer(len);
+    std::memcpy(bounce.data(), data, len);
+    data = bounce.data();
+  }
+  std::unique_lock<std::shared_mutex> writing(target_writes_mu_);
+  return it->second->WriteAt(offset, data, len);
 }
 
 Status Applier::CaptureBeforeImages(const std::vector<WalRecord>& batch,

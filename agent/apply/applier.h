@@ -140,6 +140,12 @@ class Applier {
   // flight (see the class comment). Any thread. The offset, length and
   // buffer follow the BlockDevice I/O contract.
   Status ReadTarget(uint32_t disk, uint64_t offset, void* buf, size_t len);
+  // Writes a target range (in-place resync data, kFlagInPlace) while no
+  // target write or ReadTarget of this applier is in flight. Any thread.
+  // REQUIRES: no unapplied record of the disk overlaps the range (the caller
+  // orders it: StreamRuntime waits for the disk's unapplied writes). The
+  // data need not be aligned (it is copied if it is not).
+  Status WriteTarget(uint32_t disk, uint64_t offset, const uint8_t* data, size_t len);
 
   uint64_t applied_seq() const { return applied_seq_; }
   uint64_t bytes_applied() const { return bytes_applied_; }

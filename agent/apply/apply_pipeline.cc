@@ -82,7 +82,12 @@ void ApplyPipeline::QueueCopy(const std::vector<WalRecord>& records) {
   Push(std::move(items));
 }
 
+uint64_t ApplyPipeline::QueuedBytes(const WalRecord& r) {
+  return (r.h.flags & retention::kFlagInPlace) != 0 ? 0 : r.h.length;  // in place: on the target already
+}
+
 uint64_t ApplyPipeline::CaptureBytes(const WalRecord& r) const {
+  if ((r.h.flags & retention::kFlagInPlace) != 0) return 0;  // nothing to write or capture
   if ((r.h.flags & retention::kFlagDiscard) == 0) return r.h.length;
   return std::min<uint64_t>(r.h.length, o_.applier.discard_piece_bytes);
 }
@@ -90,7 +95,7 @@ uint64_t ApplyPipeline::CaptureBytes(const WalRecord& r) const {
 void ApplyPipeline::Push(DurableItems items) {
   {
     MutexLock l(mu_);
-    for (const auto& r : items.records) queued_bytes_ += r.h.length;
+    for (const auto& r : items.records) queued_bytes_ += QueuedBytes(r);
     queue_.push_back(std::move(items));
   }
   work_cv_.notify_one();
@@ -139,7 +144,7 @@ void ApplyPipeline::Loop() {
     for (const auto& p : queue_) {
       uint64_t frame_bytes = 0, frame_room = 0;
       for (const auto& r : p.records) {
-        frame_bytes += r.h.length;
+        frame_bytes += QueuedBytes(r);
         frame_room += CaptureBytes(r);
       }
       if (!batch.empty() && (batch.size() + p.records.size() > o_.batch_records ||

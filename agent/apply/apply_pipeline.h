@@ -120,6 +120,10 @@ class ApplyPipeline {
   Status ReadTarget(uint32_t disk, uint64_t offset, void* buf, size_t len) {
     return applier_->ReadTarget(disk, offset, buf, len);
   }
+  // Applier::WriteTarget. Any thread.
+  Status WriteTarget(uint32_t disk, uint64_t offset, const uint8_t* data, size_t len) {
+    return applier_->WriteTarget(disk, offset, data, len);
+  }
 
   ApplyStats Stats() const;
   // Liveness: how long the apply thread has been busy with its current
@@ -139,6 +143,9 @@ class ApplyPipeline {
   // it is applied piece by piece, each captured, written and followed by a
   // janitor step, so it needs room for one piece at a time.
   uint64_t CaptureBytes(const WalRecord& r) const;
+  // What a record counts in queued_bytes and a batch's bytes: its length,
+  // 0 for an in-place record (it holds nothing and writes nothing).
+  static uint64_t QueuedBytes(const WalRecord& r);
   // Queues a copy of records read from the WAL at Open (applying held).
   void QueueCopy(const std::vector<WalRecord>& records);
 

@@ -434,6 +434,12 @@ Result<proto::Pair> Agent::DescribeStream(const retention::StreamRow& row) {
   p.set_throttled(h.throttled);
   p.set_attached(h.attached);
   p.set_retention_alert(h.space_alert);
+  for (proto::PairDisk& d : *p.mutable_disks()) {
+    auto it = h.resync.find(d.disk());
+    if (it == h.resync.end() || d.resync_state() == "complete") continue;
+    d.set_resync_bytes(std::min(it->second.bytes, d.size_bytes()));
+    d.set_resync_bytes_per_second(it->second.BytesPerSecond());
+  }
   return p;
 }
 

@@ -62,9 +62,35 @@ Status StreamRuntime::Init() {
   MT_ASSIGN_OR_RETURN(pipeline_, apply::ApplyPipeline::Open(store_, clock_, stream_, disks_,
                                                             journals.undo, wal_->Segments(),
                                                             *janitor_, po));
+  // In-place resync records are durable only after their target data: the
+  // WAL's committer flushes the stream's targets before writing a batch
+  // that holds one.
+  wal_->SetBeforeWrite([this]() -> Status {
+    for (const auto& [index, dev] : disks_) {
+      Status s = dev->Flush();
+      if (!s.ok()) return s.WithContext("flush target disk " + std::to_string(index));
+    }
+    return Status::Ok();
+  });
+  recovered_seq_ = wal_->durable_seq();
   MutexLock l(mu_);
   durable_seq_ = std::max(wal_->durable_seq(), pipeline_->Stats().applied_seq);
   return Status::Ok();
+}
+
+Status StreamRuntime::WriteInPlace(const retention::RecordHeader& rh, const uint8_t* data) {
+  uint64_t before = recovered_seq_;
+  if (auto it = wal_data_seq_.find(rh.disk); it != wal_data_seq_.end()) before = std::max(before, it->second);
+  Status caught_up = pipeline_->WaitApplied(before, o_.in_place_wait_ms, /*give_up_when_held=*/false);
+  if (caught_up.code() == Errc::kAborted)
+    return Status(Errc::kUnavailable, "stream '" + name_ + "' failed: " + caught_up.message());
+  if (!caught_up.ok())
+    return Status(Errc::kBusy, "stream '" + name_ + "': earlier writes of disk " + std::to_string(rh.disk) +
+                                   " not applied in " + std::to_string(o_.in_place_wait_ms) +
+                                   " ms; resync data at seq " + std::to_string(rh.seq) +
+                                   " not written");
+  Status s = pipeline_->WriteTarget(rh.disk, rh.offset, data, rh.length);
+  return s.ok() ? s : s.WithContext("resync data at seq " + std::to_string(rh.seq) + " of stream '" + name_ + "'");
 }
 
 Status StreamRuntime::CheckTagName(const std::string& name, uint64_t seq) {
@@ -170,7 +196,9 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   // failing the WAL with ENOSPC.
   const auto& fh = frame->header;
   const size_t items = fh.has_write_batch() ? static_cast<size_t>(fh.write_batch().writes_size()) : 1;
-  const uint64_t wal_bytes = frame->payload.size() + items * retention::kRecordHeaderSize + 4096;
+  const bool in_place = fh.has_resync_data() && o_.resync_in_place;  // its data skips the WAL
+  const uint64_t wal_bytes =
+      (in_place ? 0 : frame->payload.size()) + items * retention::kRecordHeaderSize + 4096;
   {
     MutexLock l(mu_);
     Status room = janitor_->RefuseIngest(wal_unwritten_, wal_bytes, name_);
@@ -202,6 +230,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
       const size_t n = discard ? 0 : rh.length;
       s = append(rh, data + off, n, PayloadCrc::kVerified);
       if (!s.ok()) break;
+      wal_data_seq_[rh.disk] = rh.seq;
       off += n;
     }
   } else if (h.has_tag()) {
@@ -219,7 +248,15 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     if (s.ok()) pipeline_->AddUnappliedTag(t.name, rh.seq);
   } else if (h.has_resync_data()) {
     retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
-    s = append(rh, data, rh.length, PayloadCrc::kVerified);
+    if (in_place) {
+      s = WriteInPlace(rh, data);
+      rh.flags |= retention::kFlagInPlace;
+      rh.payload_crc = 0;  // the CRC32C of what is stored: nothing
+      if (s.ok()) s = append(rh, nullptr, 0);
+    } else {
+      s = append(rh, data, rh.length, PayloadCrc::kVerified);
+      if (s.ok()) wal_data_seq_[rh.disk] = rh.seq;
+    }
   } else if (h.has_resync_complete()) {
     s = append(stream::ResyncCompleteRecord(h.resync_complete()), nullptr, 0);
   } else {
@@ -234,7 +271,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     // A WAL that cannot take data is failed until the agent reopens it: say so
     // in the stream's state, not only to this sender.
     if (s.code() != Errc::kInvalidArgument && s.code() != Errc::kAborted &&
-        s.code() != Errc::kAlreadyExists)
+        s.code() != Errc::kAlreadyExists && s.code() != Errc::kBusy)  // kBusy: WriteInPlace waited too long
       pipeline_->Fail(s);
     return s;
   }
@@ -242,6 +279,8 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     MutexLock l(mu_);
     for (const auto& r : pending.records) bytes_ingested_ += r.h.length;
     wal_unwritten_ += wal_bytes;
+    if (h.has_resync_data())
+      NoteResync(h.resync_data().disk(), h.resync_data().offset() + h.resync_data().length(), false);
   }
   pending.owner = std::move(frame);
   auto shared = std::make_shared<apply::DurableItems>(std::move(pending));
@@ -286,7 +325,9 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
   if (!caught_up.ok())
     return Status(Errc::kBusy, "stream '" + name_ + "': apply did not catch up for a hash request");
   const uint64_t block = request.block_size();
-  const uint64_t chunk = std::max<uint64_t>(block, (4ull << 20) / block * block);
+  // Read in pieces of at most 4 MiB (whole blocks), no larger than the request.
+  const uint64_t chunk =
+      std::min(request.length(), std::max<uint64_t>(block, (4ull << 20) / block * block));
   AlignedBuffer buf(chunk);
   for (uint64_t off = 0; off < request.length(); off += chunk) {
     const uint64_t n = std::min<uint64_t>(chunk, request.length() - off);
@@ -296,7 +337,20 @@ Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,
     if (!s.ok()) return s.WithContext("resync hash of stream '" + name_ + "'");
     MT_RETURN_IF_ERROR(stream::HashBlocks(buf.data(), n, block, out));
   }
+  MutexLock l(mu_);
+  NoteResync(request.disk(), request.offset() + request.length(), request.offset() == 0);
   return Status::Ok();
+}
+
+void StreamRuntime::NoteResync(uint32_t disk, uint64_t end, bool pass_start) {
+  const int64_t now = clock_.NowNs();
+  ResyncProgress& p = resync_[disk];
+  if (pass_start || p.started_ns == 0) {
+    p = ResyncProgress{};
+    p.started_ns = now;
+  }
+  p.bytes = std::max(p.bytes, end);
+  p.updated_ns = now;
 }
 
 bool StreamRuntime::SenderThrottled() const {
@@ -360,6 +414,7 @@ StreamHealth StreamRuntime::Health() const {
   h.backlog_records = durable_seq_ > a.applied_seq ? durable_seq_ - a.applied_seq : 0;
   h.bytes_ingested = bytes_ingested_;
   h.attached = !holder_.empty();
+  h.resync = resync_;
   return h;
 }
 
@@ -395,6 +450,9 @@ Status StreamRuntime::Stop() {
   // let it exit on an empty queue while a commit is in flight, leaving
   // durable items unapplied until the next start.
   Status s = wal_ != nullptr ? wal_->Sync() : Status::Ok();
+  // Nothing is appended after Stop(): the WAL (the store may keep it) must
+  // not call back into a runtime that is gone.
+  if (wal_ != nullptr) wal_->SetBeforeWrite(nullptr);
   pipeline_->RequestStop();  // drains what is queued, then stops
   // Let the applier drain what is durable before it stops (bounded by the queue).
   (void)WaitApplied(30'000);

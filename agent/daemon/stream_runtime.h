@@ -71,6 +71,20 @@
 
 namespace mt::daemon {
 
+// A disk's resync as this agent has seen it since it started: how far the
+// sender's current pass got (the end of the furthest range hashed for it, or
+// of the furthest resync data received; a pass that starts again from
+// offset 0 after a reconnect starts the figures again) and its average rate.
+struct ResyncProgress {
+  uint64_t bytes = 0;          // [0, bytes) compared or copied in this pass
+  int64_t started_ns = 0;      // the pass's first request or data (0: none seen)
+  int64_t updated_ns = 0;      // its latest
+  uint64_t BytesPerSecond() const {
+    const int64_t ns = updated_ns - started_ns;
+    return ns <= 0 ? 0 : static_cast<uint64_t>(static_cast<double>(bytes) * 1e9 / static_cast<double>(ns));
+  }
+};
+
 struct StreamHealth {
   uint64_t stream = 0;
   std::string name;
@@ -90,6 +104,7 @@ struct StreamHealth {
   // for an hour after the drop); "" when neither.
   std::string space_alert;
   bool space_held = false;
+  std::map<uint32_t, ResyncProgress> resync;  // by disk index: disks resynced while running
 };
 
 struct RuntimeOptions {
@@ -110,6 +125,13 @@ struct RuntimeOptions {
   uint64_t test_stall_after_batches = 0;
   // While applying is held for space, how often space is checked again.
   int64_t space_retry_ms = 1000;
+  // Resync data is written straight to its target at ingest, and the WAL
+  // gets a record without payload (kFlagInPlace; docs/formats/journal.md):
+  // one write of the data instead of two. false: through the WAL as writes.
+  bool resync_in_place = true;
+  // How long in-place resync data waits for the disk's earlier writes to be
+  // applied before the frame is refused (kBusy; the sender retries).
+  int64_t in_place_wait_ms = 60'000;
 };
 
 class StreamRuntime : public HashSource {
@@ -198,6 +220,15 @@ class StreamRuntime : public HashSource {
   // Serializes Ingest (frames stay in seq order) and Attach's wait for the
   // WAL; taken before mu_, never while holding it.
   Mutex ingest_mu_;
+  // Ordering of in-place resync data (WriteInPlace): per disk, the newest
+  // seq whose data goes through the WAL (writes, discards); and the WAL's
+  // durable seq at start (recovered records the applier may still hold).
+  std::map<uint32_t, uint64_t> wal_data_seq_ MT_GUARDED_BY(ingest_mu_);
+  uint64_t recovered_seq_ = 0;  // set by Init
+  // Writes resync data `rh` (`data`: rh.length bytes) to its target once the
+  // disk's earlier WAL data is applied (it must not land on top).
+  Status WriteInPlace(const retention::RecordHeader& rh, const uint8_t* data)
+      MT_REQUIRES(ingest_mu_);
   mutable Mutex mu_;  // the ingest state below
   std::string holder_ MT_GUARDED_BY(mu_);  // attached session ("" = none)
   std::unique_ptr<stream::StreamValidator> validator_ MT_GUARDED_BY(mu_);
@@ -206,6 +237,10 @@ class StreamRuntime : public HashSource {
   uint64_t wal_unwritten_ MT_GUARDED_BY(mu_) = 0;  // estimated WAL bytes appended, commit not done
   std::function<void()> throttle_waiter_ MT_GUARDED_BY(mu_);  // WatchThrottle's
   bool stopped_ MT_GUARDED_BY(mu_) = false;
+  std::map<uint32_t, ResyncProgress> resync_ MT_GUARDED_BY(mu_);
+  // A resync pass of `disk` reached `end`: see ResyncProgress. A hash
+  // request at offset 0 (`pass_start`) begins a new pass.
+  void NoteResync(uint32_t disk, uint64_t end, bool pass_start) MT_REQUIRES(mu_);
 };
 
 }  // namespace mt::daemon

@@ -28,6 +28,7 @@ struct Journal::Batch {
   uint64_t records = 0, first_seq = 0, last_seq = 0, logical = 0, stored = 0;
   int64_t first_time = 0, last_time = 0;
   bool first_continues = false;
+  bool in_place = false;  // holds a kFlagInPlace record: before_write_ runs first
   RecordHeader last_header;
 
   void Reserve(size_t need) {
@@ -313,6 +314,8 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
     return Status(Errc::kInvalidArgument, "record of " + std::to_string(h.length) +
                                               " bytes: a discard stores nothing, any other "
                                               "record is at most 64 MiB long");
+  if ((h.flags & kFlagInPlace) != 0 && (len != 0 || h.type != RecordType::kResyncData))
+    return Status(Errc::kInvalidArgument, "an in-place record is resync data that stores nothing");
   const size_t rec = EncodedRecordSize(static_cast<uint32_t>(len));
   UniqueLock l(mu_);
   if (!error_.ok()) return error_;
@@ -356,6 +359,7 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
     b.first_time = h.source_time_ns;
     b.first_continues = (h.flags & kFlagContinued) != 0;
   }
+  if ((h.flags & kFlagInPlace) != 0) b.in_place = true;
   b.last_header = h;
   b.last_seq = h.seq;
   b.last_time = h.source_time_ns;
@@ -363,6 +367,11 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
   b.stored += len;
   last_appended_seq_ = h.seq;
   return Status::Ok();
+}
+
+void Journal::SetBeforeWrite(std::function<Status()> before_write) {
+  MutexLock l(mu_);
+  before_write_ = std::move(before_write);
 }
 
 void Journal::Commit(std::function<void(const Status&)> done) {
@@ -455,6 +464,16 @@ Status Journal::WriteBatch(Batch& b) {
     } else if (p.code() != Errc::kNoSpace) {
       return p;
     }
+  }
+  if (b.in_place) {
+    std::function<Status()> before;
+    {
+      MutexLock l(mu_);
+      before = before_write_;
+    }
+    if (!before)
+      return Status(Errc::kInternal, path + ": in-place records and nothing that flushes their data");
+    MT_RETURN_IF_ERROR(before().WithContext("before writing in-place records"));
   }
   b.Reserve(len);
   std::memset(b.buf.data() + b.used, 0, len - b.used);  // recycled buffers hold old bytes

@@ -136,7 +136,10 @@ Status DecodeRecordHeader(const uint8_t* in, RecordHeader* h) {
     return Corrupt("zero record with a stored payload");
   if ((h->flags & kFlagContinued) != 0 && h->type != RecordType::kWrite)
     return Corrupt("continued flag on a record that is no write");
-  if (data && (h->flags & (kFlagZstd | kFlagZero | kFlagDiscard)) == 0 &&
+  if ((h->flags & kFlagInPlace) != 0 &&
+      (h->type != RecordType::kResyncData || h->stored_length != 0 || h->flags != kFlagInPlace))
+    return Corrupt("in-place flag on a record that is no payload-less resync data");
+  if (data && (h->flags & (kFlagZstd | kFlagZero | kFlagDiscard | kFlagInPlace)) == 0 &&
       h->stored_length != h->length)
     return Corrupt("uncompressed record whose stored length differs from its length");
   return Status::Ok();

@@ -45,9 +45,15 @@ enum RecordFlags : uint32_t {
   // item whose seq it shares with the record just before it (a long discard's
   // before-image is kept in pieces of bounded size, in ascending offsets).
   kFlagContinued = 1u << 5,
+  // WAL, kResyncData only: the data was written straight to the target
+  // before this record was appended, and the target is flushed before the
+  // batch holding the record is written (Journal::SetBeforeWrite), so the
+  // record is durable only after its data is. Nothing is stored; `length`
+  // is the bytes written. Applying it writes nothing.
+  kFlagInPlace = 1u << 6,
 };
 inline constexpr uint32_t kKnownRecordFlags =
-    kFlagZstd | kFlagZero | kFlagFlush | kFlagFua | kFlagDiscard | kFlagContinued;
+    kFlagZstd | kFlagZero | kFlagFlush | kFlagFua | kFlagDiscard | kFlagContinued | kFlagInPlace;
 
 enum class SegmentKind : uint32_t { kWal = 1, kUndo = 2 };
 const char* SegmentKindName(SegmentKind k);

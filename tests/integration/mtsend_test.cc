@@ -309,6 +309,102 @@ TEST_F(MtsendPipelinedResyncTest, ResyncKeepsTheRequestedHashRequestsInFlight) {
   EXPECT_TRUE(disks_[1]->Contents() == image);
 }
 
+// The daemon's own hashing path (StreamRuntime as the HashSource): what
+// `mtctl pairs` shows of a resync under way comes from it.
+class MtsendRuntimeHashResyncTest : public MtsendResyncTest {
+ protected:
+  void SetUp() override {
+    MtsendResyncTest::SetUp();
+    directory_.Set(kStream, StreamEntry{std::make_shared<RuntimePort<StreamRuntime>>(*runtime_, runtime_.get()), key_});
+  }
+};
+
+// Issue 20: the runtime follows each disk's resync pass (the furthest range
+// hashed or copied, and the rate) for `mtctl pairs`; disks not resynced
+// have no entry.
+TEST_F(MtsendRuntimeHashResyncTest, ResyncProgressIsFollowedPerDisk) {
+  EXPECT_TRUE(runtime_->Health().resync.empty());
+  std::vector<uint8_t> image(kDiskSize);
+  send::WorkloadData(11, 11, image.data(), image.size());
+  const std::string source = dir_.path() + "/source.img";
+  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
+  ProcessResult r = RunBounded(Resync(source, 1));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+  const StreamHealth h = runtime_->Health();
+  ASSERT_EQ(h.resync.size(), 1u);
+  ASSERT_EQ(h.resync.count(1), 1u);
+  const ResyncProgress& p = h.resync.at(1);
+  EXPECT_EQ(p.bytes, kDiskSize);
+  EXPECT_GT(p.started_ns, 0);
+  EXPECT_GE(p.updated_ns, p.started_ns);
+}
+
+// Issue 20: resync data goes straight to the target (one write instead of
+// WAL + target), and an acknowledgement still means durable: the target's
+// data survives a power cut of everything not flushed right after mtsend
+// saw every record acknowledged.
+TEST_F(MtsendResyncTest, AcknowledgedInPlaceResyncDataSurvivesAPowerCutOfTheTarget) {
+  std::vector<uint8_t> image(kDiskSize);
+  send::WorkloadData(13, 13, image.data(), image.size());
+  const std::string source = dir_.path() + "/source.img";
+  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
+  std::vector<std::string> args = Resync(source, 1);
+  args.push_back("--full");
+  ProcessResult r = RunBounded(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  disks_[1]->PowerCut();  // before the applier could flush anything of its own
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+  EXPECT_EQ(runtime_->Health().bytes_applied, 0u);  // the applier wrote none of it
+}
+
+// The apply thread stalls from its second batch on (the liveness hook), and
+// in-place resync data waits at most half a second for earlier writes.
+class InPlaceOrderTest : public MtsendResyncTest {
+ protected:
+  void SetUp() override {
+    runtime_options_.test_stall_after_batches = 1;
+    runtime_options_.in_place_wait_ms = 500;
+    MtsendResyncTest::SetUp();
+  }
+};
+
+// Issue 20: in-place resync data is never written under an earlier write of
+// its disk that still waits in the WAL (applied later, the older write would
+// land on top). Here the earlier write can never be applied: the resync data
+// is refused after the wait, and the target holds neither.
+TEST_F(InPlaceOrderTest, ResyncDataWaitsForTheDisksEarlierUnappliedWrites) {
+  RawTlsClient c;
+  ASSERT_TRUE(c.Connect(port()));
+  auto w = c.Authenticate(kStream, key_);
+  ASSERT_TRUE(w && w->type() == stream::FrameHeader::kWelcome);
+  auto [first, p1] = Batch(1, 1);  // disk 0: the one batch the applier applies
+  ASSERT_TRUE(c.Write(Encode(first, p1)));
+  ASSERT_TRUE(c.WaitAck(1));
+  ASSERT_TRUE(WaitFor([&] { return runtime_->Health().applied_seq >= 1; }, std::chrono::seconds(10)));
+  auto [older, p2] = Batch(2, 1, 65536, /*disk=*/1, /*offset=*/0);  // durable, never applied
+  ASSERT_TRUE(c.Write(Encode(older, p2)));
+  ASSERT_TRUE(c.WaitAck(2));
+  stream::FrameHeader h;
+  std::vector<uint8_t> data(65536, 0xbb);
+  proto::ResyncData* d = h.mutable_resync_data();
+  d->set_seq(3);
+  d->set_disk(1);
+  d->set_offset(0);
+  d->set_length(data.size());
+  d->set_crc32c(crc32c::Value(data.data(), data.size()));
+  ASSERT_TRUE(c.Write(Encode(h, data)));
+  std::vector<stream::Frame> frames = c.ReadUntilClosed();
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().type(), stream::FrameHeader::kError);
+  EXPECT_NE(frames.back().header.error().message().find("earlier writes of disk 1"), std::string::npos)
+      << frames.back().header.error().message();
+  const std::vector<uint8_t> now = disks_[1]->Contents();
+  EXPECT_TRUE(std::all_of(now.begin(), now.begin() + 65536, [](uint8_t b) { return b == 0; }));
+  EXPECT_EQ(runtime_->Health().durable_seq, 2u);
+}
+
 // --- retrying, and not retrying (issue 19) --------------------------------------
 
 size_t Lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }

@@ -225,6 +225,71 @@ TEST(Journal, DiscardRecordsStoreNothingAndMayCoverMoreThanFourGiB) {
   EXPECT_EQ(j->Segments()[0].logical_bytes, (6ull << 30));
 }
 
+RecordHeader InPlaceHeader(uint64_t seq, uint32_t len) {
+  RecordHeader h = WriteHeader(seq, len);
+  h.type = RecordType::kResyncData;
+  h.flags = kFlagInPlace;
+  return h;
+}
+
+// Issue 20: resync data written straight to the target leaves a WAL record
+// without payload, and the batch holding it is written only after the
+// before-write hook (the targets' flush) succeeded: such a record is never
+// durable before its data.
+TEST(Journal, InPlaceRecordsStoreNothingAndTheirBatchIsWrittenAfterTheHook) {
+  MemFileSystem fs;
+  auto j = OpenJournal(fs, Opts());
+  int hooks = 0;
+  uint64_t durable_at_hook = 99;
+  j->SetBeforeWrite([&] {
+    ++hooks;
+    durable_at_hook = j->durable_seq();
+    return Status::Ok();
+  });
+  AppendMany(*j, 1, 2);
+  ASSERT_TRUE(j->Sync().ok());
+  EXPECT_EQ(hooks, 0);  // no in-place record in that batch
+  ASSERT_TRUE(j->Append(InPlaceHeader(3, 1 << 20), nullptr, 0).ok());
+  ASSERT_TRUE(j->Append(InPlaceHeader(4, 1 << 20), nullptr, 0).ok());
+  ASSERT_TRUE(j->Sync().ok());
+  EXPECT_EQ(hooks, 1);  // once for the batch
+  EXPECT_EQ(durable_at_hook, 2u);  // before the batch was written
+  // Payload, other types and flags are refused.
+  std::vector<uint8_t> p(512);
+  EXPECT_EQ(j->Append(InPlaceHeader(5, 512), p.data(), p.size()).code(), Errc::kInvalidArgument);
+  RecordHeader write = WriteHeader(5, 512);
+  write.flags = kFlagInPlace;
+  EXPECT_EQ(j->Append(write, nullptr, 0).code(), Errc::kInvalidArgument);
+  const auto all = ReadAll(fs, j->Segments());
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[2].h.flags, kFlagInPlace);
+  EXPECT_EQ(all[2].h.length, 1u << 20);
+  EXPECT_EQ(all[2].h.stored_length, 0u);
+  EXPECT_TRUE(all[2].payload.empty());
+  // Reopened (recovery decodes the flag).
+  j.reset();
+  RecoveryReport r;
+  j = OpenJournal(fs, Opts(), &r);
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(r.last_seq, 4u);
+}
+
+TEST(Journal, AFailingHookFailsTheJournalAndNothingIsDurable) {
+  MemFileSystem fs;
+  auto j = OpenJournal(fs, Opts());
+  j->SetBeforeWrite([] { return Status(Errc::kIoError, "target flush failed (test)"); });
+  ASSERT_TRUE(j->Append(InPlaceHeader(1, 4096), nullptr, 0).ok());
+  Status s = j->Sync();
+  EXPECT_EQ(s.code(), Errc::kIoError);
+  EXPECT_NE(s.message().find("target flush failed"), std::string::npos) << s.message();
+  EXPECT_EQ(j->durable_seq(), 0u);
+  // And without a hook an in-place batch is refused.
+  MemFileSystem fs2;
+  auto k = OpenJournal(fs2, Opts());
+  ASSERT_TRUE(k->Append(InPlaceHeader(1, 4096), nullptr, 0).ok());
+  EXPECT_EQ(k->Sync().code(), Errc::kInternal);
+}
+
 TEST(Journal, TruncatedTrailingRecordIsIgnored) {
   MemFileSystem fs;
   std::vector<Rec> want;
