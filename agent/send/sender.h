@@ -84,6 +84,12 @@ struct ResyncOptions {
   std::string source;           // block device or image file
   uint32_t disk = 0;
   uint64_t block_size = 64u << 10;
+  // Coarse then fine: where at most a quarter of a chunk's blocks differ,
+  // each differing block is hashed again in pieces of fine_block_size (one
+  // more request per block) and only the differing pieces are sent; where
+  // more differ (a dense change), whole blocks are sent at once. 0, or not
+  // below block_size: off.
+  uint64_t fine_block_size = 4u << 10;
   uint64_t chunk_bytes = 16u << 20;
   uint64_t window_bytes = 64u << 20;
   // Compare mode: hash requests in flight; the sender holds one chunk of the

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 #include "data_port_fixture.h"
@@ -192,21 +193,36 @@ class MtsendResyncTest : public MtsendTest {
     std::ofstream(source, std::ios::binary).write(zeros.data(), zeros.size());
     return source;
   }
+  // A source image of the workload pattern of `seed`, the disks' size;
+  // *image gets its bytes.
+  std::string PatternSource(uint64_t seed, std::vector<uint8_t>* image) {
+    image->assign(kDiskSize, 0);
+    send::WorkloadData(seed, seed, image->data(), image->size());
+    const std::string source = dir_.path() + "/source.img";
+    std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image->data()), image->size());
+    return source;
+  }
+  // Disk 1 holds `image` with `change` made to it (given the bytes).
+  void TargetFrom(const std::vector<uint8_t>& image, const std::function<void(uint8_t*)>& change) {
+    AlignedBuffer buf(kDiskSize);
+    std::copy(image.begin(), image.end(), buf.data());
+    change(buf.data());
+    ASSERT_TRUE(disks_[1]->WriteAt(0, buf.data(), kDiskSize).ok());
+  }
   std::unique_ptr<TargetHashSource> hashes_;
 };
 
 TEST_F(MtsendResyncTest, ResyncSendsOnlyTheBlocksThatDifferAndCompletesTheDisk) {
   // Source image: a pattern; the target already holds it except 5 blocks of 64 KiB.
-  std::vector<uint8_t> image(kDiskSize);
-  send::WorkloadData(5, 5, image.data(), image.size());
-  const std::string source = dir_.path() + "/source.img";
-  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
-  AlignedBuffer buf(kDiskSize);
-  std::copy(image.begin(), image.end(), buf.data());
-  for (uint64_t b : {0u, 3u, 17u, 64u, 127u}) std::fill_n(buf.data() + b * 65536 + 1000, 10, 0xee);
-  ASSERT_TRUE(disks_[1]->WriteAt(0, buf.data(), kDiskSize).ok());
+  std::vector<uint8_t> image;
+  const std::string source = PatternSource(5, &image);
+  TargetFrom(image, [](uint8_t* t) {
+    for (uint64_t b : {0u, 3u, 17u, 64u, 127u}) std::fill_n(t + b * 65536 + 1000, 10, 0xee);
+  });
 
-  ProcessResult r = RunBounded(Resync(source, 1));
+  std::vector<std::string> coarse = Resync(source, 1);
+  coarse.insert(coarse.end(), {"--fine-block-size", "0"});  // whole blocks only
+  ProcessResult r = RunBounded(coarse);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("5 blocks (0.3 MiB) sent"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("100.0% compared"), std::string::npos) << r.err;  // plain progress lines
@@ -222,13 +238,31 @@ TEST_F(MtsendResyncTest, ResyncSendsOnlyTheBlocksThatDifferAndCompletesTheDisk) 
   EXPECT_NE(again.err.find("resync is complete"), std::string::npos) << again.err;
 }
 
+// Coarse then fine (issue 20): in a chunk where few 64 KiB blocks differ,
+// each is compared again in 4 KiB pieces and only the differing pieces are
+// sent; a chunk where most blocks differ (a dense change) sends whole
+// blocks at once.
+TEST_F(MtsendResyncTest, FineComparisonSendsOnlyTheDifferingPiecesOfSparseChunks) {
+  std::vector<uint8_t> image;
+  const std::string source = PatternSource(15, &image);
+  TargetFrom(image, [](uint8_t* t) {
+    for (uint64_t b : {2u, 40u}) t[b * 65536 + 3 * 4096 + 5] ^= 0xff;  // one piece each
+    for (uint64_t b = 64; b < 80; ++b) t[b * 65536 + 100] ^= 0xff;      // a whole 1 MiB chunk
+  });
+
+  ProcessResult r = RunBounded(Resync(source, 1));  // 1 MiB chunks, 4 KiB pieces by default
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(" 18 blocks "), std::string::npos) << r.out;  // 2 pieces + 16 blocks
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_EQ(runtime_->Health().bytes_ingested, 2u * 4096 + 16u * 65536);
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+}
+
 // --full (issue 20): no hash request at all; every block is sent, in 1 MiB
 // records, and the target ends equal to the source.
 TEST_F(MtsendResyncTest, FullResyncSendsEveryBlockWithoutComparing) {
-  std::vector<uint8_t> image(kDiskSize);
-  send::WorkloadData(7, 7, image.data(), image.size());
-  const std::string source = dir_.path() + "/source.img";
-  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
+  std::vector<uint8_t> image;
+  const std::string source = PatternSource(7, &image);
   std::vector<std::string> args = Resync(source, 1);
   args.push_back("--full");
   ProcessResult r = RunBounded(args);
@@ -290,21 +324,18 @@ class MtsendPipelinedResyncTest : public MtsendResyncTest {
 // its own side of each while the receiver hashes, instead of waiting for a
 // reply before it asks for the next range), and the result is still exact.
 TEST_F(MtsendPipelinedResyncTest, ResyncKeepsTheRequestedHashRequestsInFlight) {
-  std::vector<uint8_t> image(kDiskSize);
-  send::WorkloadData(9, 9, image.data(), image.size());
-  const std::string source = dir_.path() + "/source.img";
-  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
-  AlignedBuffer buf(kDiskSize);
-  std::copy(image.begin(), image.end(), buf.data());
-  for (uint64_t b : {1u, 40u, 99u}) std::fill_n(buf.data() + b * 65536 + 7, 3, 0x5a);
-  ASSERT_TRUE(disks_[1]->WriteAt(0, buf.data(), kDiskSize).ok());
+  std::vector<uint8_t> image;
+  const std::string source = PatternSource(9, &image);
+  TargetFrom(image, [](uint8_t* t) {
+    for (uint64_t b : {1u, 40u, 99u}) std::fill_n(t + b * 65536 + 7, 3, 0x5a);
+  });
 
   std::vector<std::string> args = Resync(source, 1);  // 1 MiB chunks: 8 requests
   args.insert(args.end(), {"--requests", "4"});
   ProcessResult r = RunBounded(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(gathering_->most.load(), 4);
-  EXPECT_NE(r.out.find("3 blocks (0.2 MiB) sent"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 blocks (0.0 MiB) sent"), std::string::npos) << r.out;  // 4 KiB pieces
   ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
   EXPECT_TRUE(disks_[1]->Contents() == image);
 }
@@ -324,10 +355,8 @@ class MtsendRuntimeHashResyncTest : public MtsendResyncTest {
 // have no entry.
 TEST_F(MtsendRuntimeHashResyncTest, ResyncProgressIsFollowedPerDisk) {
   EXPECT_TRUE(runtime_->Health().resync.empty());
-  std::vector<uint8_t> image(kDiskSize);
-  send::WorkloadData(11, 11, image.data(), image.size());
-  const std::string source = dir_.path() + "/source.img";
-  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
+  std::vector<uint8_t> image;
+  const std::string source = PatternSource(11, &image);
   ProcessResult r = RunBounded(Resync(source, 1));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
@@ -346,10 +375,8 @@ TEST_F(MtsendRuntimeHashResyncTest, ResyncProgressIsFollowedPerDisk) {
 // data survives a power cut of everything not flushed right after mtsend
 // saw every record acknowledged.
 TEST_F(MtsendResyncTest, AcknowledgedInPlaceResyncDataSurvivesAPowerCutOfTheTarget) {
-  std::vector<uint8_t> image(kDiskSize);
-  send::WorkloadData(13, 13, image.data(), image.size());
-  const std::string source = dir_.path() + "/source.img";
-  std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image.data()), image.size());
+  std::vector<uint8_t> image;
+  const std::string source = PatternSource(13, &image);
   std::vector<std::string> args = Resync(source, 1);
   args.push_back("--full");
   ProcessResult r = RunBounded(args);
