@@ -1,6 +1,7 @@
 #include "daemon/stream_runtime.h"
 
 #include <algorithm>
+#include <set>
 #include <chrono>
 
 #include "stream/block_hash.h"
@@ -63,11 +64,24 @@ Status StreamRuntime::Init() {
                                                             journals.undo, wal_->Segments(),
                                                             *janitor_, po));
   // In-place resync records are durable only after their target data: the
-  // WAL's committer flushes the stream's targets before writing a batch
-  // that holds one.
-  wal_->SetBeforeWrite([this]() -> Status {
-    for (const auto& [index, dev] : disks_) {
-      Status s = dev->Flush();
+  // writer writes it as it arrives; before the WAL's committer writes a
+  // batch that holds such records, it waits for their writes and flushes
+  // the targets (one flush for the batch).
+  in_place_ = std::make_unique<InPlaceWriter>(
+      [this](uint32_t disk, uint64_t offset, const uint8_t* data, uint64_t len) {
+        return pipeline_->WriteTarget(disk, offset, data, len);
+      });
+  wal_->SetBeforeWrite([this](const std::vector<retention::Journal::InPlaceData>& writes) -> Status {
+    std::set<uint32_t> touched;
+    uint64_t last = 0;
+    for (const auto& w : writes) {
+      touched.insert(w.h.disk);
+      last = std::max(last, w.h.seq);
+    }
+    Status written = in_place_->WaitThrough(last);
+    if (!written.ok()) return written.WithContext("stream '" + name_ + "'");
+    for (uint32_t index : touched) {
+      Status s = disks_.at(index)->Flush();
       if (!s.ok()) return s.WithContext("flush target disk " + std::to_string(index));
     }
     return Status::Ok();
@@ -78,7 +92,7 @@ Status StreamRuntime::Init() {
   return Status::Ok();
 }
 
-Status StreamRuntime::WriteInPlace(const retention::RecordHeader& rh, const uint8_t* data) {
+Status StreamRuntime::WaitInPlaceTurn(const retention::RecordHeader& rh) {
   uint64_t before = recovered_seq_;
   if (auto it = wal_data_seq_.find(rh.disk); it != wal_data_seq_.end()) before = std::max(before, it->second);
   Status caught_up = pipeline_->WaitApplied(before, o_.in_place_wait_ms, /*give_up_when_held=*/false);
@@ -89,8 +103,7 @@ Status StreamRuntime::WriteInPlace(const retention::RecordHeader& rh, const uint
                                    " not applied in " + std::to_string(o_.in_place_wait_ms) +
                                    " ms; resync data at seq " + std::to_string(rh.seq) +
                                    " not written");
-  Status s = pipeline_->WriteTarget(rh.disk, rh.offset, data, rh.length);
-  return s.ok() ? s : s.WithContext("resync data at seq " + std::to_string(rh.seq) + " of stream '" + name_ + "'");
+  return Status::Ok();
 }
 
 Status StreamRuntime::CheckTagName(const std::string& name, uint64_t seq) {
@@ -199,6 +212,9 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   const bool in_place = fh.has_resync_data() && o_.resync_in_place;  // its data skips the WAL
   const uint64_t wal_bytes =
       (in_place ? 0 : frame->payload.size()) + items * retention::kRecordHeaderSize + 4096;
+  // Held in memory until the committer has written it (in place: to the
+  // target): what wal_unwritten_limit bounds.
+  const uint64_t unwritten = frame->payload.size() + items * retention::kRecordHeaderSize + 4096;
   {
     MutexLock l(mu_);
     Status room = janitor_->RefuseIngest(wal_unwritten_, wal_bytes, name_);
@@ -249,10 +265,21 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   } else if (h.has_resync_data()) {
     retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
     if (in_place) {
-      s = WriteInPlace(rh, data);
-      rh.flags |= retention::kFlagInPlace;
-      rh.payload_crc = 0;  // the CRC32C of what is stored: nothing
-      if (s.ok()) s = append(rh, nullptr, 0);
+      // The WAL's committer writes the data (before-write hook); the frame
+      // (pending.owner) keeps it alive until the commit has called back.
+      s = WaitInPlaceTurn(rh);
+      if (s.ok()) {
+        in_place_->Submit(rh.seq, rh.disk, rh.offset, data, rh.length);
+        s = wal_->AppendInPlace(rh, data);
+        // Not appended: the frame goes when Ingest returns, so its write
+        // must be over first (the record was never durable: harmless).
+        if (!s.ok()) (void)in_place_->WaitThrough(rh.seq);
+      }
+      if (s.ok()) {
+        rh.flags = retention::kFlagInPlace;
+        pending.records.push_back({rh, nullptr});
+        last_seq = rh.seq;
+      }
     } else {
       s = append(rh, data, rh.length, PayloadCrc::kVerified);
       if (s.ok()) wal_data_seq_[rh.disk] = rh.seq;
@@ -278,16 +305,16 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   {
     MutexLock l(mu_);
     for (const auto& r : pending.records) bytes_ingested_ += r.h.length;
-    wal_unwritten_ += wal_bytes;
+    wal_unwritten_ += unwritten;
     if (h.has_resync_data())
       NoteResync(h.resync_data().disk(), h.resync_data().offset() + h.resync_data().length(), false);
   }
   pending.owner = std::move(frame);
   auto shared = std::make_shared<apply::DurableItems>(std::move(pending));
-  wal_->Commit([this, shared, last_seq, on_durable, wal_bytes](const Status& s) {
+  wal_->Commit([this, shared, last_seq, on_durable, unwritten](const Status& s) {
     {
       MutexLock l(mu_);
-      wal_unwritten_ -= wal_bytes;
+      wal_unwritten_ -= unwritten;
     }
     if (!s.ok()) {
       pipeline_->Fail(s);

@@ -61,6 +61,7 @@
 #include "apply/apply_pipeline.h"
 #include "stream/frame_codec.h"
 #include "daemon/hash_source.h"
+#include "daemon/in_place_writer.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/thread_annotations.h"
@@ -216,6 +217,9 @@ class StreamRuntime : public HashSource {
   retention::Journal* wal_ = nullptr;
   std::unique_ptr<retention::RetentionJanitor> janitor_;
   std::unique_ptr<apply::ApplyPipeline> pipeline_;
+  // Writes in-place resync data as it arrives (after pipeline_: it writes
+  // through it, and goes first).
+  std::unique_ptr<InPlaceWriter> in_place_;
 
   // Serializes Ingest (frames stay in seq order) and Attach's wait for the
   // WAL; taken before mu_, never while holding it.
@@ -225,10 +229,10 @@ class StreamRuntime : public HashSource {
   // durable seq at start (recovered records the applier may still hold).
   std::map<uint32_t, uint64_t> wal_data_seq_ MT_GUARDED_BY(ingest_mu_);
   uint64_t recovered_seq_ = 0;  // set by Init
-  // Writes resync data `rh` (`data`: rh.length bytes) to its target once the
-  // disk's earlier WAL data is applied (it must not land on top).
-  Status WriteInPlace(const retention::RecordHeader& rh, const uint8_t* data)
-      MT_REQUIRES(ingest_mu_);
+  // In-place resync data `rh` may be appended (and then written by the WAL's
+  // committer) once the disk's earlier WAL data is applied: it must not land
+  // under it. Waits for that, at most in_place_wait_ms (then kBusy).
+  Status WaitInPlaceTurn(const retention::RecordHeader& rh) MT_REQUIRES(ingest_mu_);
   mutable Mutex mu_;  // the ingest state below
   std::string holder_ MT_GUARDED_BY(mu_);  // attached session ("" = none)
   std::unique_ptr<stream::StreamValidator> validator_ MT_GUARDED_BY(mu_);

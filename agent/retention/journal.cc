@@ -28,7 +28,7 @@ struct Journal::Batch {
   uint64_t records = 0, first_seq = 0, last_seq = 0, logical = 0, stored = 0;
   int64_t first_time = 0, last_time = 0;
   bool first_continues = false;
-  bool in_place = false;  // holds a kFlagInPlace record: before_write_ runs first
+  std::vector<Journal::InPlaceData> in_place;  // its kFlagInPlace records: before_write_ writes them first
   RecordHeader last_header;
 
   void Reserve(size_t need) {
@@ -307,6 +307,21 @@ void Journal::SealOpenLocked() {
 }
 
 Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadCrc crc) {
+  if ((h.flags & kFlagInPlace) != 0)
+    return Status(Errc::kInvalidArgument, "an in-place record goes through AppendInPlace");
+  return AppendRecord(h, payload, len, crc, nullptr);
+}
+
+Status Journal::AppendInPlace(RecordHeader h, const uint8_t* data) {
+  h.flags = kFlagInPlace;
+  h.payload_crc = 0;
+  if (h.type != RecordType::kResyncData || data == nullptr || h.length == 0)
+    return Status(Errc::kInvalidArgument, "an in-place record is resync data with its data");
+  return AppendRecord(h, nullptr, 0, PayloadCrc::kCompute, data);
+}
+
+Status Journal::AppendRecord(RecordHeader h, const void* payload, size_t len, PayloadCrc crc,
+                             const uint8_t* in_place_data) {
   if (len > kMaxPayload)
     return Status(Errc::kInvalidArgument, "record payload of " + std::to_string(len) +
                                               " bytes is over the limit");
@@ -314,8 +329,6 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
     return Status(Errc::kInvalidArgument, "record of " + std::to_string(h.length) +
                                               " bytes: a discard stores nothing, any other "
                                               "record is at most 64 MiB long");
-  if ((h.flags & kFlagInPlace) != 0 && (len != 0 || h.type != RecordType::kResyncData))
-    return Status(Errc::kInvalidArgument, "an in-place record is resync data that stores nothing");
   const size_t rec = EncodedRecordSize(static_cast<uint32_t>(len));
   UniqueLock l(mu_);
   if (!error_.ok()) return error_;
@@ -359,7 +372,7 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
     b.first_time = h.source_time_ns;
     b.first_continues = (h.flags & kFlagContinued) != 0;
   }
-  if ((h.flags & kFlagInPlace) != 0) b.in_place = true;
+  if (in_place_data != nullptr) b.in_place.push_back({h, in_place_data});
   b.last_header = h;
   b.last_seq = h.seq;
   b.last_time = h.source_time_ns;
@@ -369,7 +382,7 @@ Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadC
   return Status::Ok();
 }
 
-void Journal::SetBeforeWrite(std::function<Status()> before_write) {
+void Journal::SetBeforeWrite(BeforeWrite before_write) {
   MutexLock l(mu_);
   before_write_ = std::move(before_write);
 }
@@ -465,15 +478,16 @@ Status Journal::WriteBatch(Batch& b) {
       return p;
     }
   }
-  if (b.in_place) {
-    std::function<Status()> before;
+  if (!b.in_place.empty()) {
+    BeforeWrite before;
     {
       MutexLock l(mu_);
       before = before_write_;
     }
     if (!before)
       return Status(Errc::kInternal, path + ": in-place records and nothing that flushes their data");
-    MT_RETURN_IF_ERROR(before().WithContext("before writing in-place records"));
+    MT_RETURN_IF_ERROR(before(b.in_place).WithContext("before writing in-place records"));
+    b.in_place.clear();
   }
   b.Reserve(len);
   std::memset(b.buf.data() + b.used, 0, len - b.used);  // recycled buffers hold old bytes

@@ -118,12 +118,24 @@ class Journal {
   // Callbacks of successive Commit()s run in the order of the calls (the
   // WAL's callbacks hand items to the applier, which needs seq order).
   void Commit(std::function<void(const Status&)> done);
-  // Run by the committer (not under the journal's lock) before it writes a
-  // batch that holds a kFlagInPlace record: it must make the data those
-  // records stand for durable (flush the targets). Its error fails the
-  // journal as a write error does. Set it before appending such a record
-  // (a batch of them without it fails with kInternal).
-  void SetBeforeWrite(std::function<Status()> before_write);
+  // In-place resync data (kFlagInPlace, docs/formats/journal.md): the
+  // record stores nothing; its data is written to the target by the
+  // before-write hook, which the committer runs (not under the journal's
+  // lock) before it writes a batch that holds such records, with their
+  // headers and data: it must write them and make them durable (flush the
+  // targets). Its error fails the journal as a write error does. Set it
+  // before appending such a record (a batch of them without it fails with
+  // kInternal).
+  struct InPlaceData {
+    RecordHeader h;
+    const uint8_t* data;  // h.length bytes
+  };
+  using BeforeWrite = std::function<Status(const std::vector<InPlaceData>&)>;
+  void SetBeforeWrite(BeforeWrite before_write);
+  // Appends resync data `h` as a kFlagInPlace record (the flag is set here).
+  // REQUIRES: `data` stays valid until a Commit() covering the record has
+  // called back.
+  Status AppendInPlace(RecordHeader h, const uint8_t* data);
   // Commit and wait.
   Status Sync();
   // Syncs what is pending and stops the committer. Idempotent.
@@ -173,7 +185,9 @@ class Journal {
   std::condition_variable work_cv_;   // committer: something to write
   std::condition_variable space_cv_;  // appenders: the open batch has room again
   std::unique_ptr<Batch> open_ MT_GUARDED_BY(mu_);
-  std::function<Status()> before_write_ MT_GUARDED_BY(mu_);
+  BeforeWrite before_write_ MT_GUARDED_BY(mu_);
+  Status AppendRecord(RecordHeader h, const void* payload, size_t len, PayloadCrc crc,
+                      const uint8_t* in_place_data);
   std::deque<std::unique_ptr<Batch>> ready_ MT_GUARDED_BY(mu_);  // sealed, to be written in order
   // by batch
   std::map<uint64_t, std::vector<std::function<void(const Status&)>>> waiters_ MT_GUARDED_BY(mu_);

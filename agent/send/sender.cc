@@ -431,6 +431,9 @@ class ResyncRunner final : public ReconnectingRunner {
     next_offset_ = o_.full ? durable_end_ : 0;
     requests_.clear();  // the workers' results for them are dropped (pass_)
     fine_queue_.clear();
+    ahead_.clear();
+    ahead_offset_ = next_offset_;
+    reading_ = false;
     ++pass_;
     unacked_.clear();
     window_ = 0;
@@ -551,20 +554,45 @@ class ResyncRunner final : public ReconnectingRunner {
   }
 
   // Full mode: the source from next_offset_ on, in records of
-  // kFullRecordBytes, while the window has room. The source is read in
-  // order, so the kernel's read-ahead keeps the next records in memory.
+  // kFullRecordBytes, while the window has room. Up to kReadAhead records
+  // are read ahead on a worker, one read at a time in order of offset (the
+  // kernel's sequential read-ahead keeps working), so reading the source
+  // overlaps sending.
   Status SendFullRecords() {
-    while (!throttled_ && next_offset_ < disk_size_ && window_ < o_.window_bytes) {
-      const uint64_t n = std::min(kFullRecordBytes, disk_size_ - next_offset_);
-      const uint64_t read_len = (n + lbs_ - 1) / lbs_ * lbs_;
-      if (buf_.size() < read_len) buf_ = AlignedBuffer(read_len);
-      MT_RETURN_IF_ERROR(source_->ReadAt(next_offset_, buf_.data(), read_len));
-      MT_RETURN_IF_ERROR(SendBlock(next_offset_, buf_.data(), n));
-      next_offset_ += n;
-      res_.compared_bytes += n;
+    while (true) {
+      if (!reading_ && ahead_.size() < kReadAhead && ahead_offset_ < disk_size_) ReadAhead();
+      if (throttled_ || ahead_.empty() || !ahead_.front()->done || window_ >= o_.window_bytes)
+        return Status::Ok();
+      std::shared_ptr<Ahead> a = ahead_.front();
+      ahead_.pop_front();
+      MT_RETURN_IF_ERROR(a->read.WithContext("resync source " + o_.source));
+      MT_RETURN_IF_ERROR(SendBlock(a->offset, a->data.data(), a->n));
+      next_offset_ = a->offset + a->n;
+      res_.compared_bytes += a->n;
       Progress(false);
     }
-    return Status::Ok();
+  }
+
+  // Reads the next record from ahead_offset_ on a worker; Pump() when done.
+  void ReadAhead() {
+    auto a = std::make_shared<Ahead>();
+    a->offset = ahead_offset_;
+    a->n = std::min(kFullRecordBytes, disk_size_ - ahead_offset_);
+    ahead_offset_ += a->n;
+    ahead_.push_back(a);
+    reading_ = true;
+    const uint64_t pass = pass_;
+    const uint64_t lbs = lbs_;
+    boost::asio::post(hashers_, [this, a, pass, lbs] {
+      a->data = AlignedBuffer((a->n + lbs - 1) / lbs * lbs);
+      a->read = source_->ReadAt(a->offset, a->data.data(), a->data.size());
+      boost::asio::post(ioc_, [this, a, pass] {
+        if (pass != pass_ || finished()) return;
+        a->done = true;
+        reading_ = false;
+        Pump();
+      });
+    });
   }
 
   // One resync_data record: the next seq, in the window until acknowledged.
@@ -718,7 +746,6 @@ class ResyncRunner final : public ReconnectingRunner {
 
   const ResyncOptions o_;
   std::unique_ptr<shim::BlockDevice> source_;
-  AlignedBuffer buf_;
   bool tty_ = false, printed_ = false;
   int last_decile_ = -1;
   uint64_t disk_size_ = 0, lbs_ = 512, chunk_ = 0;
@@ -726,6 +753,17 @@ class ResyncRunner final : public ReconnectingRunner {
   uint64_t compared_high_ = 0;  // the furthest end of a compared chunk, over all passes
   std::deque<std::shared_ptr<Pending>> requests_;
   std::deque<std::shared_ptr<Pending>> fine_queue_;
+  // Full mode: records being read ahead (done: read, on ioc_'s thread).
+  struct Ahead {
+    uint64_t offset = 0, n = 0;
+    AlignedBuffer data;
+    Status read;
+    bool done = false;
+  };
+  static constexpr size_t kReadAhead = 4;
+  std::deque<std::shared_ptr<Ahead>> ahead_;
+  uint64_t ahead_offset_ = 0;  // the next offset to read ahead
+  bool reading_ = false;       // a read ahead is on a worker
   uint64_t pass_ = 0;  // bumped at every welcome: a worker's result of an older pass is dropped
   struct Sent {
     uint64_t seq, bytes, end;  // end: the record's end offset on the disk

@@ -101,7 +101,7 @@ struct ResyncOptions {
   bool progress = true;
 };
 // The size of one resync_data record of a full copy.
-inline constexpr uint64_t kFullRecordBytes = 1u << 20;
+inline constexpr uint64_t kFullRecordBytes = 8u << 20;
 
 struct ResyncResult {
   RunResult run;

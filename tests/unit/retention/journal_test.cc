@@ -225,41 +225,46 @@ TEST(Journal, DiscardRecordsStoreNothingAndMayCoverMoreThanFourGiB) {
   EXPECT_EQ(j->Segments()[0].logical_bytes, (6ull << 30));
 }
 
-RecordHeader InPlaceHeader(uint64_t seq, uint32_t len) {
+RecordHeader ResyncHeader(uint64_t seq, uint32_t len) {
   RecordHeader h = WriteHeader(seq, len);
   h.type = RecordType::kResyncData;
-  h.flags = kFlagInPlace;
   return h;
 }
 
 // Issue 20: resync data written straight to the target leaves a WAL record
-// without payload, and the batch holding it is written only after the
-// before-write hook (the targets' flush) succeeded: such a record is never
-// durable before its data.
-TEST(Journal, InPlaceRecordsStoreNothingAndTheirBatchIsWrittenAfterTheHook) {
+// without payload; the committer hands the batch's in-place data to the
+// before-write hook (which writes and flushes it) before it writes the
+// batch, so such a record is never durable before its data.
+TEST(Journal, InPlaceRecordsStoreNothingAndTheHookWritesTheirDataFirst) {
   MemFileSystem fs;
   auto j = OpenJournal(fs, Opts());
-  int hooks = 0;
+  std::vector<std::vector<uint64_t>> calls;  // the seqs handed to each hook call
   uint64_t durable_at_hook = 99;
-  j->SetBeforeWrite([&] {
-    ++hooks;
+  const std::vector<uint8_t> a(1 << 20, 0xaa), b(1 << 20, 0xbb);
+  j->SetBeforeWrite([&](const std::vector<Journal::InPlaceData>& writes) {
+    std::vector<uint64_t> seqs;
+    for (const auto& w : writes) {
+      seqs.push_back(w.h.seq);
+      EXPECT_EQ(w.data[0], w.h.seq == 3 ? 0xaa : 0xbb);
+    }
+    calls.push_back(seqs);
     durable_at_hook = j->durable_seq();
     return Status::Ok();
   });
   AppendMany(*j, 1, 2);
   ASSERT_TRUE(j->Sync().ok());
-  EXPECT_EQ(hooks, 0);  // no in-place record in that batch
-  ASSERT_TRUE(j->Append(InPlaceHeader(3, 1 << 20), nullptr, 0).ok());
-  ASSERT_TRUE(j->Append(InPlaceHeader(4, 1 << 20), nullptr, 0).ok());
+  EXPECT_TRUE(calls.empty());  // no in-place record in that batch
+  ASSERT_TRUE(j->AppendInPlace(ResyncHeader(3, 1 << 20), a.data()).ok());
+  ASSERT_TRUE(j->AppendInPlace(ResyncHeader(4, 1 << 20), b.data()).ok());
   ASSERT_TRUE(j->Sync().ok());
-  EXPECT_EQ(hooks, 1);  // once for the batch
+  ASSERT_EQ(calls.size(), 1u);  // once for the batch, with both
+  EXPECT_EQ(calls[0], (std::vector<uint64_t>{3, 4}));
   EXPECT_EQ(durable_at_hook, 2u);  // before the batch was written
-  // Payload, other types and flags are refused.
-  std::vector<uint8_t> p(512);
-  EXPECT_EQ(j->Append(InPlaceHeader(5, 512), p.data(), p.size()).code(), Errc::kInvalidArgument);
-  RecordHeader write = WriteHeader(5, 512);
-  write.flags = kFlagInPlace;
-  EXPECT_EQ(j->Append(write, nullptr, 0).code(), Errc::kInvalidArgument);
+  // Other types, and the flag through Append, are refused.
+  EXPECT_EQ(j->AppendInPlace(WriteHeader(5, 512), a.data()).code(), Errc::kInvalidArgument);
+  RecordHeader flagged = ResyncHeader(5, 0);
+  flagged.flags = kFlagInPlace;
+  EXPECT_EQ(j->Append(flagged, nullptr, 0).code(), Errc::kInvalidArgument);
   const auto all = ReadAll(fs, j->Segments());
   ASSERT_EQ(all.size(), 4u);
   EXPECT_EQ(all[2].h.flags, kFlagInPlace);
@@ -277,16 +282,19 @@ TEST(Journal, InPlaceRecordsStoreNothingAndTheirBatchIsWrittenAfterTheHook) {
 TEST(Journal, AFailingHookFailsTheJournalAndNothingIsDurable) {
   MemFileSystem fs;
   auto j = OpenJournal(fs, Opts());
-  j->SetBeforeWrite([] { return Status(Errc::kIoError, "target flush failed (test)"); });
-  ASSERT_TRUE(j->Append(InPlaceHeader(1, 4096), nullptr, 0).ok());
+  j->SetBeforeWrite([](const std::vector<Journal::InPlaceData>&) {
+    return Status(Errc::kIoError, "target write failed (test)");
+  });
+  const std::vector<uint8_t> a(4096, 1);
+  ASSERT_TRUE(j->AppendInPlace(ResyncHeader(1, 4096), a.data()).ok());
   Status s = j->Sync();
   EXPECT_EQ(s.code(), Errc::kIoError);
-  EXPECT_NE(s.message().find("target flush failed"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("target write failed"), std::string::npos) << s.message();
   EXPECT_EQ(j->durable_seq(), 0u);
   // And without a hook an in-place batch is refused.
   MemFileSystem fs2;
   auto k = OpenJournal(fs2, Opts());
-  ASSERT_TRUE(k->Append(InPlaceHeader(1, 4096), nullptr, 0).ok());
+  ASSERT_TRUE(k->AppendInPlace(ResyncHeader(1, 4096), a.data()).ok());
   EXPECT_EQ(k->Sync().code(), Errc::kInternal);
 }
 
