@@ -67,10 +67,6 @@ Status StreamRuntime::Init() {
   // writer writes it as it arrives; before the WAL's committer writes a
   // batch that holds such records, it waits for their writes and flushes
   // the targets (one flush for the batch).
-  in_place_ = std::make_unique<InPlaceWriter>(
-      [this](uint32_t disk, uint64_t offset, const uint8_t* data, uint64_t len) {
-        return pipeline_->WriteTarget(disk, offset, data, len);
-      });
   wal_->SetBeforeWrite([this](const std::vector<retention::Journal::InPlaceData>& writes) -> Status {
     std::set<uint32_t> touched;
     uint64_t last = 0;
@@ -269,6 +265,12 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
       // (pending.owner) keeps it alive until the commit has called back.
       s = WaitInPlaceTurn(rh);
       if (s.ok()) {
+        if (!in_place_) {  // its thread only for a stream that gets resync data
+          in_place_ = std::make_unique<InPlaceWriter>(
+              [this](uint32_t disk, uint64_t offset, const uint8_t* d, uint64_t len) {
+                return pipeline_->WriteTarget(disk, offset, d, len);
+              });
+        }
         in_place_->Submit(rh.seq, rh.disk, rh.offset, data, rh.length);
         s = wal_->AppendInPlace(rh, data);
         // Not appended: the frame goes when Ingest returns, so its write

@@ -218,7 +218,10 @@ class StreamRuntime : public HashSource {
   std::unique_ptr<retention::RetentionJanitor> janitor_;
   std::unique_ptr<apply::ApplyPipeline> pipeline_;
   // Writes in-place resync data as it arrives (after pipeline_: it writes
-  // through it, and goes first).
+  // through it, and goes first). Made by Ingest (under ingest_mu_) at the
+  // first in-place record; the WAL's before-write hook reads it without a
+  // lock: it runs only for a batch holding such a record, appended after
+  // in_place_ was set (the journal's lock orders the two).
   std::unique_ptr<InPlaceWriter> in_place_;
 
   // Serializes Ingest (frames stay in seq order) and Attach's wait for the

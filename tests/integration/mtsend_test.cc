@@ -258,7 +258,7 @@ TEST_F(MtsendResyncTest, FineComparisonSendsOnlyTheDifferingPiecesOfSparseChunks
   EXPECT_TRUE(disks_[1]->Contents() == image);
 }
 
-// --full (issue 20): no hash request at all; every block is sent, in 1 MiB
+// --full (issue 20): no hash request at all; every block is sent, in 8 MiB
 // records, and the target ends equal to the source.
 TEST_F(MtsendResyncTest, FullResyncSendsEveryBlockWithoutComparing) {
   std::vector<uint8_t> image;
