@@ -179,7 +179,7 @@ int MtsendMain(int argc, char** argv) {
 
   Common rc;
   ResyncOptions ro;
-  std::string block_size = "64k", chunk = "16M", fine_block_size = "4k";
+  std::string block_size = "4k", chunk = "16M";
   bool no_progress = false;
   auto* resync = app.add_subcommand(
       "resync", "make a disk of the receiver equal to a source device or image, sending only the "
@@ -187,10 +187,9 @@ int MtsendMain(int argc, char** argv) {
   AddCommon(resync, &rc);
   resync->add_option("--source", ro.source, "source block device or image file")->required();
   resync->add_option("--disk", ro.disk, "disk index in the stream")->required();
-  resync->add_option("--block-size", block_size, "compared block size (default 64k)");
-  resync->add_option("--fine-block-size", fine_block_size,
-                     "where few blocks of a chunk differ, compare each of them again in pieces "
-                     "of this size and send only the pieces that differ (default 4k; 0: off)");
+  resync->add_option("--block-size", block_size,
+                     "compared block size (default 4k); adjacent differing blocks are sent as one "
+                     "record of up to 1 MiB");
   resync->add_option("--chunk", chunk, "bytes per hash request (default 16M)");
   resync->add_option("--requests", ro.hash_requests,
                      "hash requests in flight (default 4; the sender holds one chunk each)")
@@ -333,9 +332,6 @@ int MtsendMain(int argc, char** argv) {
     Result<uint64_t> bs = ParseBytes(block_size);
     if (!bs.ok()) return Fail(bs.status().WithContext("--block-size"));
     ro.block_size = *bs;
-    Result<uint64_t> fbs = ParseBytes(fine_block_size);
-    if (!fbs.ok()) return Fail(fbs.status().WithContext("--fine-block-size"));
-    ro.fine_block_size = *fbs;
     Result<uint64_t> ch = ParseBytes(chunk);
     if (!ch.ok()) return Fail(ch.status().WithContext("--chunk"));
     ro.chunk_bytes = *ch;

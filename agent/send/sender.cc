@@ -384,11 +384,7 @@ class ResyncRunner final : public ReconnectingRunner {
     bool hashed = false;         // the worker is done (set on ioc_'s thread)
     bool replied = false;        // theirs holds the receiver's hashes
     stream::PayloadBytes theirs;
-    bool fine = false;           // a second look inside one differing block
   };
-  // Fine requests waiting to be sent (each holds a copy of its block) and
-  // the most in flight: they bound what the sender holds for them.
-  static constexpr size_t kMaxFineInFlight = 64;
   Status OnWelcome(const proto::Welcome& w) override {
     auto it = std::find_if(w.disks().begin(), w.disks().end(),
                            [&](const proto::DiskInfo& i) { return i.disk() == o_.disk; });
@@ -430,7 +426,6 @@ class ResyncRunner final : public ReconnectingRunner {
     acked_ = w.resume_seq();
     next_offset_ = o_.full ? durable_end_ : 0;
     requests_.clear();  // the workers' results for them are dropped (pass_)
-    fine_queue_.clear();
     ahead_.clear();
     ahead_offset_ = next_offset_;
     reading_ = false;
@@ -501,16 +496,8 @@ class ResyncRunner final : public ReconnectingRunner {
         return;
       }
     }
-    // Fine requests first: the chunks they come from are compared already.
-    while (!o_.full && !throttled_ && !fine_queue_.empty() && InFlight(true) < kMaxFineInFlight &&
-           window_ < o_.window_bytes) {
-      std::shared_ptr<Pending> f = fine_queue_.front();
-      fine_queue_.pop_front();
-      if (!SendRequest(f)) return;
-    }
-    while (!o_.full && !throttled_ && fine_queue_.empty() &&
-           InFlight(false) < std::max<uint32_t>(1, o_.hash_requests) && next_offset_ < disk_size_ &&
-           window_ < o_.window_bytes) {
+    while (!o_.full && !throttled_ && requests_.size() < std::max<uint32_t>(1, o_.hash_requests) &&
+           next_offset_ < disk_size_ && window_ < o_.window_bytes) {
       auto p = std::make_shared<Pending>();
       p->req.set_disk(o_.disk);
       p->req.set_offset(next_offset_);
@@ -520,7 +507,7 @@ class ResyncRunner final : public ReconnectingRunner {
       if (!SendRequest(p)) return;
       HashSourceAhead(p);
     }
-    if (requests_.empty() && fine_queue_.empty() && next_offset_ >= disk_size_ && !complete_sent_) {
+    if (requests_.empty() && next_offset_ >= disk_size_ && !complete_sent_) {
       FrameHeader h;
       proto::ResyncComplete* c = h.mutable_resync_complete();
       c->set_seq(next_seq_);
@@ -531,11 +518,6 @@ class ResyncRunner final : public ReconnectingRunner {
       Status s = conn_->Send(h);
       if (!s.ok()) Finish(s);
     }
-  }
-
-  size_t InFlight(bool fine) const {
-    return static_cast<size_t>(std::count_if(requests_.begin(), requests_.end(),
-                                             [&](const std::shared_ptr<Pending>& p) { return p->fine == fine; }));
   }
 
   // Sends p's request under a new id and keeps it in flight; false (the run
@@ -613,31 +595,6 @@ class ResyncRunner final : public ReconnectingRunner {
     return Status::Ok();
   }
 
-  // The fine block size in effect: 0 when off (or not below the block size,
-  // or below the disk's logical block size).
-  uint64_t FineBlockSize() const {
-    const uint64_t f = o_.fine_block_size;
-    if (f == 0 || f >= o_.block_size || (f & (f - 1)) != 0 || f < lbs_) return 0;
-    return f;
-  }
-
-  // A fine request for [off, off+n) of coarse request `p`'s range: its data
-  // copied and hashed in pieces of `fine` now (n is one block), sent by Pump.
-  Status QueueFine(const Pending& p, uint64_t off, uint64_t n, uint64_t fine) {
-    auto f = std::make_shared<Pending>();
-    f->fine = true;
-    f->req.set_disk(o_.disk);
-    f->req.set_offset(p.req.offset() + off);
-    f->req.set_length(n);
-    f->req.set_block_size(fine);
-    f->data = AlignedBuffer(n);
-    std::memcpy(f->data.data(), p.data.data() + off, n);
-    MT_RETURN_IF_ERROR(stream::HashBlocks(f->data.data(), n, fine, &f->mine));
-    f->hashed = true;
-    fine_queue_.push_back(std::move(f));
-    return Status::Ok();
-  }
-
   // The source's side of a request, on a worker: read the range (rounded up
   // to the logical block size) and hash it; the result goes back to ioc_'s
   // thread, where it is dropped if a reconnect began a new pass meanwhile.
@@ -675,10 +632,9 @@ class ResyncRunner final : public ReconnectingRunner {
     return CompareIfBoth(p);
   }
 
-  // Once both sides of a request are hashed: sends what differs (whole
-  // blocks of a dense chunk, runs of differing pieces of a fine request) or
-  // queues fine requests for the differing blocks of a sparse chunk; drops
-  // the request and asks for more.
+  // Once both sides of a request are hashed: sends the runs of adjacent
+  // differing blocks (a record of at most kMaxRunBytes each), drops the
+  // request and asks for more.
   Status CompareIfBoth(const std::shared_ptr<Pending>& p) {
     if (!p->hashed || !p->replied) return Status::Ok();
     MT_RETURN_IF_ERROR(p->read.WithContext("resync source " + o_.source));
@@ -690,26 +646,16 @@ class ResyncRunner final : public ReconnectingRunner {
     for (uint64_t b = 0; b < blocks; ++b)
       if (!std::equal(p->mine.begin() + b * 32, p->mine.begin() + (b + 1) * 32, p->theirs.begin() + b * 32))
         differ.push_back(b);
-    const uint64_t fine = FineBlockSize();
-    if (!p->fine && fine != 0 && !differ.empty() && differ.size() * 4 <= blocks) {
-      for (uint64_t b : differ) MT_RETURN_IF_ERROR(QueueFine(*p, b * bs, std::min(bs, len - b * bs), fine));
-    } else {
-      // Runs of adjacent differing blocks go as one record when they are
-      // pieces (a record of a whole block each otherwise, as before).
-      for (size_t i = 0; i < differ.size();) {
-        size_t j = i + 1;
-        while (p->fine && j < differ.size() && differ[j] == differ[j - 1] + 1) ++j;
-        const uint64_t off = differ[i] * bs;
-        const uint64_t n = std::min<uint64_t>((differ[j - 1] + 1) * bs, len) - off;
-        MT_RETURN_IF_ERROR(SendBlock(req.offset() + off, p->data.data() + off, n));
-        i = j;
-      }
+    const uint64_t run_blocks = std::max<uint64_t>(1, kMaxRunBytes / bs);
+    for (size_t i = 0; i < differ.size();) {
+      size_t j = i + 1;
+      while (j < differ.size() && differ[j] == differ[j - 1] + 1 && j - i < run_blocks) ++j;
+      const uint64_t off = differ[i] * bs;
+      const uint64_t n = std::min<uint64_t>((differ[j - 1] + 1) * bs, len) - off;
+      MT_RETURN_IF_ERROR(SendBlock(req.offset() + off, p->data.data() + off, n));
+      i = j;
     }
     requests_.erase(std::find(requests_.begin(), requests_.end(), p));
-    if (p->fine) {  // its chunk was counted when it was compared
-      Pump();
-      return Status::Ok();
-    }
     res_.compared_bytes += len;
     // Progress for the reconnect schedule: compared further than any pass
     // before (a pass after a reconnect compares again from the start).
@@ -752,7 +698,6 @@ class ResyncRunner final : public ReconnectingRunner {
   uint64_t next_seq_ = 1, acked_ = 0, next_offset_ = 0, request_id_ = 0, done_seq_ = 0;
   uint64_t compared_high_ = 0;  // the furthest end of a compared chunk, over all passes
   std::deque<std::shared_ptr<Pending>> requests_;
-  std::deque<std::shared_ptr<Pending>> fine_queue_;
   // Full mode: records being read ahead (done: read, on ioc_'s thread).
   struct Ahead {
     uint64_t offset = 0, n = 0;
