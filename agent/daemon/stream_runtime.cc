@@ -234,6 +234,8 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     return Status::Ok();
   };
   Status s;
+  uint32_t resync_disk = 0;  // resync data: its disk and end, for NoteResync
+  uint64_t resync_end = 0;   // (read here: a tag replaces `frame`, and `h` with it)
   if (h.has_write_batch()) {
     uint64_t off = 0;
     for (const auto& w : h.write_batch().writes()) {
@@ -260,6 +262,8 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     if (s.ok()) pipeline_->AddUnappliedTag(t.name, rh.seq);
   } else if (h.has_resync_data()) {
     retention::RecordHeader rh = stream::ResyncDataRecord(h.resync_data());
+    resync_disk = rh.disk;
+    resync_end = rh.offset + rh.length;
     if (in_place) {
       // The WAL's committer writes the data (before-write hook); the frame
       // (pending.owner) keeps it alive until the commit has called back.
@@ -308,8 +312,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
     MutexLock l(mu_);
     for (const auto& r : pending.records) bytes_ingested_ += r.h.length;
     wal_unwritten_ += unwritten;
-    if (h.has_resync_data())
-      NoteResync(h.resync_data().disk(), h.resync_data().offset() + h.resync_data().length(), false);
+    if (resync_end != 0) NoteResync(resync_disk, resync_end, false);
   }
   pending.owner = std::move(frame);
   auto shared = std::make_shared<apply::DurableItems>(std::move(pending));

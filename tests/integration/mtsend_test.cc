@@ -202,6 +202,12 @@ class MtsendResyncTest : public MtsendTest {
     std::ofstream(source, std::ios::binary).write(reinterpret_cast<const char*>(image->data()), image->size());
     return source;
   }
+  // mtsend resync --full of disk 1 from PatternSource(seed, image).
+  ProcessResult FullResync(uint64_t seed, std::vector<uint8_t>* image) {
+    std::vector<std::string> args = Resync(PatternSource(seed, image), 1);
+    args.push_back("--full");
+    return RunBounded(args);
+  }
   // Disk 1 holds `image` with `change` made to it (given the bytes).
   void TargetFrom(const std::vector<uint8_t>& image, const std::function<void(uint8_t*)>& change) {
     AlignedBuffer buf(kDiskSize);
@@ -261,10 +267,7 @@ TEST_F(MtsendResyncTest, SmallChangesSendTheirBlockAndAdjacentChangesGoAsOneReco
 // records, and the target ends equal to the source.
 TEST_F(MtsendResyncTest, FullResyncSendsEveryBlockWithoutComparing) {
   std::vector<uint8_t> image;
-  const std::string source = PatternSource(7, &image);
-  std::vector<std::string> args = Resync(source, 1);
-  args.push_back("--full");
-  ProcessResult r = RunBounded(args);
+  ProcessResult r = FullResync(7, &image);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const uint64_t records = (kDiskSize + send::kFullRecordBytes - 1) / send::kFullRecordBytes;
   EXPECT_NE(r.out.find(std::to_string(records) + " blocks"), std::string::npos) << r.out;
@@ -375,10 +378,7 @@ TEST_F(MtsendRuntimeHashResyncTest, ResyncProgressIsFollowedPerDisk) {
 // saw every record acknowledged.
 TEST_F(MtsendResyncTest, AcknowledgedInPlaceResyncDataSurvivesAPowerCutOfTheTarget) {
   std::vector<uint8_t> image;
-  const std::string source = PatternSource(13, &image);
-  std::vector<std::string> args = Resync(source, 1);
-  args.push_back("--full");
-  ProcessResult r = RunBounded(args);
+  ProcessResult r = FullResync(13, &image);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   disks_[1]->PowerCut();  // before the applier could flush anything of its own
   EXPECT_TRUE(disks_[1]->Contents() == image);
