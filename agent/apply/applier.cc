@@ -230,7 +230,7 @@ Status Applier::ApplyBatch(const std::vector<WalRecord>& batch) {
       const RecordHeader& h = p.rec->h;
       if (h.seq <= undo_durable || h.type == RecordType::kResyncData) continue;
       RecordHeader u = h;
-      u.flags = 0;
+      u.flags = h.flags & retention::kFlagNoPoint;  // a tag says the same in the undo journal
       if (h.type == RecordType::kWrite) {
         retention::StoredForm f = encoder_.Encode(p.before, h.length);
         u.flags = f.flags;

@@ -113,7 +113,7 @@ Status ApplyPipeline::ApplyRecords(const std::vector<WalRecord>& records) {
     if (!retention::DecodeTag(r.data, r.h.stored_length, &t).ok()) continue;
     if (auto it = unapplied_tags_.find(t.name); it != unapplied_tags_.end() && it->second == r.h.seq)
       unapplied_tags_.erase(it);  // a point in the catalog now
-    if (t.kind == retention::TagKind::kApp)
+    if (t.kind == retention::TagKind::kApp && (r.h.flags & retention::kFlagNoPoint) == 0)
       last_app_point_ns_ = std::max(last_app_point_ns_, r.h.source_time_ns);
   }
   applied_seq_ = records.back().h.seq;

@@ -9,7 +9,7 @@ using retention::RecordType;
 Status CatalogCheckpoint::BatchApplied(const std::vector<WalRecord>& batch) {
   pending_ = retention::BatchRecord{};
   for (const auto& r : batch) {
-    if (r.h.type == RecordType::kTag) {
+    if (r.h.type == RecordType::kTag && (r.h.flags & retention::kFlagNoPoint) == 0) {
       retention::TagPayload t;
       MT_RETURN_IF_ERROR(retention::DecodeTag(r.data, r.h.stored_length, &t));
       retention::PointRow p;

@@ -55,4 +55,13 @@ int PrintJson(Context& ctx, const google::protobuf::Message& message) {
   return 0;
 }
 
+Result<std::unique_ptr<shim::FileLock>> LockOperations(const daemon::AgentConfig& config) {
+  const std::string path = config.retention_dir + "/.mtctl.lock";
+  auto lock = shim::TryLockFile(path);
+  if (lock.ok() || lock.status().code() != Errc::kBusy) return lock;
+  return Status(Errc::kBusy, "another mtctl operation (rollback, export, commit, vsnap create or "
+                             "remove, release, attach, resync) is running on " +
+                             config.retention_dir + ": wait for it to finish and run this again");
+}
+
 }  // namespace mt::cli

@@ -13,6 +13,7 @@
 #include "retention/catalog.h"
 #include "cli/commands.h"
 #include "mt/control.pb.h"
+#include "mt/shim/file_lock.h"
 
 namespace mt::cli {
 
@@ -34,6 +35,13 @@ Result<proto::ControlResponse> CallAgent(const Context& ctx, const daemon::Agent
 // (`create`: make the catalog when the directory exists).
 Result<std::unique_ptr<retention::Catalog>> OpenOfflineCatalog(const daemon::AgentConfig& config,
                                                                bool writable);
+
+// One operation that pauses streams or rewrites targets or retention at a
+// time per retention volume (rollback, export, commit, vsnap create or
+// remove, release, attach, resync): a second one gets one clear error
+// (kBusy) and changes nothing — two rollbacks, an export resuming a stream
+// a rollback paused, or a resync starting it, would otherwise interleave.
+Result<std::unique_ptr<shim::FileLock>> LockOperations(const daemon::AgentConfig& config);
 
 // Prints a message as protobuf JSON (pretty) on ctx.out; 0 or a failure.
 int PrintJson(Context& ctx, const google::protobuf::Message& message);

@@ -1,5 +1,5 @@
 // The audit trail of mtctl's operations that rewrite, drop or expose data
-// (rollback, export, commit, release, attach, vsnap create/remove): one
+// (rollback, export, commit, release, attach, vsnap create/remove, resync): one
 // journal entry when asked, one with the outcome, each with structured
 // fields an operator can select on:
 //

@@ -9,6 +9,9 @@
 //       allow_non_scsi). Prints the stream's credential once, for the sender.
 //   mtctl pairs [--json]
 //   mtctl pause --stream NAME    /    mtctl resume --stream NAME
+//   mtctl resync --stream NAME [--disk INDEX]... [--json]
+//       A resync on demand (through the daemon only): the disks' resync
+//       becomes pending again, so the sender's resync runs once more.
 //
 // Through the daemon's control socket when mt-agent runs; otherwise offline,
 // against the retention catalog (the output says which). Offline, the pair is
@@ -17,6 +20,7 @@
 #include <sstream>
 
 #include "cli/agent_link.h"
+#include "cli/audit.h"
 #include "cli/commands.h"
 #include "control/pairs.h"
 #include "config/credential_store.h"
@@ -36,6 +40,7 @@ struct PairOptions {
   std::string stream;
   std::string group;
   std::vector<std::string> disks;
+  std::vector<uint32_t> resync_disks;
   std::string window, rpo, app_frequency, full_action;
   bool json = false;
 };
@@ -266,6 +271,38 @@ int RunPauseResume(Context& ctx, const PairOptions& o, bool pause) {
   return 0;
 }
 
+// Resync on demand: only through the daemon. Offline, a WAL the daemon has
+// not applied yet could hold a resync completion that would undo the
+// request when it is applied; and a resync needs the stream running anyway.
+int RunResync(Context& ctx, const PairOptions& o) {
+  if (o.stream.empty()) return ctx.Fail("--stream is required", 2);
+  auto config = LoadAgentConfigForCli(ctx);
+  if (!config.ok()) return ctx.Fail(config.status());
+  auto lock = LockOperations(*config);  // not while a rollback works on the stream's files
+  if (!lock.ok()) return ctx.Fail(lock.status());
+  proto::ControlRequest req;
+  req.mutable_resync()->set_stream(o.stream);
+  for (uint32_t d : o.resync_disks) req.mutable_resync()->add_disks(d);
+  auto online = CallAgent(ctx, *config, req, kPairAddTimeout);
+  if (!online.ok()) {
+    if (online.status().code() == Errc::kUnavailable)
+      return ctx.Fail(online.status().message() +
+                      "; a resync runs in mt-agent: start it (systemctl start mt-agent) and ask again");
+    return ctx.Fail(online.status());
+  }
+  const proto::Pair& pair = online->pair();
+  if (o.json) return PrintJson(ctx, pair);
+  std::string which;
+  for (const auto& d : pair.disks())
+    if (d.resync_state() != "complete")
+      which += (which.empty() ? "" : ", ") + std::to_string(d.disk());
+  ctx.out << "stream " << pair.name() << ": resync of disk(s) " << which << " required; the stream is "
+          << pair.state() << (pair.running() ? " and running" : " (not running: see mtctl pairs)")
+          << ".\nStart the sender's resync (mtsend resync, or the source's agent). Until it completes "
+             "the stream has no recovery point; the points from before stay valid.\n";
+  return 0;
+}
+
 }  // namespace
 
 void AddPairsCommand(CLI::App& app, Context& ctx) {
@@ -306,6 +343,19 @@ void AddPairsCommand(CLI::App& app, Context& ctx) {
   resume->add_option("--stream", o->stream, "Stream name")->required();
   resume->add_flag("--json", o->json, "Protobuf JSON (Pair)");
   resume->callback([&ctx, o] { ctx.exit_code = RunPauseResume(ctx, *o, false); });
+
+  CLI::App* resync = app.add_subcommand(
+      "resync", "Resync a stream's disks again (a source that lost track of its changes)");
+  resync->add_option("--stream", o->stream, "Stream name")->required();
+  resync->add_option("--disk", o->resync_disks, "Disk index; repeatable (default: every disk)")
+      ->type_name("INDEX");
+  resync->add_flag("--json", o->json, "Protobuf JSON (Pair)");
+  resync->callback([&ctx, o] {
+    std::string disks;
+    for (uint32_t d : o->resync_disks) disks += (disks.empty() ? "" : ",") + std::to_string(d);
+    ctx.exit_code = Audited({"resync", o->stream, "", disks, "", "", ""},
+                            [&ctx, o] { return RunResync(ctx, *o); });
+  });
 }
 
 }  // namespace mt::cli

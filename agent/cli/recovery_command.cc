@@ -66,19 +66,6 @@ void FillPoint(const retention::PointRow& p, proto::RecoveryPoint* rp) {
   rp->set_group_tag_id(p.group_tag_id);
 }
 
-// One operation that pauses streams or rewrites targets or retention at a
-// time per retention volume: a second one gets one clear error and changes
-// nothing (two rollbacks, or an export resuming a stream a rollback paused,
-// would otherwise interleave).
-Result<std::unique_ptr<shim::FileLock>> LockOperations(const daemon::AgentConfig& config) {
-  const std::string path = config.retention_dir + "/.mtctl.lock";
-  auto lock = shim::TryLockFile(path);
-  if (lock.ok() || lock.status().code() != Errc::kBusy) return lock;
-  return Status(Errc::kBusy, "another mtctl operation (rollback, export, commit, vsnap create or "
-                             "remove, release, attach) is running on " + config.retention_dir +
-                             ": wait for it to finish and run this again");
-}
-
 // Everything a recovery command needs, opened once.
 struct Env {
   daemon::AgentConfig config;

@@ -550,6 +550,37 @@ Result<proto::Pair> Agent::Resume(const std::string& name) {
   return DescribeStream(*row);
 }
 
+Result<proto::Pair> Agent::Resync(const proto::Resync& request) {
+  const std::string& name = request.stream();
+  MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
+  if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
+  if (row->state == retention::StreamState::kCommitted)
+    return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
+  // A failed stream may hold WAL records it has not applied (a resync
+  // completion among them would undo the request when they are applied).
+  if (row->state == retention::StreamState::kFailed)
+    return mt::Status(Errc::kInvalidArgument,
+                      "stream '" + name + "' failed (" + row->error +
+                          "): fix the cause and mtctl resume it, then ask for the resync");
+  // Stopped first, which applies everything the WAL holds: the runtime's
+  // validator holds the disks' resync states, and a new session reads them
+  // from the catalog.
+  MT_RETURN_IF_ERROR(StopStream(name).WithContext(
+      "stop stream '" + name + "' for its resync (mtctl resume restarts it)"));
+  MT_ASSIGN_OR_RETURN(
+      std::vector<uint32_t> disks,
+      recovery::RequireResync(store_->catalog(), *env_.fs, store_->StreamDir(row->id), *row,
+                              {request.disks().begin(), request.disks().end()}));
+  std::string which;
+  for (uint32_t d : disks) which += (which.empty() ? "" : ",") + std::to_string(d);
+  spdlog::info("stream '{}': resync of disk(s) {} required", name, which);
+  MT_ASSIGN_OR_RETURN(row, store_->catalog().FindStream(name));
+  MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+  (void)StartStream(*row, inv);  // a failure is the pair's state, shown in the result
+  MT_ASSIGN_OR_RETURN(row, store_->catalog().FindStream(name));
+  return DescribeStream(*row);
+}
+
 proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
   auto not_ready = [&] {
     return control::ErrorResponse(mt::Status(
@@ -577,6 +608,9 @@ proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
                    [&](proto::Pair v) { *r.mutable_pair() = std::move(v); });
     case proto::ControlRequest::kResume:
       return reply(Resume(request.resume().stream()),
+                   [&](proto::Pair v) { *r.mutable_pair() = std::move(v); });
+    case proto::ControlRequest::kResync:
+      return reply(Resync(request.resync()),
                    [&](proto::Pair v) { *r.mutable_pair() = std::move(v); });
     case proto::ControlRequest::COMMAND_NOT_SET:
       break;

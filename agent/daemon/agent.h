@@ -100,6 +100,9 @@ class Agent {
   Result<proto::AgentStatus> Status();
   Result<proto::Pair> Pause(const std::string& stream);
   Result<proto::Pair> Resume(const std::string& stream);
+  // Stops the stream if it runs, marks the disks' resync pending
+  // (recovery::RequireResync) and starts it again.
+  Result<proto::Pair> Resync(const proto::Resync& request);
 
   // Names of the streams running now (tests, logs).
   std::vector<std::string> RunningStreams() const;

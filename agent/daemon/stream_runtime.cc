@@ -142,7 +142,10 @@ Status StreamRuntime::Attach(const std::string& session) {
   auto disks = store_.catalog().ListDisks(stream_);
   if (!disks.ok()) return disks.status();
   auto v = std::make_unique<stream::StreamValidator>(durable_seq_);
+  repeat_resync_.clear();
   for (const auto& d : *disks) {
+    if (d.resync_state != retention::ResyncState::kComplete && d.resync_complete_seq != 0)
+      repeat_resync_.insert(d.disk);
     stream::DiskState st;
     st.size_bytes = d.size_bytes;
     st.logical_block_size = d.block_size;
@@ -188,12 +191,23 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   apply::DurableItems pending;
   uint64_t last_seq = 0;
   uint64_t already_durable = 0;
+  bool resyncing = false;     // a disk of the stream is being resynced: a tag is no point
+  bool repeat_resync = false;  // resync data of a disk resynced again: a write with undo
   {
     MutexLock l(mu_);
     if (!validator_)
       return Status(Errc::kProtocol, "stream '" + name_ + "': data before the session attached");
     MT_ASSIGN_OR_RETURN(stream::Verdict verdict, validator_->Admit(*frame));
     if (verdict == stream::Verdict::kAlreadyDurable) already_durable = durable_seq_;
+    // Resyncing: a disk got resync data and is not complete, or was asked
+    // to resync again. (A first resync still pending counts not: such points
+    // were recorded before; recovery refuses them, being before the disk's
+    // first completion.)
+    for (const auto& [index, st] : validator_->disks())
+      resyncing = resyncing || st.resync == proto::RESYNC_STATE_RUNNING ||
+                  (st.resync != proto::RESYNC_STATE_COMPLETE && repeat_resync_.count(index) != 0);
+    repeat_resync = frame->header.has_resync_data() &&
+                    repeat_resync_.count(frame->header.resync_data().disk()) != 0;
   }
   if (already_durable != 0) {  // a resend: acknowledge, store nothing
     on_durable(Status::Ok(), already_durable);
@@ -205,7 +219,8 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   // failing the WAL with ENOSPC.
   const auto& fh = frame->header;
   const size_t items = fh.has_write_batch() ? static_cast<size_t>(fh.write_batch().writes_size()) : 1;
-  const bool in_place = fh.has_resync_data() && o_.resync_in_place;  // its data skips the WAL
+  // Its data skips the WAL (a repeated resync's does not: it needs before-images).
+  const bool in_place = fh.has_resync_data() && o_.resync_in_place && !repeat_resync;
   const uint64_t wal_bytes =
       (in_place ? 0 : frame->payload.size()) + items * retention::kRecordHeaderSize + 4096;
   // Held in memory until the committer has written it (in place: to the
@@ -250,6 +265,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
   } else if (h.has_tag()) {
     retention::TagPayload t;
     retention::RecordHeader rh = stream::TagRecord(h.tag(), &t);
+    if (resyncing) rh.flags |= retention::kFlagNoPoint;
     s = CheckTagName(t.name, rh.seq);
     if (s.ok()) {
       const std::string enc = retention::EncodeTag(t);
@@ -287,6 +303,7 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
         last_seq = rh.seq;
       }
     } else {
+      if (repeat_resync) rh.type = retention::RecordType::kWrite;  // the applier keeps its before-image
       s = append(rh, data, rh.length, PayloadCrc::kVerified);
       if (s.ok()) wal_data_seq_[rh.disk] = rh.seq;
     }

@@ -55,6 +55,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -239,6 +240,11 @@ class StreamRuntime : public HashSource {
   mutable Mutex mu_;  // the ingest state below
   std::string holder_ MT_GUARDED_BY(mu_);  // attached session ("" = none)
   std::unique_ptr<stream::StreamValidator> validator_ MT_GUARDED_BY(mu_);
+  // Disks resynced again on demand (their first resync completed before,
+  // Catalog::RequireResync since): their resync data goes through the WAL as
+  // writes, so it gets before-images and the points before it stay
+  // reachable. Set by Attach from the catalog.
+  std::set<uint32_t> repeat_resync_ MT_GUARDED_BY(mu_);
   uint64_t durable_seq_ MT_GUARDED_BY(mu_) = 0;
   uint64_t bytes_ingested_ MT_GUARDED_BY(mu_) = 0;
   uint64_t wal_unwritten_ MT_GUARDED_BY(mu_) = 0;  // estimated WAL bytes appended, commit not done

@@ -117,6 +117,32 @@ Result<std::optional<std::string>> ReadRolledBack(shim::FileSystem& fs, const st
   return std::optional<std::string>(text);
 }
 
+Result<std::vector<uint32_t>> RequireResync(retention::Catalog& catalog, shim::FileSystem& fs,
+                                            const std::string& stream_dir,
+                                            const retention::StreamRow& row,
+                                            std::vector<uint32_t> disks) {
+  const std::string name = "stream '" + row.name + "'";
+  if (row.state == retention::StreamState::kCommitted)
+    return Status(Errc::kInvalidArgument, name + " is committed: protect its disks with a new pair");
+  if (fs.Exists(RollbackProgressPathOf(stream_dir)))
+    return Status(Errc::kBusy, "a rollback of " + name +
+                                   " was interrupted: run mtctl rollback again with the same "
+                                   "point to finish it, then ask for the resync");
+  MT_ASSIGN_OR_RETURN(auto rows, catalog.ListDisks(row.id));
+  if (disks.empty())
+    for (const auto& d : rows) disks.push_back(d.disk);
+  std::sort(disks.begin(), disks.end());
+  disks.erase(std::unique(disks.begin(), disks.end()), disks.end());
+  for (uint32_t d : disks)
+    if (std::none_of(rows.begin(), rows.end(), [d](const auto& r) { return r.disk == d; }))
+      return Status(Errc::kNotFound, name + " has no disk " + std::to_string(d) + " (see mtctl pairs)");
+  MT_RETURN_IF_ERROR(catalog.RequireResync(row.id, disks));
+  const std::string marker = RolledBackMarkerPath(stream_dir);
+  if (fs.Exists(marker)) MT_RETURN_IF_ERROR(fs.Remove(marker));
+  MT_RETURN_IF_ERROR(catalog.SetStreamState(row.id, retention::StreamState::kProtected, ""));
+  return disks;
+}
+
 VerifyReport VerifyStream(shim::FileSystem& fs, const std::string& stream_dir) {
   VerifyReport r;
   for (SegmentKind kind : {SegmentKind::kWal, SegmentKind::kUndo}) {

@@ -53,6 +53,20 @@ Status MarkRolledBack(shim::FileSystem& fs, const std::string& stream_dir, const
 // The marker's text, if the stream was rolled back.
 Result<std::optional<std::string>> ReadRolledBack(shim::FileSystem& fs, const std::string& stream_dir);
 
+// A resync on demand of `disks` (empty: every disk of the stream), for a
+// stream that is not being applied. Refused, changing nothing, for a
+// committed stream, an unknown disk, and while a rollback is unfinished
+// (kBusy). Otherwise the disks' resync becomes pending
+// (Catalog::RequireResync), a rolled-back marker is removed (the resync is
+// what brings such targets back in line with their source) and the stream
+// becomes protected again: started, it lets the sender's resync run. In
+// that order, so a crash leaves either nothing done or a stream that runs
+// this again harmlessly. Returns the disks marked.
+Result<std::vector<uint32_t>> RequireResync(retention::Catalog& catalog, shim::FileSystem& fs,
+                                            const std::string& stream_dir,
+                                            const retention::StreamRow& row,
+                                            std::vector<uint32_t> disks);
+
 // Re-reads every record of the stream's WAL and undo journal and checks every
 // CRC (ReadJournalSegments + ForEachRecord); reports, never repairs.
 struct VerifyReport {

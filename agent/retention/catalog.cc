@@ -318,9 +318,14 @@ constexpr char kUpsertCheckpoint[] =
     ") VALUES (?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT (stream, disk) DO UPDATE SET applied_seq = excluded.applied_seq,"
     " applied_time_ns = excluded.applied_time_ns, updated_ns = excluded.updated_ns";
+// A repeated resync keeps the disk's first completion seq: the points after
+// it stay reachable (the repeated resync's data has before-images).
 constexpr char kCompleteResync[] =
-    "UPDATE disks SET resync_state = 'complete', resync_complete_seq = ?3"
+    "UPDATE disks SET resync_state = 'complete',"
+    " resync_complete_seq = CASE WHEN resync_complete_seq = 0 THEN ?3 ELSE resync_complete_seq END"
     " WHERE stream = ?1 AND disk = ?2 AND resync_state != 'complete'";
+constexpr char kRequireResync[] =
+    "UPDATE disks SET resync_state = 'pending' WHERE stream = ?1 AND disk = ?2";
 constexpr char kSelectCheckpoint[] =
     "SELECT " MT_CHECKPOINT_COLS " FROM checkpoints WHERE stream = ?1 AND disk = ?2";
 
@@ -1385,6 +1390,24 @@ Status Catalog::RecordBatch(const BatchRecord& b) {
       row.applied_time_ns = b.applied_time_ns;
       row.updated_ns = b.updated_ns;
       MT_RETURN_IF_ERROR(impl_->UpsertCheckpoint(row));
+    }
+    return Status::Ok();
+  });
+}
+
+Status Catalog::RequireResync(uint64_t stream, const std::vector<uint32_t>& disks) {
+  MutexLock lock(impl_->mu);
+  MT_RETURN_IF_ERROR(CheckStored(stream, "stream id"));
+  return impl_->InTransaction("require a resync of stream " + std::to_string(stream),
+                              [&]() MT_REQUIRES(impl_->mu) -> Status {
+    for (uint32_t disk : disks) {
+      MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kRequireResync));
+      st.U63(1, stream).Int(2, disk);
+      MT_RETURN_IF_ERROR(impl_->Run(st, "require a resync of stream " + std::to_string(stream) +
+                                            " disk " + std::to_string(disk)));
+      if (sqlite3_changes(impl_->db) == 0)
+        return Status(Errc::kNotFound, "stream " + std::to_string(stream) + " has no disk " +
+                                           std::to_string(disk));
     }
     return Status::Ok();
   });

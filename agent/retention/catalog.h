@@ -75,7 +75,7 @@ struct DiskRow {
   uint64_t size_bytes = 0;
   uint32_t block_size = 512;
   ResyncState resync_state = ResyncState::kPending;
-  uint64_t resync_complete_seq = 0;      // first recovery point of the disk
+  uint64_t resync_complete_seq = 0;      // first recovery point of the disk (kept by a repeated resync)
 };
 
 struct SegmentRow {
@@ -203,6 +203,12 @@ class Catalog {
   // whose name is already stored in the stream is left as it is, a disk
   // whose resync is already complete keeps its completion seq.
   Status RecordBatch(const BatchRecord& batch);
+  // A resync on demand: the disks' resync state becomes pending again, all
+  // of them or none (kNotFound names a disk the stream does not have). Their
+  // resync_complete_seq is kept, and a later completion keeps it too
+  // (RecordBatch): a repeated resync records before-images, so the points
+  // after the first completion stay reachable.
+  Status RequireResync(uint64_t stream, const std::vector<uint32_t>& disks);
   Result<std::optional<CheckpointRow>> GetCheckpoint(uint64_t stream, uint32_t disk);
   // The stream's checkpoint: the lowest of its disks' rows (they move together
   // in RecordBatch; a disk without a row counts as seq 0), read in one

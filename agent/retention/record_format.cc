@@ -139,6 +139,8 @@ Status DecodeRecordHeader(const uint8_t* in, RecordHeader* h) {
   if ((h->flags & kFlagInPlace) != 0 &&
       (h->type != RecordType::kResyncData || h->stored_length != 0 || h->flags != kFlagInPlace))
     return Corrupt("in-place flag on a record that is no payload-less resync data");
+  if ((h->flags & kFlagNoPoint) != 0 && h->type != RecordType::kTag)
+    return Corrupt("no-point flag on a record that is no tag");
   if (data && (h->flags & (kFlagZstd | kFlagZero | kFlagDiscard | kFlagInPlace)) == 0 &&
       h->stored_length != h->length)
     return Corrupt("uncompressed record whose stored length differs from its length");

@@ -51,9 +51,15 @@ enum RecordFlags : uint32_t {
   // record is durable only after its data is. Nothing is stored; `length`
   // is the bytes written. Applying it writes nothing.
   kFlagInPlace = 1u << 6,
+  // kTag only: the tag arrived while a disk of the stream was being resynced
+  // (it had resync data and no completion yet, or was asked to resync again:
+  // its target a mix of old and new blocks), so it is no recovery point.
+  // Applying it records no point; it is kept so that the seq stays recorded.
+  kFlagNoPoint = 1u << 7,
 };
-inline constexpr uint32_t kKnownRecordFlags =
-    kFlagZstd | kFlagZero | kFlagFlush | kFlagFua | kFlagDiscard | kFlagContinued | kFlagInPlace;
+inline constexpr uint32_t kKnownRecordFlags = kFlagZstd | kFlagZero | kFlagFlush | kFlagFua |
+                                              kFlagDiscard | kFlagContinued | kFlagInPlace |
+                                              kFlagNoPoint;
 
 enum class SegmentKind : uint32_t { kWal = 1, kUndo = 2 };
 const char* SegmentKindName(SegmentKind k);

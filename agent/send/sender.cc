@@ -398,7 +398,8 @@ class ResyncRunner final : public ReconnectingRunner {
         return Status::Ok();
       }
       return Status(Errc::kInvalidArgument, "disk " + std::to_string(o_.disk) +
-                                                " is not being resynced (its resync is complete)");
+                                                " is not being resynced (its resync is complete; on the "
+                                                "master target, mtctl resync asks for a new one)");
     }
     if (it->size_bytes() != source_->size()) {
       return Status(Errc::kOutOfRange, "the source " + o_.source + " has " + std::to_string(source_->size()) +

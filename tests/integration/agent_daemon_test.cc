@@ -324,6 +324,105 @@ TEST_F(AgentDaemon, MtsendStreamsToTheDataPortAndWhatIsAppliedSurvivesARestart) 
   ASSERT_EQ(Stop(), 0) << log_;
 }
 
+// Issue 13, resync on demand: a source that lost track of its changes is
+// brought back in line by `mtctl resync` and a second mtsend resync; the
+// point from before stays valid (rollback to it through the repeated
+// resync's before-images), a tag taken while the resync runs is no point,
+// and after a rollback `mtctl resync` protects the disk again.
+TEST_F(AgentDaemon, ResyncOnDemandBringsTheTargetBackAndKeepsThePointsFromBefore) {
+  Start();
+  const std::string l0 = loops_[0]->path();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + l0}).exit_code, 0) << Log();
+  auto status = Mtctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto st = FromJson<proto::AgentStatus>(status.out);
+  const std::vector<std::string> conn = {"--to", st.listen(), "--stream", "vm1", "--key",
+                                         dir_ + "/credentials/vm1.key", "--fingerprint",
+                                         st.tls_fingerprint(), "--retry-for", "10"};
+  auto mtsend = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), MT_MTSEND_PATH);
+    args.insert(args.end(), conn.begin(), conn.end());
+    auto r = test::RunProcess(args);
+    Log();
+    return r;
+  };
+  auto all_applied = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (true) {
+      auto pairs = Mtctl({"pairs", "--json"});
+      ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
+      const proto::Pair p = FromJson<proto::PairList>(pairs.out).pairs(0);
+      if (p.running() && p.applied_seq() == p.durable_seq() && p.backlog_records() == 0) return;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << pairs.out << Log();
+      std::this_thread::sleep_for(50ms);
+    }
+  };
+  auto target = [&] {  // the loop device's bytes, past the page cache
+    const int fd = open(l0.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    std::vector<char> b(64ull << 20);
+    EXPECT_EQ(pread(fd, b.data(), b.size(), 0), static_cast<ssize_t>(b.size()));
+    close(fd);
+    return b;
+  };
+  // Source A: a pattern; B: A with three regions changed that were never sent.
+  std::vector<char> a(64ull << 20), b;
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<char>((i * 2654435761u) >> 13);
+  b = a;
+  for (size_t off : {size_t{4096}, size_t{5} << 20, size_t{63} << 20})
+    std::fill_n(b.begin() + off, 20000, 'B');
+  const std::string src_a = dir_ + "/a.img", src_b = dir_ + "/b.img";
+  std::ofstream(src_a, std::ios::binary).write(a.data(), a.size());
+  std::ofstream(src_b, std::ios::binary).write(b.data(), b.size());
+
+  auto full = mtsend({"resync", "--source", src_a, "--disk", "0", "--full"});
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  ASSERT_EQ(mtsend({"tag", "before-resync", "--app"}).exit_code, 0);
+  all_applied();
+  ASSERT_TRUE(target() == a);
+
+  // The disk's resync is complete: only a new one, asked for, lets it run.
+  auto refused = mtsend({"resync", "--source", src_b, "--disk", "0"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("mtctl resync asks for a new one"), std::string::npos) << refused.err;
+  EXPECT_EQ(Mtctl({"resync", "--stream", "vm1", "--disk", "3"}).exit_code, 1);  // no disk 3
+  auto asked = Mtctl({"resync", "--stream", "vm1"});
+  ASSERT_EQ(asked.exit_code, 0) << asked.err << Log();
+  EXPECT_NE(asked.out.find("resync of disk(s) 0 required"), std::string::npos) << asked.out;
+  ASSERT_EQ(mtsend({"tag", "during-resync", "--app"}).exit_code, 0);
+  auto again = mtsend({"resync", "--source", src_b, "--disk", "0"});
+  ASSERT_EQ(again.exit_code, 0) << again.err << Log();
+  EXPECT_NE(again.out.find("3 blocks"), std::string::npos) << again.out;  // only what differs
+  all_applied();
+  EXPECT_TRUE(target() == b);
+
+  auto points = Mtctl({"points", "--stream", "vm1", "--json"});
+  ASSERT_EQ(points.exit_code, 0) << points.err;
+  EXPECT_NE(points.out.find("\"before-resync\""), std::string::npos) << points.out;
+  EXPECT_EQ(points.out.find("\"during-resync\""), std::string::npos) << points.out;
+
+  // The point from before the resync is exact: the resync kept before-images.
+  auto back = Mtctl({"rollback", "--stream", "vm1", "--to", "before-resync", "--yes"});
+  ASSERT_EQ(back.exit_code, 0) << back.err << Log();
+  EXPECT_TRUE(target() == a);
+  auto resume = Mtctl({"resume", "--stream", "vm1"});
+  EXPECT_EQ(resume.exit_code, 1);
+  EXPECT_NE(resume.err.find("protect the disks again with a resync"), std::string::npos) << resume.err;
+
+  // After the rollback, a resync protects the disk again.
+  ASSERT_EQ(Mtctl({"resync", "--stream", "vm1"}).exit_code, 0) << Log();
+  auto after = mtsend({"resync", "--source", src_b, "--disk", "0"});
+  ASSERT_EQ(after.exit_code, 0) << after.err << Log();
+  all_applied();
+  EXPECT_TRUE(target() == b);
+  auto pairs = Mtctl({"pairs", "--json"});
+  const proto::Pair p = FromJson<proto::PairList>(pairs.out).pairs(0);
+  EXPECT_EQ(p.state(), "protected");
+  EXPECT_EQ(p.disks(0).resync_state(), "complete");
+  ASSERT_EQ(Stop(), 0) << log_;
+}
+
 TEST_F(AgentDaemon, ASecondDaemonRefusesToStartAndLeavesTheFirstAlone) {
   Start();
   ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + loops_[0]->path()}).exit_code,

@@ -61,7 +61,8 @@ TEST(MtctlRecovery, ASecondOperationWhileOneRunsIsRefused) {
        {std::vector<std::string>{"rollback", "--stream", "vm1", "--to", "latest", "--yes"},
         {"export", "naa.6000c29a1b2c3d4e", "--at", "latest", "--out", std::string(dir) + "/x.img"},
         {"commit", "--stream", "vm1", "--yes"},
-        {"vsnap", "remove", "v1"}}) {
+        {"vsnap", "remove", "v1"},
+        {"resync", "--stream", "vm1"}}) {
     cmd.insert(cmd.begin(), {"--config", conf});
     auto r = Mtctl(cmd);
     EXPECT_EQ(r.exit_code, 1) << cmd[2];

@@ -673,6 +673,38 @@ TEST_F(CatalogTest, RecordBatchAgainIsIdempotent) {
   EXPECT_EQ(catalog_->GetCheckpoint(s, 0).value()->updated_ns, 2);
 }
 
+// Resync on demand: the disks become pending again, all or none, and their
+// first completion seq survives the repeated resync's completion (the points
+// after it stay reachable: the repeated resync keeps before-images).
+TEST_F(CatalogTest, RequireResyncMarksDisksPendingAndKeepsTheirFirstCompletion) {
+  Open();
+  const uint64_t s = AddStream("vm1");
+  for (uint32_t i : {0u, 1u}) {
+    DiskRow d = Disk(s, i, "naa." + std::to_string(i + 1));
+    d.resync_state = ResyncState::kRunning;
+    ASSERT_TRUE(catalog_->AddDisk(d).ok());
+  }
+  BatchRecord b = Batch(s, 40);
+  b.resync_completed = {{0, 39}, {1, 40}};
+  ASSERT_TRUE(catalog_->RecordBatch(b).ok());
+
+  EXPECT_EQ(catalog_->RequireResync(s, {0, 7}).code(), Errc::kNotFound);  // no disk 7: nothing changes
+  EXPECT_EQ(catalog_->ListDisks(s).value()[0].resync_state, ResyncState::kComplete);
+
+  ASSERT_TRUE(catalog_->RequireResync(s, {0}).ok());
+  auto disks = catalog_->ListDisks(s).value();
+  EXPECT_EQ(disks[0].resync_state, ResyncState::kPending);
+  EXPECT_EQ(disks[0].resync_complete_seq, 39u);
+  EXPECT_EQ(disks[1].resync_state, ResyncState::kComplete);
+
+  BatchRecord again = Batch(s, 90);
+  again.resync_completed = {{0, 90}};
+  ASSERT_TRUE(catalog_->RecordBatch(again).ok());
+  disks = catalog_->ListDisks(s).value();
+  EXPECT_EQ(disks[0].resync_state, ResyncState::kComplete);
+  EXPECT_EQ(disks[0].resync_complete_seq, 39u);
+}
+
 // All or nothing: a row that cannot be stored leaves the catalog as it was
 // before the batch, checkpoint included (invariant 3: a checkpoint never
 // passes a point that is not stored).

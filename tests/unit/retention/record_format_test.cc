@@ -80,6 +80,21 @@ TEST(RecordFormat, UnknownFlagsAndMisplacedContinuationAreCorruption) {
   EXPECT_TRUE(DecodeRecordHeader(rec.data(), &d).ok());
 }
 
+TEST(RecordFormat, NoPointFlagBelongsToTagsOnly) {
+  std::vector<uint8_t> rec(EncodedRecordSize(0));
+  RecordHeader h = SampleHeader(0);
+  h.type = RecordType::kTag;
+  h.flags = kFlagNoPoint;
+  EncodeRecord(h, nullptr, 0, rec.data());
+  RecordHeader d;
+  ASSERT_TRUE(DecodeRecordHeader(rec.data(), &d).ok());
+  EXPECT_EQ(d.flags, kFlagNoPoint);
+  h.type = RecordType::kWrite;
+  h.flags = kFlagNoPoint | kFlagZero;
+  EncodeRecord(h, nullptr, 0, rec.data());
+  EXPECT_EQ(DecodeRecordHeader(rec.data(), &d).message(), "no-point flag on a record that is no tag");
+}
+
 TEST(RecordFormat, ContinuedRecordsShareTheSeqOfTheRecordBefore) {
   RecordHeader h = SampleHeader(512);
   h.seq = 7;
