@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "mt/shim/status.h"
+#include "recovery/recovery.h"
 
 namespace mt::cli {
 
@@ -61,10 +62,10 @@ void AddPairsCommand(CLI::App& app, Context& ctx);   // pair add, pairs, pause, 
 void AddStatusCommand(CLI::App& app, Context& ctx);
 // points, common-point, rollback, export, verify, commit, release, attach, vsnap
 void AddRecoveryCommands(CLI::App& app, Context& ctx);
+void AddJobsCommand(CLI::App& app, Context& ctx);  // jobs
 
-// A time in ns since the epoch as RFC 3339 UTC ("2026-11-27T10:15:00Z");
-// `none` when ns <= 0 (not known).
-std::string UtcTime(int64_t ns, const char* none = "");
+// A time as RFC 3339 UTC (recovery/recovery.h).
+using recovery::UtcTime;
 
 // Runs mtctl with these arguments; returns its exit status.
 int RunMtctl(int argc, const char* const* argv, std::ostream& out, std::ostream& err);

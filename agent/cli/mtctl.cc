@@ -19,6 +19,7 @@ const AddCommandGroup kCommandGroups[] = {
     AddPairsCommand,
     AddStatusCommand,
     AddRecoveryCommands,
+    AddJobsCommand,
 };
 
 // Library code logs at debug level only; -v shows it, on stderr.
@@ -39,16 +40,6 @@ std::string OneLine(std::string s) {
 }
 
 }  // namespace
-
-std::string UtcTime(int64_t ns, const char* none) {
-  if (ns <= 0) return none;
-  const time_t t = static_cast<time_t>(ns / 1'000'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 int Context::Fail(const std::string& message, int code) {
   err << "mtctl: " << OneLine(message) << std::endl;

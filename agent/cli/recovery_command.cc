@@ -1,11 +1,14 @@
 // mtctl recovery commands (architecture §5): points, common-point, rollback,
 // export, verify, commit, release, attach, vsnap.
 //
-// They work on the retention store directly (agent/recovery): a stream the
-// daemon is applying is paused through the control socket first (rollback,
-// commit, release; export pauses it for its duration and resumes it after),
-// so nothing writes the targets or journals while mtctl reads or rewrites
-// them. Without a daemon they work offline the same way. Every command that
+// With mt-agent running, rollback is a job the daemon runs (it stops the
+// streams itself, and runs the job again after a crash; mtctl starts it and
+// follows its progress: agent/daemon/agent_jobs.cc). The others work on the
+// retention store directly (agent/recovery): a stream the daemon is applying
+// is paused through the control socket first (commit, release; export pauses
+// it for its duration and resumes it after), so nothing writes the targets or
+// journals while mtctl reads or rewrites them. Without a daemon they all work
+// offline the same way, rollback included. Every command that
 // reads a stream's journals pins them first (retention/reader_pin.h), so no
 // prune deletes what it reads: the daemon's, while a vsnap fills with
 // replication running or while `points` and `verify` read a live stream.
@@ -25,6 +28,8 @@
 #include <ctime>
 #include <iomanip>
 #include <sstream>
+#include <thread>
+#include <unistd.h>
 
 #include "cli/agent_link.h"
 #include "cli/audit.h"
@@ -42,6 +47,8 @@
 #include "mt/shim/file_system.h"
 #include "retention/reader_pin.h"
 #include "recovery/recovery.h"
+#include "recovery/rollback_plan.h"
+#include "jobs/job_store.h"
 #include "retention/retention_store.h"
 #include "recovery/store_ops.h"
 #include "vsnap/target_map.h"
@@ -53,7 +60,7 @@ namespace {
 using std::chrono::milliseconds;
 
 struct RecoveryOptions {
-  std::string disk, stream, group, to, at, out, after, before, name;
+  std::string disk, stream, group, to, at, out, after, before, name, job_id;
   bool app = false, yes = false, json = false;
 };
 
@@ -75,7 +82,8 @@ struct Env {
   std::unique_ptr<shim::FileLock> lock;  // when the command changes something
 };
 
-enum class Locked { kNo, kYes };
+// kWhenOffline: when mt-agent does not answer (with it, its job takes the lock).
+enum class Locked { kNo, kYes, kWhenOffline };
 
 // A reader pin on `row` at `seq` (retention/reader_pin.h): while it lives no
 // prune deletes the undo a point at or after `seq` needs. Commands pin seq 0
@@ -102,14 +110,13 @@ std::unique_ptr<retention::ReaderPin> PinForListing(Context& ctx, Env& env,
 Result<Env> OpenEnv(Context& ctx, bool writable, Locked locked = Locked::kNo) {
   Env env;
   MT_ASSIGN_OR_RETURN(env.config, LoadAgentConfigForCli(ctx));
-  if (locked == Locked::kYes) {
+  proto::ControlRequest req;
+  req.mutable_get_status();
+  env.daemon = CallAgent(ctx, env.config, req, milliseconds(2000)).ok();
+  if (locked == Locked::kYes || (locked == Locked::kWhenOffline && !env.daemon)) {
     MT_ASSIGN_OR_RETURN(env.lock, LockOperations(env.config));
   }
   MT_ASSIGN_OR_RETURN(env.catalog, OpenOfflineCatalog(env.config, writable));
-  proto::ControlRequest req;
-  req.mutable_get_status();
-  auto r = CallAgent(ctx, env.config, req, milliseconds(2000));
-  env.daemon = r.ok();
   return env;
 }
 
@@ -329,106 +336,89 @@ int RunCommonPoint(Context& ctx, const RecoveryOptions& o) {
   return Emit(ctx, o, r, text.str());
 }
 
+// Starts a job in the daemon and follows it to its end, printing progress
+// on stderr; the job as it ended (kAborted with its message when it failed).
+Result<proto::Job> RunJobInDaemon(Context& ctx, Env& env, const std::string& id,
+                                  const proto::JobSpec& spec, const std::string& what) {
+  proto::ControlRequest req;
+  req.mutable_start_job()->set_id(id);
+  *req.mutable_start_job()->mutable_spec() = spec;
+  MT_ASSIGN_OR_RETURN(auto started, CallAgent(ctx, env.config, req, milliseconds(30'000)));
+  proto::Job job = started.job();
+  ctx.err << what << ": job " << job.id() << " " << job.state() << " in mt-agent" << std::endl;
+  const recovery::ProgressFn progress = Progress(ctx, what);
+  std::string said = job.message();
+  while (job.state() == jobs::kQueued || job.state() == jobs::kRunning) {
+    std::this_thread::sleep_for(milliseconds(200));
+    proto::ControlRequest get;
+    get.mutable_get_job()->set_id(id);
+    MT_ASSIGN_OR_RETURN(auto r, CallAgent(ctx, env.config, get, milliseconds(30'000)));
+    job = r.job();
+    if (job.message() != said && job.state() == jobs::kRunning) {
+      said = job.message();
+      ctx.err << what << ": " << said << std::endl;
+    }
+    if (job.total_bytes() != 0) progress(job.done_bytes(), job.total_bytes());
+  }
+  if (job.state() != jobs::kSucceeded)
+    return Status(Errc::kAborted, what + " job " + job.id() + " " + job.state() + ": " + job.message());
+  return job;
+}
+
+// A new job id: the operation, the time and this process.
+std::string NewJobId(const std::string& op) {
+  return "mtctl-" + op + "-" + std::to_string(shim::SystemClock().NowNs()) + "-" +
+         std::to_string(getpid());
+}
+
 int RunRollback(Context& ctx, const RecoveryOptions& o) {
   if (!o.yes)
     return ctx.Fail("rollback rewrites the target disks in place and cannot be undone: add --yes");
-  auto env = OpenEnv(ctx, true, Locked::kYes);
+  if (o.group.empty() && o.to.empty())
+    return ctx.Fail("--to POINT is required (latest, latest-app, a tag, a time or seq:N)");
+  auto env = OpenEnv(ctx, true, Locked::kWhenOffline);
   if (!env.ok()) return ctx.Fail(env.status());
   auto sel = Select(ctx, *env, o);
   if (!sel.ok()) return ctx.Fail(sel.status());
-  std::map<uint64_t, retention::PointRow> group_points;
-  if (!o.group.empty() && o.to.empty()) {
-    auto cp = recovery::CommonPoint(*env->catalog, o.group, false);
-    if (!cp.ok()) return ctx.Fail(cp.status().WithContext("common point of group '" + o.group + "'"));
-    group_points = cp->per_stream;
-  } else if (o.to.empty()) {
-    return ctx.Fail("--to POINT is required (latest, latest-app, a tag, a time or seq:N)");
-  }
-  // Resolve every stream's point before touching anything.
-  struct Plan {
-    retention::StreamRow row;
-    recovery::StreamState state;
-    recovery::ResolvedPoint point;
-    std::unique_ptr<retention::ReaderPin> pin;  // the segments it read stay until it is done
-  };
-  std::vector<Plan> plans;
   for (const auto& row : sel->streams) {
-    auto pin = PinStream(*env, row, 0);
-    if (!pin.ok()) return ctx.Fail(pin.status());
-    auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
-    if (!st.ok()) return ctx.Fail(st.status());
-    if (sel->by_disk && st->disks.size() > 1)
-      return ctx.Fail(o.disk + " is one of " + std::to_string(st->disks.size()) + " disks of stream '" +
+    auto disks = env->catalog->ListDisks(row.id);
+    if (!disks.ok()) return ctx.Fail(disks.status());
+    if (sel->by_disk && disks->size() > 1)
+      return ctx.Fail(o.disk + " is one of " + std::to_string(disks->size()) + " disks of stream '" +
                       row.name + "', written in one order: roll back --stream " + row.name);
-    Plan p{row, std::move(st).value(), {}, std::move(pin).value()};
-    if (!group_points.empty()) {
-      auto it = group_points.find(row.id);
-      if (it == group_points.end()) return ctx.Fail("stream '" + row.name + "' has no common point");
-      auto r = Resolve(*env, p.state, "seq:" + std::to_string(it->second.seq));
-      if (!r.ok()) return ctx.Fail(r.status().WithContext(row.name));
-      p.point = *r;
-      p.point.description = "group tag '" + it->second.group_tag_id + "' (seq " +
-                            std::to_string(it->second.seq) + ")";
-    } else {
-      auto r = Resolve(*env, p.state, o.to);
-      if (!r.ok()) return ctx.Fail(r.status().WithContext(row.name));
-      p.point = *r;
-    }
-    auto narrow = PinStream(*env, row, p.point.seq);
-    if (!narrow.ok()) return ctx.Fail(narrow.status());
-    p.pin = std::move(narrow).value();
-    plans.push_back(std::move(p));
   }
-  for (const auto& p : plans) {
-    auto paused = PauseInDaemon(ctx, *env, p.row);
-    if (!paused.ok()) return ctx.Fail(paused.status());
-    if (*paused) ctx.err << "stream '" << p.row.name << "' paused in mt-agent for the rollback" << std::endl;
-    if (!env->daemon && p.row.state != retention::StreamState::kPaused)
-      (void)env->catalog->SetStreamState(p.row.id, retention::StreamState::kPaused, "");
+  if (env->daemon) {  // the daemon runs it as a job: it stops the streams and resumes it after a crash
+    proto::JobSpec spec;
+    for (const auto& row : sel->streams) spec.mutable_rollback()->add_streams(row.name);
+    spec.mutable_rollback()->set_to(o.to);
+    spec.mutable_rollback()->set_group(o.group);
+    auto job = RunJobInDaemon(ctx, *env, o.job_id.empty() ? NewJobId("rollback") : o.job_id, spec,
+                              "rollback");
+    if (!job.ok()) return ctx.Fail(job.status());
+    return Emit(ctx, o, job->result(), recovery::RollbackText(job->result()));
   }
+  // Offline: here, under the operations lock (OpenEnv), the streams recorded paused.
+  auto plans = recovery::PlanRollback(*env->catalog, env->fs, env->config.retention_dir,
+                                      sel->streams, o.to, o.group);
+  if (!plans.ok()) return ctx.Fail(plans.status());
+  for (const auto& p : *plans)
+    if (p.state.row.state != retention::StreamState::kPaused)
+      (void)env->catalog->SetStreamState(p.state.row.id, retention::StreamState::kPaused, "");
   auto inv = ScanWithTargets(ctx, *env);
   if (!inv.ok()) return ctx.Fail(inv.status());
-  proto::RecoveryResult last;
-  std::ostringstream text;
-  for (auto& p : plans) {
-    const auto start = std::chrono::steady_clock::now();
+  proto::RecoveryResult all;
+  for (auto& p : *plans) {
     std::map<uint32_t, shim::BlockDevice*> devmap;
     auto devs = OpenTargets(*inv, p.state.disks, true, env->config.device_mapper,
                             env->config.retention_dir, &devmap);
-    if (!devs.ok()) return ctx.Fail(devs.status().WithContext("rollback '" + p.row.name + "'"));
-    Status marked = recovery::MarkRolledBack(
-        env->fs, p.state.dir, "a rollback to " + p.point.description + " began on " +
-                                  UtcTime(shim::SystemClock().NowNs()) + " and has not finished");
-    if (!marked.ok()) return ctx.Fail(marked.WithContext("rollback '" + p.row.name + "'"));
-    recovery::FileProgressStore progress(env->fs, recovery::RollbackProgressPath(p.state));
-    Status s = recovery::Rollback(env->fs, p.state.undo, devmap, p.point.seq, progress,
-                                  Progress(ctx, "rollback " + p.row.name));
-    if (!s.ok())
-      return ctx.Fail(s.WithContext("rollback of '" + p.row.name +
-                                    "' stopped (run the same command again to finish it)"));
-    const std::string what = "rolled back to " + p.point.description + " on " +
-                             UtcTime(shim::SystemClock().NowNs());
-    s = recovery::FinishRollback(*env->catalog, env->fs, p.state, p.point,
-                                 shim::SystemClock().NowNs(), what);
-    if (!s.ok()) return ctx.Fail(s.WithContext("rollback of '" + p.row.name + "' (bookkeeping; run it again)"));
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    last.set_operation("rollback");
-    last.set_stream(p.row.name);
-    last.set_seq(p.point.seq);
-    last.set_point(p.point.description);
-    last.clear_disks();
-    for (const auto& d : p.state.disks) last.add_disks(d.target_id);
-    last.set_seconds(secs);
-    if (plans.size() > 1) {
-      proto::RecoveryResult one = last;
-      one.clear_streams();
-      *last.add_streams() = one;
-    }
-    text << "stream " << p.row.name << ": " << what << " (" << std::fixed << std::setprecision(2)
-         << secs << " s); the stream stays paused: commit it when failback is done\n";
+    if (!devs.ok()) return ctx.Fail(devs.status().WithContext("rollback '" + p.state.row.name + "'"));
+    proto::RecoveryResult one;
+    Status s = recovery::ExecuteRollback(*env->catalog, env->fs, p, devmap,
+                                         Progress(ctx, "rollback " + p.state.row.name), &one);
+    if (!s.ok()) return ctx.Fail(s);
+    recovery::AddStreamResult(one, plans->size(), &all);
   }
-  return Emit(ctx, o, last, text.str());
+  return Emit(ctx, o, all, recovery::RollbackText(all));
 }
 
 int RunExport(Context& ctx, const RecoveryOptions& o) {
@@ -754,6 +744,8 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   selectors(rb, true);
   rb->add_option("--to", o->to, "latest | latest-app | TAG | TIME | seq:N (group: its common point)");
   rb->add_flag("--yes", o->yes, "Confirm: the targets are rewritten");
+  rb->add_option("--job-id", o->job_id,
+                 "The daemon's job id (default: a new one); the same id again follows that job");
   rb->add_flag("--json", o->json, "Protobuf JSON (RecoveryResult)");
   rb->callback([&ctx, o] {
     ctx.exit_code = Audited({"rollback", o->stream, o->group, o->disk, o->to, "", ""},

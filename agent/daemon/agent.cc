@@ -176,6 +176,7 @@ mt::Status Agent::Init() {
     }
   }
   MT_RETURN_IF_ERROR(StartReceiver());
+  MT_RETURN_IF_ERROR(StartJobs());
   ready_ = true;
   size_t running;
   {
@@ -252,6 +253,48 @@ Result<inventory::Inventory> Agent::Scan() {
   return inventory::Inventory::Scan(*env_.disks, cfg);
 }
 
+mt::Status Agent::OpenTargets(const std::vector<retention::DiskRow>& disks,
+                              const inventory::Inventory& inv,
+                              std::vector<std::unique_ptr<shim::BlockDevice>>* owned,
+                              std::map<uint32_t, shim::BlockDevice*>* devices,
+                              std::vector<std::string>* identities) {
+  retention::Catalog& catalog = store_->catalog();
+  for (auto d : disks) {
+    const std::string label = "target of disk " + std::to_string(d.disk) + " (" + d.target_id + ")";
+    const inventory::Disk* disk = inv.Find(d.target_id);
+    if (disk == nullptr)
+      return mt::Status(Errc::kNotFound,
+                        label + " is not attached to this machine (last seen as " +
+                            (d.target_device.empty() ? "-" : d.target_device) + ")");
+    mt::Status safe = inventory::IsSafeTarget(*disk);
+    if (!safe.ok()) return safe.WithContext(label);
+    // Through the agent's map "mt-<wwid>" where device-mapper is there (so
+    // vsnaps of the disk see every write), else the disk itself.
+    auto path = vsnap::TargetWritePath(*disk, config_.device_mapper, config_.retention_dir);
+    if (!path.ok()) return path.status().WithContext(label);
+    auto dev = env_.open_target(*path);
+    if (!dev.ok()) return dev.status().WithContext(label);
+    if ((*dev)->size() < d.size_bytes)
+      return mt::Status(Errc::kOutOfRange,
+                        label + ": " + disk->devnode + " has " + std::to_string((*dev)->size()) +
+                            " bytes, less than the " + std::to_string(d.size_bytes) +
+                            " the pair was created with");
+    if (d.block_size == 0 || d.block_size % (*dev)->logical_block_size() != 0)
+      return mt::Status(Errc::kInvalidArgument,
+                        label + ": " + disk->devnode + " has logical blocks of " +
+                            std::to_string((*dev)->logical_block_size()) +
+                            " bytes; the pair was created with " + std::to_string(d.block_size));
+    if (d.target_device != disk->devnode) {
+      d.target_device = disk->devnode;
+      (void)catalog.UpdateDisk(d);  // informational only
+    }
+    (*devices)[d.disk] = dev->get();
+    owned->push_back(std::move(dev).value());
+    identities->push_back(d.target_id);
+  }
+  return mt::Status::Ok();
+}
+
 mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::Inventory& inv) {
   retention::Catalog& catalog = store_->catalog();
   auto fail = [&](const mt::Status& why) {
@@ -264,40 +307,8 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   auto disks = catalog.ListDisks(row.id);
   if (!disks.ok()) return fail(disks.status());
   std::map<uint32_t, shim::BlockDevice*> devices;
-  for (auto d : *disks) {
-    const std::string label = "target of disk " + std::to_string(d.disk) + " (" + d.target_id + ")";
-    const inventory::Disk* disk = inv.Find(d.target_id);
-    if (disk == nullptr)
-      return fail(mt::Status(Errc::kNotFound,
-                             label + " is not attached to this machine (last seen as " +
-                                 (d.target_device.empty() ? "-" : d.target_device) + ")"));
-    mt::Status safe = inventory::IsSafeTarget(*disk);
-    if (!safe.ok()) return fail(safe.WithContext(label));
-    // Through the agent's map "mt-<wwid>" where device-mapper is there (so
-    // vsnaps of the disk see every write), else the disk itself.
-    auto path = vsnap::TargetWritePath(*disk, config_.device_mapper, config_.retention_dir);
-    if (!path.ok()) return fail(path.status().WithContext(label));
-    auto dev = env_.open_target(*path);
-    if (!dev.ok()) return fail(dev.status().WithContext(label));
-    if ((*dev)->size() < d.size_bytes)
-      return fail(mt::Status(Errc::kOutOfRange,
-                             label + ": " + disk->devnode + " has " + std::to_string((*dev)->size()) +
-                                 " bytes, less than the " + std::to_string(d.size_bytes) +
-                                 " the pair was created with"));
-    if (d.block_size == 0 || d.block_size % (*dev)->logical_block_size() != 0)
-      return fail(mt::Status(Errc::kInvalidArgument,
-                             label + ": " + disk->devnode + " has logical blocks of " +
-                                 std::to_string((*dev)->logical_block_size()) +
-                                 " bytes; the pair was created with " +
-                                 std::to_string(d.block_size)));
-    if (d.target_device != disk->devnode) {
-      d.target_device = disk->devnode;
-      (void)catalog.UpdateDisk(d);  // informational only
-    }
-    devices[d.disk] = dev->get();
-    stream->devices.push_back(std::move(dev).value());
-    stream->identities.push_back(d.target_id);
-  }
+  mt::Status opened = OpenTargets(*disks, inv, &stream->devices, &devices, &stream->identities);
+  if (!opened.ok()) return fail(opened);
   RuntimeOptions ro;
   ro.wal_quota_bytes = config_.wal_quota_bytes;
   // Several target reads/writes in flight per apply batch (docs/benchmarks.md:
@@ -399,6 +410,7 @@ void Agent::Shutdown() {
   ready_ = false;
   if (control_) control_->Stop();
   StopReceiver();
+  StopJobs();  // waits for the running job (it takes ops_mu_ itself)
   MutexLock ops(ops_mu_);
   if (shut_down_) return;
   shut_down_ = true;
@@ -507,6 +519,7 @@ Result<proto::PairAddResult> Agent::PairAdd(const proto::PairAdd& request) {
 }
 
 Result<proto::Pair> Agent::Pause(const std::string& name) {
+  MT_RETURN_IF_ERROR(CheckNotBusy(name));
   MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
   if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
   if (row->state == retention::StreamState::kCommitted)
@@ -520,6 +533,7 @@ Result<proto::Pair> Agent::Pause(const std::string& name) {
 }
 
 Result<proto::Pair> Agent::Resume(const std::string& name) {
+  MT_RETURN_IF_ERROR(CheckNotBusy(name));
   MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
   if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
   if (row->state == retention::StreamState::kCommitted)
@@ -552,6 +566,7 @@ Result<proto::Pair> Agent::Resume(const std::string& name) {
 
 Result<proto::Pair> Agent::Resync(const proto::Resync& request) {
   const std::string& name = request.stream();
+  MT_RETURN_IF_ERROR(CheckNotBusy(name));
   MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
   if (!row) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
   if (row->state == retention::StreamState::kCommitted)
@@ -587,14 +602,19 @@ proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
         Errc::kUnavailable, stopping_ ? "mt-agent is stopping" : "mt-agent is starting"));
   };
   if (!ready_) return not_ready();
-  MutexLock ops(ops_mu_);
-  if (!ready_) return not_ready();
   proto::ControlResponse r;
   auto reply = [&](auto result, auto setter) {
     if (!result.ok()) return control::ErrorResponse(result.status());
     setter(std::move(result).value());
     return r;
   };
+  // Job queries are answered while a job holds ops_mu_ (it does, briefly).
+  if (request.command_case() == proto::ControlRequest::kGetJob)
+    return reply(GetJob(request.get_job().id()), [&](proto::Job v) { *r.mutable_job() = std::move(v); });
+  if (request.command_case() == proto::ControlRequest::kListJobs)
+    return reply(ListJobs(), [&](proto::JobList v) { *r.mutable_jobs() = std::move(v); });
+  MutexLock ops(ops_mu_);
+  if (!ready_) return not_ready();
   switch (request.command_case()) {
     case proto::ControlRequest::kPairAdd:
       return reply(PairAdd(request.pair_add()),
@@ -612,6 +632,12 @@ proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
     case proto::ControlRequest::kResync:
       return reply(Resync(request.resync()),
                    [&](proto::Pair v) { *r.mutable_pair() = std::move(v); });
+    case proto::ControlRequest::kStartJob:
+      return reply(StartJob(request.start_job()),
+                   [&](proto::Job v) { *r.mutable_job() = std::move(v); });
+    case proto::ControlRequest::kGetJob:
+    case proto::ControlRequest::kListJobs:
+      break;  // answered above
     case proto::ControlRequest::COMMAND_NOT_SET:
       break;
   }

@@ -30,11 +30,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/agent_config.h"
@@ -42,6 +45,7 @@
 #include "control/pairs.h"
 #include "config/credential_store.h"
 #include "inventory/inventory.h"
+#include "jobs/job_store.h"
 #include "mt/control.pb.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
@@ -104,6 +108,11 @@ class Agent {
   // (recovery::RequireResync) and starts it again.
   Result<proto::Pair> Resync(const proto::Resync& request);
 
+  // Jobs (agent_jobs.cc; docs/formats/control.md, "jobs"): long operations
+  // run one at a time on the job worker, recorded in jobs.db.
+  Result<proto::Job> StartJob(const proto::StartJob& request);
+  Result<proto::Job> GetJob(const std::string& id);
+  Result<proto::JobList> ListJobs();
   // Names of the streams running now (tests, logs).
   std::vector<std::string> RunningStreams() const;
   // What the data port serves: a session finds its stream's port here by the
@@ -143,6 +152,27 @@ class Agent {
   // stream failed in the catalog and returns why. REQUIRES: ops_mu_ held.
   mt::Status StartStream(const retention::StreamRow& row, const inventory::Inventory& inv);
   mt::Status StopStream(const std::string& name);
+  // Opens `disks`' targets found in `inv` for writing (IsSafeTarget, by
+  // identity, through the agent's map), size and block size checked; the
+  // error names the disk. Appends the devices to `owned`.
+  mt::Status OpenTargets(const std::vector<retention::DiskRow>& disks,
+                         const inventory::Inventory& inv,
+                         std::vector<std::unique_ptr<shim::BlockDevice>>* owned,
+                         std::map<uint32_t, shim::BlockDevice*>* devices,
+                         std::vector<std::string>* identities);
+  // Refuses (kBusy) when a job works on the stream.
+  mt::Status CheckNotBusy(const std::string& stream);
+  // The job worker: opened and started by Init (jobs left queued or running
+  // by an agent that stopped are queued again: a rollback resumes from its
+  // progress), stopped by Shutdown after its running job ends.
+  mt::Status StartJobs();
+  void StopJobs();
+  void JobWorker();
+  // Runs one job to its end and records the outcome.
+  void RunJob(proto::Job job);
+  mt::Status RunRollbackJob(proto::Job& job);
+  // Records the job (memory and jobs.db; progress at most every 5%).
+  void SaveJob(const proto::Job& job, bool progress_only = false);
   Result<proto::Pair> DescribeStream(const retention::StreamRow& row);
 
   const AgentConfig config_;
@@ -165,6 +195,15 @@ class Agent {
   bool shut_down_ MT_GUARDED_BY(ops_mu_) = false;
   mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<Stream>> streams_ MT_GUARDED_BY(mu_);
+  std::map<std::string, std::string> busy_ MT_GUARDED_BY(mu_);  // stream -> the job on it
+
+  std::unique_ptr<jobs::JobStore> jobs_;  // set by StartJobs, before the worker runs
+  Mutex job_mu_;
+  std::condition_variable job_cv_;
+  std::deque<std::string> job_queue_ MT_GUARDED_BY(job_mu_);
+  std::map<std::string, proto::Job> job_live_ MT_GUARDED_BY(job_mu_);  // queued or running, as now
+  bool job_stop_ MT_GUARDED_BY(job_mu_) = false;
+  std::thread job_worker_;
 };
 
 }  // namespace mt::daemon

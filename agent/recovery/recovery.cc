@@ -333,4 +333,14 @@ Result<GroupPoint> CommonPoint(retention::Catalog& catalog, const std::string& g
   return best;
 }
 
+std::string UtcTime(int64_t ns, const char* none) {
+  if (ns <= 0) return none;
+  const time_t t = static_cast<time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 }  // namespace mt::recovery

@@ -23,6 +23,10 @@
 
 namespace mt::recovery {
 
+// A time in ns since the epoch as RFC 3339 UTC ("2026-11-27T10:15:00Z");
+// `none` when ns <= 0 (not known).
+std::string UtcTime(int64_t ns, const char* none = "");
+
 // What the operator may write for a point: "latest", "latest-app", "seq:N",
 // a time ("2026-11-27T10:15:00Z" in UTC, or "@<unix seconds>"), or a tag name.
 struct PointSelector {

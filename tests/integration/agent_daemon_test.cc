@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "control/control_client.h"
+#include "jobs/job_store.h"
 #include "loop_device.h"
 #include "mt/control.pb.h"
 #include "notify_socket.h"
@@ -123,6 +124,32 @@ class AgentDaemon : public ::testing::Test {
     auto r = test::RunProcess(args);
     Log();  // keep the daemon's pipe drained
     return r;
+  }
+
+  // mtsend ARGS... as the sender of `stream`: the daemon's data port and
+  // fingerprint (mtctl status), the stream's credential.
+  test::ProcessResult Mtsend(const std::string& stream, std::vector<std::string> args) {
+    auto status = Mtctl({"status", "--json"});
+    EXPECT_EQ(status.exit_code, 0) << status.err;
+    const auto st = FromJson<proto::AgentStatus>(status.out);
+    args.insert(args.begin(), MT_MTSEND_PATH);
+    args.insert(args.end(), {"--to", st.listen(), "--stream", stream, "--key",
+                             dir_ + "/credentials/" + stream + ".key", "--fingerprint",
+                             st.tls_fingerprint(), "--retry-for", "10"});
+    auto r = test::RunProcess(args);
+    Log();
+    return r;
+  }
+
+  // A device's bytes (64 MiB), past the page cache.
+  static std::vector<char> DeviceBytes(const std::string& dev) {
+    const int fd = open(dev.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    std::vector<char> b(64ull << 20);
+    EXPECT_EQ(pread(fd, b.data(), b.size(), 0), static_cast<ssize_t>(b.size()));
+    close(fd);
+    return b;
   }
 
   std::string dir_, config_;
@@ -333,19 +360,7 @@ TEST_F(AgentDaemon, ResyncOnDemandBringsTheTargetBackAndKeepsThePointsFromBefore
   Start();
   const std::string l0 = loops_[0]->path();
   ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + l0}).exit_code, 0) << Log();
-  auto status = Mtctl({"status", "--json"});
-  ASSERT_EQ(status.exit_code, 0) << status.err;
-  const auto st = FromJson<proto::AgentStatus>(status.out);
-  const std::vector<std::string> conn = {"--to", st.listen(), "--stream", "vm1", "--key",
-                                         dir_ + "/credentials/vm1.key", "--fingerprint",
-                                         st.tls_fingerprint(), "--retry-for", "10"};
-  auto mtsend = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), MT_MTSEND_PATH);
-    args.insert(args.end(), conn.begin(), conn.end());
-    auto r = test::RunProcess(args);
-    Log();
-    return r;
-  };
+  auto mtsend = [&](std::vector<std::string> args) { return Mtsend("vm1", std::move(args)); };
   auto all_applied = [&] {
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     while (true) {
@@ -357,15 +372,7 @@ TEST_F(AgentDaemon, ResyncOnDemandBringsTheTargetBackAndKeepsThePointsFromBefore
       std::this_thread::sleep_for(50ms);
     }
   };
-  auto target = [&] {  // the loop device's bytes, past the page cache
-    const int fd = open(l0.c_str(), O_RDONLY | O_CLOEXEC);
-    EXPECT_GE(fd, 0);
-    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    std::vector<char> b(64ull << 20);
-    EXPECT_EQ(pread(fd, b.data(), b.size(), 0), static_cast<ssize_t>(b.size()));
-    close(fd);
-    return b;
-  };
+  auto target = [&] { return DeviceBytes(l0); };
   // Source A: a pattern; B: A with three regions changed that were never sent.
   std::vector<char> a(64ull << 20), b;
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<char>((i * 2654435761u) >> 13);
@@ -421,6 +428,91 @@ TEST_F(AgentDaemon, ResyncOnDemandBringsTheTargetBackAndKeepsThePointsFromBefore
   EXPECT_EQ(p.state(), "protected");
   EXPECT_EQ(p.disks(0).resync_state(), "complete");
   ASSERT_EQ(Stop(), 0) << log_;
+}
+
+// Issue 13, recovery as jobs in the daemon: with mt-agent running, mtctl
+// rollback is a job the daemon runs (mtctl follows it); `mtctl jobs` lists it
+// with its result; the same job id again runs nothing twice, with another
+// request it is refused; a job left running by an agent that stopped is run
+// again when it starts (a rollback resumes).
+TEST_F(AgentDaemon, RollbackRunsAsAJobInTheDaemonAndAnInterruptedOneRunsAgainAtStart) {
+  Start();
+  const std::string l0 = loops_[0]->path();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + l0}).exit_code, 0) << Log();
+  auto mtsend = [&](std::vector<std::string> args) { return Mtsend("vm1", std::move(args)); };
+  std::vector<char> a(64ull << 20, 'a');
+  const std::string src_a = dir_ + "/a.img";
+  std::ofstream(src_a, std::ios::binary).write(a.data(), a.size());
+  ASSERT_EQ(mtsend({"resync", "--source", src_a, "--disk", "0", "--full"}).exit_code, 0);
+  ASSERT_EQ(mtsend({"tag", "p1", "--app"}).exit_code, 0);
+  auto w = mtsend({"workload", "--disks", "1", "--disk-size", "64M", "--count", "100"});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  auto target = [&] { return DeviceBytes(l0); };
+
+  auto rb = Mtctl({"rollback", "--stream", "vm1", "--to", "p1", "--yes", "--job-id", "j1", "--json"});
+  ASSERT_EQ(rb.exit_code, 0) << rb.err << Log();
+  EXPECT_NE(rb.err.find("job j1 queued in mt-agent"), std::string::npos) << rb.err;
+  const auto result = FromJson<proto::RecoveryResult>(rb.out);
+  EXPECT_EQ(result.operation(), "rollback");
+  EXPECT_EQ(result.stream(), "vm1");
+  EXPECT_TRUE(target() == a);
+
+  auto jobs = Mtctl({"jobs", "--json"});
+  ASSERT_EQ(jobs.exit_code, 0) << jobs.err;
+  auto list = FromJson<proto::JobList>(jobs.out);
+  ASSERT_EQ(list.jobs_size(), 1) << jobs.out;
+  EXPECT_EQ(list.jobs(0).id(), "j1");
+  EXPECT_EQ(list.jobs(0).kind(), "rollback");
+  EXPECT_EQ(list.jobs(0).state(), "succeeded");
+  EXPECT_EQ(list.jobs(0).result().seq(), result.seq());
+  EXPECT_GT(list.jobs(0).finished_ns(), 0);
+
+  // The same id and request: the finished job, not a second run.
+  auto again = Mtctl({"rollback", "--stream", "vm1", "--to", "p1", "--yes", "--job-id", "j1"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("job j1 succeeded"), std::string::npos) << again.err;
+  // The same id, another request: refused, nothing runs.
+  auto other = Mtctl({"rollback", "--stream", "vm1", "--to", "latest", "--yes", "--job-id", "j1"});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("exists with another request"), std::string::npos) << other.err;
+  ASSERT_EQ(Stop(), 0) << log_;
+  size_t runs = 0;
+  for (size_t at = log_.find("job 'j1' (rollback) running"); at != std::string::npos;
+       at = log_.find("job 'j1' (rollback) running", at + 1))
+    ++runs;
+  EXPECT_EQ(runs, 1u) << log_;
+
+  // A job an agent left running (killed in its middle) runs at the next start.
+  {
+    auto store = jobs::JobStore::Open(dir_ + "/retention/jobs.db", false);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    proto::JobSpec spec;
+    spec.mutable_rollback()->add_streams("vm1");
+    spec.mutable_rollback()->set_to("p1");
+    bool created = false;
+    auto j = (*store)->Create("j2", spec, 1, &created);
+    ASSERT_TRUE(j.ok() && created);
+    j->set_state("running");
+    ASSERT_TRUE((*store)->Save(*j).ok());
+  }
+  Start();
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  proto::Job j2;
+  while (true) {
+    auto l = Mtctl({"jobs", "--json"});
+    ASSERT_EQ(l.exit_code, 0) << l.err;
+    const auto listed = FromJson<proto::JobList>(l.out);
+    for (const auto& j : listed.jobs())
+      if (j.id() == "j2") j2 = j;
+    if (j2.state() == "succeeded" || j2.state() == "failed") break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << l.out << Log();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(j2.id(), "j2");
+  EXPECT_EQ(j2.state(), "succeeded") << j2.message();
+  EXPECT_TRUE(target() == a);
+  ASSERT_EQ(Stop(), 0) << log_;
+  EXPECT_NE(log_.find("job 'j2' (rollback) was running when mt-agent stopped"), std::string::npos) << log_;
 }
 
 TEST_F(AgentDaemon, ASecondDaemonRefusesToStartAndLeavesTheFirstAlone) {
