@@ -1,14 +1,14 @@
 // mtctl recovery commands (architecture §5): points, common-point, rollback,
 // export, verify, commit, release, attach, vsnap.
 //
-// With mt-agent running, rollback is a job the daemon runs (it stops the
-// streams itself, and runs the job again after a crash; mtctl starts it and
-// follows its progress: agent/daemon/agent_jobs.cc). The others work on the
-// retention store directly (agent/recovery): a stream the daemon is applying
-// is paused through the control socket first (commit, release; export pauses
-// it for its duration and resumes it after), so nothing writes the targets or
-// journals while mtctl reads or rewrites them. Without a daemon they all work
-// offline the same way, rollback included. Every command that
+// With mt-agent running, rollback and export are jobs the daemon runs (it
+// stops the streams itself, and runs the job again after a crash; mtctl
+// starts it and follows its progress: agent/daemon/agent_jobs.cc). The others
+// work on the retention store directly (agent/recovery): a stream the daemon
+// is applying is paused through the control socket first (commit, release,
+// vsnap create), so nothing writes the targets or journals while mtctl reads
+// or rewrites them. Without a daemon they all work offline the same way,
+// rollback and export included. Every command that
 // reads a stream's journals pins them first (retention/reader_pin.h), so no
 // prune deletes what it reads: the daemon's, while a vsnap fills with
 // replication running or while `points` and `verify` read a live stream.
@@ -365,6 +365,14 @@ Result<proto::Job> RunJobInDaemon(Context& ctx, Env& env, const std::string& id,
   return job;
 }
 
+// `path` from this process's working directory: the daemon's is "/".
+std::string Absolute(const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd) == nullptr) return path;  // the daemon then refuses it
+  return std::string(cwd) + "/" + path;
+}
+
 // A new job id: the operation, the time and this process.
 std::string NewJobId(const std::string& op) {
   return "mtctl-" + op + "-" + std::to_string(shim::SystemClock().NowNs()) + "-" +
@@ -424,12 +432,29 @@ int RunRollback(Context& ctx, const RecoveryOptions& o) {
 int RunExport(Context& ctx, const RecoveryOptions& o) {
   if (o.disk.empty() || o.at.empty() || o.out.empty())
     return ctx.Fail("usage: mtctl export DISK --at POINT --out FILE|DEVICE");
-  auto env = OpenEnv(ctx, false, Locked::kYes);
+  auto env = OpenEnv(ctx, false, Locked::kWhenOffline);
   if (!env.ok()) return ctx.Fail(env.status());
   RecoveryOptions so = o;
   auto sel = Select(ctx, *env, so);
   if (!sel.ok()) return ctx.Fail(sel.status());
   const retention::StreamRow row = sel->streams[0];
+  if (env->daemon) {  // the daemon's job: it stops the stream for the copy and starts it again
+    proto::JobSpec spec;
+    proto::ExportJob* ex = spec.mutable_export_disk();
+    ex->set_stream(row.name);
+    ex->set_disk(sel->disk.disk);
+    ex->set_at(o.at);
+    ex->set_out(Absolute(o.out));
+    auto job = RunJobInDaemon(ctx, *env, o.job_id.empty() ? NewJobId("export") : o.job_id, spec,
+                              "export");
+    if (!job.ok()) return ctx.Fail(job.status());
+    const proto::RecoveryResult& r = job->result();
+    std::ostringstream text;
+    text << "exported disk " << sel->disk.disk << " (" << sel->disk.target_id << ") of stream "
+         << row.name << " at " << r.point() << " to " << ex->out() << " (" << std::fixed
+         << std::setprecision(2) << r.seconds() << " s)\n";
+    return Emit(ctx, o, r, text.str());
+  }
   auto inv = ScanWithTargets(ctx, *env);
   if (!inv.ok()) return ctx.Fail(inv.status());
   // The output: a file (created, the disk's size) or a device that is not in use.
@@ -756,6 +781,8 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   ex->add_option("disk", o->disk, "Target disk")->required();
   ex->add_option("--at", o->at, "The point")->required();
   ex->add_option("--out", o->out, "Output file or unused device")->required();
+  ex->add_option("--job-id", o->job_id,
+                 "The daemon's job id (default: a new one); the same id again follows that job");
   ex->add_flag("--json", o->json, "Protobuf JSON (RecoveryResult)");
   ex->callback([&ctx, o] {
     ctx.exit_code = Audited({"export", o->stream, "", o->disk, o->at, o->out, ""},

@@ -50,6 +50,7 @@
 #include "mt/shim/block_device.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/disk_system.h"
+#include "mt/shim/file_lock.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/thread_annotations.h"
 #include "daemon/receiver.h"
@@ -171,6 +172,9 @@ class Agent {
   // Runs one job to its end and records the outcome.
   void RunJob(proto::Job job);
   mt::Status RunRollbackJob(proto::Job& job);
+  mt::Status RunExportJob(proto::Job& job);
+  // mtctl's operations lock (<retention>/.mtctl.lock), for a job's duration.
+  Result<std::unique_ptr<shim::FileLock>> LockOperationsForJob(const std::string& what);
   // Records the job (memory and jobs.db; progress at most every 5%).
   void SaveJob(const proto::Job& job, bool progress_only = false);
   Result<proto::Pair> DescribeStream(const retention::StreamRow& row);

@@ -5,6 +5,11 @@
 // rollback is queued again (it resumes from its durable progress: running it
 // again with the same point is how an interrupted rollback is finished).
 //
+// An export job: under ops_mu_ the stream is stopped (if it ran) and marked
+// busy, its point resolved and pinned, the output checked (a device must be
+// in no use); the copy (recovery::Export) runs without ops_mu_; the stream
+// runs again after it, whatever the outcome.
+//
 // A rollback job:
 //   take mtctl's operations lock (<retention>/.mtctl.lock: no mtctl export,
 //   commit or vsnap meanwhile) ─▶ under ops_mu_: each stream not committed,
@@ -15,6 +20,9 @@
 //   (recovery::ExecuteRollback), progress into the job ─▶ busy cleared. The
 //   streams stay paused: commit, or resync to protect them again.
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
 
 #include "daemon/agent.h"
 #include "mt/shim/file_lock.h"
@@ -38,7 +46,8 @@ mt::Status Agent::StartJobs() {
   MT_ASSIGN_OR_RETURN(jobs_, jobs::JobStore::Open(JobsPath(config_, env_), /*create=*/true));
   MT_ASSIGN_OR_RETURN(auto left, jobs_->Unfinished());
   for (proto::Job& j : left) {
-    // Only rollback exists: it is safe to run again (it resumes).
+    // Safe to run again: a rollback resumes from its progress, an export
+    // starts over.
     spdlog::warn("job '{}' ({}) was {} when mt-agent stopped: running it again", j.id(), j.kind(),
                  j.state());
     j.set_state(jobs::kQueued);
@@ -141,9 +150,10 @@ void Agent::RunJob(proto::Job job) {
   job.set_message("started");
   SaveJob(job);
   spdlog::info("job '{}' ({}) running", job.id(), job.kind());
-  mt::Status s = job.spec().has_rollback()
-                     ? RunRollbackJob(job)
-                     : mt::Status(Errc::kInvalidArgument, "job '" + job.id() + "' names no kind of job");
+  mt::Status s = job.spec().has_rollback()      ? RunRollbackJob(job)
+                 : job.spec().has_export_disk() ? RunExportJob(job)
+                                                : mt::Status(Errc::kInvalidArgument,
+                                                             "job '" + job.id() + "' names no kind of job");
   job.set_finished_ns(env_.clock->NowNs());
   job.set_state(s.ok() ? jobs::kSucceeded : jobs::kFailed);
   job.set_message(s.ok() ? "done" : s.message());
@@ -162,16 +172,18 @@ mt::Status Agent::CheckNotBusy(const std::string& stream) {
                                      "' (see mtctl jobs): wait for it to finish");
 }
 
+Result<std::unique_ptr<shim::FileLock>> Agent::LockOperationsForJob(const std::string& what) {
+  auto lock = shim::TryLockFile(config_.retention_dir + "/.mtctl.lock");
+  if (lock.ok() || lock.status().code() != Errc::kBusy) return lock;
+  return mt::Status(Errc::kBusy, "an mtctl operation (export, commit, vsnap, release, attach) is "
+                                 "running on " + config_.retention_dir + ": run the " + what +
+                                 " again when it is done");
+}
+
 mt::Status Agent::RunRollbackJob(proto::Job& job) {
   const proto::RollbackJob& spec = job.spec().rollback();
   if (spec.streams().empty()) return mt::Status(Errc::kInvalidArgument, "a rollback job names no stream");
-  auto lock = shim::TryLockFile(config_.retention_dir + "/.mtctl.lock");
-  if (!lock.ok())
-    return lock.status().code() == Errc::kBusy
-               ? mt::Status(Errc::kBusy, "an mtctl operation (export, commit, vsnap, release, "
-                                         "attach) is running on " + config_.retention_dir +
-                                         ": run the rollback again when it is done")
-               : lock.status();
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("rollback"));
   std::vector<std::string> names(spec.streams().begin(), spec.streams().end());
   std::vector<std::unique_ptr<shim::BlockDevice>> owned;  // closed when the job ends
   std::vector<recovery::RollbackPlan> plans;
@@ -247,6 +259,118 @@ mt::Status Agent::RunRollbackJob(proto::Job& job) {
   *job.mutable_result() = all;
   release();
   return mt::Status::Ok();
+}
+
+mt::Status Agent::RunExportJob(proto::Job& job) {
+  const proto::ExportJob& spec = job.spec().export_disk();
+  if (spec.out().empty() || spec.out()[0] != '/')
+    return mt::Status(Errc::kInvalidArgument, "an export job needs an absolute output path");
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("export"));
+  const std::string& name = spec.stream();
+  const bool out_is_dev = spec.out().rfind("/dev/", 0) == 0;
+  bool marked = false, was_running = false;
+  retention::StreamRow row;
+  recovery::StreamState st;
+  recovery::ResolvedPoint point;
+  std::unique_ptr<retention::ReaderPin> pin;
+  std::unique_ptr<shim::BlockDevice> source;
+  // Whatever happens once the stream was stopped: run it again, clear busy.
+  auto finish = [&] {
+    if (was_running) {
+      MutexLock ops(ops_mu_);
+      auto inv = Scan();
+      mt::Status s = inv.ok() ? StartStream(row, *inv) : inv.status();
+      if (!s.ok()) spdlog::error("job '{}': stream '{}' not started again: {}", job.id(), name, s.message());
+    }
+    if (marked) {
+      MutexLock l(mu_);
+      busy_.erase(name);
+    }
+  };
+  mt::Status prepared = [&]() -> mt::Status {
+    MutexLock ops(ops_mu_);
+    MT_ASSIGN_OR_RETURN(auto found, store_->catalog().FindStream(name));
+    if (!found) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
+    row = *found;
+    if (row.state == retention::StreamState::kCommitted)
+      return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
+    MT_RETURN_IF_ERROR(CheckNotBusy(name));
+    MT_ASSIGN_OR_RETURN(auto disks, store_->catalog().ListDisks(row.id));
+    auto disk = std::find_if(disks.begin(), disks.end(),
+                             [&](const retention::DiskRow& d) { return d.disk == spec.disk(); });
+    if (disk == disks.end())
+      return mt::Status(Errc::kNotFound, "stream '" + name + "' has no disk " + std::to_string(spec.disk()));
+    MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+    if (out_is_dev) {
+      const inventory::Disk* d = inv.Find(spec.out());
+      if (d != nullptr && d->role != inventory::Role::kFree)
+        return mt::Status(Errc::kUnsafeTarget, "refusing to export onto " + spec.out() + ": it is " +
+                                                   inventory::RoleName(d->role) + " (" + d->reason + ")");
+    }
+    const inventory::Disk* src = inv.Find(disk->target_id);
+    if (src == nullptr)
+      return mt::Status(Errc::kNotFound, "target " + disk->target_id + " of disk " +
+                                             std::to_string(disk->disk) + " is not attached to this machine");
+    {
+      MutexLock l(mu_);
+      busy_[name] = job.id();
+      was_running = streams_.count(name) != 0;
+    }
+    marked = true;
+    mt::Status stopped = StopStream(name);  // its WAL applied, journals closed
+    if (!stopped.ok()) spdlog::warn("stream '{}' stopped with an error: {}", name, stopped.message());
+    MT_ASSIGN_OR_RETURN(pin, retention::ReaderPin::Take(*env_.fs, config_.retention_dir, row.id, 0));
+    MT_ASSIGN_OR_RETURN(st, recovery::LoadStreamState(store_->catalog(), *env_.fs,
+                                                      config_.retention_dir, row));
+    MT_ASSIGN_OR_RETURN(auto sel, recovery::ParsePointSelector(spec.at()));
+    MT_ASSIGN_OR_RETURN(point, recovery::ResolvePoint(store_->catalog(), *env_.fs, st.View(), sel));
+    MT_ASSIGN_OR_RETURN(pin, retention::ReaderPin::Take(*env_.fs, config_.retention_dir, row.id,
+                                                        point.seq));  // before the old one goes
+    shim::BlockDeviceOptions ro;  // read-only, shared
+    MT_ASSIGN_OR_RETURN(source, shim::OpenBlockDevice(src->devnode, ro));
+    return mt::Status::Ok();
+  }();
+  if (!prepared.ok()) {
+    finish();
+    return prepared;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  mt::Status s = [&]() -> mt::Status {
+    if (!out_is_dev) {  // an image file of the disk's size (sparse)
+      shim::FileOptions fo;
+      fo.writable = fo.create = true;
+      MT_ASSIGN_OR_RETURN(auto f, env_.fs->OpenFile(spec.out(), fo));
+      MT_RETURN_IF_ERROR(f->Truncate(source->size()).WithContext("create " + spec.out()));
+      MT_RETURN_IF_ERROR(f->Sync().WithContext("create " + spec.out()));
+    }
+    shim::BlockDeviceOptions bo;
+    bo.writable = true;
+    bo.exclusive = out_is_dev;
+    bo.direct = out_is_dev;  // a file through the page cache: tmpfs refuses O_DIRECT
+    MT_ASSIGN_OR_RETURN(auto out, shim::OpenBlockDevice(spec.out(), bo));
+    job.set_message("exporting disk " + std::to_string(spec.disk()) + " of stream '" + name +
+                    "' at " + point.description + " to " + spec.out());
+    SaveJob(job);
+    MT_RETURN_IF_ERROR(recovery::Export(*env_.fs, st.undo, *source, spec.disk(), point.seq, *out,
+                                        [&](uint64_t done, uint64_t total) {
+                                          job.set_done_bytes(done);
+                                          job.set_total_bytes(total);
+                                          SaveJob(job, /*progress_only=*/true);
+                                        }));
+    proto::RecoveryResult* r = job.mutable_result();
+    r->set_operation("export");
+    r->set_stream(name);
+    r->set_seq(point.seq);
+    r->set_point(point.description);
+    r->add_disks(spec.out());
+    r->set_bytes(out->size());
+    r->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return mt::Status::Ok();
+  }();
+  source.reset();
+  pin.reset();
+  finish();
+  return s.ok() ? s : s.WithContext("export (run it again: it starts over)");
 }
 
 }  // namespace mt::daemon

@@ -72,6 +72,8 @@ std::string KindOf(const proto::JobSpec& spec) {
   switch (spec.kind_case()) {
     case proto::JobSpec::kRollback:
       return "rollback";
+    case proto::JobSpec::kExportDisk:
+      return "export";
     case proto::JobSpec::KIND_NOT_SET:
       break;
   }

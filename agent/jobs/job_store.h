@@ -27,7 +27,7 @@ inline constexpr char kSucceeded[] = "succeeded";
 inline constexpr char kFailed[] = "failed";
 inline constexpr char kInterrupted[] = "interrupted";
 
-// The kind a spec names ("rollback"), "" when it names none.
+// The kind a spec names ("rollback", "export"), "" when it names none.
 std::string KindOf(const proto::JobSpec& spec);
 
 // Caller ids: 1..128 bytes of printable ASCII without spaces.

@@ -427,6 +427,13 @@ TEST_F(AgentDaemon, ResyncOnDemandBringsTheTargetBackAndKeepsThePointsFromBefore
   const proto::Pair p = FromJson<proto::PairList>(pairs.out).pairs(0);
   EXPECT_EQ(p.state(), "protected");
   EXPECT_EQ(p.disks(0).resync_state(), "complete");
+
+  // An export job of a running stream stops it for the copy and runs it again.
+  auto ex = Mtctl({"export", l0, "--at", "latest", "--out", dir_ + "/latest.img"});
+  ASSERT_EQ(ex.exit_code, 0) << ex.err << Log();
+  EXPECT_TRUE(ReadFile(dir_ + "/latest.img") == std::string(b.begin(), b.end()));
+  pairs = Mtctl({"pairs", "--json"});
+  EXPECT_TRUE(FromJson<proto::PairList>(pairs.out).pairs(0).running()) << pairs.out;
   ASSERT_EQ(Stop(), 0) << log_;
 }
 
@@ -460,12 +467,18 @@ TEST_F(AgentDaemon, RollbackRunsAsAJobInTheDaemonAndAnInterruptedOneRunsAgainAtS
   auto jobs = Mtctl({"jobs", "--json"});
   ASSERT_EQ(jobs.exit_code, 0) << jobs.err;
   auto list = FromJson<proto::JobList>(jobs.out);
-  ASSERT_EQ(list.jobs_size(), 1) << jobs.out;
+  ASSERT_EQ(list.jobs_size(), 1) << jobs.out;  // (before the export)
   EXPECT_EQ(list.jobs(0).id(), "j1");
   EXPECT_EQ(list.jobs(0).kind(), "rollback");
   EXPECT_EQ(list.jobs(0).state(), "succeeded");
   EXPECT_EQ(list.jobs(0).result().seq(), result.seq());
   EXPECT_GT(list.jobs(0).finished_ns(), 0);
+
+  // Export is a job too: disk 0 at p1 into a file.
+  auto ex = Mtctl({"export", l0, "--at", "p1", "--out", dir_ + "/x.img", "--job-id", "e1"});
+  ASSERT_EQ(ex.exit_code, 0) << ex.err << Log();
+  EXPECT_NE(ex.out.find("exported disk 0"), std::string::npos) << ex.out;
+  EXPECT_TRUE(ReadFile(dir_ + "/x.img") == std::string(a.begin(), a.end()));
 
   // The same id and request: the finished job, not a second run.
   auto again = Mtctl({"rollback", "--stream", "vm1", "--to", "p1", "--yes", "--job-id", "j1"});
