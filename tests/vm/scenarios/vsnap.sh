@@ -162,8 +162,20 @@ ctl attach "$VS_TGT_WWID" >/dev/null 2>&1 || true  # the refused release left th
 # the other vsnaps untouched.
 mtctl --config /w/agent.toml vsnap create "$VS_TGT_WWID" --at "$t2" --name v3 > /w/v3.log 2>&1 &
 cpid=$!
-for _ in $(seq 1 200); do dmsetup info "$map-vs-v3" >/dev/null 2>&1 && break; sleep 0.05; done
-kill -9 "$cpid"; wait "$cpid" 2>/dev/null
+# The map's name in sysfs is cheaper to poll than a dmsetup process (slow
+# under TCG): the kill must land while the fill runs.
+for _ in $(seq 1 1000); do
+  grep -qsx -- "$map-vs-v3" /sys/block/dm-*/dm/name && break
+  kill -0 "$cpid" 2>/dev/null || break
+  sleep 0.02
+done
+if kill -9 "$cpid" 2>/dev/null; then
+  wait "$cpid" 2>/dev/null
+else
+  wait "$cpid"; rc=$?
+  mt_fail "the create of v3 ended (rc $rc) before it could be killed half way: $(tail -n 5 /w/v3.log)"
+  tail -n 20 /w/agent.log
+fi
 mt_check "a vsnap create killed half way is listed as interrupted" \
   sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '.vsnaps[] | select(.name == \"v3\") | .state == \"interrupted\"' >/dev/null"
 out=$(ctl vsnap remove v3 2>&1); rc=$?
