@@ -1,14 +1,15 @@
 // mtctl recovery commands (architecture §5): points, common-point, rollback,
 // export, verify, commit, release, attach, vsnap.
 //
-// With mt-agent running, rollback and export are jobs the daemon runs (it
-// stops the streams itself, and runs the job again after a crash; mtctl
-// starts it and follows its progress: agent/daemon/agent_jobs.cc). The others
-// work on the retention store directly (agent/recovery): a stream the daemon
-// is applying is paused through the control socket first (commit, release,
-// vsnap create), so nothing writes the targets or journals while mtctl reads
+// With mt-agent running, rollback, export and vsnap create are jobs the
+// daemon runs (it stops the streams itself; mtctl starts the job and follows
+// its progress; a rollback or export cut short by a stop of the agent runs
+// again at its next start: agent/daemon/agent_jobs.cc). The others work on
+// the retention store directly (agent/recovery): a stream the daemon is
+// applying is paused through the control socket first (commit, release),
+// so nothing writes the targets or journals while mtctl reads
 // or rewrites them. Without a daemon they all work offline the same way,
-// rollback and export included. Every command that
+// the jobs' operations included. Every command that
 // reads a stream's journals pins them first (retention/reader_pin.h), so no
 // prune deletes what it reads: the daemon's, while a vsnap fills with
 // replication running or while `points` and `verify` read a live stream.
@@ -29,6 +30,7 @@
 #include <iomanip>
 #include <sstream>
 #include <thread>
+#include <utility>
 #include <unistd.h>
 
 #include "cli/agent_link.h"
@@ -348,6 +350,7 @@ Result<proto::Job> RunJobInDaemon(Context& ctx, Env& env, const std::string& id,
   ctx.err << what << ": job " << job.id() << " " << job.state() << " in mt-agent" << std::endl;
   const recovery::ProgressFn progress = Progress(ctx, what);
   std::string said = job.message();
+  std::pair<uint64_t, uint64_t> shown{0, 0};  // progress is printed when it moves
   while (job.state() == jobs::kQueued || job.state() == jobs::kRunning) {
     std::this_thread::sleep_for(milliseconds(200));
     proto::ControlRequest get;
@@ -358,7 +361,9 @@ Result<proto::Job> RunJobInDaemon(Context& ctx, Env& env, const std::string& id,
       said = job.message();
       ctx.err << what << ": " << said << std::endl;
     }
-    if (job.total_bytes() != 0) progress(job.done_bytes(), job.total_bytes());
+    const std::pair<uint64_t, uint64_t> now{job.done_bytes(), job.total_bytes()};
+    if (now.second != 0 && now != shown) progress(now.first, now.second);
+    shown = now;
   }
   if (job.state() != jobs::kSucceeded)
     return Status(Errc::kAborted, what + " job " + job.id() + " " + job.state() + ": " + job.message());
@@ -647,7 +652,7 @@ int RunVsnapCreate(Context& ctx, const RecoveryOptions& o) {
   if (!shim::DeviceMapperAvailable())
     return ctx.Fail("vsnap needs device-mapper and this kernel has none (no device-mapper in "
                     "/proc/misc: load dm-mod and dm-snapshot); rollback and export work without it");
-  auto env = OpenEnv(ctx, false, Locked::kYes);
+  auto env = OpenEnv(ctx, false, Locked::kWhenOffline);
   if (!env.ok()) return ctx.Fail(env.status());
   if (!env->config.device_mapper)
     return ctx.Fail("vsnap needs the targets written through the agent's device-mapper maps, and "
@@ -656,6 +661,30 @@ int RunVsnapCreate(Context& ctx, const RecoveryOptions& o) {
   if (!sel.ok()) return ctx.Fail(sel.status());
   if (!sel->by_disk) return ctx.Fail("usage: mtctl vsnap create DISK --at POINT [--name N]");
   const retention::StreamRow row = sel->streams[0];
+  if (env->daemon) {  // the daemon's job: it stops the stream for the set-up only
+    if (!o.name.empty()) {
+      Status named = vsnap::CheckName(o.name);
+      if (!named.ok()) return ctx.Fail(named);
+    }
+    proto::JobSpec spec;
+    proto::VsnapCreateJob* vc = spec.mutable_vsnap_create();
+    vc->set_stream(row.name);
+    vc->set_disk(sel->disk.disk);
+    vc->set_at(o.at);
+    vc->set_name(o.name);
+    auto job = RunJobInDaemon(ctx, *env, o.job_id.empty() ? NewJobId("vsnap") : o.job_id, spec,
+                              "vsnap");
+    if (!job.ok()) return ctx.Fail(job.status());
+    const proto::VsnapInfo& made = job->vsnap();
+    const double secs = (job->finished_ns() - job->started_ns()) / 1e9;
+    std::ostringstream text;
+    text << "vsnap " << made.name() << ": " << made.device() << " shows disk " << made.disk()
+         << " (" << made.target_id() << ") of stream " << row.name << " at " << made.point()
+         << " (" << std::fixed << std::setprecision(2) << secs
+         << " s in mt-agent); replication goes on. Remove it with mtctl vsnap remove "
+         << made.name() << "\n";
+    return Emit(ctx, o, made, text.str());
+  }
   auto inv = ScanWithTargets(ctx, *env);
   if (!inv.ok()) return ctx.Fail(inv.status());
   const inventory::Disk* disk = inv->Find(sel->disk.target_id);
@@ -822,6 +851,8 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   create->add_option("disk", o->disk, "Target disk")->required();
   create->add_option("--at", o->at, "The point")->required();
   create->add_option("--name", o->name, "Snapshot name");
+  create->add_option("--job-id", o->job_id,
+                     "The daemon's job id (default: a new one); the same id again follows that job");
   create->add_flag("--json", o->json, "Protobuf JSON (VsnapInfo)");
   create->callback([&ctx, o] {
     ctx.exit_code = Audited({"vsnap-create", o->stream, "", o->disk, o->at, "", o->name},

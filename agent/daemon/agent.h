@@ -173,6 +173,18 @@ class Agent {
   void RunJob(proto::Job job);
   mt::Status RunRollbackJob(proto::Job& job);
   mt::Status RunExportJob(proto::Job& job);
+  mt::Status RunVsnapCreateJob(proto::Job& job);
+  // A job on one disk of a stream (export, vsnap create): StopForDiskJob
+  // finds the disk and its target (`check`, when given, sees the inventory
+  // first), marks the stream busy with the job, stops it (its WAL applied)
+  // and resolves and pins the point; RestartAfterDiskJob starts the stream
+  // again if it ran and clears busy, whatever StopForDiskJob got to.
+  struct DiskJob;
+  mt::Status StopForDiskJob(const proto::Job& job, const std::string& stream, uint32_t disk,
+                            const std::string& at,
+                            const std::function<mt::Status(const inventory::Inventory&)>& check,
+                            DiskJob* dj);
+  void RestartAfterDiskJob(const proto::Job& job, DiskJob* dj);
   // mtctl's operations lock (<retention>/.mtctl.lock), for a job's duration.
   Result<std::unique_ptr<shim::FileLock>> LockOperationsForJob(const std::string& what);
   // Records the job (memory and jobs.db; progress at most every 5%).

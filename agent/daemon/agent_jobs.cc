@@ -8,7 +8,15 @@
 // An export job: under ops_mu_ the stream is stopped (if it ran) and marked
 // busy, its point resolved and pinned, the output checked (a device must be
 // in no use); the copy (recovery::Export) runs without ops_mu_; the stream
-// runs again after it, whatever the outcome.
+// runs again after it, whatever the outcome. An export interrupted by a stop
+// of the agent runs again at the next start (it starts over).
+//
+// A vsnap-create job: as an export, the stream stopped, the point resolved
+// and pinned ─▶ the snapshot set up (vsnap::Begin: the disk holds exactly
+// the applied seq) ─▶ the stream runs again ─▶ the fill (vsnap::Fill) while
+// it replicates, the pin held ─▶ the VsnapInfo in the job. One interrupted
+// by a stop of the agent is failed at the next start, not run again: its
+// vsnap is listed "interrupted" and the operator removes it.
 //
 // A rollback job:
 //   take mtctl's operations lock (<retention>/.mtctl.lock: no mtctl export,
@@ -25,9 +33,11 @@
 #include <chrono>
 
 #include "daemon/agent.h"
+#include "mt/shim/devmapper.h"
 #include "mt/shim/file_lock.h"
 #include "mt/shim/file_system.h"
 #include "recovery/rollback_plan.h"
+#include "vsnap/vsnap.h"
 
 namespace mt::daemon {
 
@@ -46,8 +56,19 @@ mt::Status Agent::StartJobs() {
   MT_ASSIGN_OR_RETURN(jobs_, jobs::JobStore::Open(JobsPath(config_, env_), /*create=*/true));
   MT_ASSIGN_OR_RETURN(auto left, jobs_->Unfinished());
   for (proto::Job& j : left) {
+    if (j.spec().has_vsnap_create() && j.state() == jobs::kRunning) {
+      // Not run again: a fill cut short leaves the vsnap "interrupted", and
+      // only the operator may take it down (it may be in use).
+      spdlog::warn("job '{}' ({}) was running when mt-agent stopped: failed", j.id(), j.kind());
+      j.set_state(jobs::kFailed);
+      j.set_finished_ns(env_.clock->NowNs());
+      j.set_message("mt-agent stopped while it ran: if mtctl vsnap list shows the vsnap "
+                    "interrupted, remove it (mtctl vsnap remove NAME) and create it again");
+      SaveJob(j);
+      continue;
+    }
     // Safe to run again: a rollback resumes from its progress, an export
-    // starts over.
+    // starts over, a queued vsnap create has not begun.
     spdlog::warn("job '{}' ({}) was {} when mt-agent stopped: running it again", j.id(), j.kind(),
                  j.state());
     j.set_state(jobs::kQueued);
@@ -152,6 +173,7 @@ void Agent::RunJob(proto::Job job) {
   spdlog::info("job '{}' ({}) running", job.id(), job.kind());
   mt::Status s = job.spec().has_rollback()      ? RunRollbackJob(job)
                  : job.spec().has_export_disk() ? RunExportJob(job)
+                 : job.spec().has_vsnap_create() ? RunVsnapCreateJob(job)
                                                 : mt::Status(Errc::kInvalidArgument,
                                                              "job '" + job.id() + "' names no kind of job");
   job.set_finished_ns(env_.clock->NowNs());
@@ -261,6 +283,78 @@ mt::Status Agent::RunRollbackJob(proto::Job& job) {
   return mt::Status::Ok();
 }
 
+// What a job on one disk of a stream (export, vsnap create) holds while
+// the stream is stopped for it: the stream's state, the point, the pin that
+// keeps the point's undo from a prune, and what to undo at the end.
+struct Agent::DiskJob {
+  retention::StreamRow row;
+  retention::DiskRow disk;
+  inventory::Disk target;  // the disk's target, as scanned
+  recovery::StreamState st;
+  recovery::ResolvedPoint point;
+  std::unique_ptr<retention::ReaderPin> pin;
+  bool marked = false;       // busy_ names the job
+  bool was_running = false;  // the stream ran before: start it again after
+};
+
+mt::Status Agent::StopForDiskJob(const proto::Job& job, const std::string& stream, uint32_t disk,
+                                 const std::string& at,
+                                 const std::function<mt::Status(const inventory::Inventory&)>& check,
+                                 DiskJob* dj) {
+  MutexLock ops(ops_mu_);
+  MT_ASSIGN_OR_RETURN(auto found, store_->catalog().FindStream(stream));
+  if (!found) return mt::Status(Errc::kNotFound, "no stream '" + stream + "'");
+  dj->row = *found;
+  if (dj->row.state == retention::StreamState::kCommitted)
+    return mt::Status(Errc::kInvalidArgument, "stream '" + stream + "' is committed");
+  MT_RETURN_IF_ERROR(CheckNotBusy(stream));
+  MT_ASSIGN_OR_RETURN(auto disks, store_->catalog().ListDisks(dj->row.id));
+  auto d = std::find_if(disks.begin(), disks.end(),
+                        [&](const retention::DiskRow& r) { return r.disk == disk; });
+  if (d == disks.end())
+    return mt::Status(Errc::kNotFound, "stream '" + stream + "' has no disk " + std::to_string(disk));
+  dj->disk = *d;
+  MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+  if (check) MT_RETURN_IF_ERROR(check(inv));
+  const inventory::Disk* target = inv.Find(d->target_id);
+  if (target == nullptr)
+    return mt::Status(Errc::kNotFound, "target " + d->target_id + " of disk " +
+                                           std::to_string(disk) + " is not attached to this machine");
+  dj->target = *target;
+  {
+    MutexLock l(mu_);
+    busy_[stream] = job.id();
+    dj->was_running = streams_.count(stream) != 0;
+  }
+  dj->marked = true;
+  mt::Status stopped = StopStream(stream);  // its WAL applied, journals and targets closed
+  if (!stopped.ok()) spdlog::warn("stream '{}' stopped with an error: {}", stream, stopped.message());
+  MT_ASSIGN_OR_RETURN(dj->pin, retention::ReaderPin::Take(*env_.fs, config_.retention_dir, dj->row.id, 0));
+  MT_ASSIGN_OR_RETURN(dj->st, recovery::LoadStreamState(store_->catalog(), *env_.fs,
+                                                        config_.retention_dir, dj->row));
+  MT_ASSIGN_OR_RETURN(auto sel, recovery::ParsePointSelector(at));
+  MT_ASSIGN_OR_RETURN(dj->point, recovery::ResolvePoint(store_->catalog(), *env_.fs, dj->st.View(), sel));
+  MT_ASSIGN_OR_RETURN(dj->pin, retention::ReaderPin::Take(*env_.fs, config_.retention_dir, dj->row.id,
+                                                          dj->point.seq));  // before the old one goes
+  return mt::Status::Ok();
+}
+
+void Agent::RestartAfterDiskJob(const proto::Job& job, DiskJob* dj) {
+  if (dj->was_running) {
+    MutexLock ops(ops_mu_);
+    auto inv = Scan();
+    mt::Status s = inv.ok() ? StartStream(dj->row, *inv) : inv.status();
+    if (!s.ok())
+      spdlog::error("job '{}': stream '{}' not started again: {}", job.id(), dj->row.name, s.message());
+    dj->was_running = false;
+  }
+  if (dj->marked) {
+    MutexLock l(mu_);
+    busy_.erase(dj->row.name);
+    dj->marked = false;
+  }
+}
+
 mt::Status Agent::RunExportJob(proto::Job& job) {
   const proto::ExportJob& spec = job.spec().export_disk();
   if (spec.out().empty() || spec.out()[0] != '/')
@@ -268,72 +362,30 @@ mt::Status Agent::RunExportJob(proto::Job& job) {
   MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("export"));
   const std::string& name = spec.stream();
   const bool out_is_dev = spec.out().rfind("/dev/", 0) == 0;
-  bool marked = false, was_running = false;
-  retention::StreamRow row;
-  recovery::StreamState st;
-  recovery::ResolvedPoint point;
-  std::unique_ptr<retention::ReaderPin> pin;
+  DiskJob dj;
   std::unique_ptr<shim::BlockDevice> source;
-  // Whatever happens once the stream was stopped: run it again, clear busy.
-  auto finish = [&] {
-    if (was_running) {
-      MutexLock ops(ops_mu_);
-      auto inv = Scan();
-      mt::Status s = inv.ok() ? StartStream(row, *inv) : inv.status();
-      if (!s.ok()) spdlog::error("job '{}': stream '{}' not started again: {}", job.id(), name, s.message());
-    }
-    if (marked) {
-      MutexLock l(mu_);
-      busy_.erase(name);
-    }
-  };
-  mt::Status prepared = [&]() -> mt::Status {
-    MutexLock ops(ops_mu_);
-    MT_ASSIGN_OR_RETURN(auto found, store_->catalog().FindStream(name));
-    if (!found) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
-    row = *found;
-    if (row.state == retention::StreamState::kCommitted)
-      return mt::Status(Errc::kInvalidArgument, "stream '" + name + "' is committed");
-    MT_RETURN_IF_ERROR(CheckNotBusy(name));
-    MT_ASSIGN_OR_RETURN(auto disks, store_->catalog().ListDisks(row.id));
-    auto disk = std::find_if(disks.begin(), disks.end(),
-                             [&](const retention::DiskRow& d) { return d.disk == spec.disk(); });
-    if (disk == disks.end())
-      return mt::Status(Errc::kNotFound, "stream '" + name + "' has no disk " + std::to_string(spec.disk()));
-    MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
-    if (out_is_dev) {
-      const inventory::Disk* d = inv.Find(spec.out());
-      if (d != nullptr && d->role != inventory::Role::kFree)
-        return mt::Status(Errc::kUnsafeTarget, "refusing to export onto " + spec.out() + ": it is " +
-                                                   inventory::RoleName(d->role) + " (" + d->reason + ")");
-    }
-    const inventory::Disk* src = inv.Find(disk->target_id);
-    if (src == nullptr)
-      return mt::Status(Errc::kNotFound, "target " + disk->target_id + " of disk " +
-                                             std::to_string(disk->disk) + " is not attached to this machine");
-    {
-      MutexLock l(mu_);
-      busy_[name] = job.id();
-      was_running = streams_.count(name) != 0;
-    }
-    marked = true;
-    mt::Status stopped = StopStream(name);  // its WAL applied, journals closed
-    if (!stopped.ok()) spdlog::warn("stream '{}' stopped with an error: {}", name, stopped.message());
-    MT_ASSIGN_OR_RETURN(pin, retention::ReaderPin::Take(*env_.fs, config_.retention_dir, row.id, 0));
-    MT_ASSIGN_OR_RETURN(st, recovery::LoadStreamState(store_->catalog(), *env_.fs,
-                                                      config_.retention_dir, row));
-    MT_ASSIGN_OR_RETURN(auto sel, recovery::ParsePointSelector(spec.at()));
-    MT_ASSIGN_OR_RETURN(point, recovery::ResolvePoint(store_->catalog(), *env_.fs, st.View(), sel));
-    MT_ASSIGN_OR_RETURN(pin, retention::ReaderPin::Take(*env_.fs, config_.retention_dir, row.id,
-                                                        point.seq));  // before the old one goes
+  mt::Status prepared = StopForDiskJob(
+      job, name, spec.disk(), spec.at(),
+      [&](const inventory::Inventory& inv) {
+        const inventory::Disk* d = out_is_dev ? inv.Find(spec.out()) : nullptr;
+        if (d != nullptr && d->role != inventory::Role::kFree)
+          return mt::Status(Errc::kUnsafeTarget, "refusing to export onto " + spec.out() + ": it is " +
+                                                     inventory::RoleName(d->role) + " (" + d->reason + ")");
+        return mt::Status::Ok();
+      },
+      &dj);
+  if (prepared.ok()) {
     shim::BlockDeviceOptions ro;  // read-only, shared
-    MT_ASSIGN_OR_RETURN(source, shim::OpenBlockDevice(src->devnode, ro));
-    return mt::Status::Ok();
-  }();
+    auto opened = shim::OpenBlockDevice(dj.target.devnode, ro);
+    if (opened.ok()) source = std::move(opened).value();
+    else prepared = opened.status();
+  }
   if (!prepared.ok()) {
-    finish();
+    RestartAfterDiskJob(job, &dj);
     return prepared;
   }
+  const recovery::StreamState& st = dj.st;
+  const recovery::ResolvedPoint& point = dj.point;
   const auto start = std::chrono::steady_clock::now();
   mt::Status s = [&]() -> mt::Status {
     if (!out_is_dev) {  // an image file of the disk's size (sparse)
@@ -368,9 +420,59 @@ mt::Status Agent::RunExportJob(proto::Job& job) {
     return mt::Status::Ok();
   }();
   source.reset();
-  pin.reset();
-  finish();
+  dj.pin.reset();
+  RestartAfterDiskJob(job, &dj);
   return s.ok() ? s : s.WithContext("export (run it again: it starts over)");
+}
+
+mt::Status Agent::RunVsnapCreateJob(proto::Job& job) {
+  const proto::VsnapCreateJob& spec = job.spec().vsnap_create();
+  if (!shim::DeviceMapperAvailable())
+    return mt::Status(Errc::kUnavailable,
+                      "vsnap needs device-mapper and this kernel has none (no device-mapper in "
+                      "/proc/misc: load dm-mod and dm-snapshot); rollback and export work without it");
+  if (!config_.device_mapper)
+    return mt::Status(Errc::kUnavailable,
+                      "vsnap needs the targets written through the agent's device-mapper maps, and "
+                      "the configuration says device_mapper = false ([targets])");
+  if (!spec.name().empty()) MT_RETURN_IF_ERROR(vsnap::CheckName(spec.name()));
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("vsnap create"));
+  DiskJob dj;
+  vsnap::CreateSpec cs;
+  // Set up while the stream is stopped: the disk holds exactly its applied
+  // seq (vsnap::Begin's contract).
+  auto begun = [&]() -> Result<proto::VsnapInfo> {
+    MT_RETURN_IF_ERROR(StopForDiskJob(job, spec.stream(), spec.disk(), spec.at(), {}, &dj));
+    MT_RETURN_IF_ERROR(inventory::IsSafeTarget(dj.target));
+    cs.retention_dir = config_.retention_dir;
+    cs.name = spec.name().empty() ? "seq" + std::to_string(dj.point.seq) : spec.name();
+    cs.disk = &dj.target;
+    cs.stream = spec.stream();
+    cs.disk_index = spec.disk();
+    cs.point = dj.point;
+    cs.base_seq = dj.st.applied_seq;
+    cs.undo = &dj.st.undo;
+    cs.now_ns = env_.clock->NowNs();
+    job.set_message("setting up vsnap " + cs.name + " of disk " + std::to_string(spec.disk()) +
+                    " of stream '" + spec.stream() + "' at " + dj.point.description);
+    SaveJob(job);
+    return vsnap::Begin(*env_.fs, cs);
+  }();
+  RestartAfterDiskJob(job, &dj);  // the fill runs while the stream replicates again
+  if (!begun.ok()) return begun.status();
+  job.set_message("filling vsnap " + cs.name + " (the stream replicates meanwhile)");
+  SaveJob(job);
+  // The pin keeps the undo the fill reads from a prune until it is done.
+  auto made = vsnap::Fill(*env_.fs, cs, *begun, [&](uint64_t done, uint64_t total) {
+    job.set_done_bytes(done);
+    job.set_total_bytes(total);
+    SaveJob(job, /*progress_only=*/true);
+  });
+  dj.pin.reset();
+  if (!made.ok())
+    return made.status().WithContext("vsnap " + cs.name + " (it was taken down: create it again)");
+  *job.mutable_vsnap() = *made;
+  return mt::Status::Ok();
 }
 
 }  // namespace mt::daemon

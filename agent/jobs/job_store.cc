@@ -22,14 +22,19 @@ CREATE TABLE IF NOT EXISTS jobs (
   created_ns  INTEGER NOT NULL,
   started_ns  INTEGER NOT NULL DEFAULT 0,
   finished_ns INTEGER NOT NULL DEFAULT 0,
-  result      BLOB    NOT NULL DEFAULT x''
+  result      BLOB    NOT NULL DEFAULT x'',
+  vsnap       BLOB    NOT NULL DEFAULT x''
 );
-PRAGMA user_version = 1;
 )sql";
+
+// Version 1 (the first jobs.db) had no vsnap column: the vsnap a
+// vsnap-create job made is kept since version 2.
+constexpr int kSchemaVersion = 2;
+constexpr char kAddVsnapColumn[] = "ALTER TABLE jobs ADD COLUMN vsnap BLOB NOT NULL DEFAULT x''";
 
 constexpr char kColumns[] =
     "id, kind, spec, state, done_bytes, total_bytes, message, created_ns, started_ns, "
-    "finished_ns, result";
+    "finished_ns, result, vsnap";
 
 // One prepared statement, finalized when it goes.
 class Stmt {
@@ -66,6 +71,40 @@ Status SqlError(sqlite3* db, const std::string& what) {
   return Status(Errc::kIoError, "jobs.db: " + what + ": " + sqlite3_errmsg(db));
 }
 
+Status Exec(sqlite3* db, const std::string& path, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) return Status::Ok();
+  Status s(Errc::kIoError, "set up " + path + ": " + (err != nullptr ? err : sqlite3_errmsg(db)));
+  sqlite3_free(err);
+  return s;
+}
+
+// Creates the table, or brings a jobs.db of an older version up to this
+// one, in one transaction; refuses one made by a newer mt-agent.
+Status SetUpSchema(sqlite3* db, const std::string& path) {
+  MT_RETURN_IF_ERROR(Exec(db, path, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"));
+  MT_RETURN_IF_ERROR(Exec(db, path, "BEGIN IMMEDIATE"));
+  Status s = [&]() -> Status {
+    Stmt version(db, "PRAGMA user_version");
+    if (!version.ok() || sqlite3_step(version.get()) != SQLITE_ROW)
+      return SqlError(db, "read the schema version");
+    const int64_t found = sqlite3_column_int64(version.get(), 0);
+    if (found > kSchemaVersion)
+      return Status(Errc::kCorruption,
+                    path + " has schema version " + std::to_string(found) +
+                        ", newer than this mt-agent knows (" + std::to_string(kSchemaVersion) +
+                        "): run the mt-agent that wrote it, or a newer one");
+    MT_RETURN_IF_ERROR(Exec(db, path, kSchema));
+    if (found == 1) MT_RETURN_IF_ERROR(Exec(db, path, kAddVsnapColumn));
+    return Exec(db, path, ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+  }();
+  if (!s.ok()) {
+    (void)Exec(db, path, "ROLLBACK");
+    return s;
+  }
+  return Exec(db, path, "COMMIT");
+}
+
 }  // namespace
 
 std::string KindOf(const proto::JobSpec& spec) {
@@ -74,6 +113,8 @@ std::string KindOf(const proto::JobSpec& spec) {
       return "rollback";
     case proto::JobSpec::kExportDisk:
       return "export";
+    case proto::JobSpec::kVsnapCreate:
+      return "vsnap-create";
     case proto::JobSpec::KIND_NOT_SET:
       break;
   }
@@ -115,6 +156,8 @@ struct JobStore::Impl {
       j.set_finished_ns(sqlite3_column_int64(st.get(), 9));
       if (!j.mutable_result()->ParseFromString(st.ColumnText(10)))
         return Status(Errc::kCorruption, "jobs.db: job '" + j.id() + "' has a result that does not parse");
+      if (!j.mutable_vsnap()->ParseFromString(st.ColumnText(11)))
+        return Status(Errc::kCorruption, "jobs.db: job '" + j.id() + "' has a vsnap that does not parse");
       out.push_back(std::move(j));
     }
     return out;
@@ -141,14 +184,10 @@ Result<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path, bool c
     return s;
   }
   sqlite3_busy_timeout(db, 5000);
-  char* err = nullptr;
-  if (sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", nullptr, nullptr,
-                   &err) != SQLITE_OK ||
-      sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
-    Status s(Errc::kIoError, "set up " + path + ": " + (err != nullptr ? err : "?"));
-    sqlite3_free(err);
+  Status set_up = SetUpSchema(db, path);
+  if (!set_up.ok()) {
     sqlite3_close(db);
-    return s;
+    return set_up;
   }
   return std::unique_ptr<JobStore>(new JobStore(db));
 }
@@ -186,11 +225,12 @@ Status JobStore::Save(const proto::Job& j) {
   MutexLock l(impl_->mu);
   Stmt st(impl_->db,
           "UPDATE jobs SET state = ?2, done_bytes = ?3, total_bytes = ?4, message = ?5,"
-          " started_ns = ?6, finished_ns = ?7, result = ?8 WHERE id = ?1");
+          " started_ns = ?6, finished_ns = ?7, result = ?8, vsnap = ?9 WHERE id = ?1");
   if (!st.ok()) return SqlError(impl_->db, "save job");
   st.Text(1, j.id()).Text(2, j.state()).Int(3, static_cast<int64_t>(j.done_bytes()))
       .Int(4, static_cast<int64_t>(j.total_bytes())).Text(5, j.message()).Int(6, j.started_ns())
-      .Int(7, j.finished_ns()).Blob(8, j.result().SerializeAsString());
+      .Int(7, j.finished_ns()).Blob(8, j.result().SerializeAsString())
+      .Blob(9, j.vsnap().SerializeAsString());
   if (sqlite3_step(st.get()) != SQLITE_DONE) return SqlError(impl_->db, "save job '" + j.id() + "'");
   if (sqlite3_changes(impl_->db) == 0) return Status(Errc::kNotFound, "no job '" + j.id() + "'");
   return Status::Ok();

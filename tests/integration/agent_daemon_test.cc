@@ -507,6 +507,15 @@ TEST_F(AgentDaemon, RollbackRunsAsAJobInTheDaemonAndAnInterruptedOneRunsAgainAtS
     ASSERT_TRUE(j.ok() && created);
     j->set_state("running");
     ASSERT_TRUE((*store)->Save(*j).ok());
+    // A vsnap create cut short is not run again: it is failed at the start.
+    proto::JobSpec vs;
+    vs.mutable_vsnap_create()->set_stream("vm1");
+    vs.mutable_vsnap_create()->set_at("p1");
+    vs.mutable_vsnap_create()->set_name("v1");
+    auto v = (*store)->Create("v1", vs, 2, &created);
+    ASSERT_TRUE(v.ok() && created);
+    v->set_state("running");
+    ASSERT_TRUE((*store)->Save(*v).ok());
   }
   Start();
   const auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -524,8 +533,21 @@ TEST_F(AgentDaemon, RollbackRunsAsAJobInTheDaemonAndAnInterruptedOneRunsAgainAtS
   EXPECT_EQ(j2.id(), "j2");
   EXPECT_EQ(j2.state(), "succeeded") << j2.message();
   EXPECT_TRUE(target() == a);
+  auto v1 = Mtctl({"jobs", "--json"});
+  ASSERT_EQ(v1.exit_code, 0) << v1.err;
+  bool seen = false;
+  const auto after = FromJson<proto::JobList>(v1.out);
+  for (const auto& j : after.jobs()) {
+    if (j.id() != "v1") continue;
+    seen = true;
+    EXPECT_EQ(j.kind(), "vsnap-create");
+    EXPECT_EQ(j.state(), "failed");
+    EXPECT_NE(j.message().find("mtctl vsnap remove"), std::string::npos) << j.message();
+  }
+  EXPECT_TRUE(seen) << v1.out;
   ASSERT_EQ(Stop(), 0) << log_;
   EXPECT_NE(log_.find("job 'j2' (rollback) was running when mt-agent stopped"), std::string::npos) << log_;
+  EXPECT_EQ(log_.find("job 'v1' (vsnap-create) running"), std::string::npos) << log_;
 }
 
 TEST_F(AgentDaemon, ASecondDaemonRefusesToStartAndLeavesTheFirstAlone) {

@@ -157,25 +157,38 @@ out=$(ctl release "$VS_TGT_WWID" 2>&1); rc=$?
 mt_check "release is refused while vsnaps exist: $out" sh -c "[ $rc -ne 0 ] && echo '$out' | grep -q 'virtual snapshots'"
 ctl attach "$VS_TGT_WWID" >/dev/null 2>&1 || true  # the refused release left the stream paused
 
-# A create killed half way (while it fills the snapshot, when the stream
-# replicates again): listed as interrupted, removable, the stream running,
-# the other vsnaps untouched.
-mtctl --config /w/agent.toml vsnap create "$VS_TGT_WWID" --at "$t2" --name v3 > /w/v3.log 2>&1 &
+# A create cut short: mt-agent, whose job makes the vsnap, killed once the
+# snapshot map exists (the fill runs while the stream replicates again). At
+# its next start the job is failed, not run again; the vsnap is listed
+# interrupted and removable, the stream runs, the other vsnaps are untouched.
+# Its point is taken from the points the retention holds now, not $t2: the
+# workloads since v2 write much of the 512 MiB volume, and low space may
+# have pruned the oldest points (v2 no longer needs its own).
+ctl points --stream s1 --json > /w/points.json
+t4=$(app_tag 1)
+echo "point for v3: $t4 (oldest app point held: $(app_tag 0); $t2 held: $(jq -r "[.streams[0].points[] | select(.name == \"$t2\")] | length" /w/points.json))"
+ctl vsnap create "$VS_TGT_WWID" --at "$t4" --name v3 --job-id v3-create > /w/v3.log 2>&1 &
 cpid=$!
 # The map's name in sysfs is cheaper to poll than a dmsetup process (slow
-# under TCG): the kill must land while the fill runs.
+# under TCG): the kill must land while the job runs.
 for _ in $(seq 1 1000); do
   grep -qsx -- "$map-vs-v3" /sys/block/dm-*/dm/name && break
   kill -0 "$cpid" 2>/dev/null || break
   sleep 0.02
 done
-if kill -9 "$cpid" 2>/dev/null; then
-  wait "$cpid" 2>/dev/null
+if kill -0 "$cpid" 2>/dev/null; then
+  kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
+  wait "$cpid"; rc=$?
+  mt_check "mtctl following the job fails when mt-agent dies (rc $rc): $(tail -n 1 /w/v3.log)" [ "$rc" -ne 0 ]
 else
   wait "$cpid"; rc=$?
-  mt_fail "the create of v3 ended (rc $rc) before it could be killed half way: $(tail -n 5 /w/v3.log)"
+  mt_fail "the create of v3 ended (rc $rc) before mt-agent could be killed half way: $(tail -n 5 /w/v3.log)"
   tail -n 20 /w/agent.log
+  kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
 fi
+start_agent || die "mt-agent did not start after the kill during the vsnap create"
+mt_check "the vsnap-create job cut short is failed at the next start, not run again" \
+  sh -c "mtctl --config /w/agent.toml jobs --json | jq -e '.jobs[] | select(.id == \"v3-create\") | .state == \"failed\"' >/dev/null"
 mt_check "a vsnap create killed half way is listed as interrupted" \
   sh -c "mtctl --config /w/agent.toml vsnap list --json | jq -e '.vsnaps[] | select(.name == \"v3\") | .state == \"interrupted\"' >/dev/null"
 out=$(ctl vsnap remove v3 2>&1); rc=$?
