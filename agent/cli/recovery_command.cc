@@ -1,14 +1,13 @@
 // mtctl recovery commands (architecture §5): points, common-point, rollback,
 // export, verify, commit, release, attach, vsnap.
 //
-// With mt-agent running, rollback, export and vsnap create are jobs the
-// daemon runs (it stops the streams itself; mtctl starts the job and follows
-// its progress; a rollback or export cut short by a stop of the agent runs
-// again at its next start: agent/daemon/agent_jobs.cc). The others work on
-// the retention store directly (agent/recovery): a stream the daemon is
-// applying is paused through the control socket first (commit, release),
-// so nothing writes the targets or journals while mtctl reads
-// or rewrites them. Without a daemon they all work offline the same way,
+// With mt-agent running, rollback, export, commit and vsnap create/remove
+// are jobs the daemon runs (it stops the streams itself; mtctl starts the
+// job and follows its progress; a job cut short by a stop of the agent runs
+// again at its next start, except a vsnap create, which is failed:
+// agent/daemon/agent_jobs.cc). Release and attach pause and resume the
+// stream through the control socket, so nothing writes the target while it
+// is released. Without a daemon they all work offline the same way,
 // the jobs' operations included. Every command that
 // reads a stream's journals pins them first (retention/reader_pin.h), so no
 // prune deletes what it reads: the daemon's, while a vsnap fills with
@@ -19,7 +18,7 @@
 //   mtctl rollback (DISK | --stream S | --group G) [--to POINT] --yes [--json]
 //   mtctl export DISK --at POINT --out FILE|DEVICE [--json]
 //   mtctl verify (DISK | --stream S) [--json]
-//   mtctl commit (--stream S | --group G) --yes
+//   mtctl commit (--stream S | --group G) --yes [--json]
 //   mtctl release DISK / mtctl attach DISK
 //   mtctl vsnap create|list|remove ...
 #include <spdlog/spdlog.h>
@@ -579,22 +578,34 @@ int RunVerify(Context& ctx, const RecoveryOptions& o) {
 
 int RunCommit(Context& ctx, const RecoveryOptions& o) {
   if (!o.yes) return ctx.Fail("commit drops the stream's retention for good: add --yes");
-  auto env = OpenEnv(ctx, true, Locked::kYes);
+  auto env = OpenEnv(ctx, true, Locked::kWhenOffline);
   if (!env.ok()) return ctx.Fail(env.status());
   if (!o.disk.empty()) return ctx.Fail("commit takes --stream S or --group G");
   auto sel = Select(ctx, *env, o);
   if (!sel.ok()) return ctx.Fail(sel.status());
-  for (const auto& row : sel->streams) {
-    auto paused = PauseInDaemon(ctx, *env, row);
-    if (!paused.ok()) return ctx.Fail(paused.status());
+  auto committed_line = [](const std::string& stream, const std::string& rolled) {
+    return "stream " + stream + " committed: its retention and credential are gone" +
+           (rolled.empty() ? "" : " (" + rolled + ")") + "\n";
+  };
+  if (env->daemon) {  // the daemon's job: it stops the streams itself
+    proto::JobSpec spec;
+    for (const auto& row : sel->streams) spec.mutable_commit()->add_streams(row.name);
+    auto job = RunJobInDaemon(ctx, *env, o.job_id.empty() ? NewJobId("commit") : o.job_id, spec,
+                              "commit");
+    if (!job.ok()) return ctx.Fail(job.status());
+    std::string text;
+    for (const auto& one : job->result().streams()) text += committed_line(one.stream(), one.point());
+    return Emit(ctx, o, job->result(), text);
   }
-  env->catalog.reset();  // the store opens it again
+  env->catalog.reset();  // mt-agent does not run; the store opens the catalog again
   retention::StoreOptions so;
   so.root = env->config.retention_dir;
   auto store = retention::RetentionStore::Open(env->fs, shim::SystemClock(), so);
   if (!store.ok()) return ctx.Fail(store.status());
   daemon::CredentialStore creds(env->fs, env->config.credentials_dir);
-  std::ostringstream text;
+  std::string text;
+  proto::RecoveryResult all;
+  all.set_operation("commit");
   for (const auto& row : sel->streams) {
     const std::string dir = (*store)->StreamDir(row.id);
     auto rolled = recovery::ReadRolledBack(env->fs, dir);
@@ -603,11 +614,14 @@ int RunCommit(Context& ctx, const RecoveryOptions& o) {
     Status s = (*store)->DropStream(row.id);
     if (!s.ok()) return ctx.Fail(s.WithContext("commit '" + row.name + "'"));
     if (env->fs.Exists(creds.PathOf(row.name))) (void)env->fs.Remove(creds.PathOf(row.name));
-    text << "stream " << row.name << " committed: its retention and credential are gone"
-         << (rolled.ok() && *rolled ? " (" + **rolled + ")" : "") << "\n";
+    proto::RecoveryResult* one = all.add_streams();
+    one->set_operation("commit");
+    one->set_stream(row.name);
+    one->set_point(rolled.ok() && *rolled ? **rolled : "");
+    all.set_stream(row.name);
+    text += committed_line(one->stream(), one->point());
   }
-  ctx.out << text.str();
-  return 0;
+  return Emit(ctx, o, all, text);
 }
 
 int RunReleaseAttach(Context& ctx, const RecoveryOptions& o, bool release) {
@@ -760,12 +774,20 @@ int RunVsnapList(Context& ctx, const RecoveryOptions& o) {
 }
 
 int RunVsnapRemove(Context& ctx, const RecoveryOptions& o) {
-  auto config = LoadAgentConfigForCli(ctx);
-  if (!config.ok()) return ctx.Fail(config.status());
-  auto lock = LockOperations(*config);
-  if (!lock.ok()) return ctx.Fail(lock.status());
-  Status s = vsnap::Remove(shim::PosixFileSystem(), config->retention_dir, o.name);
-  if (!s.ok()) return ctx.Fail(s);
+  auto env = OpenEnv(ctx, false, Locked::kWhenOffline);
+  if (!env.ok()) return ctx.Fail(env.status());
+  if (env->daemon) {  // the daemon's job
+    Status named = vsnap::CheckName(o.name);
+    if (!named.ok()) return ctx.Fail(named);
+    proto::JobSpec spec;
+    spec.mutable_vsnap_remove()->set_name(o.name);
+    auto job = RunJobInDaemon(ctx, *env, o.job_id.empty() ? NewJobId("vsnap") : o.job_id, spec,
+                              "vsnap");
+    if (!job.ok()) return ctx.Fail(job.status());
+  } else {
+    Status s = vsnap::Remove(env->fs, env->config.retention_dir, o.name);
+    if (!s.ok()) return ctx.Fail(s);
+  }
   ctx.out << "vsnap " << o.name << " removed\n";
   return 0;
 }
@@ -827,6 +849,9 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   commit->add_option("--stream", o->stream, "Stream name");
   commit->add_option("--group", o->group, "Replication group");
   commit->add_flag("--yes", o->yes, "Confirm");
+  commit->add_option("--job-id", o->job_id,
+                     "The daemon's job id (default: a new one); the same id again follows that job");
+  commit->add_flag("--json", o->json, "Protobuf JSON (RecoveryResult, one entry per stream in streams)");
   commit->callback([&ctx, o] {
     ctx.exit_code = Audited({"commit", o->stream, o->group, "", "", "", ""},
                             [&] { return RunCommit(ctx, *o); });
@@ -863,6 +888,8 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
   list->callback([&ctx, o] { ctx.exit_code = RunVsnapList(ctx, *o); });
   CLI::App* remove = vsnap->add_subcommand("remove", "Remove a virtual snapshot");
   remove->add_option("name", o->name, "Snapshot name")->required();
+  remove->add_option("--job-id", o->job_id,
+                     "The daemon's job id (default: a new one); the same id again follows that job");
   remove->callback([&ctx, o] {
     ctx.exit_code = Audited({"vsnap-remove", "", "", "", "", "", o->name},
                             [&] { return RunVsnapRemove(ctx, *o); });

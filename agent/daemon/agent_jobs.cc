@@ -18,6 +18,16 @@
 // by a stop of the agent is failed at the next start, not run again: its
 // vsnap is listed "interrupted" and the operator removes it.
 //
+// A commit job: under the lock and ops_mu_, each stream found (or already
+// listed in the job's result: committed by an earlier run of the job) and
+// not busy ─▶ for each: recorded in the result (saved) ─▶ marked busy,
+// stopped ─▶ its retention dropped (RetentionStore::DropStream) ─▶ its
+// credential deleted ─▶ busy cleared. Run again after a stop of the agent, a
+// stream in the result that the catalog no longer lists is done.
+//
+// A vsnap-remove job: under the lock, vsnap::Remove (which finishes what an
+// interrupted remove or create left); safe to run again.
+//
 // A rollback job:
 //   take mtctl's operations lock (<retention>/.mtctl.lock: no mtctl export,
 //   commit or vsnap meanwhile) ─▶ under ops_mu_: each stream not committed,
@@ -37,6 +47,7 @@
 #include "mt/shim/file_lock.h"
 #include "mt/shim/file_system.h"
 #include "recovery/rollback_plan.h"
+#include "recovery/store_ops.h"
 #include "vsnap/vsnap.h"
 
 namespace mt::daemon {
@@ -68,7 +79,8 @@ mt::Status Agent::StartJobs() {
       continue;
     }
     // Safe to run again: a rollback resumes from its progress, an export
-    // starts over, a queued vsnap create has not begun.
+    // starts over, a commit skips the streams it committed, a vsnap remove
+    // takes down what is left, a queued vsnap create has not begun.
     spdlog::warn("job '{}' ({}) was {} when mt-agent stopped: running it again", j.id(), j.kind(),
                  j.state());
     j.set_state(jobs::kQueued);
@@ -174,6 +186,8 @@ void Agent::RunJob(proto::Job job) {
   mt::Status s = job.spec().has_rollback()      ? RunRollbackJob(job)
                  : job.spec().has_export_disk() ? RunExportJob(job)
                  : job.spec().has_vsnap_create() ? RunVsnapCreateJob(job)
+                 : job.spec().has_commit()       ? RunCommitJob(job)
+                 : job.spec().has_vsnap_remove() ? RunVsnapRemoveJob(job)
                                                 : mt::Status(Errc::kInvalidArgument,
                                                              "job '" + job.id() + "' names no kind of job");
   job.set_finished_ns(env_.clock->NowNs());
@@ -473,6 +487,68 @@ mt::Status Agent::RunVsnapCreateJob(proto::Job& job) {
     return made.status().WithContext("vsnap " + cs.name + " (it was taken down: create it again)");
   *job.mutable_vsnap() = *made;
   return mt::Status::Ok();
+}
+
+mt::Status Agent::RunCommitJob(proto::Job& job) {
+  const proto::CommitJob& spec = job.spec().commit();
+  if (spec.streams().empty()) return mt::Status(Errc::kInvalidArgument, "a commit job names no stream");
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("commit"));
+  MutexLock ops(ops_mu_);
+  auto done_before = [&](const std::string& name) {  // by an earlier run of this job
+    const auto& r = job.result().streams();
+    return std::any_of(r.begin(), r.end(), [&](const auto& one) { return one.stream() == name; });
+  };
+  std::vector<retention::StreamRow> rows;
+  for (const auto& name : spec.streams()) {
+    MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(name));
+    if (!row) {
+      if (done_before(name)) continue;
+      return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
+    }
+    MT_RETURN_IF_ERROR(CheckNotBusy(name));
+    rows.push_back(*row);
+  }
+  job.mutable_result()->set_operation("commit");
+  for (const auto& row : rows) {
+    auto rolled = recovery::ReadRolledBack(*env_.fs, store_->StreamDir(row.id));
+    if (!done_before(row.name)) {  // recorded first: a rerun knows the stream went
+      proto::RecoveryResult* one = job.mutable_result()->add_streams();
+      one->set_operation("commit");
+      one->set_stream(row.name);
+      one->set_point(rolled.ok() && *rolled ? **rolled : "");
+    }
+    job.set_message("committing stream '" + row.name + "'");
+    SaveJob(job);
+    {
+      MutexLock l(mu_);
+      busy_[row.name] = job.id();
+    }
+    mt::Status stopped = StopStream(row.name);
+    if (!stopped.ok()) spdlog::warn("stream '{}' stopped with an error: {}", row.name, stopped.message());
+    // The rollback marker and progress go last, inside DropStream: until the
+    // rows are gone a rolled-back stream stays refused.
+    mt::Status s = store_->DropStream(row.id);
+    if (s.ok()) s = credentials_->Remove(row.name);
+    {
+      MutexLock l(mu_);
+      busy_.erase(row.name);
+    }
+    if (!s.ok()) return s.WithContext("commit '" + row.name + "' (run it again: it goes on)");
+    spdlog::info("job '{}': stream '{}' committed: its retention and credential are gone", job.id(),
+                 row.name);
+  }
+  const auto& all = job.result().streams();
+  if (!all.empty()) job.mutable_result()->set_stream(all[all.size() - 1].stream());
+  return mt::Status::Ok();
+}
+
+mt::Status Agent::RunVsnapRemoveJob(proto::Job& job) {
+  const std::string& name = job.spec().vsnap_remove().name();
+  MT_RETURN_IF_ERROR(vsnap::CheckName(name));
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("vsnap remove"));
+  job.set_message("removing vsnap " + name);
+  SaveJob(job);
+  return vsnap::Remove(*env_.fs, config_.retention_dir, name);
 }
 
 }  // namespace mt::daemon

@@ -115,6 +115,10 @@ std::string KindOf(const proto::JobSpec& spec) {
       return "export";
     case proto::JobSpec::kVsnapCreate:
       return "vsnap-create";
+    case proto::JobSpec::kCommit:
+      return "commit";
+    case proto::JobSpec::kVsnapRemove:
+      return "vsnap-remove";
     case proto::JobSpec::KIND_NOT_SET:
       break;
   }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -548,6 +549,85 @@ TEST_F(AgentDaemon, RollbackRunsAsAJobInTheDaemonAndAnInterruptedOneRunsAgainAtS
   ASSERT_EQ(Stop(), 0) << log_;
   EXPECT_NE(log_.find("job 'j2' (rollback) was running when mt-agent stopped"), std::string::npos) << log_;
   EXPECT_EQ(log_.find("job 'v1' (vsnap-create) running"), std::string::npos) << log_;
+}
+
+// Commit is a job of the daemon: the stream stopped, its retention and
+// credential gone, the other stream untouched. A commit an agent left
+// running after it recorded a stream in its result runs again at the next
+// start and finishes; a stream it recorded that is already gone is done.
+// A vsnap remove is a job too (a missing vsnap fails it with the reason).
+TEST_F(AgentDaemon, CommitRunsAsAJobAndAnInterruptedOneFinishesAtTheNextStart) {
+  Start();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + loops_[0]->path()}).exit_code, 0)
+      << Log();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm2", "--disk", "0:" + loops_[1]->path()}).exit_code, 0)
+      << Log();
+  const std::string key1 = dir_ + "/credentials/vm1.key", key2 = dir_ + "/credentials/vm2.key";
+  ASSERT_EQ(access(key1.c_str(), F_OK), 0);
+  auto names = [&] {
+    auto p = Mtctl({"pairs", "--json"});
+    EXPECT_EQ(p.exit_code, 0) << p.err;
+    std::vector<std::string> out;
+    const auto list = FromJson<proto::PairList>(p.out);
+    for (const auto& pair : list.pairs()) out.push_back(pair.name());
+    return out;
+  };
+
+  auto c = Mtctl({"commit", "--stream", "vm1", "--yes", "--job-id", "c1", "--json"});
+  ASSERT_EQ(c.exit_code, 0) << c.err << Log();
+  EXPECT_NE(c.err.find("job c1 queued in mt-agent"), std::string::npos) << c.err;
+  const auto result = FromJson<proto::RecoveryResult>(c.out);
+  EXPECT_EQ(result.operation(), "commit");
+  ASSERT_EQ(result.streams_size(), 1) << c.out;
+  EXPECT_EQ(result.streams(0).stream(), "vm1");
+  EXPECT_EQ(names(), std::vector<std::string>{"vm2"});
+  EXPECT_NE(access(key1.c_str(), F_OK), 0);
+  EXPECT_EQ(access(key2.c_str(), F_OK), 0);
+  EXPECT_NE(Log().find("stream 'vm1' committed"), std::string::npos) << log_;
+
+  auto rm = Mtctl({"vsnap", "remove", "nosuch", "--job-id", "r1"});
+  EXPECT_EQ(rm.exit_code, 1);
+  EXPECT_NE(rm.err.find("job r1 failed"), std::string::npos) << rm.err;
+  EXPECT_NE(rm.err.find("no vsnap named nosuch"), std::string::npos) << rm.err;
+  ASSERT_EQ(Stop(), 0) << log_;
+
+  {
+    auto store = jobs::JobStore::Open(dir_ + "/retention/jobs.db", false);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    bool created = false;
+    for (const char* name : {"vm2", "gone"}) {
+      proto::JobSpec spec;
+      spec.mutable_commit()->add_streams(name);
+      auto j = (*store)->Create(std::string("c-") + name, spec, 1, &created);
+      ASSERT_TRUE(j.ok() && created);
+      j->set_state("running");
+      j->mutable_result()->add_streams()->set_stream(name);  // recorded before the drop
+      ASSERT_TRUE((*store)->Save(*j).ok());
+    }
+  }
+  Start();
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  std::map<std::string, proto::Job> seen;
+  while (true) {
+    auto l = Mtctl({"jobs", "--json"});
+    ASSERT_EQ(l.exit_code, 0) << l.err;
+    const auto listed = FromJson<proto::JobList>(l.out);
+    for (const auto& j : listed.jobs()) seen[j.id()] = j;
+    bool ended = true;
+    for (const char* id : {"c-vm2", "c-gone"})
+      ended = ended && (seen[id].state() == "succeeded" || seen[id].state() == "failed");
+    if (ended) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << l.out << Log();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(seen["c-vm2"].state(), "succeeded") << seen["c-vm2"].message();
+  EXPECT_EQ(seen["c-gone"].state(), "succeeded") << seen["c-gone"].message();
+  EXPECT_EQ(seen["r1"].kind(), "vsnap-remove");
+  EXPECT_TRUE(names().empty());
+  EXPECT_NE(access(key2.c_str(), F_OK), 0);
+  ASSERT_EQ(Stop(), 0) << log_;
+  EXPECT_NE(log_.find("job 'c-vm2' (commit) was running when mt-agent stopped"), std::string::npos)
+      << log_;
 }
 
 TEST_F(AgentDaemon, ASecondDaemonRefusesToStartAndLeavesTheFirstAlone) {
