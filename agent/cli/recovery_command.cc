@@ -5,9 +5,10 @@
 // are jobs the daemon runs (it stops the streams itself; mtctl starts the
 // job and follows its progress; a job cut short by a stop of the agent runs
 // again at its next start, except a vsnap create, which is failed:
-// agent/daemon/agent_jobs.cc). Release and attach pause and resume the
-// stream through the control socket, so nothing writes the target while it
-// is released. Without a daemon they all work offline the same way,
+// agent/daemon/agent_jobs.cc), and so are release and attach (a pause with
+// the disk's map dropped, a resume). Offline, they work on the retention
+// store directly (agent/recovery); only release, which drops the map, works
+// without the daemon among those two. Without a daemon they all work offline the same way,
 // the jobs' operations included. Every command that
 // reads a stream's journals pins them first (retention/reader_pin.h), so no
 // prune deletes what it reads: the daemon's, while a vsnap fills with
@@ -625,40 +626,41 @@ int RunCommit(Context& ctx, const RecoveryOptions& o) {
 }
 
 int RunReleaseAttach(Context& ctx, const RecoveryOptions& o, bool release) {
-  auto env = OpenEnv(ctx, false, Locked::kYes);
+  auto env = OpenEnv(ctx, false, Locked::kWhenOffline);
   if (!env.ok()) return ctx.Fail(env.status());
   auto sel = Select(ctx, *env, o);
   if (!sel.ok()) return ctx.Fail(sel.status());
   const auto& row = sel->streams[0];
-  std::ostringstream text;
-  if (env->daemon) {
-    proto::ControlRequest req;
-    if (release)
-      req.mutable_pause()->set_stream(row.name);
-    else
-      req.mutable_resume()->set_stream(row.name);
-    auto r = CallAgent(ctx, env->config, req, milliseconds(120'000));
-    if (!r.ok()) return ctx.Fail(r.status());
-    text << (release ? "released " : "attached ") << o.disk << ": stream " << row.name
-         << (release ? " paused, all its disks flushed and closed" : " resumed");
-  } else if (!release) {
+  if (env->daemon) {  // the daemon's job: it pauses (and drops the map) or resumes
+    proto::JobSpec spec;
+    if (release) {
+      spec.mutable_release()->set_stream(row.name);
+      spec.mutable_release()->set_disk(sel->disk.disk);
+    } else {
+      spec.mutable_attach()->set_stream(row.name);
+    }
+    const std::string what = release ? "release" : "attach";
+    auto job = RunJobInDaemon(ctx, *env, o.job_id.empty() ? NewJobId(what) : o.job_id, spec, what);
+    if (!job.ok()) return ctx.Fail(job.status());
+    ctx.out << (release ? "released " : "attached ") << o.disk << ": stream " << row.name
+            << (release ? " paused, all its disks flushed and closed; the disk can be detached"
+                        : " resumed")
+            << "\n";
+    return 0;
+  }
+  if (!release)
     return ctx.Fail("mt-agent is not running: start it (systemctl start mt-agent) and the stream's "
                     "disks are taken back");
-  } else {
-    text << "released " << o.disk << ": mt-agent is not running, nothing writes it";
+  // The agent's map holds the disk too: drop it so the VMDK can go.
+  auto inv = ScanWithTargets(ctx, *env);
+  if (!inv.ok()) return ctx.Fail(inv.status());
+  const inventory::Disk* disk = inv->Find(sel->disk.target_id);
+  if (disk != nullptr) {
+    Status s = vsnap::DropTargetMap(*disk);
+    if (!s.ok()) return ctx.Fail(s.WithContext("release " + o.disk));
   }
-  if (release) {
-    // The agent's map holds the disk too: drop it so the VMDK can go.
-    auto inv = ScanWithTargets(ctx, *env);
-    if (!inv.ok()) return ctx.Fail(inv.status());
-    const inventory::Disk* disk = inv->Find(sel->disk.target_id);
-    if (disk != nullptr) {
-      Status s = vsnap::DropTargetMap(*disk);
-      if (!s.ok()) return ctx.Fail(s.WithContext("release " + o.disk + " (the stream stays paused)"));
-    }
-    text << "; the disk can be detached";
-  }
-  ctx.out << text.str() << "\n";
+  ctx.out << "released " << o.disk
+          << ": mt-agent is not running, nothing writes it; the disk can be detached\n";
   return 0;
 }
 
@@ -859,12 +861,16 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
 
   CLI::App* rel = app.add_subcommand("release", "Flush and close a target so its VMDK can be detached");
   rel->add_option("disk", o->disk, "Target disk")->required();
+  rel->add_option("--job-id", o->job_id,
+                  "The daemon's job id (default: a new one); the same id again follows that job");
   rel->callback([&ctx, o] {
     ctx.exit_code = Audited({"release", o->stream, "", o->disk, "", "", ""},
                             [&] { return RunReleaseAttach(ctx, *o, true); });
   });
   CLI::App* att = app.add_subcommand("attach", "Take a released target back");
   att->add_option("disk", o->disk, "Target disk")->required();
+  att->add_option("--job-id", o->job_id,
+                  "The daemon's job id (default: a new one); the same id again follows that job");
   att->callback([&ctx, o] {
     ctx.exit_code = Audited({"attach", o->stream, "", o->disk, "", "", ""},
                             [&] { return RunReleaseAttach(ctx, *o, false); });

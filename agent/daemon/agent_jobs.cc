@@ -28,6 +28,11 @@
 // A vsnap-remove job: under the lock, vsnap::Remove (which finishes what an
 // interrupted remove or create left); safe to run again.
 //
+// A release job: under the lock and ops_mu_, the stream paused (as the
+// Pause command does) ─▶ the disk's map dropped (vsnap::DropTargetMap,
+// refused while vsnaps of the disk exist). An attach job resumes the stream
+// (its maps made again). Both are safe to run again.
+//
 // A rollback job:
 //   take mtctl's operations lock (<retention>/.mtctl.lock: no mtctl export,
 //   commit or vsnap meanwhile) ─▶ under ops_mu_: each stream not committed,
@@ -48,6 +53,7 @@
 #include "mt/shim/file_system.h"
 #include "recovery/rollback_plan.h"
 #include "recovery/store_ops.h"
+#include "vsnap/target_map.h"
 #include "vsnap/vsnap.h"
 
 namespace mt::daemon {
@@ -188,6 +194,8 @@ void Agent::RunJob(proto::Job job) {
                  : job.spec().has_vsnap_create() ? RunVsnapCreateJob(job)
                  : job.spec().has_commit()       ? RunCommitJob(job)
                  : job.spec().has_vsnap_remove() ? RunVsnapRemoveJob(job)
+                 : job.spec().has_release()      ? RunReleaseJob(job)
+                 : job.spec().has_attach()       ? RunAttachJob(job)
                                                 : mt::Status(Errc::kInvalidArgument,
                                                              "job '" + job.id() + "' names no kind of job");
   job.set_finished_ns(env_.clock->NowNs());
@@ -549,6 +557,44 @@ mt::Status Agent::RunVsnapRemoveJob(proto::Job& job) {
   job.set_message("removing vsnap " + name);
   SaveJob(job);
   return vsnap::Remove(*env_.fs, config_.retention_dir, name);
+}
+
+mt::Status Agent::RunReleaseJob(proto::Job& job) {
+  const proto::ReleaseJob& spec = job.spec().release();
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("release"));
+  MutexLock ops(ops_mu_);
+  MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(spec.stream()));
+  if (!row) return mt::Status(Errc::kNotFound, "no stream '" + spec.stream() + "'");
+  MT_ASSIGN_OR_RETURN(auto disks, store_->catalog().ListDisks(row->id));
+  auto d = std::find_if(disks.begin(), disks.end(),
+                        [&](const retention::DiskRow& r) { return r.disk == spec.disk(); });
+  if (d == disks.end())
+    return mt::Status(Errc::kNotFound,
+                      "stream '" + spec.stream() + "' has no disk " + std::to_string(spec.disk()));
+  MT_RETURN_IF_ERROR(Pause(spec.stream()).status());
+  job.set_message("stream '" + spec.stream() + "' paused; dropping the map of " + d->target_id);
+  SaveJob(job);
+  MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+  const inventory::Disk* target = inv.Find(d->target_id);
+  if (target != nullptr)  // a disk already detached has no map left to drop
+    MT_RETURN_IF_ERROR(vsnap::DropTargetMap(*target).WithContext(
+        "release " + d->target_id + " (the stream stays paused)"));
+  proto::RecoveryResult* r = job.mutable_result();
+  r->set_operation("release");
+  r->set_stream(spec.stream());
+  r->add_disks(d->target_id);
+  return mt::Status::Ok();
+}
+
+mt::Status Agent::RunAttachJob(proto::Job& job) {
+  const std::string& stream = job.spec().attach().stream();
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("attach"));
+  MutexLock ops(ops_mu_);
+  MT_RETURN_IF_ERROR(Resume(stream).status());
+  proto::RecoveryResult* r = job.mutable_result();
+  r->set_operation("attach");
+  r->set_stream(stream);
+  return mt::Status::Ok();
 }
 
 }  // namespace mt::daemon

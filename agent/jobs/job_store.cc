@@ -119,6 +119,10 @@ std::string KindOf(const proto::JobSpec& spec) {
       return "commit";
     case proto::JobSpec::kVsnapRemove:
       return "vsnap-remove";
+    case proto::JobSpec::kRelease:
+      return "release";
+    case proto::JobSpec::kAttach:
+      return "attach";
     case proto::JobSpec::KIND_NOT_SET:
       break;
   }

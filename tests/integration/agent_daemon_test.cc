@@ -555,8 +555,9 @@ TEST_F(AgentDaemon, RollbackRunsAsAJobInTheDaemonAndAnInterruptedOneRunsAgainAtS
 // credential gone, the other stream untouched. A commit an agent left
 // running after it recorded a stream in its result runs again at the next
 // start and finishes; a stream it recorded that is already gone is done.
-// A vsnap remove is a job too (a missing vsnap fails it with the reason).
-TEST_F(AgentDaemon, CommitRunsAsAJobAndAnInterruptedOneFinishesAtTheNextStart) {
+// Release, attach and vsnap remove are jobs too (a missing vsnap fails its
+// remove with the reason).
+TEST_F(AgentDaemon, CommitReleaseAndAttachRunAsJobsAndAnInterruptedCommitFinishesAtTheNextStart) {
   Start();
   ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + loops_[0]->path()}).exit_code, 0)
       << Log();
@@ -572,6 +573,25 @@ TEST_F(AgentDaemon, CommitRunsAsAJobAndAnInterruptedOneFinishesAtTheNextStart) {
     for (const auto& pair : list.pairs()) out.push_back(pair.name());
     return out;
   };
+
+  // Release and attach are jobs too: a pause (the disk's map dropped) and a resume.
+  auto state_of = [&](const std::string& name) {
+    auto p = Mtctl({"pairs", "--json"});
+    EXPECT_EQ(p.exit_code, 0) << p.err;
+    const auto list = FromJson<proto::PairList>(p.out);
+    for (const auto& pair : list.pairs())
+      if (pair.name() == name) return pair.state();
+    return std::string("none");
+  };
+  auto rel = Mtctl({"release", loops_[1]->path(), "--job-id", "rel1"});
+  ASSERT_EQ(rel.exit_code, 0) << rel.err << Log();
+  EXPECT_NE(rel.err.find("job rel1 queued in mt-agent"), std::string::npos) << rel.err;
+  EXPECT_NE(rel.out.find("the disk can be detached"), std::string::npos) << rel.out;
+  EXPECT_EQ(state_of("vm2"), "paused");
+  auto att = Mtctl({"attach", loops_[1]->path(), "--job-id", "att1"});
+  ASSERT_EQ(att.exit_code, 0) << att.err << Log();
+  EXPECT_NE(att.err.find("job att1 queued in mt-agent"), std::string::npos) << att.err;
+  EXPECT_EQ(state_of("vm2"), "protected");
 
   auto c = Mtctl({"commit", "--stream", "vm1", "--yes", "--job-id", "c1", "--json"});
   ASSERT_EQ(c.exit_code, 0) << c.err << Log();
@@ -623,6 +643,8 @@ TEST_F(AgentDaemon, CommitRunsAsAJobAndAnInterruptedOneFinishesAtTheNextStart) {
   EXPECT_EQ(seen["c-vm2"].state(), "succeeded") << seen["c-vm2"].message();
   EXPECT_EQ(seen["c-gone"].state(), "succeeded") << seen["c-gone"].message();
   EXPECT_EQ(seen["r1"].kind(), "vsnap-remove");
+  EXPECT_EQ(seen["rel1"].kind(), "release");
+  EXPECT_EQ(seen["att1"].state(), "succeeded");
   EXPECT_TRUE(names().empty());
   EXPECT_NE(access(key2.c_str(), F_OK), 0);
   ASSERT_EQ(Stop(), 0) << log_;
