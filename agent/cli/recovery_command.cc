@@ -352,11 +352,22 @@ Result<proto::Job> RunJobInDaemon(Context& ctx, Env& env, const std::string& id,
   std::string said = job.message();
   std::pair<uint64_t, uint64_t> shown{0, 0};  // progress is printed when it moves
   while (job.state() == jobs::kQueued || job.state() == jobs::kRunning) {
-    std::this_thread::sleep_for(milliseconds(200));
+    // The daemon answers once the job moved (or after wait_ms): progress
+    // arrives as it happens, without polling.
     proto::ControlRequest get;
     get.mutable_get_job()->set_id(id);
-    MT_ASSIGN_OR_RETURN(auto r, CallAgent(ctx, env.config, get, milliseconds(30'000)));
-    job = r.job();
+    get.mutable_get_job()->set_wait_ms(5'000);
+    get.mutable_get_job()->set_after_revision(job.revision());
+    auto r = CallAgent(ctx, env.config, get, milliseconds(30'000));
+    if (!r.ok() && r.status().code() == Errc::kBusy) {  // the daemon serves many requests now
+      std::this_thread::sleep_for(milliseconds(200));
+      continue;
+    }
+    if (!r.ok()) return r.status();
+    job = r->job();
+    // Revision 0: an mt-agent that does not wait; do not spin on it.
+    if (job.revision() == 0 && (job.state() == jobs::kQueued || job.state() == jobs::kRunning))
+      std::this_thread::sleep_for(milliseconds(200));
     if (job.message() != said && job.state() == jobs::kRunning) {
       said = job.message();
       ctx.err << what << ": " << said << std::endl;

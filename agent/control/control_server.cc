@@ -4,12 +4,14 @@
 
 #include <array>
 #include <boost/asio.hpp>
+#include <condition_variable>
 #include <filesystem>
 #include <set>
 #include <thread>
 
 #include "control/asio_util.h"
 #include "control/framing.h"
+#include "mt/shim/thread_annotations.h"
 
 namespace mt::control {
 
@@ -50,8 +52,26 @@ struct ControlServer::Impl {
   class Connection;
   std::set<std::shared_ptr<Connection>> connections;  // touched on the io thread only
 
+  // Requests being handled, each on a thread of its own (at most
+  // kMaxServing; Stop waits for them).
+  static constexpr int kMaxServing = 8;
+  Mutex serving_mu;
+  std::condition_variable serving_cv;
+  int serving MT_GUARDED_BY(serving_mu) = 0;
+
   void Accept();
   void Serve(const std::string& body, std::string* out);
+  bool TakeServingSlot() {
+    MutexLock l(serving_mu);
+    if (serving >= kMaxServing) return false;
+    ++serving;
+    return true;
+  }
+  void GiveServingSlotBack() {
+    MutexLock l(serving_mu);
+    --serving;
+    serving_cv.notify_all();
+  }
 };
 
 // One accepted connection: peer check, one request, one response.
@@ -125,9 +145,23 @@ class ControlServer::Impl::Connection : public std::enable_shared_from_this<Conn
     }
     if (auto body = decoder_.Next()) {
       timer_.cancel();
-      std::string out;
-      server_.Serve(*body, &out);
-      Write(std::move(out));
+      if (!server_.TakeServingSlot()) {
+        Reply(ErrorResponse(Status(Errc::kBusy, "mt-agent is serving " +
+                                                    std::to_string(Impl::kMaxServing) +
+                                                    " control requests: try again")));
+        return;
+      }
+      // The handler runs on a thread of its own, so a request that waits
+      // (a GetJob waiting for progress, a command waiting for another) does
+      // not hold up the others; the response is written on the io thread.
+      std::thread([self = shared_from_this(), body = std::move(*body)]() mutable {
+        Impl& server = self->server_;
+        std::string out;
+        server.Serve(body, &out);
+        asio::post(server.io, [self, out = std::move(out)]() mutable { self->Write(std::move(out)); });
+        self.reset();  // the posted write holds the connection now
+        server.GiveServingSlotBack();  // last: Stop may then return
+      }).detach();
       return;
     }
     Read();
@@ -268,6 +302,11 @@ void ControlServer::Stop() {
   // Let the closes run, then end the loop.
   asio::post(p->io, [p] { p->io.stop(); });
   if (p->thread.joinable()) p->thread.join();
+  {
+    // The handler may not be called once Stop returns: wait for the running ones.
+    UniqueLock l(p->serving_mu);
+    p->serving_cv.wait(l.native(), [p]() MT_REQUIRES(p->serving_mu) { return p->serving == 0; });
+  }
   std::error_code fec;
   std::filesystem::remove(p->o.socket_path, fec);
 }

@@ -8,10 +8,13 @@
 //   accept ─▶ peer check ─┬─ not allowed ─▶ write error(permission-denied) ─▶ close
 //                         └─ read frame (deadline) ─▶ parse ─▶ handler ─▶ write response ─▶ close
 //
-// Threads: one thread runs an Asio io_context; the handler runs on it, so
-// requests are served one at a time (a slow handler delays the next one; the
-// io deadline covers only reading the request and writing the response).
-// No exception leaves this module.
+// Threads: one thread runs an Asio io_context (accept, read, write); each
+// request's handler runs on a thread of its own, so a slow or waiting
+// request does not hold up the next one. At most 8 requests are handled at
+// once; one more is answered busy. The handler must therefore be safe to
+// call from several threads at once. The io deadline covers only reading
+// the request and writing the response. Stop() returns once no handler
+// runs. No exception leaves this module.
 #pragma once
 
 #include <chrono>
@@ -58,8 +61,8 @@ class ControlServer {
   static Result<std::unique_ptr<ControlServer>> Start(const Options& options, Handler handler);
   ~ControlServer();  // Stop()
 
-  // Stops accepting, closes open connections, joins the thread (a running
-  // handler finishes first) and removes the socket file. Idempotent.
+  // Stops accepting, closes open connections, joins the thread, waits for
+  // running handlers to finish and removes the socket file. Idempotent.
   void Stop();
 
   const std::string& path() const;

@@ -408,7 +408,11 @@ void Agent::Shutdown() {
   // and the server waits for that request to finish).
   stopping_ = true;
   ready_ = false;
-  if (control_) control_->Stop();
+  {
+    MutexLock l(job_mu_);  // a GetJob that waits sees stopping_ now, or is woken
+  }
+  job_changed_cv_.notify_all();
+  if (control_) control_->Stop();  // waits for the requests it serves
   StopReceiver();
   StopJobs();  // waits for the running job (it takes ops_mu_ itself)
   MutexLock ops(ops_mu_);
@@ -610,7 +614,7 @@ proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
   };
   // Job queries are answered while a job holds ops_mu_ (it does, briefly).
   if (request.command_case() == proto::ControlRequest::kGetJob)
-    return reply(GetJob(request.get_job().id()), [&](proto::Job v) { *r.mutable_job() = std::move(v); });
+    return reply(GetJob(request.get_job()), [&](proto::Job v) { *r.mutable_job() = std::move(v); });
   if (request.command_case() == proto::ControlRequest::kListJobs)
     return reply(ListJobs(), [&](proto::JobList v) { *r.mutable_jobs() = std::move(v); });
   MutexLock ops(ops_mu_);

@@ -113,6 +113,9 @@ class Agent {
   // run one at a time on the job worker, recorded in jobs.db.
   Result<proto::Job> StartJob(const proto::StartJob& request);
   Result<proto::Job> GetJob(const std::string& id);
+  // GetJob with its wait (proto GetJob): returns once the job moved past
+  // after_revision, ended, the agent stops, or wait_ms passed.
+  Result<proto::Job> GetJob(const proto::GetJob& request);
   Result<proto::JobList> ListJobs();
   // Names of the streams running now (tests, logs).
   std::vector<std::string> RunningStreams() const;
@@ -223,6 +226,8 @@ class Agent {
   std::deque<std::string> job_queue_ MT_GUARDED_BY(job_mu_);
   std::map<std::string, proto::Job> job_live_ MT_GUARDED_BY(job_mu_);  // queued or running, as now
   bool job_stop_ MT_GUARDED_BY(job_mu_) = false;
+  std::condition_variable job_changed_cv_;            // a live job moved or ended
+  uint64_t job_revision_ MT_GUARDED_BY(job_mu_) = 0;  // the last revision given
   std::thread job_worker_;
 };
 

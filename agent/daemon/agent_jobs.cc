@@ -106,8 +106,18 @@ void Agent::StopJobs() {
     job_stop_ = true;
   }
   job_cv_.notify_all();
+  job_changed_cv_.notify_all();
   if (job_worker_.joinable()) job_worker_.join();
 }
+
+namespace {
+
+// The percentage of progress a job shows (-1: none).
+int PercentOf(const proto::Job& j) {
+  return j.total_bytes() == 0 ? -1 : static_cast<int>(j.done_bytes() * 100 / j.total_bytes());
+}
+
+}  // namespace
 
 void Agent::SaveJob(const proto::Job& job, bool progress_only) {
   bool store = !progress_only;
@@ -118,10 +128,19 @@ void Agent::SaveJob(const proto::Job& job, bool progress_only) {
       const uint64_t before = it->second.done_bytes() * 20 / job.total_bytes();
       store = job.done_bytes() * 20 / job.total_bytes() != before;
     }
-    if (job.state() == jobs::kQueued || job.state() == jobs::kRunning)
-      job_live_[job.id()] = job;
-    else
+    // A waiting GetJob wakes when the state, the step or the percentage moves.
+    const bool moved = it == job_live_.end() || it->second.state() != job.state() ||
+                       it->second.message() != job.message() ||
+                       PercentOf(it->second) != PercentOf(job);
+    const uint64_t revision = moved ? ++job_revision_ : it->second.revision();
+    if (job.state() == jobs::kQueued || job.state() == jobs::kRunning) {
+      proto::Job& live = job_live_[job.id()];
+      live = job;
+      live.set_revision(revision);
+    } else {
       job_live_.erase(job.id());
+    }
+    if (moved) job_changed_cv_.notify_all();
   }
   if (!store) return;
   mt::Status s = jobs_->Save(job);
@@ -137,6 +156,7 @@ Result<proto::Job> Agent::StartJob(const proto::StartJob& request) {
   spdlog::info("job '{}' ({}) queued", job.id(), job.kind());
   {
     MutexLock l(job_mu_);
+    job.set_revision(++job_revision_);
     job_live_[job.id()] = job;
     job_queue_.push_back(job.id());
   }
@@ -154,6 +174,19 @@ Result<proto::Job> Agent::GetJob(const std::string& id) {
   MT_ASSIGN_OR_RETURN(auto job, jobs_->Get(id));
   if (!job) return mt::Status(Errc::kNotFound, "no job '" + id + "' (see mtctl jobs)");
   return *job;
+}
+
+Result<proto::Job> Agent::GetJob(const proto::GetJob& request) {
+  if (request.wait_ms() > 0) {
+    const auto wait = std::chrono::milliseconds(std::min<uint32_t>(request.wait_ms(), 10'000));
+    UniqueLock l(job_mu_);
+    job_changed_cv_.wait_for(l.native(), wait, [&]() MT_REQUIRES(job_mu_) {
+      if (job_stop_ || stopping_) return true;
+      auto it = job_live_.find(request.id());
+      return it == job_live_.end() || it->second.revision() > request.after_revision();
+    });
+  }
+  return GetJob(request.id());
 }
 
 Result<proto::JobList> Agent::ListJobs() {

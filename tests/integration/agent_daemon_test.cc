@@ -474,6 +474,18 @@ TEST_F(AgentDaemon, RollbackRunsAsAJobInTheDaemonAndAnInterruptedOneRunsAgainAtS
   EXPECT_EQ(list.jobs(0).state(), "succeeded");
   EXPECT_EQ(list.jobs(0).result().seq(), result.seq());
   EXPECT_GT(list.jobs(0).finished_ns(), 0);
+  // A GetJob that waits for progress returns at once for a job that ended.
+  {
+    proto::ControlRequest get;
+    get.mutable_get_job()->set_id("j1");
+    get.mutable_get_job()->set_wait_ms(10'000);
+    get.mutable_get_job()->set_after_revision(1'000'000);
+    const auto asked = std::chrono::steady_clock::now();
+    auto got = control::CallControl(Socket(), get, 30s);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->job().state(), "succeeded");
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, 5s) << "it waited for a job that had ended";
+  }
 
   // Export is a job too: disk 0 at p1 into a file.
   auto ex = Mtctl({"export", l0, "--at", "p1", "--out", dir_ + "/x.img", "--job-id", "e1"});

@@ -11,7 +11,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "control/control_client.h"
 #include "control/framing.h"
@@ -256,6 +260,105 @@ TEST_F(ControlServerTest, StopClosesConnectionsThatAreStillOpen) {
   server_->Stop();
   EXPECT_EQ(ReadAll(fd), "");
   close(fd);
+}
+
+// A handler that blocks requests for stream "slow" until released.
+class BlockingHandler {
+ public:
+  proto::ControlResponse operator()(const proto::ControlRequest& r) {
+    proto::ControlResponse out;
+    out.mutable_pair()->set_name(r.pause().stream());
+    if (r.pause().stream() != "slow") return out;
+    std::unique_lock<std::mutex> l(mu_);
+    ++entered_;
+    cv_.notify_all();
+    cv_.wait(l, [&] { return released_; });
+    ended_at_ = ++clock_;
+    return out;
+  }
+  void WaitEntered(int n) {
+    std::unique_lock<std::mutex> l(mu_);
+    ASSERT_TRUE(cv_.wait_for(l, 10s, [&] { return entered_ >= n; })) << entered_ << " of " << n;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int Tick() {
+    std::lock_guard<std::mutex> l(mu_);
+    return ++clock_;
+  }
+  int ended_at() {
+    std::lock_guard<std::mutex> l(mu_);
+    return ended_at_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int entered_ = 0, clock_ = 0, ended_at_ = 0;
+  bool released_ = false;
+};
+
+proto::ControlRequest PauseOf(const std::string& stream) {
+  proto::ControlRequest req;
+  req.mutable_pause()->set_stream(stream);
+  return req;
+}
+
+// Each request is handled on a thread of its own: one that waits does not
+// hold up the next; at most 8 are handled at once (the 9th is answered busy);
+// Stop returns only once the running handlers have returned.
+TEST_F(ControlServerTest, AWaitingRequestDoesNotHoldUpTheOthersAndStopWaitsForIt) {
+  BlockingHandler handler;
+  ControlServer::Options o;
+  o.socket_path = Path();
+  o.allowed_uid = getuid();
+  auto s = ControlServer::Start(o, [&](const proto::ControlRequest& r) { return handler(r); });
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  server_ = std::move(s).value();
+
+  std::vector<std::thread> slow;
+  std::atomic<int> slow_ok{0};
+  for (int i = 0; i < 8; ++i)
+    slow.emplace_back([&] {
+      auto r = CallControl(Path(), PauseOf("slow"), 30s);
+      if (r.ok() && ResponseStatus(*r).ok()) ++slow_ok;
+    });
+  handler.WaitEntered(8);
+  // Served while eight others wait... but not a ninth beside them.
+  auto ninth = CallControl(Path(), PauseOf("fast"), 5s);
+  ASSERT_TRUE(ninth.ok()) << ninth.status().ToString();
+  EXPECT_EQ(ResponseStatus(*ninth).code(), Errc::kBusy);
+  handler.Release();
+  for (auto& t : slow) t.join();
+  EXPECT_EQ(slow_ok, 8);
+  auto fast = CallControl(Path(), PauseOf("fast"), 5s);
+  ASSERT_TRUE(fast.ok()) << fast.status().ToString();
+  EXPECT_EQ(fast->pair().name(), "fast");
+
+  // One that waits, then a fast one beside it, then Stop while it waits.
+  BlockingHandler second;
+  server_.reset();
+  auto s2 = ControlServer::Start(o, [&](const proto::ControlRequest& r) { return second(r); });
+  ASSERT_TRUE(s2.ok()) << s2.status().ToString();
+  server_ = std::move(s2).value();
+  std::thread waiting([&] { (void)CallControl(Path(), PauseOf("slow"), 30s); });
+  second.WaitEntered(1);
+  auto beside = CallControl(Path(), PauseOf("fast"), 5s);
+  ASSERT_TRUE(beside.ok()) << beside.status().ToString();
+  EXPECT_EQ(beside->pair().name(), "fast");
+  int stop_returned_at = 0;
+  std::thread stopper([&] {
+    server_->Stop();
+    stop_returned_at = second.Tick();
+  });
+  std::this_thread::sleep_for(200ms);  // a Stop that does not wait returns meanwhile
+  second.Release();
+  stopper.join();
+  waiting.join();
+  EXPECT_GT(stop_returned_at, second.ended_at());
 }
 
 }  // namespace
