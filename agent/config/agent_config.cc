@@ -131,6 +131,11 @@ const Schema& ConfigSchema() {
          [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
            MT_ASSIGN_OR_RETURN(c->credentials_dir, GetPath(n, w));
            return Status::Ok();
+         }},
+        {"resync_in_place",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->resync_in_place, GetBool(n, w));
+           return Status::Ok();
          }}}},
       {"control",
        {{"socket",

@@ -32,6 +32,10 @@ struct AgentConfig {
   uint16_t listen_port = 9443;  // 0: any free port (tests)
   std::string tls_dir = "/var/lib/mt-agent/tls";
   std::string credentials_dir = "/var/lib/mt-agent/credentials";
+  // Resync data written to the target as it arrives, a payload-less record
+  // in the WAL (formats/journal.md, "In-place resync data"); false: through
+  // the WAL like any write (benchmarks compare the two).
+  bool resync_in_place = true;
 
   // [control]
   std::string control_socket = "/run/mt-agent/control.sock";

@@ -311,6 +311,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   if (!opened.ok()) return fail(opened);
   RuntimeOptions ro;
   ro.wal_quota_bytes = config_.wal_quota_bytes;
+  ro.resync_in_place = config_.resync_in_place;
   // Several target reads/writes in flight per apply batch (docs/benchmarks.md:
   // the apply stage is bound by one-at-a-time I/O, not by the CPU).
   ro.applier.io_depth = kApplyIoDepth;

@@ -19,6 +19,7 @@ void ExpectDefaults(const AgentConfig& c) {
   EXPECT_EQ(c.ListenAddress(), "0.0.0.0:9443");
   EXPECT_EQ(c.tls_dir, "/var/lib/mt-agent/tls");
   EXPECT_EQ(c.credentials_dir, "/var/lib/mt-agent/credentials");
+  EXPECT_TRUE(c.resync_in_place);
   EXPECT_EQ(c.control_socket, "/run/mt-agent/control.sock");
   EXPECT_EQ(c.retention_dir, "/mnt/retention");
   EXPECT_EQ(c.wal_quota_bytes, 256ull << 20);
@@ -53,6 +54,7 @@ log_level = "debug"
 listen = "[::1]:7443"
 tls_dir = "/etc/x/tls/"
 credentials_dir = "/etc/x/creds"
+resync_in_place = false
 [control]
 socket = "/tmp/x.sock"
 [retention]
@@ -78,6 +80,7 @@ allow_non_scsi = ["/dev/loop3", "loop:/var/tmp/d.img"]
   EXPECT_EQ(c->ListenAddress(), "[::1]:7443");
   EXPECT_EQ(c->tls_dir, "/etc/x/tls");  // trailing slash dropped
   EXPECT_EQ(c->credentials_dir, "/etc/x/creds");
+  EXPECT_FALSE(c->resync_in_place);
   EXPECT_EQ(c->control_socket, "/tmp/x.sock");
   EXPECT_EQ(c->retention_dir, "/data/ret");
   EXPECT_EQ(c->wal_quota_bytes, 1ull << 30);
