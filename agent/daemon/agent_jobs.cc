@@ -89,8 +89,8 @@ mt::Status Agent::StartJobs() {
     // takes down what is left, a queued vsnap create has not begun.
     spdlog::warn("job '{}' ({}) was {} when mt-agent stopped: running it again", j.id(), j.kind(),
                  j.state());
-    j.set_state(jobs::kQueued);
     j.set_message("queued again: mt-agent stopped while it was " + j.state());
+    j.set_state(jobs::kQueued);
     SaveJob(j);
     MutexLock l(job_mu_);
     job_queue_.push_back(j.id());
