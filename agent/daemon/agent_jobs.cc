@@ -67,6 +67,15 @@ std::string JobsPath(const AgentConfig& config, const AgentEnvironment& env) {
   return (slash == std::string::npos ? std::string(".") : catalog.substr(0, slash)) + "/jobs.db";
 }
 
+// Disk `disk` of the stream, or kNotFound naming both.
+Result<retention::DiskRow> DiskOf(retention::Catalog& catalog, const retention::StreamRow& row,
+                                  uint32_t disk) {
+  MT_ASSIGN_OR_RETURN(auto disks, catalog.ListDisks(row.id));
+  for (const auto& d : disks)
+    if (d.disk == disk) return d;
+  return mt::Status(Errc::kNotFound, "stream '" + row.name + "' has no disk " + std::to_string(disk));
+}
+
 }  // namespace
 
 mt::Status Agent::StartJobs() {
@@ -363,17 +372,12 @@ mt::Status Agent::StopForDiskJob(const proto::Job& job, const std::string& strea
   if (dj->row.state == retention::StreamState::kCommitted)
     return mt::Status(Errc::kInvalidArgument, "stream '" + stream + "' is committed");
   MT_RETURN_IF_ERROR(CheckNotBusy(stream));
-  MT_ASSIGN_OR_RETURN(auto disks, store_->catalog().ListDisks(dj->row.id));
-  auto d = std::find_if(disks.begin(), disks.end(),
-                        [&](const retention::DiskRow& r) { return r.disk == disk; });
-  if (d == disks.end())
-    return mt::Status(Errc::kNotFound, "stream '" + stream + "' has no disk " + std::to_string(disk));
-  dj->disk = *d;
+  MT_ASSIGN_OR_RETURN(dj->disk, DiskOf(store_->catalog(), dj->row, disk));
   MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
   if (check) MT_RETURN_IF_ERROR(check(inv));
-  const inventory::Disk* target = inv.Find(d->target_id);
+  const inventory::Disk* target = inv.Find(dj->disk.target_id);
   if (target == nullptr)
-    return mt::Status(Errc::kNotFound, "target " + d->target_id + " of disk " +
+    return mt::Status(Errc::kNotFound, "target " + dj->disk.target_id + " of disk " +
                                            std::to_string(disk) + " is not attached to this machine");
   dj->target = *target;
   {
@@ -598,24 +602,19 @@ mt::Status Agent::RunReleaseJob(proto::Job& job) {
   MutexLock ops(ops_mu_);
   MT_ASSIGN_OR_RETURN(auto row, store_->catalog().FindStream(spec.stream()));
   if (!row) return mt::Status(Errc::kNotFound, "no stream '" + spec.stream() + "'");
-  MT_ASSIGN_OR_RETURN(auto disks, store_->catalog().ListDisks(row->id));
-  auto d = std::find_if(disks.begin(), disks.end(),
-                        [&](const retention::DiskRow& r) { return r.disk == spec.disk(); });
-  if (d == disks.end())
-    return mt::Status(Errc::kNotFound,
-                      "stream '" + spec.stream() + "' has no disk " + std::to_string(spec.disk()));
+  MT_ASSIGN_OR_RETURN(const retention::DiskRow disk, DiskOf(store_->catalog(), *row, spec.disk()));
   MT_RETURN_IF_ERROR(Pause(spec.stream()).status());
-  job.set_message("stream '" + spec.stream() + "' paused; dropping the map of " + d->target_id);
+  job.set_message("stream '" + spec.stream() + "' paused; dropping the map of " + disk.target_id);
   SaveJob(job);
   MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
-  const inventory::Disk* target = inv.Find(d->target_id);
+  const inventory::Disk* target = inv.Find(disk.target_id);
   if (target != nullptr)  // a disk already detached has no map left to drop
     MT_RETURN_IF_ERROR(vsnap::DropTargetMap(*target).WithContext(
-        "release " + d->target_id + " (the stream stays paused)"));
+        "release " + disk.target_id + " (the stream stays paused)"));
   proto::RecoveryResult* r = job.mutable_result();
   r->set_operation("release");
   r->set_stream(spec.stream());
-  r->add_disks(d->target_id);
+  r->add_disks(disk.target_id);
   return mt::Status::Ok();
 }
 
