@@ -63,6 +63,7 @@ void AddStatusCommand(CLI::App& app, Context& ctx);
 // points, common-point, rollback, export, verify, commit, release, attach, vsnap
 void AddRecoveryCommands(CLI::App& app, Context& ctx);
 void AddJobsCommand(CLI::App& app, Context& ctx);  // jobs
+void AddRegisterCommand(CLI::App& app, Context& ctx);  // register (configuration server)
 
 // A time as RFC 3339 UTC (recovery/recovery.h).
 using recovery::UtcTime;

@@ -20,6 +20,7 @@ const AddCommandGroup kCommandGroups[] = {
     AddStatusCommand,
     AddRecoveryCommands,
     AddJobsCommand,
+    AddRegisterCommand,
 };
 
 // Library code logs at debug level only; -v shows it, on stderr.

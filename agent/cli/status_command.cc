@@ -74,6 +74,7 @@ int PrintText(Context& ctx, const proto::AgentStatus& st) {
     ctx.out << "data port: " << (st.listen().empty() ? "not listening" : st.listen());
     if (!st.tls_fingerprint().empty()) ctx.out << ", TLS fingerprint " << st.tls_fingerprint();
     ctx.out << "\n";
+    if (!st.cs_link().empty()) ctx.out << "configuration server link: " << st.cs_link() << "\n";
   } else {
     ctx.out << "mt-agent: not running (status from the catalog in " << st.retention_dir()
             << ")\n";

@@ -231,6 +231,33 @@ const Schema& ConfigSchema() {
            MT_ASSIGN_OR_RETURN(c->device_mapper, GetBool(n, w));
            return Status::Ok();
          }}}},
+      {"cs",
+       {{"dir",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->cs_dir, GetPath(n, w));
+           return Status::Ok();
+         }},
+        {"address",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->cs_address, GetString(n, w));
+           return Status::Ok();
+         }},
+        {"passphrase_file",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->cs_passphrase_file, GetPath(n, w));
+           return Status::Ok();
+         }},
+        {"fingerprint",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->cs_fingerprint, GetString(n, w));
+           return Status::Ok();
+         }},
+        {"heartbeat",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->cs_heartbeat_ns, GetDuration(n, w));
+           if (c->cs_heartbeat_ns < 1'000'000'000) return w.Error("at least 1s");
+           return Status::Ok();
+         }}}},
   };
   return schema;
 }

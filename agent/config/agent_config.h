@@ -62,6 +62,16 @@ struct AgentConfig {
   // disk itself. Without device-mapper the disk itself is always written.
   bool device_mapper = true;
 
+  // [cs] — the configuration-server link (docs/formats/cs-link.md).
+  // Registration state (<cs_dir>/registration, 0600) is written by
+  // `mtctl register`, or by the daemon itself when `address` and
+  // `passphrase_file` are set and it is not registered yet.
+  std::string cs_dir = "/var/lib/mt-agent/cs";
+  std::string cs_address;          // "host[:port]" (port 443 by default); "" = none
+  std::string cs_passphrase_file;  // "" = none
+  std::string cs_fingerprint;      // pinned up front; "" = trust on first use
+  int64_t cs_heartbeat_ns = 30'000'000'000;  // unless the CS asks for another
+
   // "host:port" as configured ("[::1]:9443" for IPv6).
   std::string ListenAddress() const;
 };

@@ -132,6 +132,18 @@ Result<std::string> CertificateFingerprint(const std::string& cert_pem) {
   return fp;
 }
 
+std::optional<std::string> VerifiedLeafFingerprint(void* store_ctx) {
+  auto* sc = static_cast<X509_STORE_CTX*>(store_ctx);
+  if (X509_STORE_CTX_get_error_depth(sc) != 0) return std::nullopt;
+  X509* cert = X509_STORE_CTX_get_current_cert(sc);
+  unsigned char* der = nullptr;
+  const int len = cert != nullptr ? i2d_X509(cert, &der) : -1;
+  if (len <= 0) return std::string();
+  std::string fp = DerFingerprint(der, static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return fp;
+}
+
 Result<std::string> NormalizeFingerprint(const std::string& text) {
   std::string hex;
   for (char c : text) {

@@ -12,6 +12,7 @@
 // No exceptions; thread-compatible.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "mt/shim/file_system.h"
@@ -37,6 +38,13 @@ Result<TlsIdentity> LoadTlsIdentity(shim::FileSystem& fs, const std::string& dir
 // of a DER-encoded certificate.
 Result<std::string> CertificateFingerprint(const std::string& cert_pem);
 std::string DerFingerprint(const unsigned char* der, size_t len);
+
+// For a TLS verify callback that pins a self-signed peer certificate: the
+// fingerprint of the certificate being verified when it is the peer's own
+// (depth 0), std::nullopt for a certificate above it (a chain's CA: nothing
+// to pin there), "" when it cannot be encoded. `store_ctx` is the callback's
+// X509_STORE_CTX*.
+std::optional<std::string> VerifiedLeafFingerprint(void* store_ctx);
 
 // A fingerprint as a user may type it — "AB:CD:..." (openssl x509 -fingerprint
 // -sha256) or plain hex, any case — as 64 lowercase hex digits, or

@@ -1,5 +1,9 @@
 #include "daemon/agent.h"
 
+#include <unistd.h>
+
+#include "inventory/inventory_proto.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -177,6 +181,7 @@ mt::Status Agent::Init() {
   }
   MT_RETURN_IF_ERROR(StartReceiver());
   MT_RETURN_IF_ERROR(StartJobs());
+  StartCsLink();
   ready_ = true;
   size_t running;
   {
@@ -209,6 +214,33 @@ mt::Status Agent::StartReceiver() {
 
 void Agent::StopReceiver() {
   if (receiver_) receiver_->Stop();
+}
+
+// --- configuration-server link --------------------------------------------------
+
+void Agent::StartCsLink() {
+  cslink::CsLinkOptions o;
+  o.fs = env_.fs;
+  o.cs_dir = config_.cs_dir;
+  char host[256] = {};
+  o.hostname = ::gethostname(host, sizeof host - 1) == 0 ? host : "unknown";
+  o.version = AgentVersion();
+  o.heartbeat = std::chrono::milliseconds(config_.cs_heartbeat_ns / 1'000'000);
+  if (!config_.cs_address.empty() && !config_.cs_passphrase_file.empty()) {
+    o.auto_register.cs = config_.cs_address;
+    o.auto_register.passphrase_file = config_.cs_passphrase_file;
+    o.auto_register.fingerprint = config_.cs_fingerprint;
+  }
+  cslink::CsLinkHooks hooks;
+  hooks.handle = [this](const proto::ControlRequest& r) { return Handle(r); };
+  hooks.status = [this] { return Status(); };
+  hooks.inventory = [this]() -> Result<proto::Inventory> {
+    MT_ASSIGN_OR_RETURN(inventory::Inventory inv, Scan());
+    return inventory::ToProto(inv, "");
+  };
+  hooks.jobs = [this] { return ListJobs(); };
+  cs_link_ = std::make_unique<cslink::CsLink>(std::move(o), std::move(hooks));
+  cs_link_->Start();
 }
 
 void Agent::Register(const std::shared_ptr<Stream>& stream) {
@@ -413,6 +445,7 @@ void Agent::Shutdown() {
     MutexLock l(job_mu_);  // a GetJob that waits sees stopping_ now, or is woken
   }
   job_changed_cv_.notify_all();
+  if (cs_link_) cs_link_->Stop();  // waits for the request it runs
   if (control_) control_->Stop();  // waits for the requests it serves
   StopReceiver();
   StopJobs();  // waits for the running job (it takes ops_mu_ itself)
@@ -482,6 +515,7 @@ Result<proto::AgentStatus> Agent::Status() {
   st.set_uptime_s((env_.clock->MonotonicNs() - started_mono_ns_) / 1'000'000'000);
   st.set_listen(listen_);
   st.set_tls_fingerprint(fingerprint_);
+  st.set_cs_link(cs_link_ ? cs_link_->State() : "not configured");
   st.set_retention_dir(config_.retention_dir);
   control::RetentionSpace space;
   space.dir = config_.retention_dir;

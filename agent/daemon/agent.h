@@ -43,6 +43,7 @@
 #include "config/agent_config.h"
 #include "control/control_server.h"
 #include "control/pairs.h"
+#include "cslink/cs_link.h"
 #include "config/credential_store.h"
 #include "inventory/inventory.h"
 #include "jobs/job_store.h"
@@ -142,6 +143,9 @@ class Agent {
   // directory_.
   mt::Status StartReceiver();
   void StopReceiver();
+  // The configuration-server link (cslink::CsLink) over this agent's
+  // control commands, status, inventory and jobs.
+  void StartCsLink();
   // Called when a stream starts / stops: make it reachable for senders (its
   // gate and credential) or not (closes the gate: see the class comment).
   void Register(const std::shared_ptr<Stream>& stream);
@@ -207,6 +211,7 @@ class Agent {
   int64_t started_ns_ = 0, started_mono_ns_ = 0;
   MapStreamDirectory directory_;        // what the data port serves
   std::unique_ptr<Receiver> receiver_;
+  std::unique_ptr<cslink::CsLink> cs_link_;  // null: not started
   std::string listen_;       // the data port's actual address ("" until it listens)
   std::string fingerprint_;  // of the data port's certificate
 

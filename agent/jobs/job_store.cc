@@ -3,6 +3,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <sqlite3.h>
 
+#include "jobs/sql_stmt.h"
 #include "mt/shim/thread_annotations.h"
 
 namespace mt::jobs {
@@ -36,47 +37,14 @@ constexpr char kColumns[] =
     "id, kind, spec, state, done_bytes, total_bytes, message, created_ns, started_ns, "
     "finished_ns, result, vsnap";
 
-// One prepared statement, finalized when it goes.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const std::string& sql) { rc_ = sqlite3_prepare_v2(db, sql.c_str(), -1, &st_, nullptr); }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return st_; }
-  Stmt& Text(int i, const std::string& v) {
-    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Blob(int i, const std::string& v) {
-    sqlite3_bind_blob(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Int(int i, int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  std::string ColumnText(int i) {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(st_, i));
-    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(st_, i));
-  }
-
- private:
-  sqlite3_stmt* st_ = nullptr;
-  int rc_ = SQLITE_ERROR;
-};
+using sql::Stmt;
 
 Status SqlError(sqlite3* db, const std::string& what) {
   return Status(Errc::kIoError, "jobs.db: " + what + ": " + sqlite3_errmsg(db));
 }
 
 Status Exec(sqlite3* db, const std::string& path, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) return Status::Ok();
-  Status s(Errc::kIoError, "set up " + path + ": " + (err != nullptr ? err : sqlite3_errmsg(db)));
-  sqlite3_free(err);
-  return s;
+  return sql::Exec(db, "set up " + path, sql);
 }
 
 // Creates the table, or brings a jobs.db of an older version up to this

@@ -24,11 +24,13 @@ Result<std::vector<RollbackPlan>> PlanRollback(retention::Catalog& catalog, shim
                                                const std::vector<retention::StreamRow>& streams,
                                                const std::string& to, const std::string& group) {
   std::map<uint64_t, retention::PointRow> group_points;
-  if (to.empty()) {
+  // "" and "common-app": the group's common point (any / app-consistent only).
+  const bool common = to.empty() || to == "common-app";
+  if (common) {
     if (group.empty())
       return Status(Errc::kInvalidArgument,
                     "--to POINT is required (latest, latest-app, a tag, a time or seq:N)");
-    auto cp = CommonPoint(catalog, group, false);
+    auto cp = CommonPoint(catalog, group, to == "common-app");
     if (!cp.ok()) return cp.status().WithContext("common point of group '" + group + "'");
     group_points = cp->per_stream;
   }
@@ -38,7 +40,7 @@ Result<std::vector<RollbackPlan>> PlanRollback(retention::Catalog& catalog, shim
     MT_ASSIGN_OR_RETURN(StreamState st, LoadStreamState(catalog, fs, root, row));
     std::string selector = to;
     auto it = group_points.find(row.id);
-    if (to.empty()) {
+    if (common) {
       if (it == group_points.end())
         return Status(Errc::kNotFound, "stream '" + row.name + "' has no common point");
       selector = "seq:" + std::to_string(it->second.seq);
@@ -48,7 +50,7 @@ Result<std::vector<RollbackPlan>> PlanRollback(retention::Catalog& catalog, shim
     auto point = ResolvePoint(catalog, fs, st.View(), *sel);
     if (!point.ok()) return point.status().WithContext(row.name);
     RollbackPlan p{std::move(st), std::move(point).value(), nullptr};
-    if (to.empty())
+    if (common)
       p.point.description = "group tag '" + it->second.group_tag_id + "' (seq " +
                             std::to_string(it->second.seq) + ")";
     MT_ASSIGN_OR_RETURN(p.pin, Pin(fs, root, row, p.point.seq));  // taken before the old one goes

@@ -29,8 +29,9 @@ struct RollbackPlan {
 };
 
 // For each stream: its point (`to`, a selector; empty: `group`'s common
-// point), resolved and pinned. The first stream that has none fails the
-// whole plan (its name in the message); nothing is changed.
+// point; "common-app": its common app-consistent point), resolved and
+// pinned. The first stream that has none fails the whole plan (its name in
+// the message); nothing is changed.
 Result<std::vector<RollbackPlan>> PlanRollback(retention::Catalog& catalog, shim::FileSystem& fs,
                                                const std::string& root,
                                                const std::vector<retention::StreamRow>& streams,

@@ -115,14 +115,10 @@ void Connection::OnConnected() {
   stream_.set_verify_callback([weak](bool, asio::ssl::verify_context& vc) {
     auto self = weak.lock();
     if (!self) return false;
-    X509_STORE_CTX* sc = vc.native_handle();
-    if (X509_STORE_CTX_get_error_depth(sc) != 0) return true;
-    X509* cert = X509_STORE_CTX_get_current_cert(sc);
-    unsigned char* der = nullptr;
-    const int len = cert != nullptr ? i2d_X509(cert, &der) : -1;
-    if (len <= 0) return false;
-    self->seen_fingerprint_ = daemon::DerFingerprint(der, static_cast<size_t>(len));
-    OPENSSL_free(der);
+    const auto fp = daemon::VerifiedLeafFingerprint(vc.native_handle());
+    if (!fp) return true;
+    if (fp->empty()) return false;
+    self->seen_fingerprint_ = *fp;
     return self->seen_fingerprint_ == self->o_.fingerprint;
   });
   auto self = shared_from_this();

@@ -27,19 +27,23 @@ std::string AuthTranscript(const Nonce& server_nonce, std::string_view stream_na
   return t;
 }
 
-Result<Mac> ComputeAuthMac(std::string_view key, const Nonce& server_nonce,
-                           std::string_view stream_name, const Nonce& sender_nonce) {
-  if (key.empty()) return Status(Errc::kInvalidArgument, "empty stream credential");
-  const std::string t = AuthTranscript(server_nonce, stream_name, sender_nonce);
+Result<Mac> HmacSha256(std::string_view key, std::string_view data) {
+  if (key.empty()) return Status(Errc::kInvalidArgument, "empty HMAC key");
   Mac mac;
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(t.data()), t.size(), mac.data(),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(),
            &len) == nullptr ||
       len != mac.size()) {
     return Status(Errc::kInternal, "HMAC-SHA256 failed");
   }
   return mac;
+}
+
+Result<Mac> ComputeAuthMac(std::string_view key, const Nonce& server_nonce,
+                           std::string_view stream_name, const Nonce& sender_nonce) {
+  if (key.empty()) return Status(Errc::kInvalidArgument, "empty stream credential");
+  return HmacSha256(key, AuthTranscript(server_nonce, stream_name, sender_nonce));
 }
 
 namespace {

@@ -25,6 +25,10 @@ using Mac = std::array<uint8_t, kMacBytes>;
 // generator is not seeded or fails.
 Result<Nonce> RandomNonce();
 
+// HMAC-SHA256(key, data). kInvalidArgument for an empty key. (Also the MAC
+// of the configuration-server link, agent/cslink/link_auth.h.)
+Result<Mac> HmacSha256(std::string_view key, std::string_view data);
+
 // The transcript above, as bytes.
 std::string AuthTranscript(const Nonce& server_nonce, std::string_view stream_name,
                            const Nonce& sender_nonce);

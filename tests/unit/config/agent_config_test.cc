@@ -71,6 +71,12 @@ app_frequency = "1h30m"
 full_action = "stop"
 [targets]
 allow_non_scsi = ["/dev/loop3", "loop:/var/tmp/d.img"]
+[cs]
+dir = "/var/lib/x/cs"
+address = "cs.example.com:8443"
+passphrase_file = "/etc/x/pass"
+fingerprint = "AB:CD"
+heartbeat = "10s"
 )",
                             "agent.toml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -93,6 +99,11 @@ allow_non_scsi = ["/dev/loop3", "loop:/var/tmp/d.img"]
   EXPECT_EQ(c->policy.app_frequency_ns, 90 * 60 * kS);
   EXPECT_EQ(c->policy.full_action, retention::FullAction::kStop);
   EXPECT_EQ(c->allow_non_scsi, (std::vector<std::string>{"/dev/loop3", "loop:/var/tmp/d.img"}));
+  EXPECT_EQ(c->cs_dir, "/var/lib/x/cs");
+  EXPECT_EQ(c->cs_address, "cs.example.com:8443");
+  EXPECT_EQ(c->cs_passphrase_file, "/etc/x/pass");
+  EXPECT_EQ(c->cs_fingerprint, "AB:CD");
+  EXPECT_EQ(c->cs_heartbeat_ns, 10 * kS);
 }
 
 TEST(AgentConfig, PortZeroMeansAnyFreePort) {
@@ -109,7 +120,10 @@ struct Bad {
 TEST(AgentConfig, EveryBadKeyIsOneMessageNamingFileLineAndKey) {
   const Bad cases[] = {
       {"[agnet]\nlog_level = \"info\"\n", "a.toml:1: agnet: unknown table (known: agent, "
-                                          "control, data, policy, retention, targets)"},
+                                          "control, cs, data, policy, retention, targets)"},
+      {"[cs]\nheartbeat = \"500ms\"\n", "a.toml:2: cs.heartbeat: expected a duration"},
+      {"[cs]\nheartbeat = \"0s\"\n", "a.toml:2: cs.heartbeat"},
+      {"[cs]\npassphrase_file = \"relative\"\n", "a.toml:2: cs.passphrase_file"},
       {"[agent]\nlog_levle = \"info\"\n", "a.toml:2: agent.log_levle: unknown key (known: "
                                           "log_level)"},
       {"agent = 3\n", "a.toml:1: agent: expected a table [agent]"},

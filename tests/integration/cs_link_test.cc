@@ -1,0 +1,184 @@
+// The configuration-server link end to end: mt-cs serve and mt-agent as
+// processes on 127.0.0.1, real TLS, real SQLite on both sides. Registration
+// (a wrong passphrase and a wrong pinned fingerprint refused with nothing
+// kept), the link (status, inventory, heartbeats), a pair protected and a
+// rollback and export run from mt-cs, a job for a disk that is not a target
+// refused, and the outcome of a job that finished while mt-cs was down
+// delivered once it is back.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <regex>
+
+#include "agent_daemon_fixture.h"
+#include "mt/inventory.pb.h"
+
+namespace mt {
+namespace {
+
+class CsLinkTest : public AgentDaemon {
+ protected:
+  void SetUp() override {
+    AgentDaemon::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    cs_dir_ = dir_ + "/mt-cs";
+    pass_ = dir_ + "/passphrase";
+    std::ofstream(pass_) << "correct horse battery\n";
+  }
+  void TearDown() override {
+    if (cs_) StopCs();
+    AgentDaemon::TearDown();
+  }
+
+  // mt-cs serve on a free port; its port and fingerprint from its first line.
+  void StartCs(uint16_t port = 0) {
+    cs_ = std::make_unique<test::Subprocess>(std::vector<std::string>{
+        MT_CS_PATH, "serve", "--dir", cs_dir_, "--listen", "127.0.0.1:" + std::to_string(port),
+        "--passphrase-file", pass_, "--heartbeat", "1s"});
+    ASSERT_TRUE(cs_->started());
+    auto line = cs_->ReadOutLine(30s);
+    ASSERT_TRUE(line.has_value()) << cs_->DrainErr();
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(*line, m, std::regex("127\\.0\\.0\\.1:([0-9]+); certificate fingerprint ([0-9a-f]{64})")))
+        << *line;
+    cs_port_ = static_cast<uint16_t>(std::stoul(m[1]));
+    cs_fp_ = m[2];
+  }
+  void StopCs() {
+    cs_->Signal(SIGTERM);
+    EXPECT_EQ(cs_->Wait(30s), 0);
+    cs_log_ += cs_->DrainErr();
+    cs_.reset();
+  }
+  test::ProcessResult Cs(std::vector<std::string> args) {
+    args.insert(args.begin(), MT_CS_PATH);
+    args.insert(args.end(), {"--dir", cs_dir_});
+    auto r = test::RunProcess(args);
+    Log();
+    return r;
+  }
+  std::string CsAddress() const { return "127.0.0.1:" + std::to_string(cs_port_); }
+
+  // Polls `pred` for up to 30 s.
+  template <typename P>
+  bool Eventually(P pred) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  std::string cs_dir_, pass_, cs_fp_, cs_log_;
+  uint16_t cs_port_ = 0;
+  std::unique_ptr<test::Subprocess> cs_;
+};
+
+TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
+  ASSERT_NO_FATAL_FAILURE(StartCs());
+  ASSERT_NO_FATAL_FAILURE(Start());
+  const std::string reg_file = dir_ + "/cs/registration";
+
+  // A wrong passphrase: refused, nothing kept, an audit line on the CS.
+  const std::string wrong = dir_ + "/wrong";
+  std::ofstream(wrong) << "not the passphrase\n";
+  auto bad = Mtctl({"register", "--cs", CsAddress(), "--passphrase-file", wrong});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("wrong passphrase"), std::string::npos) << bad.err;
+  EXPECT_NE(access(reg_file.c_str(), F_OK), 0);
+  // A pinned fingerprint that is not the CS's: refused before any secret is proved.
+  auto pinned = Mtctl({"register", "--cs", CsAddress(), "--passphrase-file", pass_,
+                       "--fingerprint", std::string(64, 'a')});
+  EXPECT_EQ(pinned.exit_code, 1);
+  EXPECT_NE(pinned.err.find("presents certificate fingerprint " + cs_fp_), std::string::npos) << pinned.err;
+  EXPECT_NE(access(reg_file.c_str(), F_OK), 0);
+  auto audit = Cs({"audit"});
+  EXPECT_NE(audit.out.find("wrong passphrase"), std::string::npos) << audit.out;
+
+  // Registered: the CS's fingerprint pinned, id and key kept 0600, no passphrase in them.
+  auto reg = Mtctl({"register", "--cs", CsAddress(), "--passphrase-file", pass_, "--json"});
+  ASSERT_EQ(reg.exit_code, 0) << reg.err;
+  EXPECT_NE(reg.out.find("\"agent_id\":\"agent-1\""), std::string::npos) << reg.out;
+  EXPECT_NE(reg.out.find(cs_fp_), std::string::npos) << reg.out;
+  struct stat st {};
+  ASSERT_EQ(stat(reg_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(ReadFile(reg_file).find("correct horse"), std::string::npos);
+  auto again = Mtctl({"register", "--cs", CsAddress(), "--passphrase-file", pass_});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("already registered"), std::string::npos) << again.err;
+
+  // The running agent picks the registration up and connects.
+  ASSERT_TRUE(Eventually([&] {
+    auto s = Mtctl({"status", "--json"});
+    return s.exit_code == 0 && FromJson<proto::AgentStatus>(s.out).cs_link() == "connected";
+  })) << Log();
+  ASSERT_TRUE(Eventually([&] {
+    return Cs({"agents", "--json"}).out.find("\"connected\":true") != std::string::npos;
+  })) << cs_log_;
+  // Its inventory: both loop targets.
+  ASSERT_TRUE(Eventually([&] { return Cs({"disks", "--agent", "agent-1", "--json"}).exit_code == 0; }));
+  const auto inv = FromJson<proto::Inventory>(Cs({"disks", "--agent", "agent-1", "--json"}).out);
+  int loops_seen = 0;
+  for (const auto& d : inv.disks())
+    if (d.device() == loops_[0]->path() || d.device() == loops_[1]->path()) ++loops_seen;
+  EXPECT_EQ(loops_seen, 2);
+
+  // Protect from the CS: the agent's pair, the sender's credential kept by the CS.
+  const std::string l0 = loops_[0]->path();
+  auto prot = Cs({"protect", "--agent", "agent-1", "--stream", "vm1", "--group", "g1", "--disk",
+                  "0=" + l0, "--timeout", "60s"});
+  ASSERT_EQ(prot.exit_code, 0) << prot.err << Log();
+  EXPECT_EQ(ReadFile(cs_dir_ + "/credentials/agent-1/vm1.key"),
+            ReadFile(dir_ + "/credentials/vm1.key"));
+  ASSERT_TRUE(Eventually([&] {
+    return Cs({"streams", "--json"}).out.find("\"name\": \"vm1\"") != std::string::npos;
+  }));
+
+  // Data and a point, then a rollback run by the CS as a job of the agent.
+  std::vector<char> a(64ull << 20, 'a');
+  const std::string src_a = dir_ + "/a.img";
+  std::ofstream(src_a, std::ios::binary).write(a.data(), a.size());
+  ASSERT_EQ(Mtsend("vm1", {"resync", "--source", src_a, "--disk", "0", "--full"}).exit_code, 0);
+  ASSERT_EQ(Mtsend("vm1", {"tag", "p1", "--app"}).exit_code, 0);
+  ASSERT_EQ(Mtsend("vm1", {"workload", "--disks", "1", "--disk-size", "64M", "--count", "50"}).exit_code, 0);
+  auto rb = Cs({"run", "rollback", "--agent", "agent-1", "--stream", "vm1", "--to", "p1",
+                "--timeout", "120s"});
+  ASSERT_EQ(rb.exit_code, 0) << rb.err << Log();
+  EXPECT_NE(rb.out.find("(rollback) succeeded"), std::string::npos) << rb.out;
+  EXPECT_TRUE(DeviceBytes(l0) == a);
+  auto jobs = FromJson<proto::JobList>(Cs({"jobs", "--agent", "agent-1", "--json"}).out);
+  ASSERT_GE(jobs.jobs_size(), 1);
+  EXPECT_EQ(jobs.jobs(0).kind(), "rollback");
+  EXPECT_EQ(jobs.jobs(0).state(), "succeeded");
+
+  // A job for a disk that is not a target of the stream: the agent's refusal, nothing done.
+  auto ex = Cs({"run", "export", "--agent", "agent-1", "--stream", "vm1", "--disk", "7", "--at",
+                "p1", "--out", dir_ + "/x.img", "--timeout", "60s"});
+  EXPECT_EQ(ex.exit_code, 1);
+  EXPECT_NE(ex.err.find("disk 7"), std::string::npos) << ex.err;
+  EXPECT_NE(access((dir_ + "/x.img").c_str(), F_OK), 0);
+
+  // A job finished while the CS was down reaches it when the link returns.
+  StopCs();
+  ASSERT_TRUE(Eventually([&] {
+    return FromJson<proto::AgentStatus>(Mtctl({"status", "--json"}).out).cs_link().rfind("down", 0) == 0;
+  }));
+  auto local = Mtctl({"export", l0, "--at", "p1", "--out", dir_ + "/y.img", "--job-id", "offline-1"});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  ASSERT_NO_FATAL_FAILURE(StartCs(cs_port_));
+  EXPECT_TRUE(Eventually([&] {
+    return Cs({"jobs", "--json"}).out.find("offline-1") != std::string::npos;
+  })) << Log();
+  auto all = FromJson<proto::JobList>(Cs({"jobs", "--agent", "agent-1", "--json"}).out);
+  bool delivered = false;
+  for (const auto& j : all.jobs())
+    if (j.id() == "offline-1") delivered = j.state() == "succeeded";
+  EXPECT_TRUE(delivered);
+  ASSERT_EQ(Stop(), 0) << log_;
+  EXPECT_NE(log_.find("audit: configuration server request"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mt
