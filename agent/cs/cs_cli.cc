@@ -197,6 +197,7 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   Options o;
   CLI::App app{"mt-cs: the reference configuration server of mt-agent master targets", "mt-cs"};
   app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
 
   // serve
   std::string listen = "0.0.0.0:443", passphrase_file, heartbeat = "30s";
@@ -571,6 +572,8 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e, out, err);
   } catch (const CLI::ParseError& e) {
     return cli.Fail(std::string(e.what()) + " (see mt-cs --help)", 2);
