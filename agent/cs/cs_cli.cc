@@ -18,6 +18,7 @@
 #include "config/agent_config.h"
 #include "config/credential_store.h"
 #include "config/tls_identity.h"
+#include "control/pairs.h"
 #include "cs/cs_server.h"
 #include "cs/cs_store.h"
 #include "cslink/link_channel.h"
@@ -348,7 +349,7 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       out << std::setw(10) << owners[i] << std::setw(16) << p.name() << std::setw(10)
           << (p.group().empty() ? "-" : p.group()) << std::setw(11) << p.state() << std::setw(10)
           << resync << std::setw(10)
-          << (p.rpo_ns() < 0 ? std::string("-") : daemon::FormatDuration(p.rpo_ns()))
+          << (p.rpo_ns() < 0 ? std::string("-") : control::HumanDuration(p.rpo_ns()))
           << p.backlog_records() << "\n";
     }
   });
