@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "mt/shim/status.h"
+#include "mt/recovery.pb.h"
 #include "recovery/recovery.h"
 
 namespace mt::cli {
@@ -64,6 +65,9 @@ void AddStatusCommand(CLI::App& app, Context& ctx);
 void AddRecoveryCommands(CLI::App& app, Context& ctx);
 void AddJobsCommand(CLI::App& app, Context& ctx);  // jobs
 void AddRegisterCommand(CLI::App& app, Context& ctx);  // register (configuration server)
+
+// `mtctl points` as text (mt-cs points prints the same).
+std::string PointsText(const proto::PointsReport& report, bool app_only);
 
 // A time as RFC 3339 UTC (recovery/recovery.h).
 using recovery::UtcTime;

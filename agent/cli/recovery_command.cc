@@ -48,6 +48,7 @@
 #include "mt/shim/file_lock.h"
 #include "mt/shim/file_system.h"
 #include "retention/reader_pin.h"
+#include "recovery/points_report.h"
 #include "recovery/recovery.h"
 #include "recovery/rollback_plan.h"
 #include "jobs/job_store.h"
@@ -66,14 +67,7 @@ struct RecoveryOptions {
   bool app = false, yes = false, json = false;
 };
 
-void FillPoint(const retention::PointRow& p, proto::RecoveryPoint* rp) {
-  rp->set_seq(p.seq);
-  rp->set_time_ns(p.time_ns);
-  rp->set_time(UtcTime(p.time_ns));
-  rp->set_kind(retention::TagKindName(p.kind));
-  rp->set_name(p.name);
-  rp->set_group_tag_id(p.group_tag_id);
-}
+using recovery::FillPoint;
 
 // Everything a recovery command needs, opened once.
 struct Env {
@@ -258,6 +252,28 @@ int Emit(Context& ctx, const RecoveryOptions& o, const google::protobuf::Message
 
 // ---------------------------------------------------------------------------
 
+}  // namespace
+
+std::string PointsText(const proto::PointsReport& report, bool app_only) {
+  std::ostringstream text;
+  for (const auto& sp : report.streams()) {
+    text << "stream " << sp.stream() << (sp.group().empty() ? "" : " (group " + sp.group() + ")")
+         << ": crash-consistent points seq " << sp.oldest_seq() << " .. " << sp.latest_seq();
+    if (!sp.oldest_time().empty()) text << " (" << sp.oldest_time() << " .. " << sp.latest_time() << ")";
+    text << "\n";
+    if (!sp.rolled_back().empty()) text << "  note: " << sp.rolled_back() << "\n";
+    for (const auto& rp : sp.points()) {
+      text << "  " << std::setw(10) << rp.seq() << "  " << std::setw(20) << std::left << rp.time()
+           << std::right << "  " << std::setw(5) << rp.kind() << "  " << rp.name()
+           << (rp.group_tag_id().empty() ? "" : "  [" + rp.group_tag_id() + "]") << "\n";
+    }
+    if (sp.points().empty()) text << "  (no tagged points" << (app_only ? " of kind app" : "") << ")\n";
+  }
+  return text.str();
+}
+
+namespace {
+
 int RunPoints(Context& ctx, const RecoveryOptions& o) {
   auto env = OpenEnv(ctx, false);
   if (!env.ok()) return ctx.Fail(env.status());
@@ -272,48 +288,18 @@ int RunPoints(Context& ctx, const RecoveryOptions& o) {
     *bound = p->time_ns;
   }
   proto::PointsReport report;
-  std::ostringstream text;
+  recovery::PointFilter filter;
+  filter.app_only = o.app;
+  filter.after_ns = after;
+  filter.before_ns = before;
   for (const auto& row : sel->streams) {
     auto pin = PinForListing(ctx, *env, row);
-    auto st = recovery::LoadStreamState(*env->catalog, env->fs, env->config.retention_dir, row);
-    if (!st.ok()) return ctx.Fail(st.status());
-    auto* sp = report.add_streams();
-    sp->set_stream_id(row.id);
-    sp->set_stream(row.name);
-    sp->set_group(row.group);
-    uint64_t oldest = recovery::OldestPoint(st->View());
-    for (const auto& d : st->disks) oldest = std::max(oldest, d.resync_complete_seq);
-    sp->set_oldest_seq(oldest);
-    sp->set_latest_seq(st->applied_seq);
-    for (const auto& seg : st->undo)
-      if (seg.records > 0) {
-        sp->set_oldest_time_ns(seg.first_time_ns);
-        break;
-      }
-    sp->set_latest_time_ns(st->applied_time_ns);
-    sp->set_oldest_time(UtcTime(sp->oldest_time_ns()));
-    sp->set_latest_time(UtcTime(sp->latest_time_ns()));
-    auto rolled = recovery::ReadRolledBack(env->fs, st->dir);
-    if (rolled.ok() && *rolled) sp->set_rolled_back(**rolled);
-    auto points = env->catalog->ListPoints(row.id, oldest == 0 ? 0 : oldest - 1, st->applied_seq);
-    if (!points.ok()) return ctx.Fail(points.status());
-    text << "stream " << row.name << (row.group.empty() ? "" : " (group " + row.group + ")")
-         << ": crash-consistent points seq " << oldest << " .. " << st->applied_seq;
-    if (!sp->oldest_time().empty()) text << " (" << sp->oldest_time() << " .. " << sp->latest_time() << ")";
-    text << "\n";
-    if (!sp->rolled_back().empty()) text << "  note: " << sp->rolled_back() << "\n";
-    for (const auto& p : *points) {
-      if ((o.app && p.kind != retention::TagKind::kApp) || p.time_ns < after || p.time_ns > before)
-        continue;
-      auto* rp = sp->add_points();
-      FillPoint(p, rp);
-      text << "  " << std::setw(10) << p.seq << "  " << std::setw(20) << std::left
-           << rp->time() << std::right << "  " << std::setw(5) << rp->kind() << "  " << p.name
-           << (p.group_tag_id.empty() ? "" : "  [" + p.group_tag_id + "]") << "\n";
-    }
-    if (sp->points().empty()) text << "  (no tagged points" << (o.app ? " of kind app" : "") << ")\n";
+    auto sp = recovery::DescribePoints(*env->catalog, env->fs, env->config.retention_dir, row, filter);
+    if (!sp.ok()) return ctx.Fail(sp.status());
+    *report.add_streams() = std::move(*sp);
   }
-  return Emit(ctx, o, report, text.str());
+  const std::string text = PointsText(report, o.app);
+  return Emit(ctx, o, report, text);
 }
 
 int RunCommonPoint(Context& ctx, const RecoveryOptions& o) {

@@ -21,6 +21,7 @@
 #include "control/pairs.h"
 #include "cs/cs_server.h"
 #include "cs/cs_store.h"
+#include "cs/placement.h"
 #include "cslink/link_channel.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
@@ -276,17 +277,25 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       return;
     }
     out << std::left << std::setw(10) << "AGENT" << std::setw(20) << "HOST" << std::setw(12)
-        << "LINK" << std::setw(14) << "LAST SEEN" << std::setw(9) << "STREAMS" << "ALERTS\n";
+        << "LINK" << std::setw(14) << "LAST SEEN" << std::setw(9) << "STREAMS" << std::setw(7)
+        << "DISKS" << std::setw(16) << "RETENTION FREE" << "ALERTS\n";
     for (const AgentRow& a : *rows) {
       auto h = (*store)->GetHealth(a.id);
-      int streams = 0, alerts = 0;
+      AgentLoad load;
+      int alerts = 0;
       if (h.ok() && *h) {
-        streams = (*h)->pairs_size();
+        load = LoadOf(**h);
         alerts = (*h)->alerts_size();
       }
+      const std::string free_space =
+          load.retention_capacity_bytes == 0
+              ? "-"
+              : std::to_string(load.retention_free_bytes >> 20) + " MiB (" +
+                    std::to_string(load.retention_free_bytes * 100 / load.retention_capacity_bytes) + "%)";
       out << std::setw(10) << a.id << std::setw(20) << a.hostname << std::setw(12)
           << (a.connected ? "connected" : "down") << std::setw(14) << Age(a.last_seen_ns)
-          << std::setw(9) << streams << alerts << "\n";
+          << std::setw(9) << load.streams << std::setw(7) << load.protected_disks << std::setw(16)
+          << free_space << alerts << "\n";
     }
   });
 
@@ -381,6 +390,30 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
   });
 
+  // points
+  std::vector<std::string> point_streams;
+  std::string point_group;
+  bool app_only = false;
+  auto* points = app.add_subcommand("points", "The recovery points of an agent's streams (asked of the agent)");
+  AddCommon(points, o, true, true);
+  points->add_option("--stream", point_streams, "The stream(s); default every stream (or --group's)");
+  points->add_option("--group", point_group, "The streams of this group");
+  points->add_flag("--app", app_only, "App-consistent tagged points only");
+  points->add_option("--timeout", o.timeout, "How long to wait for the answer (default 10m)");
+  points->callback([&] {
+    proto::ControlRequest r;
+    for (const auto& s : point_streams) r.mutable_list_points()->add_streams(s);
+    r.mutable_list_points()->set_group(point_group);
+    r.mutable_list_points()->set_app_only(app_only);
+    auto target = cli.ForAgent(o);
+    if (!target.ok()) return (void)cli.Fail(target.status());
+    auto resp = cli.Call(*target->store, target->agent, r, target->timeout);
+    if (!resp.ok()) return (void)cli.Fail(resp.status());
+    if (resp->has_error()) return (void)cli.Fail(resp->error().message());
+    if (o.json) return cli.PrintJson(resp->points());
+    out << cli::PointsText(resp->points(), app_only);
+  });
+
   // audit
   auto* audit = app.add_subcommand("audit", "The audit lines: registrations, refusals");
   AddCommon(audit, o, false, false);
@@ -416,8 +449,9 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   // protect
   std::string stream, group;
   std::vector<std::string> disk_specs;
-  auto* protect = app.add_subcommand("protect", "Protect a stream onto target disks of an agent; "
-                                                "keeps its credential for the sender");
+  auto* protect = app.add_subcommand("protect", "Protect a stream onto target disks of an agent "
+                                                "(without --agent: the one with room); keeps its "
+                                                "credential for the sender");
   AddCommon(protect, o, true, true);
   protect->add_option("--stream", stream, "The stream's name")->required();
   protect->add_option("--group", group, "Its replication group");
@@ -435,7 +469,22 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       d->set_disk(static_cast<uint32_t>(std::strtoul(spec.substr(0, eq).c_str(), nullptr, 10)));
       d->set_target(spec.substr(eq + 1));
     }
+    // No --agent: placed on the agent with room (cs/placement.h).
+    std::vector<std::string> targets;
+    for (const auto& d : add->disks()) targets.push_back(d.target());
+    const std::string named = o.agent;
+    if (named.empty()) {
+      auto store = cli.OpenStore(o);
+      if (!store.ok()) return (void)cli.Fail(store.status());
+      auto placed = PlaceProtection(**store, targets);
+      if (!placed.ok()) return (void)cli.Fail(placed.status());
+      o.agent = placed->id;
+      err << "mt-cs: placing stream '" << stream << "' on " << placed->id << " ("
+          << placed->hostname << "): it sees every target free and has the fewest protected disks"
+          << std::endl;
+    }
     auto target = cli.ForAgent(o);
+    o.agent = named;
     if (!target.ok()) return (void)cli.Fail(target.status());
     auto resp = cli.Call(*target->store, target->agent, r, target->timeout);
     if (!resp.ok()) return (void)cli.Fail(resp.status());
@@ -561,7 +610,8 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     rb.mutable_rollback()->set_to(to.empty() ? "common-app" : to);
     auto rolled = cli.RunJob(db, agent, rb, t, false);
     if (!rolled.ok()) return (void)cli.Fail("failback stopped at the rollback: " + rolled.status().message());
-    out << "failback: 2/3 rolled back: " << rolled->message() << std::endl;
+    out << "failback: 2/3 rolled back to " << rolled->result().point() << " (seq "
+        << rolled->result().seq() << ")" << std::endl;
     // 3. commit
     proto::JobSpec commit;
     for (const auto& n : names) commit.mutable_commit()->add_streams(n);

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include "inventory/inventory_proto.h"
+#include "recovery/points_report.h"
+#include "retention/reader_pin.h"
 
 #include <spdlog/spdlog.h>
 
@@ -635,6 +637,36 @@ Result<proto::Pair> Agent::Resync(const proto::Resync& request) {
   return DescribeStream(*row);
 }
 
+Result<proto::PointsReport> Agent::ListPoints(const proto::ListPoints& request) {
+  MT_ASSIGN_OR_RETURN(auto all, store_->catalog().ListStreams());
+  std::vector<retention::StreamRow> rows;
+  for (const auto& name : request.streams()) {
+    auto it = std::find_if(all.begin(), all.end(), [&](const auto& r) { return r.name == name; });
+    if (it == all.end()) return mt::Status(Errc::kNotFound, "no stream '" + name + "'");
+    rows.push_back(*it);
+  }
+  if (request.streams().empty()) {
+    for (const auto& r : all) {
+      if (r.state == retention::StreamState::kCommitted) continue;
+      if (!request.group().empty() && r.group != request.group()) continue;
+      rows.push_back(r);
+    }
+    if (rows.empty() && !request.group().empty())
+      return mt::Status(Errc::kNotFound, "no stream in group '" + request.group() + "'");
+  }
+  recovery::PointFilter filter;
+  filter.app_only = request.app_only();
+  proto::PointsReport report;
+  for (const auto& row : rows) {
+    // The pin keeps a prune from taking segments the listing reads.
+    auto pin = retention::ReaderPin::Take(*env_.fs, config_.retention_dir, row.id, 0);
+    MT_ASSIGN_OR_RETURN(*report.add_streams(),
+                        recovery::DescribePoints(store_->catalog(), *env_.fs,
+                                                 config_.retention_dir, row, filter));
+  }
+  return report;
+}
+
 proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
   auto not_ready = [&] {
     return control::ErrorResponse(mt::Status(
@@ -674,6 +706,9 @@ proto::ControlResponse Agent::Handle(const proto::ControlRequest& request) {
     case proto::ControlRequest::kStartJob:
       return reply(StartJob(request.start_job()),
                    [&](proto::Job v) { *r.mutable_job() = std::move(v); });
+    case proto::ControlRequest::kListPoints:
+      return reply(ListPoints(request.list_points()),
+                   [&](proto::PointsReport v) { *r.mutable_points() = std::move(v); });
     case proto::ControlRequest::kGetJob:
     case proto::ControlRequest::kListJobs:
       break;  // answered above

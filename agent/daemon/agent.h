@@ -118,6 +118,9 @@ class Agent {
   // after_revision, ended, the agent stops, or wait_ms passed.
   Result<proto::Job> GetJob(const proto::GetJob& request);
   Result<proto::JobList> ListJobs();
+  // The points of streams, as `mtctl points` shows them (recovery::DescribePoints
+  // under a reader pin).
+  Result<proto::PointsReport> ListPoints(const proto::ListPoints& request);
   // Names of the streams running now (tests, logs).
   std::vector<std::string> RunningStreams() const;
   // What the data port serves: a session finds its stream's port here by the

@@ -127,9 +127,10 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
 
   // Protect from the CS: the agent's pair, the sender's credential kept by the CS.
   const std::string l0 = loops_[0]->path();
-  auto prot = Cs({"protect", "--agent", "agent-1", "--stream", "vm1", "--group", "g1", "--disk",
-                  "0=" + l0, "--timeout", "60s"});
+  // No --agent: mt-cs places it on the agent that sees the target free.
+  auto prot = Cs({"protect", "--stream", "vm1", "--group", "g1", "--disk", "0=" + l0, "--timeout", "60s"});
   ASSERT_EQ(prot.exit_code, 0) << prot.err << Log();
+  EXPECT_NE(prot.err.find("placing stream 'vm1' on agent-1"), std::string::npos) << prot.err;
   EXPECT_EQ(ReadFile(cs_dir_ + "/credentials/agent-1/vm1.key"),
             ReadFile(dir_ + "/credentials/vm1.key"));
   ASSERT_TRUE(Eventually([&] {
@@ -153,6 +154,31 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   EXPECT_EQ(jobs.jobs(0).kind(), "rollback");
   EXPECT_EQ(jobs.jobs(0).state(), "succeeded");
 
+  // The points, asked of the agent through the CS.
+  auto pts = Cs({"points", "--agent", "agent-1", "--stream", "vm1", "--json"});
+  ASSERT_EQ(pts.exit_code, 0) << pts.err;
+  EXPECT_NE(pts.out.find("\"name\": \"p1\""), std::string::npos) << pts.out;
+  // The heartbeat carries the agent's status: retention space, streams with their RPO.
+  auto agents = Cs({"agents", "--json"});
+  EXPECT_NE(agents.out.find("\"retention_available_bytes\""), std::string::npos) << agents.out;
+  EXPECT_NE(agents.out.find("\"rpo_ns\""), std::string::npos) << agents.out;
+
+  // The same job id again: the job as it stands, not a second run.
+  const std::string start = R"({"start_job":{"id":"same-1","spec":{"export_disk":{"stream":"vm1","disk":0,"at":"p1","out":")" +
+                            dir_ + R"(/same.img"}}}})";
+  auto first = Cs({"request", "--agent", "agent-1", start, "--timeout", "60s"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  auto job_state = [&](const std::string& id) {
+    const auto list = FromJson<proto::JobList>(Cs({"jobs", "--agent", "agent-1", "--json"}).out);
+    for (const auto& j : list.jobs())
+      if (j.id() == id) return j.state();
+    return std::string("none");
+  };
+  ASSERT_TRUE(Eventually([&] { return job_state("same-1") == "succeeded"; })) << job_state("same-1");
+  auto second = Cs({"request", "--agent", "agent-1", start, "--timeout", "60s"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.out.find("\"state\": \"succeeded\""), std::string::npos) << second.out;
+
   // A job for a disk that is not a target of the stream: the agent's refusal, nothing done.
   auto ex = Cs({"run", "export", "--agent", "agent-1", "--stream", "vm1", "--disk", "7", "--at",
                 "p1", "--out", dir_ + "/x.img", "--timeout", "60s"});
@@ -171,13 +197,14 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   EXPECT_TRUE(Eventually([&] {
     return Cs({"jobs", "--json"}).out.find("offline-1") != std::string::npos;
   })) << Log();
-  auto all = FromJson<proto::JobList>(Cs({"jobs", "--agent", "agent-1", "--json"}).out);
-  bool delivered = false;
-  for (const auto& j : all.jobs())
-    if (j.id() == "offline-1") delivered = j.state() == "succeeded";
-  EXPECT_TRUE(delivered);
+  EXPECT_EQ(job_state("offline-1"), "succeeded");
   ASSERT_EQ(Stop(), 0) << log_;
   EXPECT_NE(log_.find("audit: configuration server request"), std::string::npos);
+  size_t runs = 0;
+  for (size_t at = log_.find("job 'same-1' (export) running"); at != std::string::npos;
+       at = log_.find("job 'same-1' (export) running", at + 1))
+    ++runs;
+  EXPECT_EQ(runs, 1u) << "a resubmitted job ran again";
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "config/tls_identity.h"
 #include "cs/cs_server.h"
 #include "cs/cs_store.h"
+#include "cs/placement.h"
 #include "cslink/cs_link.h"
 #include "cslink/link_auth.h"
 #include "cslink/link_channel.h"
@@ -371,6 +372,102 @@ TEST_F(CsLinkTest, ARequestDeliveredAgainIsAnsweredAgainAndAReplayedOrOutOfOrder
   auto saved = LoadRegistration(shim::PosixFileSystem(), RegistrationPath(dir_ + "/agent-cs"));
   ASSERT_TRUE(saved.ok());
   EXPECT_EQ(saved->last_seq, 3u);
+}
+
+// Three master targets on one CS: each its own registration and link; the
+// CS places a new protection on the one that sees the targets free and has
+// the fewest protected disks, and a request reaches only its agent.
+TEST_F(CsLinkTest, ThreeAgentsShareOneServerAndANewProtectionGoesToTheOneWithRoom) {
+  StartServer();
+  struct Fake {
+    std::string shared_role;  // role of naa.a1 on this agent
+    int protected_disks;
+    std::atomic<int> handled{0};
+  };
+  Fake fakes[3] = {{"target", 0, {}}, {"free", 3, {}}, {"free", 1, {}}};
+  std::vector<std::unique_ptr<CsLink>> links;
+  for (int i = 0; i < 3; ++i) {
+    RegisterRequest r = Req(kPass);
+    r.hostname = "mt" + std::to_string(i);
+    auto reg = Register(r);
+    ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+    const std::string cs_dir = dir_ + "/agent-cs-" + std::to_string(i);
+    ASSERT_TRUE(SaveRegistration(shim::PosixFileSystem(), RegistrationPath(cs_dir), *reg).ok());
+    Fake* f = &fakes[i];
+    CsLinkOptions o;
+    o.cs_dir = cs_dir;
+    o.hostname = r.hostname;
+    o.heartbeat = 200ms;
+    o.job_poll = 50ms;
+    o.max_backoff = 1s;
+    CsLinkHooks h;
+    h.handle = [f](const proto::ControlRequest&) {
+      ++f->handled;
+      return proto::ControlResponse();
+    };
+    h.status = [f] {
+      proto::AgentStatus st;
+      st.set_retention_capacity_bytes(100ull << 30);
+      st.set_retention_available_bytes(50ull << 30);
+      auto* p = st.add_pairs();
+      p->set_state("protected");
+      for (int d = 0; d < f->protected_disks; ++d) p->add_disks();
+      return Result<proto::AgentStatus>(st);
+    };
+    h.inventory = [f, i] {
+      proto::Inventory inv;
+      auto* a = inv.add_disks();
+      a->set_wwid("naa.a1");
+      a->set_role(f->shared_role);
+      auto* b = inv.add_disks();
+      b->set_wwid("naa.b" + std::to_string(i));
+      b->set_role("free");
+      return Result<proto::Inventory>(inv);
+    };
+    links.push_back(std::make_unique<CsLink>(o, h));
+    links.back()->Start();
+  }
+  ASSERT_TRUE(Eventually([&] {
+    for (int i = 1; i <= 3; ++i) {
+      const std::string id = "agent-" + std::to_string(i);
+      auto a = store_->GetAgent(id);
+      auto h = store_->GetHealth(id);
+      auto inv = store_->GetInventory(id);
+      if (!a.ok() || !*a || !(*a)->connected || !h.ok() || !*h || !inv.ok() || !*inv) return false;
+    }
+    return true;
+  }));
+  // naa.a1 is free on agents 2 and 3; agent 3 has fewer protected disks.
+  auto placed = cs::PlaceProtection(*store_, {"naa.a1"});
+  ASSERT_TRUE(placed.ok()) << placed.status().ToString();
+  EXPECT_EQ(placed->id, "agent-3");
+  EXPECT_EQ(placed->hostname, "mt2");
+  // Only agent 2 sees naa.b1.
+  placed = cs::PlaceProtection(*store_, {"naa.a1", "naa.b1"});
+  ASSERT_TRUE(placed.ok()) << placed.status().ToString();
+  EXPECT_EQ(placed->id, "agent-2");
+  // Nobody can take naa.b0 with naa.a1: each agent's reason is given.
+  placed = cs::PlaceProtection(*store_, {"naa.b0", "naa.a1"});
+  ASSERT_FALSE(placed.ok());
+  EXPECT_EQ(placed.status().code(), Errc::kNotFound);
+  EXPECT_NE(placed.status().message().find("agent-1: naa.a1 is target"), std::string::npos)
+      << placed.status().message();
+  EXPECT_NE(placed.status().message().find("agent-2: does not see naa.b0"), std::string::npos);
+  EXPECT_EQ(cs::LoadOf(*store_->GetHealth("agent-2").value()).protected_disks, 3);
+
+  // A request for agent 2 reaches agent 2 only.
+  proto::ControlRequest list;
+  list.mutable_list_pairs();
+  auto seq = store_->QueueRequest("agent-2", list, 1);
+  ASSERT_TRUE(seq.ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto r = store_->GetRequest("agent-2", *seq);
+    return r.ok() && *r && (*r)->state == "answered";
+  }));
+  EXPECT_EQ(fakes[0].handled.load(), 0);
+  EXPECT_EQ(fakes[1].handled.load(), 1);
+  EXPECT_EQ(fakes[2].handled.load(), 0);
+  for (auto& l : links) l->Stop();
 }
 
 TEST(CsLinkAuth, TheMacBindsEveryPieceOfTheTranscript) {
