@@ -94,12 +94,12 @@ CsServer::~CsServer() { Stop(); }
 void CsServer::Stop() {
   stop_ = true;
   if (acceptor_.joinable()) acceptor_.join();
-  std::vector<std::thread> sessions;
+  std::vector<Session> sessions;
   {
     std::lock_guard<std::mutex> lock(mu_);
     sessions.swap(sessions_);
   }
-  for (auto& t : sessions) t.join();
+  for (auto& session : sessions) session.thread.join();
   if (impl_ && impl_->listen_fd >= 0) {
     ::close(impl_->listen_fd);
     impl_->listen_fd = -1;
@@ -113,7 +113,22 @@ void CsServer::AcceptLoop() {
     const int fd = ::accept4(impl_->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     std::lock_guard<std::mutex> lock(mu_);
-    sessions_.emplace_back([this, fd] { Serve(fd); });
+    // Sessions that ended are joined here, so a long-running server does not
+    // keep a thread per connection it ever had.
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = sessions_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    sessions_.push_back({std::thread([this, fd, done] {
+                           Serve(fd);
+                           done->store(true);
+                         }),
+                         done});
   }
 }
 

@@ -64,7 +64,13 @@ class CsServer {
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
   std::mutex mu_;
-  std::vector<std::thread> sessions_;             // GUARDED_BY(mu_)
+  // Each session's thread and whether it has returned (joined by the
+  // accept loop once it has, by Stop for the rest).
+  struct Session {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Session> sessions_;                 // GUARDED_BY(mu_)
   std::map<std::string, uint64_t> generation_;    // agent id -> its newest session; GUARDED_BY(mu_)
   uint64_t next_generation_ = 0;                  // GUARDED_BY(mu_)
 };

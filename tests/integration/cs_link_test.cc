@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "agent_daemon_fixture.h"
+#include "jobs/job_store.h"
 #include "mt/inventory.pb.h"
 
 namespace mt {
@@ -198,6 +199,39 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
     return Cs({"jobs", "--json"}).out.find("offline-1") != std::string::npos;
   })) << Log();
   EXPECT_EQ(job_state("offline-1"), "succeeded");
+
+  // kill -9 of the agent: the CS sees it go down. A job it was killed in the
+  // middle of (its row left "running", as a kill mid-job leaves it) runs again
+  // at the restart, and its outcome reaches the CS.
+  agent_->Signal(SIGKILL);
+  agent_->Wait(30s);
+  log_ += agent_->DrainErr();
+  agent_.reset();
+  ASSERT_TRUE(Eventually([&] {
+    return Cs({"agents", "--json"}).out.find("\"connected\":false") != std::string::npos;
+  }));
+  {
+    auto store = jobs::JobStore::Open(dir_ + "/retention/jobs.db", false);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    proto::JobSpec spec;
+    spec.mutable_export_disk()->set_stream("vm1");
+    spec.mutable_export_disk()->set_disk(0);
+    spec.mutable_export_disk()->set_at("p1");
+    spec.mutable_export_disk()->set_out(dir_ + "/k.img");
+    bool created = false;
+    auto j = (*store)->Create("killed-1", spec, 1, &created);
+    ASSERT_TRUE(j.ok() && created);
+    proto::Job running = *j;
+    running.set_state("running");
+    running.set_started_ns(2);
+    ASSERT_TRUE((*store)->Save(running).ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(Start());
+  EXPECT_TRUE(Eventually([&] { return job_state("killed-1") == "succeeded"; })) << job_state("killed-1");
+  EXPECT_TRUE(Eventually([&] {
+    return Cs({"agents", "--json"}).out.find("\"connected\":true") != std::string::npos;
+  }));
+  EXPECT_EQ(ReadFile(dir_ + "/k.img"), ReadFile(dir_ + "/y.img"));
   ASSERT_EQ(Stop(), 0) << log_;
   EXPECT_NE(log_.find("audit: configuration server request"), std::string::npos);
   size_t runs = 0;
