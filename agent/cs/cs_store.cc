@@ -128,18 +128,33 @@ Result<std::unique_ptr<CsStore>> CsStore::Open(const std::string& path) {
   }
   std::unique_ptr<CsStore> store(new CsStore(db));
   sqlite3_busy_timeout(db, 10'000);
-  MT_RETURN_IF_ERROR(sql::Exec(db, "set up " + path, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"));
-  Stmt version(db, "PRAGMA user_version");
-  if (!version.ok() || sqlite3_step(version.get()) != SQLITE_ROW) return SqlError(db, "read the schema version");
-  const int64_t found = version.ColumnInt(0);
+  MT_RETURN_IF_ERROR(sql::Exec(db, "set up " + path, "PRAGMA synchronous = FULL;"));
+  int64_t found = 0;
+  {
+    Stmt version(db, "PRAGMA user_version");
+    if (!version.ok() || sqlite3_step(version.get()) != SQLITE_ROW) return SqlError(db, "read the schema version");
+    found = version.ColumnInt(0);
+  }
   if (found > kSchemaVersion) {
     return Status(Errc::kCorruption, path + " has schema version " + std::to_string(found) +
                                          ", newer than this mt-cs knows (" +
                                          std::to_string(kSchemaVersion) + ")");
   }
-  MT_RETURN_IF_ERROR(sql::Exec(db, "set up " + path, kSchema));
-  MT_RETURN_IF_ERROR(sql::Exec(db, "set up " + path,
-                               ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str()));
+  // Only the first opener writes the schema (and WAL mode, which the file
+  // keeps): the CLI's processes open the store while mt-cs serve writes to
+  // it, and a schema write beside a writer can be refused as locked without
+  // waiting (SQLite's deadlock rule).
+  if (found < kSchemaVersion) {
+    MT_RETURN_IF_ERROR(sql::Exec(db, "set up " + path, "PRAGMA journal_mode = WAL;"));
+    MT_RETURN_IF_ERROR(sql::Exec(db, "set up " + path, "BEGIN IMMEDIATE"));
+    Status s = sql::Exec(db, "set up " + path, kSchema);
+    if (s.ok()) {
+      s = sql::Exec(db, "set up " + path,
+                    ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+    }
+    (void)sql::Exec(db, "set up " + path, s.ok() ? "COMMIT" : "ROLLBACK");
+    MT_RETURN_IF_ERROR(s);
+  }
   return store;
 }
 

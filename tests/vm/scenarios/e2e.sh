@@ -10,10 +10,13 @@
 #            consistent image), after umount; the kernel adds
 #            "dm-log-writes-end" when the map goes. e2fsck -fn on the source.
 #  setup     lo up; `mtctl retention prepare` on the retention disk (found by
-#            WWID); agent.toml; `mtctl pair add` of vm-a and vm-b (group g1)
-#            and fs, targets given by WWID; mt-agent started; fingerprint from
-#            `mtctl status --json`; initial `mtsend resync` of every stream
-#            from a zero image (the targets are zero: nothing is sent).
+#            WWID); agent.toml; `mtctl pair add` of fs (target by WWID);
+#            mt-agent started; fingerprint from `mtctl status --json`;
+#            `mt-cs serve` on 127.0.0.1:8443, `mtctl register` with its
+#            fingerprint pinned, the link up and the inventory at the CS;
+#            `mt-cs protect` of vm-a and vm-b (group g1, targets by WWID, no
+#            --agent: placed by the CS); initial `mtsend resync` of every
+#            stream from a zero image (the targets are zero: nothing is sent).
 #  workload  two concurrent `mtsend workload` runs (vm-a, vm-b), seeded and
 #            recorded, every E2E_TAG_ITEMS-th item an app tag carrying group
 #            tag g1-k (--tag-every-items, --group-tags).
@@ -26,9 +29,10 @@
 #            equals the record's image at its last item.
 #  group     `mtctl common-point --group g1` is the last group tag both
 #            share, naming each stream's tag;
-#            `mtctl rollback --group g1 --yes`; each target equals the
-#            record's image at its stream's tag of the common point (and no
-#            longer the image at the end: the rollback undid writes).
+#            `mt-cs run rollback --group g1` (a job of the agent, run from
+#            the CS); each target equals the record's image at its stream's
+#            tag of the common point (and no longer the image at the end: the
+#            rollback undid writes); `mt-cs jobs` and `mtctl jobs` list it.
 #  replay    `mtsend replay --log-writes` of the capture onto fs; its points
 #            are the capture's marks in order; at every mark `mtctl export`
 #            passes `e2fsck -fn`; the export at the last marks equals the
@@ -63,7 +67,7 @@ for v in E2E_RET_WWID E2E_A_WWID E2E_B_WWID E2E_GROUP_SIZE E2E_FS_WWID E2E_SRC_W
 	eval "val=\${$v:-}"
 	[ -n "$val" ] || { echo "FAIL e2e: $v is not set (run this through tests/vm/e2e-test)"; exit 2; }
 done
-for tool in mt-agent mtctl mtsend dmsetup mkfs.ext4 e2fsck jq; do
+for tool in mt-agent mtctl mtsend mt-cs dmsetup mkfs.ext4 e2fsck jq; do
 	command -v $tool >/dev/null || { echo "FAIL e2e: $tool is not in the guest (--bin)"; exit 2; }
 done
 COUNT=${E2E_COUNT:-2050}
@@ -184,9 +188,9 @@ pair() {  # pair STREAM WWID [GROUP]
 		finish
 	fi
 }
-pair vm-a "$E2E_A_WWID" g1
-pair vm-b "$E2E_B_WWID" g1
 pair fs "$E2E_FS_WWID"
+# The agent reports to mt-cs (started below) and takes the group's steps from it.
+printf '[cs]\ndir = "%s/agent-cs"\nheartbeat = "1s"\n' "$W" >>"$CONF"
 mt-agent --config "$CONF" --foreground >$W/agent.log 2>&1 &
 AGENT=$!
 daemon_up() { ctl status --json >$W/status.json 2>/dev/null && [ "$(jq -r .daemon_running $W/status.json)" = true ]; }
@@ -199,6 +203,31 @@ else
 	tail -n 30 $W/agent.log | sed 's/^/    agent: /'
 	finish
 fi
+# The configuration server: vm-a and vm-b (group g1) are protected from it,
+# and the group is rolled back through it (phase group); mtctl only reads.
+CSD=$W/cs
+echo "e2e configuration server passphrase" >$W/cs.pass
+mt-cs serve --dir "$CSD" --listen 127.0.0.1:8443 --passphrase-file $W/cs.pass --heartbeat 1s \
+	>$W/cs.out 2>$W/cs.log &
+CS=$!
+cs_up() { grep -q "listening on" $W/cs.out; }
+mt_wait 30 cs_up || { mt_fail "setup: mt-cs serve did not come up: $(cat $W/cs.log)"; finish; }
+run "setup: mtctl register --cs 127.0.0.1:8443 (fingerprint pinned up front)" \
+	ctl register --cs 127.0.0.1:8443 --passphrase-file $W/cs.pass --fingerprint "$(mt-cs fingerprint --dir "$CSD")"
+linked() { [ "$(ctl status --json 2>/dev/null | jq -r .cs_link)" = connected ] && mt-cs disks --dir "$CSD" --agent agent-1 >/dev/null 2>&1; }
+if mt_wait 30 linked; then mt_pass "setup: the agent's link to mt-cs is up and its inventory arrived"; else mt_fail "setup: no link to mt-cs: $(ctl status --json | jq -r .cs_link)"; finish; fi
+csprotect() {  # csprotect STREAM WWID: placed by mt-cs (no --agent), the target given by WWID
+	if mt-cs protect --dir "$CSD" --stream "$1" --group g1 --disk "0=$2" >$W/prot-$1.out 2>$W/prot-$1.err; then
+		eval "KEY_$(echo "$1" | tr -c 'a-z0-9\n' '_')=\$(tr -d '\n' <$CSD/credentials/agent-1/$1.key)"
+		st=1; grep -q "placing stream '$1' on agent-1" $W/prot-$1.err && st=0
+		mt_verdict $st "setup: mt-cs protect --stream $1 --group g1 --disk 0=$2: placed on agent-1"
+	else
+		mt_fail "setup: mt-cs protect --stream $1: $(cat $W/prot-$1.err)"
+		finish
+	fi
+}
+csprotect vm-a "$E2E_A_WWID"
+csprotect vm-b "$E2E_B_WWID"
 ctl pairs | sed 's/^/    /'
 send_sub() {  # send_sub STREAM SUB ARGS...: like send, SUB first
 	local s=$1 sub=$2 key
@@ -347,14 +376,15 @@ if ctl common-point --group g1 --json >$W/cp.json 2>$W/cp.err; then
 		st=1; [ -n "$name" ] && [ "$rseq" = "$pseq" ] && st=0
 		mt_verdict $st "group: $s's common point is tag '$name' at seq $pseq, in its record at seq ${rseq:-none}"
 	done
-	if ctl rollback --group g1 --yes --json >$W/rb.out 2>$W/rb.err; then
-		mt_pass "group: mtctl rollback --group g1 --yes"
-		jq -c '.streams[] | {stream, seq, point}' $W/rb.out | sed 's/^/    /'
+	if mt-cs run rollback --dir "$CSD" --agent agent-1 --group g1 --stream vm-a --stream vm-b --json \
+		>$W/rb.out 2>$W/rb.err; then
+		mt_pass "group: mt-cs run rollback --group g1 (a job of the agent, run from the CS)"
+		jq -c '.result.streams[] | {stream, seq, point}' $W/rb.out | sed 's/^/    /'
 		for s in vm-a vm-b; do
 			pseq=$(jq -r --arg s $s '.members[] | select(.stream == $s) | .point.seq' $W/cp.json)
-			rbseq=$(jq -r --arg s $s '.streams[] | select(.stream == $s) | .seq' $W/rb.out)
+			rbseq=$(jq -r --arg s $s '.result.streams[] | select(.stream == $s) | .seq' $W/rb.out)
 			st=1; [ "$rbseq" = "$pseq" ] && st=0
-			mt_verdict $st "group: rollback --json reports $s rolled back to seq ${rbseq:-none} (its common point $pseq)"
+			mt_verdict $st "group: the job's result reports $s rolled back to seq ${rbseq:-none} (its common point $pseq)"
 			d=$(target_of $s)
 			eval "name=\$CP_$(echo $s | tr - _)"
 			if rebuild $s --tag "$name" $W/cp-$s.img >/dev/null 2>$W/rebuild.err; then
@@ -368,12 +398,16 @@ if ctl common-point --group g1 --json >$W/cp.json 2>$W/cp.err; then
 			rm -f $W/cp-$s.img $W/end-$s.img
 		done
 	else
-		mt_fail "group: mtctl rollback --group g1 --yes failed:"
+		mt_fail "group: mt-cs run rollback --group g1 failed:"
 		sed 's/^/    /' $W/rb.out $W/rb.err
 	fi
 else
 	mt_fail "group: mtctl common-point --group g1 --json: $(cat $W/cp.err)"
 fi
+
+cs_job() { mt-cs jobs --dir "$CSD" --agent agent-1 --json | jq -e '[.jobs[] | select(.kind == "rollback" and .state == "succeeded")] | length == 1' >/dev/null; }
+run "group: mt-cs jobs shows the rollback succeeded, as mtctl jobs does" cs_job
+run "group: mtctl jobs lists the same job" sh -c "mtctl --config $CONF jobs --json | jq -e '.jobs[] | select(.id == \"$(jq -r .id $W/rb.out)\")' >/dev/null"
 
 # ================================================================ replay
 phase replay
@@ -425,6 +459,7 @@ for s in vm-a vm-b fs; do
 		mt_fail "verify: mtctl verify --stream $s: $(cat $W/verify.err)"
 	fi
 done
+kill -TERM $CS 2>/dev/null
 kill -TERM $AGENT
 wait $AGENT
 st=$?
