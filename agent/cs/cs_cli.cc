@@ -414,6 +414,46 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     out << cli::PointsText(resp->points(), app_only);
   });
 
+  // alerts
+  auto* alerts = app.add_subcommand("alerts", "What needs an operator: every agent's alerts (RPO, "
+                                              "app points, failed streams, retention space) and "
+                                              "agents whose link is down");
+  AddCommon(alerts, o, false, true);
+  alerts->callback([&] {
+    auto store = cli.OpenStore(o);
+    if (!store.ok()) return (void)cli.Fail(store.status());
+    auto rows = (*store)->ListAgents();
+    if (!rows.ok()) return (void)cli.Fail(rows.status());
+    // Each as proto Alert; agent-wide ones have no stream. The agent's id
+    // goes in front of the message in text, in "agent" in JSON.
+    std::vector<std::pair<std::string, proto::Alert>> all;
+    for (const AgentRow& a : *rows) {
+      if (!a.connected) {
+        proto::Alert down;
+        down.set_kind("agent-down");
+        down.set_message("the link of " + a.id + " (" + a.hostname + ") is down since " + Age(a.last_seen_ns));
+        all.emplace_back(a.id, down);
+      }
+      auto h = (*store)->GetHealth(a.id);
+      if (h.ok() && *h)
+        for (const auto& al : (*h)->alerts()) all.emplace_back(a.id, al);
+    }
+    if (o.json) {
+      out << "[";
+      for (size_t i = 0; i < all.size(); ++i) {
+        auto j = cli::ToJson(all[i].second, false);
+        out << (i ? "," : "") << "\n  {\"agent\":\"" << all[i].first << "\",\"alert\":" << (j.ok() ? *j : "{}") << "}";
+      }
+      out << "\n]\n";
+      return;
+    }
+    if (all.empty()) out << "no alerts\n";
+    for (const auto& [agent, al] : all) {
+      out << std::left << std::setw(10) << agent << std::setw(18) << al.kind() << std::setw(16)
+          << (al.stream().empty() ? "-" : al.stream()) << al.message() << "\n";
+    }
+  });
+
   // audit
   auto* audit = app.add_subcommand("audit", "The audit lines: registrations, refusals");
   AddCommon(audit, o, false, false);

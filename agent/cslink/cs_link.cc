@@ -231,9 +231,16 @@ Status CsLink::Serve(CsRegistration& reg) {
       next_jobs = now + o_.job_poll;
     }
     const auto wait = std::min({next_beat, next_jobs, Clock::now() + milliseconds(500)}) - Clock::now();
-    MT_ASSIGN_OR_RETURN(
-        std::vector<std::string> messages,
-        ch->Poll(std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(wait))));
+    auto polled = ch->Poll(std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(wait)));
+    if (!polled.ok()) {
+      // Over the size limit or not a frame: the CS misbehaves; the link is dropped.
+      if (polled.status().code() == Errc::kProtocol) {
+        spdlog::warn("audit: configuration server {} sent what the link refuses ({}): link closed",
+                     reg.cs, polled.status().message());
+      }
+      return polled.status();
+    }
+    std::vector<std::string> messages = std::move(*polled);
     for (const std::string& body : messages) {
       proto::CsToAgent in;
       if (!ParseLinkMessage(body, &in).ok() || !in.has_request()) {

@@ -257,6 +257,13 @@ Status LinkChannel::Send(const google::protobuf::MessageLite& message) {
   return Status::Ok();
 }
 
+Status LinkChannel::SendRaw(std::string bytes) {
+  if (!ended_.ok()) return Status(Errc::kAborted, "the link has ended: " + ended_.ToString());
+  outbox_.push_back(std::move(bytes));
+  StartWrite();
+  return Status::Ok();
+}
+
 Result<std::vector<std::string>> LinkChannel::Poll(std::chrono::milliseconds wait) {
   if (inbox_.empty() && ended_.ok()) {
     ioc_.restart();

@@ -60,6 +60,9 @@ class LinkChannel {
   // Queues a message; it is written while the driving thread polls.
   // kAborted once the channel has ended.
   Status Send(const google::protobuf::MessageLite& message);
+  // Queues bytes as they are, no framing (tests: what a broken or hostile
+  // peer sends).
+  Status SendRaw(std::string bytes);
   // Runs the connection's I/O for at most `wait` (less when a message arrives
   // or a posted function runs) and returns the messages received so far.
   // Once the connection has ended and every message was returned: the reason.

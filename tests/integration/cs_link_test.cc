@@ -210,6 +210,8 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   ASSERT_TRUE(Eventually([&] {
     return Cs({"agents", "--json"}).out.find("\"connected\":false") != std::string::npos;
   }));
+  auto lost = Cs({"alerts"});
+  EXPECT_NE(lost.out.find("agent-down"), std::string::npos) << lost.out;
   {
     auto store = jobs::JobStore::Open(dir_ + "/retention/jobs.db", false);
     ASSERT_TRUE(store.ok()) << store.status().ToString();

@@ -470,6 +470,45 @@ TEST_F(CsLinkTest, ThreeAgentsShareOneServerAndANewProtectionGoesToTheOneWithRoo
   for (auto& l : links) l->Stop();
 }
 
+TEST_F(CsLinkTest, AMessageOverTheSizeLimitEndsTheLinkAndNothingRuns) {
+  ScriptedCs cs(dir_ + "/scripted-tls");
+  CsRegistration reg;
+  reg.cs = "127.0.0.1:" + std::to_string(cs.port());
+  reg.fingerprint = cs.fingerprint();
+  reg.agent_id = "agent-1";
+  reg.agent_key = std::string(32, 'k');
+  ASSERT_TRUE(SaveRegistration(shim::PosixFileSystem(), RegistrationPath(dir_ + "/agent-cs"), reg).ok());
+  Status ended;
+  std::thread server([&] {
+    LinkNonces n;
+    proto::CsHello hello;
+    auto ch = cs.Accept(&n, &hello);
+    proto::CsToAgent w;
+    w.mutable_welcome()->set_agent_id("agent-1");
+    EXPECT_TRUE(ch->Send(w).ok());
+    // A header declaring 5 MiB (the limit is 4 MiB), then the start of a body.
+    const uint32_t n_bytes = 5u << 20;
+    std::string raw(reinterpret_cast<const char*>(&n_bytes), 4);
+    raw += std::string(1024, 'x');
+    EXPECT_TRUE(ch->SendRaw(raw).ok());
+    // The agent hangs up.
+    while (true) {
+      auto body = ch->Receive(5s);
+      if (!body.ok()) {
+        ended = body.status();
+        return;
+      }
+    }
+  });
+  StartLink();
+  server.join();
+  EXPECT_NE(ended.code(), Errc::kBusy) << "the agent kept the link: " << ended.ToString();
+  EXPECT_TRUE(Eventually([&] { return link_->State().find("limit") != std::string::npos; }))
+      << link_->State();
+  link_->Stop();
+  EXPECT_EQ(handled_.load(), 0);
+}
+
 TEST(CsLinkAuth, TheMacBindsEveryPieceOfTheTranscript) {
   LinkNonces n{std::string(32, 'c'), std::string(32, 'a')};
   const std::string fp(64, 'f');
