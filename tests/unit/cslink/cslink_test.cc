@@ -286,6 +286,17 @@ class ScriptedCs {
   uint16_t port_ = 0;
 };
 
+// A registration with the scripted CS as StartLink's link finds it (key "k"*32).
+CsRegistration RegisteredWith(const ScriptedCs& cs, const std::string& cs_dir) {
+  CsRegistration reg;
+  reg.cs = "127.0.0.1:" + std::to_string(cs.port());
+  reg.fingerprint = cs.fingerprint();
+  reg.agent_id = "agent-1";
+  reg.agent_key = std::string(32, 'k');
+  EXPECT_TRUE(SaveRegistration(shim::PosixFileSystem(), RegistrationPath(cs_dir), reg).ok());
+  return reg;
+}
+
 TEST_F(CsLinkTest, ACsThatCannotProveThePassphraseIsNotRegisteredWith) {
   ScriptedCs cs(dir_ + "/scripted-tls");
   std::thread server([&] {
@@ -313,12 +324,7 @@ TEST_F(CsLinkTest, ACsThatCannotProveThePassphraseIsNotRegisteredWith) {
 
 TEST_F(CsLinkTest, ARequestDeliveredAgainIsAnsweredAgainAndAReplayedOrOutOfOrderOneIsRefused) {
   ScriptedCs cs(dir_ + "/scripted-tls");
-  CsRegistration reg;
-  reg.cs = "127.0.0.1:" + std::to_string(cs.port());
-  reg.fingerprint = cs.fingerprint();
-  reg.agent_id = "agent-1";
-  reg.agent_key = std::string(32, 'k');
-  ASSERT_TRUE(SaveRegistration(shim::PosixFileSystem(), RegistrationPath(dir_ + "/agent-cs"), reg).ok());
+  const CsRegistration reg = RegisteredWith(cs, dir_ + "/agent-cs");
   std::vector<proto::CsResponse> answers;
   std::thread server([&] {
     LinkNonces n;
@@ -472,12 +478,7 @@ TEST_F(CsLinkTest, ThreeAgentsShareOneServerAndANewProtectionGoesToTheOneWithRoo
 
 TEST_F(CsLinkTest, AMessageOverTheSizeLimitEndsTheLinkAndNothingRuns) {
   ScriptedCs cs(dir_ + "/scripted-tls");
-  CsRegistration reg;
-  reg.cs = "127.0.0.1:" + std::to_string(cs.port());
-  reg.fingerprint = cs.fingerprint();
-  reg.agent_id = "agent-1";
-  reg.agent_key = std::string(32, 'k');
-  ASSERT_TRUE(SaveRegistration(shim::PosixFileSystem(), RegistrationPath(dir_ + "/agent-cs"), reg).ok());
+  const CsRegistration reg = RegisteredWith(cs, dir_ + "/agent-cs");
   Status ended;
   std::thread server([&] {
     LinkNonces n;
