@@ -551,14 +551,16 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   std::vector<std::string> job_streams;
   uint32_t disk = 0;
   auto* run = app.add_subcommand("run", "Run a job on an agent and follow it: rollback, export, "
-                                        "vsnap-create, vsnap-remove, commit, release, attach");
+                                        "vsnap-create, vsnap-remove, commit, release, attach, resync");
   AddCommon(run, o, true, true);
   run->add_option("kind", kind, "The job")->required()->check(
-      CLI::IsMember({"rollback", "export", "vsnap-create", "vsnap-remove", "commit", "release", "attach"}));
+      CLI::IsMember({"rollback", "export", "vsnap-create", "vsnap-remove", "commit", "release", "attach",
+                     "resync"}));
   run->add_option("--stream", job_streams, "The stream(s)");
   run->add_option("--group", group, "rollback: the group (with no --to: its common point)");
   run->add_option("--to", to, "rollback: the point (latest, latest-app, seq:N, a time, a tag, common-app)");
-  run->add_option("--disk", disk, "export, vsnap-create, release: the disk index");
+  auto* disk_option = run->add_option("--disk", disk, "export, vsnap-create, release, resync: the disk index "
+                                                      "(resync without it: every disk of the stream)");
   run->add_option("--at", at, "export, vsnap-create: the point");
   run->add_option("--out", out_path, "export: where to write");
   run->add_option("--name", name, "vsnap-create, vsnap-remove: the vsnap");
@@ -584,6 +586,9 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       spec.mutable_vsnap_remove()->set_name(name);
     } else if (kind == "commit") {
       for (const auto& s : job_streams) spec.mutable_commit()->add_streams(s);
+    } else if (kind == "resync") {
+      spec.mutable_resync()->set_stream(first);
+      if (disk_option->count() > 0) spec.mutable_resync()->add_disks(disk);
     } else if (kind == "release") {
       spec.mutable_release()->set_stream(first);
       spec.mutable_release()->set_disk(disk);

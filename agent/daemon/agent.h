@@ -188,6 +188,7 @@ class Agent {
   mt::Status RunVsnapRemoveJob(proto::Job& job);
   mt::Status RunReleaseJob(proto::Job& job);
   mt::Status RunAttachJob(proto::Job& job);
+  mt::Status RunResyncJob(proto::Job& job);
   // A job on one disk of a stream (export, vsnap create): StopForDiskJob
   // finds the disk and its target (`check`, when given, sees the inventory
   // first), marks the stream busy with the job, stops it (its WAL applied)

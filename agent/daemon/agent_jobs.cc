@@ -33,6 +33,10 @@
 // refused while vsnaps of the disk exist). An attach job resumes the stream
 // (its maps made again). Both are safe to run again.
 //
+// A resync job: under the lock and ops_mu_, what the Resync command does
+// (the disks' resync pending again, the stream running); safe to run again
+// (the resync is pending once more).
+//
 // A rollback job:
 //   take mtctl's operations lock (<retention>/.mtctl.lock: no mtctl export,
 //   commit or vsnap meanwhile) ─▶ under ops_mu_: each stream not committed,
@@ -238,6 +242,7 @@ void Agent::RunJob(proto::Job job) {
                  : job.spec().has_vsnap_remove() ? RunVsnapRemoveJob(job)
                  : job.spec().has_release()      ? RunReleaseJob(job)
                  : job.spec().has_attach()       ? RunAttachJob(job)
+                 : job.spec().has_resync()       ? RunResyncJob(job)
                                                 : mt::Status(Errc::kInvalidArgument,
                                                              "job '" + job.id() + "' names no kind of job");
   job.set_finished_ns(env_.clock->NowNs());
@@ -626,6 +631,19 @@ mt::Status Agent::RunAttachJob(proto::Job& job) {
   proto::RecoveryResult* r = job.mutable_result();
   r->set_operation("attach");
   r->set_stream(stream);
+  return mt::Status::Ok();
+}
+
+mt::Status Agent::RunResyncJob(proto::Job& job) {
+  const proto::Resync& spec = job.spec().resync();
+  MT_ASSIGN_OR_RETURN(auto lock, LockOperationsForJob("resync"));
+  MutexLock ops(ops_mu_);
+  MT_ASSIGN_OR_RETURN(const proto::Pair pair, Resync(spec));
+  proto::RecoveryResult* r = job.mutable_result();
+  r->set_operation("resync");
+  r->set_stream(spec.stream());
+  for (const auto& d : pair.disks())
+    if (d.resync_state() != "complete") r->add_disks(d.target_id());
   return mt::Status::Ok();
 }
 

@@ -91,6 +91,8 @@ std::string KindOf(const proto::JobSpec& spec) {
       return "release";
     case proto::JobSpec::kAttach:
       return "attach";
+    case proto::JobSpec::kResync:
+      return "resync";
     case proto::JobSpec::KIND_NOT_SET:
       break;
   }

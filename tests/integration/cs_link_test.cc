@@ -234,6 +234,19 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
     return Cs({"agents", "--json"}).out.find("\"connected\":true") != std::string::npos;
   }));
   EXPECT_EQ(ReadFile(dir_ + "/k.img"), ReadFile(dir_ + "/y.img"));
+
+  // A resync on demand as a job run from the CS: the disk's resync pending
+  // again, the stream running (it was paused by the rollback), and the
+  // sender's resync completes it.
+  auto rs = Cs({"run", "resync", "--agent", "agent-1", "--stream", "vm1", "--timeout", "60s"});
+  ASSERT_EQ(rs.exit_code, 0) << rs.err << Log();
+  auto after = FromJson<proto::PairList>(Mtctl({"pairs", "--json"}).out);
+  ASSERT_EQ(after.pairs_size(), 1);
+  EXPECT_TRUE(after.pairs(0).running());
+  EXPECT_NE(after.pairs(0).disks(0).resync_state(), "complete");
+  ASSERT_EQ(Mtsend("vm1", {"resync", "--source", src_a, "--disk", "0"}).exit_code, 0) << Log();
+  after = FromJson<proto::PairList>(Mtctl({"pairs", "--json"}).out);
+  EXPECT_EQ(after.pairs(0).disks(0).resync_state(), "complete");
   ASSERT_EQ(Stop(), 0) << log_;
   EXPECT_NE(log_.find("audit: configuration server request"), std::string::npos);
   size_t runs = 0;
