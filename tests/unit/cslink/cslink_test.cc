@@ -246,7 +246,9 @@ class ScriptedCs {
     auto id = daemon::LoadOrCreateTlsIdentity(shim::PosixFileSystem(), tls_dir, "scripted-cs");
     EXPECT_TRUE(id.ok());
     identity_ = *id;
-    ctx_ = std::move(*LinkServerContext(identity_));
+    auto ctx = LinkServerContext(identity_);
+    EXPECT_TRUE(ctx.ok());
+    ctx_ = std::move(*ctx);
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
