@@ -183,8 +183,12 @@ mt::Status Agent::Init() {
   }
   MT_RETURN_IF_ERROR(StartReceiver());
   MT_RETURN_IF_ERROR(StartJobs());
-  StartCsLink();
+  // The link is made before ready_ (Status reads cs_link_ once the agent is
+  // ready) and started after it: a CS request that arrives at once is
+  // served, not refused as "starting" (its seq would be spent).
+  MakeCsLink();
   ready_ = true;
+  cs_link_->Start();
   size_t running;
   {
     MutexLock l(mu_);
@@ -220,7 +224,7 @@ void Agent::StopReceiver() {
 
 // --- configuration-server link --------------------------------------------------
 
-void Agent::StartCsLink() {
+void Agent::MakeCsLink() {
   cslink::CsLinkOptions o;
   o.fs = env_.fs;
   o.cs_dir = config_.cs_dir;
@@ -242,7 +246,6 @@ void Agent::StartCsLink() {
   };
   hooks.jobs = [this] { return ListJobs(); };
   cs_link_ = std::make_unique<cslink::CsLink>(std::move(o), std::move(hooks));
-  cs_link_->Start();
 }
 
 void Agent::Register(const std::shared_ptr<Stream>& stream) {

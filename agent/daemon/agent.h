@@ -147,8 +147,8 @@ class Agent {
   mt::Status StartReceiver();
   void StopReceiver();
   // The configuration-server link (cslink::CsLink) over this agent's
-  // control commands, status, inventory and jobs.
-  void StartCsLink();
+  // control commands, status, inventory and jobs; Init starts it.
+  void MakeCsLink();
   // Called when a stream starts / stops: make it reachable for senders (its
   // gate and credential) or not (closes the gate: see the class comment).
   void Register(const std::shared_ptr<Stream>& stream);
@@ -215,7 +215,7 @@ class Agent {
   int64_t started_ns_ = 0, started_mono_ns_ = 0;
   MapStreamDirectory directory_;        // what the data port serves
   std::unique_ptr<Receiver> receiver_;
-  std::unique_ptr<cslink::CsLink> cs_link_;  // null: not started
+  std::unique_ptr<cslink::CsLink> cs_link_;  // null until Init makes it
   std::string listen_;       // the data port's actual address ("" until it listens)
   std::string fingerprint_;  // of the data port's certificate
 
