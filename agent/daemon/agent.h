@@ -85,6 +85,10 @@ struct AgentEnvironment {
   // progress after its first batch (RuntimeOptions::test_stall_after_batches).
   // mt-agent sets it from MT_TEST_STALL_APPLIER; "" in production.
   std::string test_stall_applier;
+  // Test hook: every job stays "running" at its first step until the agent
+  // stops (kill -9 tests catch a job in its middle). mt-agent sets it from
+  // MT_TEST_STALL_JOBS=1; false in production.
+  bool test_stall_jobs = false;
 };
 
 class Agent {

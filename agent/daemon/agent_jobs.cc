@@ -50,6 +50,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "daemon/agent.h"
 #include "mt/shim/devmapper.h"
@@ -235,6 +236,11 @@ void Agent::RunJob(proto::Job job) {
   job.set_message("started");
   SaveJob(job);
   spdlog::info("job '{}' ({}) running", job.id(), job.kind());
+  if (env_.test_stall_jobs) {
+    spdlog::warn("job '{}': test hook MT_TEST_STALL_JOBS: held at its first step until mt-agent stops",
+                 job.id());
+    while (!stopping_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   mt::Status s = job.spec().has_rollback()      ? RunRollbackJob(job)
                  : job.spec().has_export_disk() ? RunExportJob(job)
                  : job.spec().has_vsnap_create() ? RunVsnapCreateJob(job)

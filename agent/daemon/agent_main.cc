@@ -155,6 +155,7 @@ int RunAgentMain(int argc, const char* const* argv) {
                static_cast<unsigned long long>(kReplayAllowanceUsec), stream.c_str());
   };
   if (const char* hook = std::getenv("MT_TEST_STALL_APPLIER")) env.test_stall_applier = hook;
+  if (const char* hook = std::getenv("MT_TEST_STALL_JOBS")) env.test_stall_jobs = std::string(hook) == "1";
   auto agent = Agent::Start(config, env);
   if (!agent.ok()) {
     spdlog::critical("cannot start: {}", agent.status().message());

@@ -88,8 +88,12 @@ class AgentDaemon : public ::testing::Test {
 
   // Starts mt-agent --foreground and waits until its control socket answers.
   void Start() {
-    agent_ = std::make_unique<test::Subprocess>(
-        std::vector<std::string>{MT_AGENT_PATH, "--config", config_, "--foreground"});
+    std::vector<std::string> argv{MT_AGENT_PATH, "--config", config_, "--foreground"};
+    if (!agent_env_.empty()) {  // test hooks: env NAME=VALUE... mt-agent ...
+      argv.insert(argv.begin(), agent_env_.begin(), agent_env_.end());
+      argv.insert(argv.begin(), "/usr/bin/env");
+    }
+    agent_ = std::make_unique<test::Subprocess>(argv);
     ASSERT_TRUE(agent_->started());
     const auto deadline = std::chrono::steady_clock::now() + 30s;
     proto::ControlRequest req;
@@ -154,6 +158,7 @@ class AgentDaemon : public ::testing::Test {
   }
 
   std::string dir_, config_;
+  std::vector<std::string> agent_env_;  // NAME=VALUE for the next Start()
   std::unique_ptr<test::LoopDevice> loops_[2];
   std::unique_ptr<test::Subprocess> agent_;
   std::string log_;

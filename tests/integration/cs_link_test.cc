@@ -200,9 +200,20 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   })) << Log();
   EXPECT_EQ(job_state("offline-1"), "succeeded");
 
-  // kill -9 of the agent: the CS sees it go down. A job it was killed in the
-  // middle of (its row left "running", as a kill mid-job leaves it) runs again
-  // at the restart, and its outcome reaches the CS.
+  // kill -9 of the agent in the middle of a job (held "running" by the test
+  // hook MT_TEST_STALL_JOBS): the CS sees the job running, then the agent
+  // down; at the restart the job runs again and its outcome reaches the CS.
+  ASSERT_EQ(Stop(), 0) << log_;
+  agent_env_ = {"MT_TEST_STALL_JOBS=1"};
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_TRUE(Eventually([&] {
+    return Cs({"agents", "--json"}).out.find("\"connected\":true") != std::string::npos;
+  }));
+  const std::string killed = R"({"start_job":{"id":"killed-1","spec":{"export_disk":{"stream":"vm1","disk":0,"at":"p1","out":")" +
+                             dir_ + R"(/k.img"}}}})";
+  ASSERT_EQ(Cs({"request", "--agent", "agent-1", killed, "--timeout", "60s"}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return job_state("killed-1") == "running"; })) << job_state("killed-1");
+  EXPECT_NE(Mtctl({"jobs"}).out.find("killed-1  export  running"), std::string::npos);
   agent_->Signal(SIGKILL);
   agent_->Wait(30s);
   log_ += agent_->DrainErr();
@@ -212,27 +223,12 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   }));
   auto lost = Cs({"alerts"});
   EXPECT_NE(lost.out.find("agent-down"), std::string::npos) << lost.out;
-  {
-    auto store = jobs::JobStore::Open(dir_ + "/retention/jobs.db", false);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    proto::JobSpec spec;
-    spec.mutable_export_disk()->set_stream("vm1");
-    spec.mutable_export_disk()->set_disk(0);
-    spec.mutable_export_disk()->set_at("p1");
-    spec.mutable_export_disk()->set_out(dir_ + "/k.img");
-    bool created = false;
-    auto j = (*store)->Create("killed-1", spec, 1, &created);
-    ASSERT_TRUE(j.ok() && created);
-    proto::Job running = *j;
-    running.set_state("running");
-    running.set_started_ns(2);
-    ASSERT_TRUE((*store)->Save(running).ok());
-  }
+  EXPECT_EQ(job_state("killed-1"), "running") << "the CS cannot know more while the agent is down";
+  agent_env_.clear();
   ASSERT_NO_FATAL_FAILURE(Start());
   EXPECT_TRUE(Eventually([&] { return job_state("killed-1") == "succeeded"; })) << job_state("killed-1");
-  EXPECT_TRUE(Eventually([&] {
-    return Cs({"agents", "--json"}).out.find("\"connected\":true") != std::string::npos;
-  }));
+  EXPECT_NE(Log().find("job 'killed-1' (export) was running when mt-agent stopped: running it again"),
+            std::string::npos);
   EXPECT_EQ(ReadFile(dir_ + "/k.img"), ReadFile(dir_ + "/y.img"));
 
   // A resync on demand as a job run from the CS: the disk's resync pending
