@@ -50,6 +50,11 @@ Result<AgentRow> PlaceProtection(CsStore& store, const std::vector<std::string>&
         missing = t + " is " + found->role() + (found->reason().empty() ? "" : " (" + found->reason() + ")");
         break;
       }
+      if (!found->can_be_target()) {
+        missing = t + " cannot be a target there" +
+                  (found->target_blocker().empty() ? "" : ": " + found->target_blocker());
+        break;
+      }
     }
     if (!missing.empty()) {
       note(missing);

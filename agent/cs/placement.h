@@ -1,6 +1,8 @@
 // Where mt-cs places a new protection when the operator names no agent
 // (`mt-cs protect` without --agent): on a connected agent that sees every
-// requested target as a free disk (its last inventory), the least loaded of
+// requested target as a free disk that can be a target there (its last
+// inventory: role "free", can_be_target — a non-SCSI disk only where
+// allow_non_scsi lists it), the least loaded of
 // them — the fewest protected disks (its last heartbeat), then the most free
 // retention space. A site outgrows one master target (ASR caps one at 60
 // disks) by adding more; this is what spreads the work over them.

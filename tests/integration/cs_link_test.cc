@@ -252,5 +252,81 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   EXPECT_EQ(runs, 1u) << "a resubmitted job ran again";
 }
 
+// Three mt-agent processes on this machine against one mt-cs, each allowed
+// its own loop disks (as each master target sees the VMDKs attached to its
+// VM): a new protection goes to the agent that can take its target, and of
+// two that can, to the one with fewer protected disks.
+TEST_F(CsLinkTest, ThreeAgentsOnOneCsAndEachProtectionGoesToAnAgentWithRoom) {
+  ASSERT_NO_FATAL_FAILURE(StartCs());
+  ASSERT_NO_FATAL_FAILURE(Start());  // agent-1: loops_[0], loops_[1]
+  ASSERT_EQ(Mtctl({"register", "--cs", CsAddress(), "--passphrase-file", pass_}).exit_code, 0);
+  // Agents 2 and 3: their own directories, socket and port; x2 is agent 2's,
+  // x3 agent 3's, and both may take `shared`.
+  test::LoopDevice x2(64ull << 20), x3(64ull << 20), shared(64ull << 20);
+  ASSERT_FALSE(x2.path().empty() || x3.path().empty() || shared.path().empty());
+  struct Extra {
+    std::string dir, config;
+    std::unique_ptr<test::Subprocess> proc;
+  } extra[2];
+  const std::string own[2] = {x2.path(), x3.path()};
+  for (int i = 0; i < 2; ++i) {
+    Extra& e = extra[i];
+    e.dir = dir_ + "/agent" + std::to_string(i + 2);
+    ASSERT_EQ(mkdir(e.dir.c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((e.dir + "/retention").c_str(), 0700), 0);
+    e.config = e.dir + "/agent.toml";
+    std::ofstream(e.config) << "[data]\nlisten = \"127.0.0.1:0\"\ntls_dir = \"" << e.dir << "/tls\"\n"
+                            << "credentials_dir = \"" << e.dir << "/credentials\"\n"
+                            << "[control]\nsocket = \"" << e.dir << "/control.sock\"\n"
+                            << "[retention]\ndir = \"" << e.dir << "/retention\"\n"
+                            << "segment_size = \"16MiB\"\nwal_quota = \"64MiB\"\nrequire_mount = false\n"
+                            << "[cs]\ndir = \"" << e.dir << "/cs\"\nheartbeat = \"1s\"\n"
+                            << "[targets]\nallow_non_scsi = [\"" << own[i] << "\", \"" << shared.path()
+                            << "\"]\n";
+    e.proc = std::make_unique<test::Subprocess>(
+        std::vector<std::string>{MT_AGENT_PATH, "--config", e.config, "--foreground"});
+    proto::ControlRequest st;
+    st.mutable_get_status();
+    ASSERT_TRUE(Eventually([&] {
+      auto r = control::CallControl(e.dir + "/control.sock", st, 2s);
+      return r.ok() && !r->has_error();
+    }));
+    auto reg = test::RunProcess({MT_MTCTL_PATH, "--config", e.config, "register", "--cs", CsAddress(),
+                                 "--passphrase-file", pass_});
+    ASSERT_EQ(reg.exit_code, 0) << reg.err;
+  }
+  ASSERT_TRUE(Eventually([&] {
+    const std::string a = Cs({"agents", "--json"}).out;
+    size_t n = 0;
+    for (size_t at = a.find("\"connected\":true"); at != std::string::npos; at = a.find("\"connected\":true", at + 1)) ++n;
+    return n == 3 && Cs({"disks", "--agent", "agent-3"}).exit_code == 0;
+  })) << Cs({"agents"}).out;
+  auto place = [&](const std::string& stream, const std::string& target) {
+    auto r = Cs({"protect", "--stream", stream, "--disk", "0=" + target, "--timeout", "60s"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::string marker = "placing stream '" + stream + "' on ";
+    const size_t at = r.err.find(marker);
+    return at == std::string::npos ? r.err : r.err.substr(at + marker.size(), 7);
+  };
+  EXPECT_EQ(place("s1", loops_[0]->path()), "agent-1");  // only agent 1 may take it
+  EXPECT_EQ(place("s3", x3.path()), "agent-3");           // only agent 3
+  // Agents 2 and 3 may both take `shared`; agent 3 has a protected disk now.
+  ASSERT_TRUE(Eventually([&] {
+    return Cs({"agents"}).out.find("agent-3") != std::string::npos &&
+           Cs({"streams", "--agent", "agent-3", "--json"}).out.find("\"name\": \"s3\"") != std::string::npos;
+  }));
+  EXPECT_EQ(place("s2", shared.path()), "agent-2");
+  // x2: only agent 2 may take it, whatever its load.
+  EXPECT_EQ(place("s4", x2.path()), "agent-2");
+  // A target that no agent may take: refused with each agent's reason.
+  auto none = Cs({"protect", "--stream", "s5", "--disk", "0=" + loops_[1]->path() + "-nope"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("agent-2: does not see"), std::string::npos) << none.err;
+  for (Extra& e : extra) {
+    e.proc->Signal(SIGTERM);
+    EXPECT_EQ(e.proc->Wait(60s), 0);
+  }
+}
+
 }  // namespace
 }  // namespace mt

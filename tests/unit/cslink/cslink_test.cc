@@ -427,9 +427,11 @@ TEST_F(CsLinkTest, ThreeAgentsShareOneServerAndANewProtectionGoesToTheOneWithRoo
       auto* a = inv.add_disks();
       a->set_wwid("naa.a1");
       a->set_role(f->shared_role);
+      a->set_can_be_target(true);
       auto* b = inv.add_disks();
       b->set_wwid("naa.b" + std::to_string(i));
       b->set_role("free");
+      b->set_can_be_target(true);
       return Result<proto::Inventory>(inv);
     };
     links.push_back(std::make_unique<CsLink>(o, h));
