@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <iomanip>
@@ -186,6 +187,66 @@ void AddCommon(CLI::App* c, Options& o, bool agent, bool json) {
       ->type_name("DIR");
   if (agent) c->add_option("--agent", o.agent, "The agent: its id or its host name")->type_name("AGENT");
   if (json) c->add_flag("--json", o.json, "Print JSON (protobuf JSON, proto field names)");
+}
+
+// Protects `stream` (disk specs INDEX=TARGET) on o.agent, or where
+// PlaceProtection puts it when o.agent is empty; keeps the sender's
+// credential in <dir>/credentials/<agent>/<stream>.key (0600). On failure
+// cli.Fail has said why; returns whether it worked.
+bool ProtectStream(Cli& cli, Options& o, const std::string& stream, const std::string& group,
+                   const std::vector<std::string>& disk_specs) {
+  std::ostream& out = cli.out_;
+  std::ostream& err = cli.err_;
+  proto::ControlRequest r;
+  auto* add = r.mutable_pair_add();
+  add->set_stream(stream);
+  add->set_group(group);
+  for (const auto& spec : disk_specs) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos) return cli.Fail("--disk " + spec + ": expected INDEX=TARGET"), false;
+    auto* d = add->add_disks();
+    d->set_disk(static_cast<uint32_t>(std::strtoul(spec.substr(0, eq).c_str(), nullptr, 10)));
+    d->set_target(spec.substr(eq + 1));
+  }
+  // No --agent: placed on the agent with room (cs/placement.h).
+  std::vector<std::string> targets;
+  for (const auto& d : add->disks()) targets.push_back(d.target());
+  const std::string named = o.agent;
+  if (named.empty()) {
+    auto store = cli.OpenStore(o);
+    if (!store.ok()) return cli.Fail(store.status()), false;
+    auto placed = PlaceProtection(**store, targets);
+    if (!placed.ok()) return cli.Fail(placed.status()), false;
+    o.agent = placed->id;
+    err << "mt-cs: placing stream '" << stream << "' on " << placed->id << " ("
+        << placed->hostname << "): it sees every target free and has the fewest protected disks"
+        << std::endl;
+  }
+  auto target = cli.ForAgent(o);
+  o.agent = named;
+  if (!target.ok()) return cli.Fail(target.status()), false;
+  auto resp = cli.Call(*target->store, target->agent, r, target->timeout);
+  if (!resp.ok()) return cli.Fail(resp.status()), false;
+  if (resp->has_error()) return cli.Fail(resp->error().message()), false;
+  // The sender's credential, kept like the agent keeps it (0600).
+  const AgentRow& agent = target->agent;
+  const std::string dir = shim::JoinPath(shim::JoinPath(o.dir, "credentials"), agent.id);
+  auto raw = daemon::FromHex(resp->pair_add().credential_hex());
+  if (!raw.ok()) return cli.Fail(raw.status()), false;
+  daemon::CredentialStore creds(shim::PosixFileSystem(), dir);
+  (void)creds.Remove(stream);
+  const Status saved = shim::PosixFileSystem().CreateDir(dir).ok()
+                           ? shim::WriteFileAtomically(shim::PosixFileSystem(), creds.PathOf(stream),
+                                                       resp->pair_add().credential_hex() + "\n")
+                           : Status(Errc::kIoError, "cannot create " + dir);
+  if (!saved.ok()) return cli.Fail(saved), false;
+  if (o.json) {
+    cli.PrintJson(resp->pair_add());
+  } else {
+    out << "stream '" << stream << "' protected on " << agent.id << "; the sender's key: "
+        << creds.PathOf(stream) << std::endl;
+  }
+  return true;
 }
 
 }  // namespace
@@ -497,54 +558,7 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   protect->add_option("--group", group, "Its replication group");
   protect->add_option("--disk", disk_specs, "INDEX=TARGET (a WWID); repeatable")->required();
   protect->add_option("--timeout", o.timeout, "How long to wait for the answer (default 10m)");
-  protect->callback([&] {
-    proto::ControlRequest r;
-    auto* add = r.mutable_pair_add();
-    add->set_stream(stream);
-    add->set_group(group);
-    for (const auto& spec : disk_specs) {
-      const auto eq = spec.find('=');
-      if (eq == std::string::npos) return (void)cli.Fail("--disk " + spec + ": expected INDEX=TARGET");
-      auto* d = add->add_disks();
-      d->set_disk(static_cast<uint32_t>(std::strtoul(spec.substr(0, eq).c_str(), nullptr, 10)));
-      d->set_target(spec.substr(eq + 1));
-    }
-    // No --agent: placed on the agent with room (cs/placement.h).
-    std::vector<std::string> targets;
-    for (const auto& d : add->disks()) targets.push_back(d.target());
-    const std::string named = o.agent;
-    if (named.empty()) {
-      auto store = cli.OpenStore(o);
-      if (!store.ok()) return (void)cli.Fail(store.status());
-      auto placed = PlaceProtection(**store, targets);
-      if (!placed.ok()) return (void)cli.Fail(placed.status());
-      o.agent = placed->id;
-      err << "mt-cs: placing stream '" << stream << "' on " << placed->id << " ("
-          << placed->hostname << "): it sees every target free and has the fewest protected disks"
-          << std::endl;
-    }
-    auto target = cli.ForAgent(o);
-    o.agent = named;
-    if (!target.ok()) return (void)cli.Fail(target.status());
-    auto resp = cli.Call(*target->store, target->agent, r, target->timeout);
-    if (!resp.ok()) return (void)cli.Fail(resp.status());
-    if (resp->has_error()) return (void)cli.Fail(resp->error().message());
-    // The sender's credential, kept like the agent keeps it (0600).
-    const AgentRow& agent = target->agent;
-    const std::string dir = shim::JoinPath(shim::JoinPath(o.dir, "credentials"), agent.id);
-    auto raw = daemon::FromHex(resp->pair_add().credential_hex());
-    if (!raw.ok()) return (void)cli.Fail(raw.status());
-    daemon::CredentialStore creds(shim::PosixFileSystem(), dir);
-    (void)creds.Remove(stream);
-    const Status saved = shim::PosixFileSystem().CreateDir(dir).ok()
-                             ? shim::WriteFileAtomically(shim::PosixFileSystem(), creds.PathOf(stream),
-                                                         resp->pair_add().credential_hex() + "\n")
-                             : Status(Errc::kIoError, "cannot create " + dir);
-    if (!saved.ok()) return (void)cli.Fail(saved);
-    if (o.json) return cli.PrintJson(resp->pair_add());
-    out << "stream '" << stream << "' protected on " << agent.id << "; the sender's key: "
-        << creds.PathOf(stream) << "\n";
-  });
+  protect->callback([&] { ProtectStream(cli, o, stream, group, disk_specs); });
 
   // run: one job, followed to its end
   std::string kind, to, at, out_path, name;
@@ -608,18 +622,43 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
   // failback: the plan as one command
   auto* failback = app.add_subcommand(
-      "failback", "Fail a group back on an agent: wait for its streams' resync, roll the group "
-                  "back to its common app-consistent point, commit");
+      "failback", "Fail a group back on an agent: protect its streams (--pair), wait for their "
+                  "resync, roll the group back to its common app-consistent point, commit");
   AddCommon(failback, o, true, false);
   failback->add_option("--group", group, "The replication group")->required();
   failback->add_option("--to", to, "The point (default common-app; latest-app, a tag, ...)");
   failback->add_option("--timeout", o.timeout, "How long each step may take (default 10m)");
+  std::vector<std::string> pairs;
+  failback->add_option("--pair", pairs,
+                       "STREAM:INDEX=TARGET[,INDEX=TARGET...]: protect this stream of the group "
+                       "first (unless the agent has it); repeatable")
+      ->type_name("SPEC");
   failback->callback([&] {
     auto target = cli.ForAgent(o);
     if (!target.ok()) return (void)cli.Fail(target.status());
     CsStore& db = *target->store;
     const AgentRow& agent = target->agent;
     const milliseconds t = target->timeout;
+    // 0. protect what is not protected yet; the senders then resync it.
+    std::set<std::string> required;
+    for (const std::string& spec : pairs) {
+      const auto colon = spec.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        return (void)cli.Fail("--pair " + spec + ": expected STREAM:INDEX=TARGET[,INDEX=TARGET...]");
+      }
+      const std::string name = spec.substr(0, colon);
+      required.insert(name);
+      bool present = false;
+      auto h = db.GetHealth(agent.id);
+      if (h.ok() && *h)
+        for (const auto& p : (*h)->pairs()) present = present || p.name() == name;
+      if (present) continue;
+      std::vector<std::string> disks;
+      std::stringstream list(spec.substr(colon + 1));
+      for (std::string d; std::getline(list, d, ',');) disks.push_back(d);
+      if (!ProtectStream(cli, o, name, group, disks)) return;
+      out << "failback: 0/3 protected '" << name << "': start its sender with that key" << std::endl;
+    }
     // 1. the group's streams, resynced (from the agent's heartbeats)
     std::vector<std::string> names;
     const auto deadline = std::chrono::steady_clock::now() + t;
@@ -636,6 +675,8 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
             if (d.resync_state() != "complete") ready = false;
         }
       }
+      for (const std::string& n : required)
+        if (std::find(names.begin(), names.end(), n) == names.end()) ready = false;
       if (!names.empty() && ready) break;
       if (!said) {
         out << "failback: waiting for the streams of group '" << group << "' on " << agent.id
@@ -648,6 +689,34 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       std::this_thread::sleep_for(milliseconds(200));
     }
     out << "failback: 1/3 resync complete for " << names.size() << " stream(s)" << std::endl;
+    // The group's common app-consistent point may come after the resync (the
+    // source makes one every app_frequency): wait for it.
+    if (to.empty() || to == "common-app") {
+      for (bool said = false;; said = true) {
+        proto::ControlRequest lp;
+        for (const auto& n : names) lp.mutable_list_points()->add_streams(n);
+        lp.mutable_list_points()->set_app_only(true);
+        auto resp = cli.Call(db, agent, lp, t);
+        if (!resp.ok()) return (void)cli.Fail(resp.status());
+        if (resp->has_error()) return (void)cli.Fail(resp->error().message());
+        // A group tag id every stream has.
+        std::map<std::string, size_t> seen;
+        for (const auto& sp : resp->points().streams()) {
+          std::set<std::string> ids;
+          for (const auto& p : sp.points())
+            if (!p.group_tag_id().empty()) ids.insert(p.group_tag_id());
+          for (const auto& id : ids) ++seen[id];
+        }
+        bool common = false;
+        for (const auto& [id, n] : seen) common = common || n == names.size();
+        if (common) break;
+        if (!said) out << "failback: waiting for the group's first common app-consistent point" << std::endl;
+        if (std::chrono::steady_clock::now() > deadline || g_stop) {
+          return (void)cli.Fail("group '" + group + "' has no common app-consistent point yet");
+        }
+        std::this_thread::sleep_for(milliseconds(500));
+      }
+    }
     // 2. roll the group back
     proto::JobSpec rb;
     for (const auto& n : names) rb.mutable_rollback()->add_streams(n);
@@ -655,8 +724,7 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     rb.mutable_rollback()->set_to(to.empty() ? "common-app" : to);
     auto rolled = cli.RunJob(db, agent, rb, t, false);
     if (!rolled.ok()) return (void)cli.Fail("failback stopped at the rollback: " + rolled.status().message());
-    out << "failback: 2/3 rolled back to " << rolled->result().point() << " (seq "
-        << rolled->result().seq() << ")" << std::endl;
+    out << "failback: 2/3 rolled back to " << rolled->result().point() << std::endl;
     // 3. commit
     proto::JobSpec commit;
     for (const auto& n : names) commit.mutable_commit()->add_streams(n);

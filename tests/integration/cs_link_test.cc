@@ -243,6 +243,32 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   ASSERT_EQ(Mtsend("vm1", {"resync", "--source", src_a, "--disk", "0"}).exit_code, 0) << Log();
   after = FromJson<proto::PairList>(Mtctl({"pairs", "--json"}).out);
   EXPECT_EQ(after.pairs(0).disks(0).resync_state(), "complete");
+  // The failback plan as one command, from the protection on: mt-cs failback
+  // --pair protects vm2 (group g2), waits while its sender resyncs and tags,
+  // rolls the group back to its common app-consistent point, commits.
+  test::Subprocess fb({MT_CS_PATH, "failback", "--dir", cs_dir_, "--agent", "agent-1", "--group", "g2",
+                       "--pair", "vm2:0=" + loops_[1]->path(), "--timeout", "120s"});
+  ASSERT_TRUE(fb.started());
+  ASSERT_TRUE(Eventually([&] { return access((cs_dir_ + "/credentials/agent-1/vm2.key").c_str(), F_OK) == 0; }));
+  std::vector<char> b(64ull << 20, 'b');
+  const std::string src_b = dir_ + "/b.img";
+  std::ofstream(src_b, std::ios::binary).write(b.data(), b.size());
+  ASSERT_EQ(Mtsend("vm2", {"resync", "--source", src_b, "--disk", "0", "--full"}).exit_code, 0) << Log();
+  ASSERT_EQ(Mtsend("vm2", {"tag", "b-point", "--app", "--group-tag-id", "g2-1"}).exit_code, 0);
+  std::string fb_out;
+  while (auto line = fb.ReadOutLine(120s)) fb_out += *line + "\n";
+  EXPECT_EQ(fb.Wait(10s), 0) << fb_out << fb.DrainErr();
+  EXPECT_NE(fb_out.find("failback: 0/3 protected 'vm2'"), std::string::npos) << fb_out;
+  EXPECT_NE(fb_out.find("failback: 2/3 rolled back to group tag 'g2-1'"), std::string::npos) << fb_out;
+  EXPECT_NE(fb_out.find("failback: 3/3 committed"), std::string::npos) << fb_out;
+  EXPECT_TRUE(DeviceBytes(loops_[1]->path()) == b) << "the target is not at the group's common point";
+  auto committed = FromJson<proto::PairList>(Mtctl({"pairs", "--json"}).out);
+  for (const auto& p : committed.pairs()) {
+    if (p.name() == "vm2") {
+      EXPECT_EQ(p.state(), "committed");
+    }
+  }
+
   ASSERT_EQ(Stop(), 0) << log_;
   EXPECT_NE(log_.find("audit: configuration server request"), std::string::npos);
   size_t runs = 0;

@@ -156,9 +156,12 @@ TEST_F(DataPortMemoryTest, UnauthenticatedPeersStayUnderTheMemoryBoundWhileAStre
     ASSERT_EQ(::poll(&pfd, 1, 30'000), 1) << "the peers of wave " << wave << " took over 30 s";
     ASSERT_EQ(::read(ready[0], &b, 1), 1);
     expected_sessions += static_cast<uint64_t>(waves[wave]);
-    EXPECT_TRUE(WaitFor([&] { return receiver_->sessions() >= expected_sessions; },
-                        std::chrono::seconds(10)))
-        << receiver_->sessions() << " sessions after wave " << wave;
+    // The claiming peers' sessions end after their refusal (close_timeout):
+    // on a loaded machine the later waves can take long enough for them to
+    // be gone, so from wave 1 on only the idle peers must still be there.
+    const uint64_t must = wave == 0 ? expected_sessions : expected_sessions - kClaimingPeers;
+    EXPECT_TRUE(WaitFor([&] { return receiver_->sessions() >= must; }, std::chrono::seconds(10)))
+        << receiver_->sessions() << " sessions after wave " << wave << ", expected " << must;
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const uint64_t r = RssBytes();
     kib_per_peer[wave] = (static_cast<double>(r) - static_cast<double>(rss_before_wave)) / 1024.0 /
