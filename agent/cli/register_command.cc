@@ -33,10 +33,9 @@ int RunRegister(Context& ctx, const RegisterArgs& a) {
     return ctx.Fail("this agent is already registered with " + existing->cs + " as '" +
                     existing->agent_id + "' (" + path + "): --force registers it again");
   }
-  auto pass = shim::ReadSmallFile(fs, a.passphrase_file, 4096);
+  auto pass = cslink::ReadPassphrase(fs, a.passphrase_file);
   if (!pass.ok()) return ctx.Fail(pass.status());
-  std::string p = *pass;
-  while (!p.empty() && (p.back() == '\n' || p.back() == '\r' || p.back() == ' ')) p.pop_back();
+  const std::string& p = *pass;
   if (p.empty()) return ctx.Fail(a.passphrase_file + " holds no passphrase");
   cslink::RegisterRequest req;
   req.cs = a.cs;

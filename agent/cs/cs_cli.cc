@@ -24,6 +24,7 @@
 #include "cs/cs_store.h"
 #include "cs/placement.h"
 #include "cslink/link_channel.h"
+#include "cslink/registration.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
 
@@ -271,10 +272,9 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->type_name("FILE")->required();
   serve->add_option("--heartbeat", heartbeat, "How often agents report (default 30s)")->type_name("DURATION");
   serve->callback([&] {
-    auto pass = shim::ReadSmallFile(shim::PosixFileSystem(), passphrase_file, 4096);
+    auto pass = cslink::ReadPassphrase(shim::PosixFileSystem(), passphrase_file);
     if (!pass.ok()) return (void)cli.Fail(pass.status());
-    std::string p = *pass;
-    while (!p.empty() && (p.back() == '\n' || p.back() == '\r' || p.back() == ' ')) p.pop_back();
+    const std::string& p = *pass;
     if (p.size() < 8) return (void)cli.Fail("the passphrase in " + passphrase_file + " is shorter than 8 characters");
     auto beat = daemon::ParseDuration(heartbeat);
     if (!beat.ok()) return (void)cli.Fail(beat.status());

@@ -116,10 +116,7 @@ void CsLink::Run() {
 }
 
 Status CsLink::RegisterItself() {
-  MT_ASSIGN_OR_RETURN(std::string pass,
-                      shim::ReadSmallFile(fs_, o_.auto_register.passphrase_file, 4096));
-  while (!pass.empty() && (pass.back() == '\n' || pass.back() == '\r' || pass.back() == ' '))
-    pass.pop_back();
+  MT_ASSIGN_OR_RETURN(const std::string pass, ReadPassphrase(fs_, o_.auto_register.passphrase_file));
   RegisterRequest req;
   req.cs = o_.auto_register.cs;
   req.passphrase = pass;

@@ -24,6 +24,12 @@ Status ParseLinkMessage(const std::string& body, google::protobuf::MessageLite* 
   return control::ParseControlMessage(body, message);
 }
 
+Result<std::string> ReadPassphrase(shim::FileSystem& fs, const std::string& path) {
+  MT_ASSIGN_OR_RETURN(std::string p, shim::ReadSmallFile(fs, path, 4096));
+  while (!p.empty() && (p.back() == '\n' || p.back() == '\r' || p.back() == ' ')) p.pop_back();
+  return p;
+}
+
 namespace {
 std::string Trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n");

@@ -65,6 +65,11 @@ Result<std::unique_ptr<LinkChannel>> ConnectRegistered(const CsRegistration& reg
                                                        std::chrono::milliseconds timeout,
                                                        proto::CsWelcome* welcome);
 
+// The passphrase in `path` (at most 4 KiB), trailing newline, carriage
+// return and spaces dropped: what `mtctl register`, the daemon's own
+// registration and `mt-cs serve` read. An empty result is the caller's to refuse.
+Result<std::string> ReadPassphrase(shim::FileSystem& fs, const std::string& path);
+
 // Parses one link message (kProtocol naming the type when it is not one).
 Status ParseLinkMessage(const std::string& body, google::protobuf::MessageLite* message);
 
