@@ -817,7 +817,7 @@ void AddRecoveryCommands(CLI::App& app, Context& ctx) {
 
   CLI::App* rb = app.add_subcommand("rollback", "Roll targets back in place to a point (destructive)");
   selectors(rb, true);
-  rb->add_option("--to", o->to, "latest | latest-app | TAG | TIME | seq:N (group: its common point)");
+  rb->add_option("--to", o->to, "latest | latest-app | TAG | TIME | seq:N (--group: its common point, common-app, group-tag:ID)");
   rb->add_flag("--yes", o->yes, "Confirm: the targets are rewritten");
   rb->add_option("--job-id", o->job_id,
                  "The daemon's job id (default: a new one); the same id again follows that job");

@@ -1,7 +1,6 @@
 #include "cs/cs_cli.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <openssl/rand.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -20,9 +19,13 @@
 #include "config/credential_store.h"
 #include "config/tls_identity.h"
 #include "control/pairs.h"
+#include "cs/agent_calls.h"
 #include "cs/cs_server.h"
 #include "cs/cs_store.h"
 #include "cs/placement.h"
+#include "cs/web_api.h"
+#include "cs/web_auth.h"
+#include "cs/web_server.h"
 #include "cslink/link_channel.h"
 #include "cslink/registration.h"
 #include "mt/shim/clock.h"
@@ -91,60 +94,28 @@ class Cli {
     out_ << (j.ok() ? *j : "{}\n");
   }
 
-  // Queues `r` for the agent and waits for the answer (the serving process
-  // delivers it once the agent is connected).
+  // Queues `r` for the agent and waits for the answer (agent_calls.h),
+  // saying once when the agent is not connected.
   Result<proto::ControlResponse> Call(CsStore& store, const AgentRow& agent,
                                       const proto::ControlRequest& r, milliseconds timeout) {
-    MT_ASSIGN_OR_RETURN(const uint64_t seq, store.QueueRequest(agent.id, r, Now()));
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    bool said = false;
-    while (!g_stop) {
-      MT_ASSIGN_OR_RETURN(auto row, store.GetRequest(agent.id, seq));
-      if (row && row->state == "answered") {
-        proto::ControlResponse resp;
-        if (!resp.ParseFromString(row->response)) {
-          return Status(Errc::kCorruption, "the stored answer to request " + std::to_string(seq) + " does not parse");
-        }
-        return resp;
-      }
-      if (!said) {
-        MT_ASSIGN_OR_RETURN(auto a, store.GetAgent(agent.id));
-        if (a && !a->connected) {
-          err_ << "mt-cs: agent " << agent.id
-               << " is not connected: request " << seq << " waits for it" << std::endl;
-        }
-        said = true;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        return Status(Errc::kBusy, "agent " + agent.id + " did not answer request " +
-                                       std::to_string(seq) + " in time (it stays queued; is "
-                                       "mt-cs serve running and the agent connected?)");
-      }
-      std::this_thread::sleep_for(milliseconds(100));
-    }
-    return Status(Errc::kAborted, "interrupted");
+    return CallAgent(store, agent, r, CallOpts(agent, timeout));
   }
-
-  // A job's id for a command of this CS: unique, readable.
-  static std::string NewJobId() {
-    unsigned char r[4];
-    RAND_bytes(r, sizeof r);
-    std::ostringstream id;
-    id << "cs-" << Now() / 1'000'000 << "-" << std::hex << std::setfill('0');
-    for (unsigned char c : r) id << std::setw(2) << static_cast<int>(c);
-    return id.str();
+  CallOptions CallOpts(const AgentRow& agent, milliseconds timeout) {
+    CallOptions co;
+    co.timeout = timeout;
+    co.stop = &g_stop;
+    co.on_waiting = [this, id = agent.id](uint64_t seq) {
+      err_ << "mt-cs: agent " << id << " is not connected: request " << seq << " waits for it" << std::endl;
+    };
+    return co;
   }
 
   // Starts a job on the agent and follows it to its end through the job
   // updates the agent pushes. kFailed... the job's message when it failed.
   Result<proto::Job> RunJob(CsStore& store, const AgentRow& agent, const proto::JobSpec& spec,
                             milliseconds timeout, bool quiet) {
-    proto::ControlRequest r;
-    r.mutable_start_job()->set_id(NewJobId());
-    *r.mutable_start_job()->mutable_spec() = spec;
-    MT_ASSIGN_OR_RETURN(const proto::ControlResponse resp, Call(store, agent, r, timeout));
-    if (resp.has_error()) return Status(Errc::kAborted, resp.error().message());
-    const std::string id = resp.job().id();
+    MT_ASSIGN_OR_RETURN(const proto::Job started, StartAgentJob(store, agent, spec, CallOpts(agent, timeout)));
+    const std::string id = started.id();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::string last;
     while (!g_stop) {
@@ -176,6 +147,12 @@ class Cli {
  private:
   int exit_ = 0;
 };
+
+// The host part of HOST:PORT as given ("0.0.0.0:8443" -> "0.0.0.0").
+std::string HostOf(const std::string& host_port) {
+  const auto colon = host_port.rfind(':');
+  return colon == std::string::npos ? host_port : host_port.substr(0, colon);
+}
 
 std::string Age(int64_t ns) {
   if (ns <= 0) return "never";
@@ -271,6 +248,12 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   serve->add_option("--passphrase-file", passphrase_file, "The passphrase agents register with")
       ->type_name("FILE")->required();
   serve->add_option("--heartbeat", heartbeat, "How often agents report (default 30s)")->type_name("DURATION");
+  std::string web_listen = "0.0.0.0:8443", web_token_file;
+  serve->add_option("--web-token-file", web_token_file,
+                    "Serve the web dashboard, logged into with the token in this file (16+ characters)")
+      ->type_name("FILE");
+  serve->add_option("--web-listen", web_listen, "Where the dashboard listens (default 0.0.0.0:8443; :0 any port)")
+      ->type_name("HOST:PORT");
   serve->callback([&] {
     auto pass = cslink::ReadPassphrase(shim::PosixFileSystem(), passphrase_file);
     if (!pass.ok()) return (void)cli.Fail(pass.status());
@@ -292,13 +275,42 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (!store.ok()) return (void)cli.Fail(store.status());
     auto server = CsServer::Start(so, **store);
     if (!server.ok()) return (void)cli.Fail(server.status());
+    // The dashboard (web_server.h), when it has a token.
+    std::unique_ptr<WebAuth> web_auth;
+    std::unique_ptr<WebApi> web_api;
+    std::unique_ptr<WebServer> web;
+    if (!web_token_file.empty()) {
+      auto token = cslink::ReadPassphrase(shim::PosixFileSystem(), web_token_file);
+      if (!token.ok()) return (void)cli.Fail(token.status());
+      auto auth = WebAuth::Create(*token);
+      if (!auth.ok()) return (void)cli.Fail(auth.status().WithContext(web_token_file));
+      web_auth = std::move(*auth);
+      web_api = std::make_unique<WebApi>(**store, *web_auth, milliseconds(15'000));
+      WebServerOptions wo;
+      const bool web_any = web_listen.size() > 2 && web_listen.substr(web_listen.size() - 2) == ":0";
+      const Status whp = cslink::ParseHostPort(web_any ? web_listen.substr(0, web_listen.size() - 2) : web_listen,
+                                               &wo.listen_host, &wo.port);
+      if (!whp.ok()) return (void)cli.Fail(whp.WithContext("--web-listen"));
+      if (web_any) wo.port = 0;
+      wo.tls_dir = shim::JoinPath(o.dir, "web-tls");
+      auto started = WebServer::Start(wo, *web_api);
+      if (!started.ok()) return (void)cli.Fail(started.status().WithContext("the dashboard"));
+      web = std::move(*started);
+    }
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
     spdlog::info("mt-cs listening on {}:{}, certificate fingerprint {}", so.listen_host,
                  (*server)->port(), (*server)->fingerprint());
     out << "mt-cs: listening on " << so.listen_host << ":" << (*server)->port()
         << "; certificate fingerprint " << (*server)->fingerprint() << std::endl;
+    if (web) {
+      spdlog::info("mt-cs dashboard on https://{}:{}/, certificate fingerprint {}", HostOf(web_listen), web->port(),
+                   web->fingerprint());
+      out << "mt-cs: dashboard on https://" << HostOf(web_listen) << ":" << web->port() << "/"
+          << "; certificate fingerprint " << web->fingerprint() << std::endl;
+    }
     while (!g_stop) std::this_thread::sleep_for(milliseconds(200));
+    if (web) web->Stop();
     (*server)->Stop();
   });
 
@@ -572,7 +584,7 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                      "resync"}));
   run->add_option("--stream", job_streams, "The stream(s)");
   run->add_option("--group", group, "rollback: the group (with no --to: its common point)");
-  run->add_option("--to", to, "rollback: the point (latest, latest-app, seq:N, a time, a tag, common-app)");
+  run->add_option("--to", to, "rollback: the point (latest, latest-app, seq:N, a time, a tag; with --group: common-app, group-tag:ID)");
   auto* disk_option = run->add_option("--disk", disk, "export, vsnap-create, release, resync: the disk index "
                                                       "(resync without it: every disk of the stream)");
   run->add_option("--at", at, "export, vsnap-create: the point");

@@ -1,10 +1,5 @@
 #include "cs/cs_server.h"
 
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -20,46 +15,12 @@ namespace mt::cs {
 using std::chrono::milliseconds;
 
 struct CsServer::Impl {
-  int listen_fd = -1;
   std::unique_ptr<boost::asio::ssl::context> ssl;
 };
 
 namespace {
 
 int64_t Now() { return shim::SystemClock().NowNs(); }
-
-Result<int> Listen(const std::string& host, uint16_t port, uint16_t* bound) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(),
-                               &hints, &res);
-  if (rc != 0) {
-    return Status(Errc::kInvalidArgument, "cannot listen on '" + host + "': " + gai_strerror(rc));
-  }
-  Status last(Errc::kUnavailable, "no address to listen on for '" + host + "'");
-  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    const int one = 1;
-    (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-      *bound = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-      ::freeaddrinfo(res);
-      return fd;
-    }
-    last = Status::FromErrno(errno, "bind " + host + ":" + std::to_string(port));
-    ::close(fd);
-  }
-  ::freeaddrinfo(res);
-  return last;
-}
 
 void Refuse(cslink::LinkChannel& ch, const std::string& why) {
   proto::CsToAgent m;
@@ -81,8 +42,9 @@ Result<std::unique_ptr<CsServer>> CsServer::Start(CsServerOptions options, CsSto
                                                                     s->o_.tls_dir, "mt-cs"));
   MT_ASSIGN_OR_RETURN(s->impl_->ssl, cslink::LinkServerContext(s->identity_));
   MT_RETURN_IF_ERROR(store.ClearConnected());
-  MT_ASSIGN_OR_RETURN(s->impl_->listen_fd, Listen(s->o_.listen_host, s->o_.port, &s->port_));
-  s->acceptor_ = std::thread([p = s.get()] { p->AcceptLoop(); });
+  MT_ASSIGN_OR_RETURN(s->listener_, TcpListener::Start(s->o_.listen_host, s->o_.port, kMaxLinks,
+                                                       [p = s.get()](int fd) { p->Serve(fd); }));
+  s->port_ = s->listener_->port();
   return s;
 }
 
@@ -93,43 +55,7 @@ CsServer::~CsServer() { Stop(); }
 
 void CsServer::Stop() {
   stop_ = true;
-  if (acceptor_.joinable()) acceptor_.join();
-  std::vector<Session> sessions;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    sessions.swap(sessions_);
-  }
-  for (auto& session : sessions) session.thread.join();
-  if (impl_ && impl_->listen_fd >= 0) {
-    ::close(impl_->listen_fd);
-    impl_->listen_fd = -1;
-  }
-}
-
-void CsServer::AcceptLoop() {
-  while (!stop_) {
-    pollfd p{impl_->listen_fd, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    const int fd = ::accept4(impl_->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    std::lock_guard<std::mutex> lock(mu_);
-    // Sessions that ended are joined here, so a long-running server does not
-    // keep a thread per connection it ever had.
-    for (auto it = sessions_.begin(); it != sessions_.end();) {
-      if (it->done->load()) {
-        it->thread.join();
-        it = sessions_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    sessions_.push_back({std::thread([this, fd, done] {
-                           Serve(fd);
-                           done->store(true);
-                         }),
-                         done});
-  }
+  if (listener_) listener_->Stop();
 }
 
 void CsServer::Serve(int fd) {

@@ -26,6 +26,7 @@
 
 #include "config/tls_identity.h"
 #include "cs/cs_store.h"
+#include "cs/tcp_listener.h"
 #include "mt/shim/status.h"
 
 namespace mt::cs {
@@ -52,8 +53,8 @@ class CsServer {
   const std::string& fingerprint() const { return identity_.fingerprint; }
 
  private:
+  static constexpr size_t kMaxLinks = 4096;  // connections at once (agents, registrations)
   CsServer(CsServerOptions options, CsStore& store);
-  void AcceptLoop();
   void Serve(int fd);
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -62,15 +63,8 @@ class CsServer {
   daemon::TlsIdentity identity_;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
-  std::thread acceptor_;
+  std::unique_ptr<TcpListener> listener_;
   std::mutex mu_;
-  // Each session's thread and whether it has returned (joined by the
-  // accept loop once it has, by Stop for the rest).
-  struct Session {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::vector<Session> sessions_;                 // GUARDED_BY(mu_)
   std::map<std::string, uint64_t> generation_;    // agent id -> its newest session; GUARDED_BY(mu_)
   uint64_t next_generation_ = 0;                  // GUARDED_BY(mu_)
 };

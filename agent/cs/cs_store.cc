@@ -10,7 +10,8 @@ using sql::Stmt;
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: agents, health, inventory, jobs, requests, audit. 2: samples.
+constexpr int kSchemaVersion = 2;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS agents (
@@ -52,6 +53,19 @@ CREATE TABLE IF NOT EXISTS requests (
   answered_ns INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (agent_id, seq)
 );
+CREATE TABLE IF NOT EXISTS samples (
+  agent_id        TEXT    NOT NULL,
+  stream          TEXT    NOT NULL,
+  ns              INTEGER NOT NULL,
+  rpo_ns          INTEGER NOT NULL,
+  backlog_records INTEGER NOT NULL,
+  wal_bytes       INTEGER NOT NULL,
+  bytes_ingested  INTEGER NOT NULL,
+  bytes_applied   INTEGER NOT NULL,
+  retention_capacity_bytes  INTEGER NOT NULL,
+  retention_available_bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_by_time ON samples (agent_id, ns);
 CREATE TABLE IF NOT EXISTS audit (
   n        INTEGER PRIMARY KEY AUTOINCREMENT,
   ns       INTEGER NOT NULL,
@@ -246,7 +260,68 @@ Status CsStore::SaveHealth(const std::string& id, const proto::AgentStatus& stat
   MT_RETURN_IF_ERROR(Done(db_, st, "save the health of " + id));
   Stmt seen(db_, "UPDATE agents SET last_seen_ns = ? WHERE id = ?");
   seen.Int(1, now_ns).Text(2, id);
-  return Done(db_, seen, "update agent " + id);
+  MT_RETURN_IF_ERROR(Done(db_, seen, "update agent " + id));
+  return AddSamplesLocked(id, status, now_ns);
+}
+
+Status CsStore::AddSamplesLocked(const std::string& id, const proto::AgentStatus& status, int64_t now_ns) {
+  {
+    Stmt last(db_, "SELECT COALESCE(MAX(ns), 0) FROM samples WHERE agent_id = ?");
+    last.Text(1, id);
+    if (!last.ok() || sqlite3_step(last.get()) != SQLITE_ROW) return SqlError(db_, "read the samples of " + id);
+    if (now_ns - last.ColumnInt(0) < kSampleEveryNs) return Status::Ok();
+  }
+  MT_RETURN_IF_ERROR(sql::Exec(db_, "cs.db: samples of " + id, "BEGIN IMMEDIATE"));
+  Status s = [&]() -> Status {
+    auto add = [&](const std::string& stream, int64_t rpo, uint64_t backlog, uint64_t wal, uint64_t in,
+                   uint64_t applied) {
+      Stmt st(db_, "INSERT INTO samples (agent_id, stream, ns, rpo_ns, backlog_records, wal_bytes, "
+                   "bytes_ingested, bytes_applied, retention_capacity_bytes, retention_available_bytes) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      st.Text(1, id).Text(2, stream).Int(3, now_ns).Int(4, rpo).Int(5, static_cast<int64_t>(backlog));
+      st.Int(6, static_cast<int64_t>(wal)).Int(7, static_cast<int64_t>(in)).Int(8, static_cast<int64_t>(applied));
+      st.Int(9, static_cast<int64_t>(status.retention_capacity_bytes()));
+      st.Int(10, static_cast<int64_t>(status.retention_available_bytes()));
+      return Done(db_, st, "add a sample of " + id);
+    };
+    MT_RETURN_IF_ERROR(add("", -1, 0, 0, 0, 0));  // the agent's own row: retention space
+    for (const auto& p : status.pairs()) {
+      if (p.state() == "committed") continue;
+      MT_RETURN_IF_ERROR(add(p.name(), p.rpo_ns(), p.backlog_records(), p.wal_bytes(), p.bytes_ingested(),
+                             p.bytes_applied()));
+    }
+    Stmt prune(db_, "DELETE FROM samples WHERE agent_id = ? AND ns < ?");
+    prune.Text(1, id).Int(2, now_ns - kSampleKeepNs);
+    return Done(db_, prune, "prune the samples of " + id);
+  }();
+  (void)sql::Exec(db_, "cs.db: samples of " + id, s.ok() ? "COMMIT" : "ROLLBACK");
+  return s;
+}
+
+Result<std::vector<SampleRow>> CsStore::Samples(const std::string& agent_id, int64_t since_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT agent_id, stream, ns, rpo_ns, backlog_records, wal_bytes, bytes_ingested, "
+               "bytes_applied, retention_capacity_bytes, retention_available_bytes FROM samples "
+               "WHERE (? = '' OR agent_id = ?) AND ns >= ? ORDER BY ns, agent_id, stream");
+  st.Text(1, agent_id).Text(2, agent_id).Int(3, since_ns);
+  std::vector<SampleRow> out;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    SampleRow r;
+    r.agent_id = st.ColumnText(0);
+    r.stream = st.ColumnText(1);
+    r.ns = st.ColumnInt(2);
+    r.rpo_ns = st.ColumnInt(3);
+    r.backlog_records = static_cast<uint64_t>(st.ColumnInt(4));
+    r.wal_bytes = static_cast<uint64_t>(st.ColumnInt(5));
+    r.bytes_ingested = static_cast<uint64_t>(st.ColumnInt(6));
+    r.bytes_applied = static_cast<uint64_t>(st.ColumnInt(7));
+    r.retention_capacity_bytes = static_cast<uint64_t>(st.ColumnInt(8));
+    r.retention_available_bytes = static_cast<uint64_t>(st.ColumnInt(9));
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "read the samples");
+  return out;
 }
 
 Result<std::optional<proto::AgentStatus>> CsStore::GetHealth(const std::string& id) {

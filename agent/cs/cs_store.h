@@ -10,6 +10,10 @@
 //   requests   control requests for an agent: seq (per agent, from 1),
 //              request, state queued -> sent -> answered, response
 //   audit      one line per refusal and per request
+//   samples    figures of each heartbeat, at most one set per agent every
+//              kSampleEveryNs, kept kSampleKeepNs (the dashboard's charts):
+//              per stream RPO, backlog, WAL bytes, byte counters; per agent
+//              (stream "") retention capacity and free space
 //
 // The request queue is how the CLI drives agents: it adds a request; the
 // serving process sends it when the agent is connected and stores the answer.
@@ -53,8 +57,26 @@ struct RequestRow {
   int64_t answered_ns = 0;
 };
 
+// One sample: a stream's figures at one heartbeat (stream "": the agent's
+// row, only the retention figures set; rpo_ns -1 there).
+struct SampleRow {
+  std::string agent_id;
+  std::string stream;
+  int64_t ns = 0;
+  int64_t rpo_ns = -1;
+  uint64_t backlog_records = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t bytes_ingested = 0;
+  uint64_t bytes_applied = 0;
+  uint64_t retention_capacity_bytes = 0;
+  uint64_t retention_available_bytes = 0;
+};
+
 class CsStore {
  public:
+  static constexpr int64_t kSampleEveryNs = 10'000'000'000;         // 10 s
+  static constexpr int64_t kSampleKeepNs = 25ll * 3600 * 1'000'000'000;  // 25 h
+
   static Result<std::unique_ptr<CsStore>> Open(const std::string& path);
   ~CsStore();
 
@@ -71,7 +93,11 @@ class CsStore {
   // Clears every agent's connected flag (mt-cs serve at start: nobody is yet).
   Status ClearConnected();
 
+  // Keeps the heartbeat, and its figures as samples (at most one set every
+  // kSampleEveryNs per agent; older than kSampleKeepNs pruned).
   Status SaveHealth(const std::string& id, const proto::AgentStatus& status, int64_t now_ns);
+  // Samples since `since_ns`, of one agent or ("") of all, oldest first.
+  Result<std::vector<SampleRow>> Samples(const std::string& agent_id, int64_t since_ns);
   Result<std::optional<proto::AgentStatus>> GetHealth(const std::string& id);
   Status SaveInventory(const std::string& id, const proto::Inventory& inv, int64_t now_ns);
   Result<std::optional<proto::Inventory>> GetInventory(const std::string& id);
@@ -96,6 +122,7 @@ class CsStore {
 
  private:
   explicit CsStore(sqlite3* db) : db_(db) {}
+  Status AddSamplesLocked(const std::string& id, const proto::AgentStatus& status, int64_t now_ns);
   std::mutex mu_;
   sqlite3* db_;
 };

@@ -300,7 +300,7 @@ Status OverlayUndo(shim::FileSystem& fs, const std::vector<retention::SegmentInf
 }
 
 Result<GroupPoint> CommonPoint(retention::Catalog& catalog, const std::string& group,
-                               bool app_only) {
+                               bool app_only, const std::string& only_id) {
   MT_ASSIGN_OR_RETURN(auto streams, catalog.ListStreams());
   std::vector<retention::StreamRow> members;
   for (const auto& s : streams)
@@ -318,7 +318,7 @@ Result<GroupPoint> CommonPoint(retention::Catalog& catalog, const std::string& g
   GroupPoint best;
   int64_t best_time = INT64_MIN;
   for (auto& [id, per] : seen) {
-    if (per.size() != members.size()) continue;
+    if (per.size() != members.size() || (!only_id.empty() && id != only_id)) continue;
     int64_t t = INT64_MAX;
     for (const auto& [sid, p] : per) t = std::min(t, p.time_ns);
     if (t > best_time) {
@@ -327,6 +327,9 @@ Result<GroupPoint> CommonPoint(retention::Catalog& catalog, const std::string& g
       best.per_stream = per;
     }
   }
+  if (best.group_tag_id.empty() && !only_id.empty())
+    return Status(Errc::kNotFound, "group tag '" + only_id + "' is not a point of every stream of group '" +
+                                       group + "' (mtctl points --group " + group + ")");
   if (best.group_tag_id.empty())
     return Status(Errc::kNotFound, "the streams of group '" + group + "' share no " +
                                        (app_only ? "app-consistent " : "") + "group tag yet");

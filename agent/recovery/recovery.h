@@ -120,12 +120,14 @@ Status OverlayUndo(shim::FileSystem& fs, const std::vector<retention::SegmentInf
 
 // The common point of a group: the newest group tag id present in every
 // stream of the group (optionally only app-consistent tags), with each
-// stream's seq for it. kNotFound when the group has no stream or no shared tag.
+// stream's seq for it; with `only_id`, that group tag id instead of the
+// newest. kNotFound when the group has no stream or no shared tag (or not
+// `only_id` in every stream).
 struct GroupPoint {
   std::string group_tag_id;
   std::map<uint64_t, retention::PointRow> per_stream;  // stream id -> its point
 };
 Result<GroupPoint> CommonPoint(retention::Catalog& catalog, const std::string& group,
-                               bool app_only);
+                               bool app_only, const std::string& only_id = "");
 
 }  // namespace mt::recovery

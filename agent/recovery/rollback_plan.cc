@@ -24,13 +24,17 @@ Result<std::vector<RollbackPlan>> PlanRollback(retention::Catalog& catalog, shim
                                                const std::vector<retention::StreamRow>& streams,
                                                const std::string& to, const std::string& group) {
   std::map<uint64_t, retention::PointRow> group_points;
-  // "" and "common-app": the group's common point (any / app-consistent only).
-  const bool common = to.empty() || to == "common-app";
+  // "" and "common-app": the group's common point (any / app-consistent
+  // only); "group-tag:ID": each stream's point of that group tag.
+  const std::string kGroupTag = "group-tag:";
+  const bool by_tag_id = to.compare(0, kGroupTag.size(), kGroupTag) == 0;
+  const bool common = to.empty() || to == "common-app" || by_tag_id;
   if (common) {
     if (group.empty())
       return Status(Errc::kInvalidArgument,
-                    "--to POINT is required (latest, latest-app, a tag, a time or seq:N)");
-    auto cp = CommonPoint(catalog, group, to == "common-app");
+                    by_tag_id ? "a group-tag: point needs the group (--group)"
+                              : "--to POINT is required (latest, latest-app, a tag, a time or seq:N)");
+    auto cp = CommonPoint(catalog, group, to == "common-app", by_tag_id ? to.substr(kGroupTag.size()) : "");
     if (!cp.ok()) return cp.status().WithContext("common point of group '" + group + "'");
     group_points = cp->per_stream;
   }

@@ -29,7 +29,8 @@ struct RollbackPlan {
 };
 
 // For each stream: its point (`to`, a selector; empty: `group`'s common
-// point; "common-app": its common app-consistent point), resolved and
+// point; "common-app": its common app-consistent point; "group-tag:ID":
+// the point of group tag ID in each stream of `group`), resolved and
 // pinned. The first stream that has none fails the whole plan (its name in
 // the message); nothing is changed.
 Result<std::vector<RollbackPlan>> PlanRollback(retention::Catalog& catalog, shim::FileSystem& fs,

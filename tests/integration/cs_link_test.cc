@@ -8,73 +8,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <regex>
-
-#include "agent_daemon_fixture.h"
+#include "cs_fixture.h"
 #include "jobs/job_store.h"
 #include "mt/inventory.pb.h"
 
 namespace mt {
 namespace {
 
-class CsLinkTest : public AgentDaemon {
- protected:
-  void SetUp() override {
-    AgentDaemon::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    cs_dir_ = dir_ + "/mt-cs";
-    pass_ = dir_ + "/passphrase";
-    std::ofstream(pass_) << "correct horse battery\n";
-  }
-  void TearDown() override {
-    if (cs_) StopCs();
-    AgentDaemon::TearDown();
-  }
-
-  // mt-cs serve on a free port; its port and fingerprint from its first line.
-  void StartCs(uint16_t port = 0) {
-    cs_ = std::make_unique<test::Subprocess>(std::vector<std::string>{
-        MT_CS_PATH, "serve", "--dir", cs_dir_, "--listen", "127.0.0.1:" + std::to_string(port),
-        "--passphrase-file", pass_, "--heartbeat", "1s"});
-    ASSERT_TRUE(cs_->started());
-    auto line = cs_->ReadOutLine(30s);
-    ASSERT_TRUE(line.has_value()) << cs_->DrainErr();
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(*line, m, std::regex("127\\.0\\.0\\.1:([0-9]+); certificate fingerprint ([0-9a-f]{64})")))
-        << *line;
-    cs_port_ = static_cast<uint16_t>(std::stoul(m[1]));
-    cs_fp_ = m[2];
-  }
-  void StopCs() {
-    cs_->Signal(SIGTERM);
-    EXPECT_EQ(cs_->Wait(30s), 0);
-    cs_log_ += cs_->DrainErr();
-    cs_.reset();
-  }
-  test::ProcessResult Cs(std::vector<std::string> args) {
-    args.insert(args.begin(), MT_CS_PATH);
-    args.insert(args.end(), {"--dir", cs_dir_});
-    auto r = test::RunProcess(args);
-    Log();
-    return r;
-  }
-  std::string CsAddress() const { return "127.0.0.1:" + std::to_string(cs_port_); }
-
-  // Polls `pred` for up to 30 s.
-  template <typename P>
-  bool Eventually(P pred) {
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
-
-  std::string cs_dir_, pass_, cs_fp_, cs_log_;
-  uint16_t cs_port_ = 0;
-  std::unique_ptr<test::Subprocess> cs_;
-};
+using CsLinkTest = CsFixture;
 
 TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   ASSERT_NO_FATAL_FAILURE(StartCs());

@@ -310,6 +310,16 @@ TEST_F(RecoveryTest, CommonPointIsTheNewestGroupTagEveryStreamHas) {
   ASSERT_TRUE(app.ok());
   EXPECT_EQ(app->group_tag_id, "gt-60");
   EXPECT_EQ(CommonPoint(*catalog_, "nope", false).status().code(), Errc::kNotFound);
+  // A chosen group tag (rollback --to group-tag:ID): each stream's point of it.
+  auto chosen = CommonPoint(*catalog_, "g", false, "gt-20");
+  ASSERT_TRUE(chosen.ok()) << chosen.status().ToString();
+  EXPECT_EQ(chosen->group_tag_id, "gt-20");
+  EXPECT_EQ(chosen->per_stream.at(stream_).seq, 20u);
+  EXPECT_EQ(chosen->per_stream.at(s2).seq, 60u);
+  auto missing = CommonPoint(*catalog_, "g", false, "gt-999");
+  EXPECT_EQ(missing.status().code(), Errc::kNotFound);
+  EXPECT_NE(missing.status().message().find("is not a point of every stream"), std::string::npos)
+      << missing.status().ToString();
 }
 
 }  // namespace
