@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <cstring>
 
 #include "cslink/link_channel.h"
 
@@ -44,7 +45,6 @@ std::string Peer(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  beast::error_code ec;
   tcp::endpoint ep;
   ep.resize(len);
   std::memcpy(ep.data(), &ss, len);
@@ -99,8 +99,10 @@ void WebServer::Serve(int fd) {
     };
   }
   auto& lowest = beast::get_lowest_layer(stream);
+  // Stop() may have run its closers before this one was registered.
+  if (stop_) ec = asio::error::operation_aborted;
   lowest.expires_after(kHandshakeTimeout);
-  ec = RunOne(io, [&](auto h) { stream.async_handshake(asio::ssl::stream_base::server, h); });
+  if (!ec) ec = RunOne(io, [&](auto h) { stream.async_handshake(asio::ssl::stream_base::server, h); });
   beast::flat_buffer buffer;
   while (!ec && !stop_) {
     http::request_parser<http::string_body> parser;

@@ -176,17 +176,26 @@ function lineChart(svg, series, fmt, empty) {
 }
 
 function renderCharts() {
-  const rpo = {}, ret = {};
+  const rpo = {}, ret = {}, rate = {}, last = {};
   for (const s of state.history) {
     const t = Number(s.ns);
     if (s.stream === '') {
       const cap = Number(s.retention_capacity_bytes);
       if (cap) (ret[s.agent] = ret[s.agent] || []).push([t, cap - Number(s.retention_available_bytes)]);
-    } else if (Number(s.rpo_ns) >= 0) {
-      const key = s.agent + '/' + s.stream;
-      (rpo[key] = rpo[key] || []).push([t, Number(s.rpo_ns)]);
+      continue;
     }
+    const key = s.agent + '/' + s.stream;
+    if (Number(s.rpo_ns) >= 0) (rpo[key] = rpo[key] || []).push([t, Number(s.rpo_ns)]);
+    // Applied bytes per second between two samples (the counter restarts with the agent).
+    const applied = Number(s.bytes_applied);
+    const prev = last[key];
+    if (prev && t > prev[0] && applied >= prev[1]) {
+      (rate[key] = rate[key] || []).push([t, (applied - prev[1]) * 1e9 / (t - prev[0])]);
+    }
+    last[key] = [t, applied];
   }
+  lineChart($('rate-chart'), Object.entries(rate).map(([name, points]) => ({name, points})),
+    (v) => fmtBytes(v) + '/s', 'No throughput figures yet (two samples are needed).');
   lineChart($('rpo-chart'), Object.entries(rpo).map(([name, points]) => ({name, points})), fmtDuration,
     'No RPO figures yet.');
   lineChart($('retention-chart'), Object.entries(ret).map(([name, points]) => ({name, points})), fmtBytes,
