@@ -248,10 +248,16 @@ async function loadPoints() {
   svg.setAttribute('viewBox', '0 0 960 ' + H);
   svg.style.height = H + 'px';
   svg.replaceChildren();
+  // The span of each stream's crash-consistent points (every write boundary
+  // between its oldest and latest), and its tagged points on it.
   let from = Infinity, to = -Infinity;
-  for (const s of lanes) for (const p of s.points || []) { from = Math.min(from, Number(p.time_ns)); to = Math.max(to, Number(p.time_ns)); }
+  const span = (s) => [Number(s.oldest_time_ns), Number(s.latest_time_ns)].filter((t) => t > 0);
+  for (const s of lanes) {
+    for (const t of span(s)) { from = Math.min(from, t); to = Math.max(to, t); }
+    for (const p of s.points || []) { from = Math.min(from, Number(p.time_ns)); to = Math.max(to, Number(p.time_ns)); }
+  }
   if (from === Infinity) {
-    svg.append(svgEl('text', {x: 10, y: 24}, 'No tagged point yet.'));
+    svg.append(svgEl('text', {x: 10, y: 24}, 'No point yet.'));
     return;
   }
   if (to === from) to = from + 1e9;
@@ -264,6 +270,14 @@ async function loadPoints() {
     const y = 16 + 26 * i;
     svg.append(svgEl('text', {x: 4, y: y + 4}, s.stream));
     svg.append(svgEl('line', {x1: 110, y1: y, x2: 940, y2: y, stroke: '#dde1e8'}));
+    const [a, b] = span(s);
+    if (a && b) {
+      const bar = svgEl('line', {x1: x(a), y1: y, x2: Math.max(x(b), x(a) + 2), y2: y, stroke: '#8a93a6',
+        'stroke-width': 4, class: 'crash-span'});
+      bar.append(svgEl('title', {}, 'crash-consistent: every write from seq ' + s.oldest_seq + ' (' + s.oldest_time +
+        ') to seq ' + s.latest_seq + ' (' + s.latest_time + ')'));
+      svg.append(bar);
+    }
     for (const p of s.points || []) {
       const common = kind === 'group' && p.group_tag_id && counts[p.group_tag_id] === lanes.length;
       const c = svgEl('circle', {cx: x(Number(p.time_ns)), cy: y, r: p.kind === 'app' ? 6 : 4,
