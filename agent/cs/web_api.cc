@@ -244,7 +244,15 @@ WebResponse WebApi::Handle(const WebRequest& r) {
 
   // Who asks: a session (cookie) or the token (Authorization: Bearer).
   const std::string authz = Header(r, "authorization");
-  const bool bearer = authz.rfind("Bearer ", 0) == 0 && auth_.TokenMatches(authz.substr(7));
+  bool bearer = false;
+  if (authz.rfind("Bearer ", 0) == 0) {
+    const Status s = auth_.CheckBearer(authz.substr(7), now);
+    if (!s.ok()) {
+      (void)store_.Audit("", "web: refused a bearer token from " + r.remote + ": " + s.message(), now);
+      return Error(s.code() == Errc::kBusy ? 429 : 401, s.message());
+    }
+    bearer = true;
+  }
   const auto session = bearer ? std::nullopt : auth_.Find(CookieValue(Header(r, "cookie"), kCookie), now);
   if (!bearer && !session) {
     if (get && (path == "/" || path == "/index.html")) {

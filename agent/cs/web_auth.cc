@@ -48,8 +48,7 @@ Result<std::unique_ptr<WebAuth>> WebAuth::Create(const std::string& token) {
   return std::make_unique<WebAuth>(token);
 }
 
-Result<WebAuth::Session> WebAuth::Login(const std::string& token, int64_t now_ns) {
-  std::lock_guard<std::mutex> lock(mu_);
+Status WebAuth::CheckTokenLocked(const std::string& token, int64_t now_ns) {
   while (!failures_.empty() && failures_.front() <= now_ns - kMinuteNs) failures_.pop_front();
   if (failures_.size() >= kMaxFailures) {
     return Status(Errc::kBusy, "too many failed logins in the last minute: wait a minute and try again");
@@ -58,6 +57,17 @@ Result<WebAuth::Session> WebAuth::Login(const std::string& token, int64_t now_ns
     failures_.push_back(now_ns);
     return Status(Errc::kPermissionDenied, "wrong token");
   }
+  return Status::Ok();
+}
+
+Status WebAuth::CheckBearer(const std::string& token, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return CheckTokenLocked(token, now_ns);
+}
+
+Result<WebAuth::Session> WebAuth::Login(const std::string& token, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MT_RETURN_IF_ERROR(CheckTokenLocked(token, now_ns));
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     it = it->second.expires_ns() <= now_ns ? sessions_.erase(it) : std::next(it);
   }
@@ -92,8 +102,6 @@ std::optional<WebAuth::Session> WebAuth::Find(const std::string& session_id, int
   it->second.last_ns = now_ns;
   return it->second;
 }
-
-bool WebAuth::TokenMatches(const std::string& token) const { return SecretEquals(token, token_); }
 
 bool WebAuth::CsrfMatches(const Session& s, const std::string& given) {
   return !given.empty() && SecretEquals(given, s.csrf);

@@ -10,8 +10,9 @@
 //           another site can make the browser send it).
 //   API clients may send "Authorization: Bearer <token>" instead: no cookie,
 //   so no CSRF token is needed.
-//   Failed logins: after kMaxFailures within a minute, every login is refused
-//   (429) until the oldest of them is a minute old.
+//   Failed logins (a wrong bearer token counts as one): after kMaxFailures
+//   within a minute, every login and bearer request is refused (429) until
+//   the oldest of them is a minute old.
 //   Comparisons of secrets are constant-time (of their SHA-256).
 // At most kMaxSessions live sessions; a login past that ends the oldest.
 // Thread safety: every method may be called from any thread.
@@ -54,12 +55,17 @@ class WebAuth {
   void Logout(const std::string& session_id);
   // The live session `session_id` names (its last use set to now).
   std::optional<Session> Find(const std::string& session_id, int64_t now_ns);
-  // Whether `token` (an Authorization: Bearer value) is the token.
-  bool TokenMatches(const std::string& token) const;
+  // An Authorization: Bearer value: ok when it is the token; a wrong one
+  // counts as a failed login (kPermissionDenied), and while logins are
+  // throttled every one is refused (kBusy), as Login does.
+  Status CheckBearer(const std::string& token, int64_t now_ns);
   // Whether `given` is the session's CSRF token.
   static bool CsrfMatches(const Session& s, const std::string& given);
 
  private:
+  // kBusy while throttled, kPermissionDenied (and one more failure) for a
+  // wrong token. REQUIRES: mu_ held.
+  Status CheckTokenLocked(const std::string& token, int64_t now_ns);
   const std::string token_;
   std::mutex mu_;
   std::map<std::string, Session> sessions_;  // by id; guarded by mu_

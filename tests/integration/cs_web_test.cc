@@ -7,6 +7,8 @@
 // screenshots in <build>/test-artifacts/dashboard/.
 #include <gtest/gtest.h>
 
+#include <iterator>
+
 #include "cs_fixture.h"
 #include "https_client.h"
 #include "mt/cs_web.pb.h"
@@ -111,9 +113,35 @@ TEST_F(CsWebTest, TheApiShowsTheLiveAgentAndRollsAGroupBackToAChosenGroupTag) {
   ASSERT_EQ(state(), "succeeded") << Log();
   EXPECT_TRUE(DeviceBytes(loops_[0]->path()) == images_[0]) << "vm-a is not at group tag g1-1";
   EXPECT_TRUE(DeviceBytes(loops_[1]->path()) == images_[1]) << "vm-b is not at group tag g1-1";
+  // Export and commit from the API too: the same jobs as the CLI's.
+  auto run = [&](const std::string& spec) {
+    auto r = Api("POST", "/api/agents/agent-1/jobs", spec);
+    proto::WebJob j;
+    EXPECT_EQ(r.status, 200) << spec << " -> " << r.body;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.body, &j).ok()) << r.body;
+    job = j;
+    EXPECT_TRUE(Eventually([&] { return state() == "succeeded" || state() == "failed"; })) << state();
+    return state();
+  };
+  const std::string out = dir_ + "/exported.img";
+  EXPECT_EQ(run(R"({"export_disk":{"stream":"vm-b","disk":0,"at":"first-vm-b","out":")" + out + R"("}})"),
+            "succeeded") << Log();
+  std::ifstream exported(out, std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(exported)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(bytes == images_[1]) << "the export of vm-b at first-vm-b is not its image there";
+  EXPECT_EQ(run(R"({"commit":{"streams":["vm-b"]}})"), "succeeded") << Log();
+  auto pairs = FromJson<proto::PairList>(Mtctl({"pairs", "--json"}).out);
+  for (const auto& p : pairs.pairs())
+    EXPECT_EQ(p.state(), p.name() == "vm-b" ? "committed" : "paused") << p.name();
+  // A committed stream (gone from the heartbeats) is no longer one the dashboard acts on.
+  ASSERT_TRUE(Eventually([&] {
+    return Api("GET", "/api/streams").body.find("\"name\":\"vm-b\"") == std::string::npos;
+  })) << Api("GET", "/api/streams").body;
+  auto gone = Api("POST", "/api/agents/agent-1/jobs", R"({"commit":{"streams":["vm-b"]}})");
+  EXPECT_EQ(gone.status, 400) << gone.body;
   auto audit = Cs({"audit"});
-  EXPECT_NE(audit.out.find("started job " + job.job().id() + ": rollback of vm-a,vm-b to 'group-tag:g1-1'"),
-            std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("rollback of vm-a,vm-b to 'group-tag:g1-1'"), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find(": commit of vm-b"), std::string::npos) << audit.out;
   EXPECT_NE(audit.out.find("without a valid CSRF token"), std::string::npos) << audit.out;
   EXPECT_NE(audit.out.find("refused rollback of vm-z"), std::string::npos) << audit.out;
 }

@@ -72,7 +72,12 @@ TEST(WebAuth, FiveFailedLoginsInAMinuteRefuseEveryLoginUntilTheMinuteIsOver) {
   const int64_t t = 1000 * kSec;
   for (int i = 0; i < 5; ++i) EXPECT_EQ(auth.Login("wrong", t + i).status().code(), Errc::kPermissionDenied);
   EXPECT_EQ(auth.Login(kToken, t + 10).status().code(), Errc::kBusy);  // even the right one
+  EXPECT_EQ(auth.CheckBearer(kToken, t + 11).code(), Errc::kBusy);
   EXPECT_TRUE(auth.Login(kToken, t + 61 * kSec).ok());
+  // Wrong bearer tokens count as failed logins too.
+  EXPECT_TRUE(auth.CheckBearer(kToken, t + 62 * kSec).ok());
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(auth.CheckBearer("guess", t + 63 * kSec + i).code(), Errc::kPermissionDenied);
+  EXPECT_EQ(auth.Login(kToken, t + 64 * kSec).status().code(), Errc::kBusy);
 }
 
 TEST(WebAuth, CookieValuesAreFoundByName) {
@@ -195,6 +200,7 @@ TEST_F(WebApiTest, NothingButTheLoginPageAndItsFilesWithoutALogin) {
   // A cookie that names no session is no login.
   EXPECT_EQ(Call("GET", "/api/agents", "", {{"cookie", "mtcs_session=0123"}}).status, 401);
   EXPECT_EQ(Call("GET", "/api/agents", "", {{"authorization", "Bearer not-the-token"}}).status, 401);
+  EXPECT_TRUE(Audited("web: refused a bearer token from 192.0.2.7:5555: wrong token"));
 }
 
 TEST_F(WebApiTest, AFailedLoginIsRefusedAndAuditedAndALoginSetsASecureHttpOnlyCookie) {
