@@ -495,22 +495,11 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   alerts->callback([&] {
     auto store = cli.OpenStore(o);
     if (!store.ok()) return (void)cli.Fail(store.status());
-    auto rows = (*store)->ListAgents();
-    if (!rows.ok()) return (void)cli.Fail(rows.status());
     // Each as proto Alert; agent-wide ones have no stream. The agent's id
     // goes in front of the message in text, in "agent" in JSON.
-    std::vector<std::pair<std::string, proto::Alert>> all;
-    for (const AgentRow& a : *rows) {
-      if (!a.connected) {
-        proto::Alert down;
-        down.set_kind("agent-down");
-        down.set_message("the link of " + a.id + " (" + a.hostname + ") is down since " + Age(a.last_seen_ns));
-        all.emplace_back(a.id, down);
-      }
-      auto h = (*store)->GetHealth(a.id);
-      if (h.ok() && *h)
-        for (const auto& al : (*h)->alerts()) all.emplace_back(a.id, al);
-    }
+    auto collected = AgentAlerts(**store, Now());
+    if (!collected.ok()) return (void)cli.Fail(collected.status());
+    const auto& all = *collected;
     if (o.json) {
       out << "[";
       for (size_t i = 0; i < all.size(); ++i) {

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 #include "jobs/sql_stmt.h"
 
 namespace mt::cs {
@@ -463,6 +465,25 @@ Result<std::vector<std::string>> CsStore::AuditLines(size_t limit) {
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "read the audit lines");
   return out;
+}
+
+Result<std::vector<std::pair<std::string, proto::Alert>>> AgentAlerts(CsStore& store, int64_t now_ns) {
+  MT_ASSIGN_OR_RETURN(const std::vector<AgentRow> agents, store.ListAgents());
+  std::vector<std::pair<std::string, proto::Alert>> all;
+  for (const AgentRow& a : agents) {
+    if (!a.connected) {
+      proto::Alert down;
+      down.set_kind("agent-down");
+      const std::string since =
+          a.last_seen_ns <= 0 ? "(never seen)" : "since " + std::to_string(std::max<int64_t>(0, (now_ns - a.last_seen_ns) / 1'000'000'000)) + " s ago";
+      down.set_message("the link of " + a.id + " (" + a.hostname + ") is down " + since);
+      all.emplace_back(a.id, down);
+    }
+    MT_ASSIGN_OR_RETURN(const auto health, store.GetHealth(a.id));
+    if (health)
+      for (const auto& al : health->alerts()) all.emplace_back(a.id, al);
+  }
+  return all;
 }
 
 }  // namespace mt::cs

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mt/control.pb.h"
@@ -126,5 +127,10 @@ class CsStore {
   std::mutex mu_;
   sqlite3* db_;
 };
+
+// What needs an operator, of every agent: `agent-down` for each agent whose
+// link is down ("the link of agent-1 (host) is down since 42 s ago"), then
+// the alerts of its last heartbeat; each with its agent's id.
+Result<std::vector<std::pair<std::string, proto::Alert>>> AgentAlerts(CsStore& store, int64_t now_ns);
 
 }  // namespace mt::cs

@@ -335,23 +335,13 @@ WebResponse WebApi::Handle(const WebRequest& r) {
     return Json(200, out);
   }
   if (get && path == "/api/alerts") {
-    auto rows = store_.ListAgents();
-    if (!rows.ok()) return Error(500, rows.status().message());
+    auto all = AgentAlerts(store_, now);
+    if (!all.ok()) return Error(500, all.status().message());
     proto::WebAlerts out;
-    for (const AgentRow& a : *rows) {
-      if (!a.connected) {
-        auto* w = out.add_alerts();
-        w->set_agent(a.id);
-        w->mutable_alert()->set_kind("agent-down");
-        w->mutable_alert()->set_message("the link of " + a.id + " (" + a.hostname + ") is down");
-      }
-      auto h = store_.GetHealth(a.id);
-      if (h.ok() && *h)
-        for (const auto& al : (*h)->alerts()) {
-          auto* w = out.add_alerts();
-          w->set_agent(a.id);
-          *w->mutable_alert() = al;
-        }
+    for (const auto& [agent, alert] : *all) {
+      auto* w = out.add_alerts();
+      w->set_agent(agent);
+      *w->mutable_alert() = alert;
     }
     return Json(200, out);
   }
