@@ -58,7 +58,7 @@ Status Applier::RunIo(size_t n, const std::function<Status(size_t)>& task) {
 
 uint8_t* Applier::Buffer(std::vector<AlignedBuffer>& bufs, size_t i, size_t len) {
   if (bufs.size() <= i) bufs.resize(i + 1);
-  if (bufs[i].size() < len) bufs[i] = AlignedBuffer(len);
+  if (bufs[i].size() < len) bufs[i] = AlignedBuffer::Uninitialized(len);
   return bufs[i].data();
 }
 
@@ -84,7 +84,7 @@ Status Applier::WriteTarget(uint32_t disk, uint64_t offset, const uint8_t* data,
     return Status(Errc::kNotFound, "no disk " + std::to_string(disk) + " in this stream");
   AlignedBuffer bounce;
   if (!IsAligned(data, kDirectIoAlignment)) {
-    bounce = AlignedBuffer(len);
+    bounce = AlignedBuffer::Uninitialized(len);
     std::memcpy(bounce.data(), data, len);
     data = bounce.data();
   }

@@ -149,8 +149,8 @@ void Connection::OnHandshake(const error_code& ec) {
   hello->set_max_version(stream::kMaxProtocolVersion);
   hello->set_stream_name(o_.stream);
   hello->set_sender_id(o_.sender_id);
-  std::vector<uint8_t> bytes;
-  Status s = stream::FrameEncoder().Encode(h, &bytes);
+  stream::PayloadBytes bytes;
+  Status s = stream::FrameEncoder().Encode(h, {}, &bytes);
   if (!s.ok()) {
     Fail({s, true});
     return;
@@ -219,8 +219,8 @@ Status Connection::OnFrame(Frame&& f) {
                           stream::AnswerChallenge(o_.key, f.header.auth_challenge(), o_.stream));
       FrameHeader h;
       *h.mutable_auth_response() = r;
-      std::vector<uint8_t> bytes;
-      MT_RETURN_IF_ERROR(stream::FrameEncoder().Encode(h, &bytes));
+      stream::PayloadBytes bytes;
+      MT_RETURN_IF_ERROR(stream::FrameEncoder().Encode(h, {}, &bytes));
       queue_.push_back(std::move(bytes));
       DoWrite();
       state_ = State::kAuth;
@@ -253,8 +253,9 @@ Status Connection::OnFrame(Frame&& f) {
 Status Connection::Send(const FrameHeader& header, const std::vector<stream::ConstSlice>& payload) {
   if (state_ != State::kStreaming) return Status(Errc::kAborted, "the connection is not open");
   // A buffer already written is reused: frames of a MiB or more, allocated
-  // fresh each time, cost page faults and zeroing on every page.
-  std::vector<uint8_t> bytes;
+  // fresh each time, cost page faults on every page (and growing it does not
+  // zero-fill: PayloadBytes).
+  stream::PayloadBytes bytes;
   if (!spare_.empty()) {
     bytes = std::move(spare_.back());
     spare_.pop_back();

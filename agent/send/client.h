@@ -92,11 +92,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string seen_fingerprint_;
   stream::FrameDecoder decoder_;
   std::vector<uint8_t> read_buf_;
-  std::deque<std::vector<uint8_t>> queue_;
-  std::vector<uint8_t> write_buf_;
+  // Encoded frames: page-aligned memory that is not zero-filled as it grows
+  // (large blocks come from shim::BlockCache).
+  std::deque<stream::PayloadBytes> queue_;
+  stream::PayloadBytes write_buf_;
   // Written frame buffers kept for the next frames (capacity reused).
   static constexpr size_t kSpareBuffers = 4;
-  std::vector<std::vector<uint8_t>> spare_;
+  std::vector<stream::PayloadBytes> spare_;
   bool writing_ = false, wrote_ = false;
   uint64_t queued_bytes_ = 0;
   uint64_t timer_gen_ = 0;

@@ -567,7 +567,7 @@ class ResyncRunner final : public ReconnectingRunner {
     const uint64_t pass = pass_;
     const uint64_t lbs = lbs_;
     boost::asio::post(hashers_, [this, a, pass, lbs] {
-      a->data = AlignedBuffer((a->n + lbs - 1) / lbs * lbs);
+      a->data = AlignedBuffer::Uninitialized((a->n + lbs - 1) / lbs * lbs);
       a->read = source_->ReadAt(a->offset, a->data.data(), a->data.size());
       boost::asio::post(ioc_, [this, a, pass] {
         if (pass != pass_ || finished()) return;
@@ -604,7 +604,7 @@ class ResyncRunner final : public ReconnectingRunner {
     const uint64_t lbs = lbs_;
     boost::asio::post(hashers_, [this, p, pass, lbs] {
       const uint64_t len = p->req.length();
-      p->data = AlignedBuffer((len + lbs - 1) / lbs * lbs);
+      p->data = AlignedBuffer::Uninitialized((len + lbs - 1) / lbs * lbs);
       p->read = source_->ReadAt(p->req.offset(), p->data.data(), p->data.size());
       if (p->read.ok()) p->read = stream::HashBlocks(p->data.data(), len, p->req.block_size(), &p->mine);
       boost::asio::post(ioc_, [this, p, pass] {

@@ -72,8 +72,9 @@ bool FrameTypeHasPayload(FrameType t) {
 FrameEncoder::FrameEncoder(uint64_t max_header_bytes, uint64_t max_payload_bytes)
     : max_header_(std::min(max_header_bytes, kMaxHeaderLimit)), max_payload_(max_payload_bytes) {}
 
-Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
-                            std::vector<uint8_t>* out) const {
+template <typename Bytes>
+Status FrameEncoder::EncodeInto(FrameHeader header, const std::vector<ConstSlice>& payload,
+                                Bytes* out) const {
   const FrameType type = header.body_case();
   if (type == FrameHeader::BODY_NOT_SET) {
     return Status(Errc::kInvalidArgument, "frame header has no body");
@@ -115,10 +116,20 @@ Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& p
   p += header_len;
   for (const ConstSlice& s : payload) {
     if (s.size == 0) continue;
-    std::copy(s.data, s.data + s.size, p);
+    std::memcpy(p, s.data, s.size);
     p += s.size;
   }
   return Status::Ok();
+}
+
+Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
+                            std::vector<uint8_t>* out) const {
+  return EncodeInto(std::move(header), payload, out);
+}
+
+Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
+                            PayloadBytes* out) const {
+  return EncodeInto(std::move(header), payload, out);
 }
 
 // ---------------------------------------------------------------------------

@@ -73,6 +73,9 @@ class FrameEncoder {
   // payload would exceed the limits.
   Status Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
                 std::vector<uint8_t>* out) const;
+  // The same into page-aligned memory that is not zero-filled as it grows
+  // (a sender's frames of MiBs: no memset before the copy).
+  Status Encode(FrameHeader header, const std::vector<ConstSlice>& payload, PayloadBytes* out) const;
   Status Encode(FrameHeader header, std::vector<uint8_t>* out) const {
     return Encode(std::move(header), {}, out);
   }
@@ -82,6 +85,8 @@ class FrameEncoder {
   }
 
  private:
+  template <typename Bytes>
+  Status EncodeInto(FrameHeader header, const std::vector<ConstSlice>& payload, Bytes* out) const;
   uint64_t max_header_;
   uint64_t max_payload_;
 };

@@ -9,6 +9,8 @@
 #include <new>
 #include <utility>
 
+#include "mt/shim/block_cache.h"
+
 namespace mt {
 
 // Alignment that satisfies O_DIRECT on every device we support (page size).
@@ -18,8 +20,13 @@ class AlignedBuffer {
  public:
   AlignedBuffer() = default;
   // Zero-filled buffer of `size` bytes; size is rounded up to the alignment.
-  // Aborts (like operator new) if memory cannot be had.
+  // Aborts (like operator new) if memory cannot be had. Large buffers come
+  // from, and go back to, shim::BlockCache (already-mapped memory). The
+  // alignment is at most kDirectIoAlignment.
   explicit AlignedBuffer(size_t size, size_t alignment = kDirectIoAlignment);
+  // The same without the zero fill, for a buffer that is filled right away
+  // (a read, a memcpy): its bytes are indeterminate until written.
+  static AlignedBuffer Uninitialized(size_t size);
   AlignedBuffer(AlignedBuffer&& o) noexcept : data_(std::move(o.data_)), size_(o.size_) { o.size_ = 0; }
   AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
     data_ = std::move(o.data_);
@@ -34,8 +41,10 @@ class AlignedBuffer {
   bool empty() const { return size_ == 0; }
 
  private:
+  // Gives the block back to the cache it came from (shim::BlockCache).
   struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
+    size_t bytes;  // no initializer: value-initialized (0) by unique_ptr
+    void operator()(uint8_t* p) const noexcept;
   };
   std::unique_ptr<uint8_t, Free> data_;
   size_t size_ = 0;
@@ -49,19 +58,16 @@ class AlignedBuffer {
 // initializes, i.e. new bytes are NOT zeroed (indeterminate until written).
 // Fill them with memcpy after resize(): a range insert()/assign() through a
 // non-standard allocator is an element-by-element loop in libstdc++.
+// Large blocks come from shim::BlockCache: a frame payload reuses the memory
+// of an earlier one instead of faulting in fresh pages.
 template <typename T>
 struct PageAlignedAllocator {
   using value_type = T;
   PageAlignedAllocator() noexcept = default;
   template <typename U>
   PageAlignedAllocator(const PageAlignedAllocator<U>&) noexcept {}  // NOLINT: rebinding
-  T* allocate(size_t n) {
-    const size_t bytes = (n * sizeof(T) + kDirectIoAlignment - 1) / kDirectIoAlignment * kDirectIoAlignment;
-    void* p = std::aligned_alloc(kDirectIoAlignment, bytes == 0 ? kDirectIoAlignment : bytes);
-    if (p == nullptr) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, size_t) noexcept { std::free(p); }
+  T* allocate(size_t n) { return static_cast<T*>(shim::BlockCache::Allocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) noexcept { shim::BlockCache::Free(p, n * sizeof(T)); }
   template <typename U>
   void construct(U* p) noexcept {
     ::new (static_cast<void*>(p)) U;  // default-init: no zero fill
