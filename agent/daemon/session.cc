@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 
 #include "stream/auth.h"
 #include "stream/messages.h"
@@ -24,8 +23,9 @@ namespace {
 // Largest plaintext of one TLS record (RFC 8446 §5.1, and TLS 1.2 alike).
 constexpr size_t kTlsRecordPlaintextBytes = 16384;
 // Non-blocking reads after an asynchronous one completes, before going back
-// to the reactor (bounds the time one session holds its thread).
-constexpr int kReadsPerWakeup = 16;
+// to the reactor (bounds the time one session holds its thread): 1 MiB, four
+// of the channel's receive chunks.
+constexpr int kReadsPerWakeup = 64;
 
 std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
@@ -45,7 +45,7 @@ bool IsEof(const error_code& ec) {
 Session::Session(asio::io_context& ioc, asio::ssl::context& ssl, StreamDirectory& directory,
                  asio::thread_pool& workers, const SessionOptions& options, ClosedFn on_closed)
     : strand_(ioc.get_executor()),
-      stream_(ioc, ssl),
+      tls_(net::TlsChannel::Create(ioc, strand_, ssl)),
       directory_(directory),
       workers_(workers),
       o_(options),
@@ -56,8 +56,10 @@ Session::Session(asio::io_context& ioc, asio::ssl::context& ssl, StreamDirectory
       budget_timer_(ioc),
       keepalive_timer_(ioc),
       close_timer_(ioc) {
-  // Until the welcome: small headers, no payload (docs/formats/stream.md).
+  // Until the welcome: small headers, no payload (docs/formats/stream.md),
+  // and one TLS record's worth of ciphertext per receive.
   decoder_.SetLimits(kHandshakeMaxHeaderBytes, 0, "before authentication");
+  tls_->SetReceiveChunk(0);
 }
 
 Session::~Session() {
@@ -70,10 +72,7 @@ void Session::Start(std::string id) {
   asio::post(strand_, [self] {
     self->handshake_deadline_ = std::chrono::steady_clock::now() + self->o_.handshake_timeout;
     self->WatchReads(self->handshake_deadline_);
-    self->stream_.async_handshake(
-        asio::ssl::stream_base::server,
-        asio::bind_executor(self->strand_,
-                            [self](const error_code& ec) { self->OnTlsHandshake(ec); }));
+    self->tls_->AsyncHandshake(true, [self](const error_code& ec) { self->OnTlsHandshake(ec); });
   });
 }
 
@@ -92,9 +91,7 @@ void Session::OnTlsHandshake(const error_code& ec) {
     Close(Status(Errc::kProtocol, "TLS handshake failed: " + ec.message()));
     return;
   }
-  state_ = State::kHello;
-  error_code ignored;  // for the reads in OnRead: would_block instead of waiting
-  stream_.next_layer().non_blocking(true, ignored);
+  state_ = State::kHello;  // the channel made the socket non-blocking (ReadSome)
   MaybeRead();
 }
 
@@ -121,11 +118,8 @@ void Session::MaybeRead() {
   // most one record, so the slice asked for is one record's plaintext.
   const stream::MutableSlice direct = decoder_.PrepareInput(kTlsRecordPlaintextBytes);
   direct_read_ = direct.size > 0;
-  stream_.async_read_some(
-      direct_read_ ? asio::buffer(direct.data, direct.size) : ReadBuffer(),
-      asio::bind_executor(strand_, [self](const error_code& ec, size_t n) {
-        self->OnRead(ec, n);
-      }));
+  tls_->AsyncReadSome(direct_read_ ? asio::buffer(direct.data, direct.size) : ReadBuffer(),
+                      [self](const error_code& ec, size_t n) { self->OnRead(ec, n); });
 }
 
 asio::mutable_buffer Session::ReadBuffer() {
@@ -192,7 +186,7 @@ void Session::OnRead(const error_code& ec, size_t n) {
     const bool d = slice.size > 0;
     error_code rec;
     const size_t m =
-        stream_.read_some(d ? asio::buffer(slice.data, slice.size) : ReadBuffer(), rec);
+        tls_->ReadSome(d ? asio::buffer(slice.data, slice.size) : ReadBuffer(), rec);
     if (d) decoder_.CommitInput(rec ? 0 : m);
     if (rec == asio::error::would_block || rec == asio::error::try_again) break;
     if (!Consume(rec, d, m)) return;
@@ -201,11 +195,9 @@ void Session::OnRead(const error_code& ec, size_t n) {
 }
 
 bool Session::ReadAllowed() const {
-  // Not while a write is in flight: a synchronous TLS read that has to answer
-  // the peer (a TLS 1.3 KeyUpdate asking for one) writes through the same
-  // engine buffer as the asynchronous write, which the asynchronous read
-  // coordinates and a synchronous one does not.
-  return !reading_ && !writing_ && state_ != State::kTls && state_ < State::kClosing && !throttled_ &&
+  // A write in flight is no obstacle: output a read produces (a TLS 1.3
+  // KeyUpdate answer) queues behind it in the channel.
+  return !reading_ && state_ != State::kTls && state_ < State::kClosing && !throttled_ &&
          hash_in_flight_ < o_.max_hash_in_flight && !decoder_.waiting_for_budget() &&
          !(state_ == State::kStreaming && port_->Throttled());
 }
@@ -329,6 +321,7 @@ Status Session::OnAuthResponse(const proto::AuthResponse& response) {
   *h.mutable_welcome() = port_->Welcome(version_);
   Send(h);
   state_ = State::kStreaming;
+  tls_->SetReceiveChunk(net::TlsChannel::kDefaultReceiveChunk);  // authenticated: bulk reads
   ArmKeepalive();
   return Status::Ok();
 }
@@ -525,10 +518,8 @@ void Session::DoWrite() {
     }
     self->HardClose();
   }));
-  asio::async_write(stream_, asio::buffer(write_buf_),
-                    asio::bind_executor(strand_, [self, gen](const error_code& ec, size_t) {
-                      self->OnWrite(gen, ec);
-                    }));
+  tls_->AsyncWrite(asio::buffer(write_buf_),
+                   [self, gen](const error_code& ec, size_t) { self->OnWrite(gen, ec); });
 }
 
 void Session::OnWrite(uint64_t gen, const error_code& ec) {
@@ -590,7 +581,7 @@ void Session::Linger() {
   if (lingering_ || state_ != State::kClosing) return;
   lingering_ = true;
   error_code ignored;
-  stream_.next_layer().shutdown(Tcp::socket::shutdown_send, ignored);
+  tls_->socket().shutdown(Tcp::socket::shutdown_send, ignored);
   DrainRead();
 }
 
@@ -598,11 +589,7 @@ void Session::DrainRead() {
   if (reading_ || state_ != State::kClosing) return;
   reading_ = true;
   auto self = shared_from_this();
-  stream_.async_read_some(
-      ReadBuffer(),
-      asio::bind_executor(strand_, [self](const error_code& ec, size_t n) {
-        self->OnRead(ec, n);
-      }));
+  tls_->AsyncReadSome(ReadBuffer(), [self](const error_code& ec, size_t n) { self->OnRead(ec, n); });
 }
 
 void Session::HardClose() {
@@ -621,8 +608,8 @@ void Session::HardClose() {
   // handler lets go of the session); not under a read that may still fill it.
   if (!reading_) decoder_.Reset();
   error_code ignored;
-  stream_.next_layer().shutdown(Tcp::socket::shutdown_both, ignored);
-  stream_.next_layer().close(ignored);
+  tls_->socket().shutdown(Tcp::socket::shutdown_both, ignored);
+  tls_->socket().close(ignored);
   Finish();
 }
 

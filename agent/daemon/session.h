@@ -58,6 +58,7 @@
 #include <string>
 #include <vector>
 
+#include "net/tls_channel.h"
 #include "stream/frame_codec.h"
 #include "mt/shim/status.h"
 #include "daemon/stream_port.h"
@@ -93,7 +94,6 @@ struct SessionOptions {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   using Tcp = boost::asio::ip::tcp;
-  using SslStream = boost::asio::ssl::stream<Tcp::socket>;
   // Called once, on the strand, when the session has closed (reason: ok for
   // a clean end).
   using ClosedFn = std::function<void(Session*, const Status& reason)>;
@@ -104,7 +104,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session();
 
   // The TCP socket to accept into, before Start().
-  Tcp::socket& socket() { return stream_.next_layer(); }
+  Tcp::socket& socket() { return tls_->socket(); }
   // Starts the TLS handshake. `id` names the session in logs and in Attach.
   void Start(std::string id);
   // Closes at once (shutdown): from any thread.
@@ -161,7 +161,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void Finish();
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
-  SslStream stream_;
+  // TLS through our own BIO: up to 256 KiB of records per recv() once the
+  // peer is authenticated, one record's worth before (net/tls_channel.h).
+  std::shared_ptr<net::TlsChannel> tls_;
   StreamDirectory& directory_;
   boost::asio::thread_pool& workers_;
   const SessionOptions o_;

@@ -4,7 +4,6 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/connect.hpp>
-#include <boost/asio/write.hpp>
 
 #include "stream/auth.h"
 #include "stream/messages.h"
@@ -54,7 +53,7 @@ std::unique_ptr<asio::ssl::context> MakeClientContext() {
 
 Connection::Connection(asio::io_context& ioc, asio::ssl::context& ssl, ConnectOptions options,
                        Callbacks callbacks)
-    : stream_(ioc, ssl),
+    : tls_(net::TlsChannel::Create(ioc, ioc.get_executor(), ssl)),
       resolver_(ioc),
       timer_(ioc),
       keepalive_(ioc),
@@ -92,7 +91,7 @@ void Connection::Start() {
           self->Fail({Status(Errc::kNotFound, "cannot resolve " + where + ": " + ec.message()), false});
           return;
         }
-        asio::async_connect(self->stream_.next_layer(), results,
+        asio::async_connect(self->tls_->socket(), results,
                             [self, where](const error_code& e, const asio::ip::tcp::endpoint&) {
                               if (self->state_ != State::kConnecting) return;
                               if (e) {
@@ -108,22 +107,20 @@ void Connection::Start() {
 
 void Connection::OnConnected() {
   error_code ignored;
-  stream_.next_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
-  stream_.set_verify_mode(asio::ssl::verify_peer);
+  tls_->socket().set_option(asio::ip::tcp::no_delay(true), ignored);
   std::weak_ptr<Connection> weak = shared_from_this();
   // Trust is the pinned fingerprint, not a CA: the certificate is self-signed.
-  stream_.set_verify_callback([weak](bool, asio::ssl::verify_context& vc) {
+  tls_->SetVerify([weak](bool, X509_STORE_CTX* store) {
     auto self = weak.lock();
     if (!self) return false;
-    const auto fp = daemon::VerifiedLeafFingerprint(vc.native_handle());
+    const auto fp = daemon::VerifiedLeafFingerprint(store);
     if (!fp) return true;
     if (fp->empty()) return false;
     self->seen_fingerprint_ = *fp;
     return self->seen_fingerprint_ == self->o_.fingerprint;
   });
   auto self = shared_from_this();
-  stream_.async_handshake(asio::ssl::stream_base::client,
-                          [self](const error_code& ec) { self->OnHandshake(ec); });
+  tls_->AsyncHandshake(false, [self](const error_code& ec) { self->OnHandshake(ec); });
 }
 
 void Connection::OnHandshake(const error_code& ec) {
@@ -149,14 +146,11 @@ void Connection::OnHandshake(const error_code& ec) {
   hello->set_max_version(stream::kMaxProtocolVersion);
   hello->set_stream_name(o_.stream);
   hello->set_sender_id(o_.sender_id);
-  stream::PayloadBytes bytes;
-  Status s = stream::FrameEncoder().Encode(h, {}, &bytes);
+  Status s = Write(h, {});
   if (!s.ok()) {
     Fail({s, true});
     return;
   }
-  queue_.push_back(std::move(bytes));
-  DoWrite();
   Read();
 }
 
@@ -164,7 +158,7 @@ void Connection::Read() {
   if (state_ == State::kClosed) return;
   if (state_ == State::kStreaming) ArmTimer(o_.idle_timeout, "a frame");
   auto self = shared_from_this();
-  stream_.async_read_some(asio::buffer(read_buf_), [self](const error_code& ec, size_t n) {
+  tls_->AsyncReadSome(asio::buffer(read_buf_), [self](const error_code& ec, size_t n) {
     self->OnRead(ec, n);
   });
 }
@@ -219,10 +213,7 @@ Status Connection::OnFrame(Frame&& f) {
                           stream::AnswerChallenge(o_.key, f.header.auth_challenge(), o_.stream));
       FrameHeader h;
       *h.mutable_auth_response() = r;
-      stream::PayloadBytes bytes;
-      MT_RETURN_IF_ERROR(stream::FrameEncoder().Encode(h, {}, &bytes));
-      queue_.push_back(std::move(bytes));
-      DoWrite();
+      MT_RETURN_IF_ERROR(Write(h, {}));
       state_ = State::kAuth;
       return Status::Ok();
     }
@@ -252,54 +243,56 @@ Status Connection::OnFrame(Frame&& f) {
 
 Status Connection::Send(const FrameHeader& header, const std::vector<stream::ConstSlice>& payload) {
   if (state_ != State::kStreaming) return Status(Errc::kAborted, "the connection is not open");
-  // A buffer already written is reused: frames of a MiB or more, allocated
-  // fresh each time, cost page faults on every page (and growing it does not
-  // zero-fill: PayloadBytes).
-  stream::PayloadBytes bytes;
-  if (!spare_.empty()) {
-    bytes = std::move(spare_.back());
-    spare_.pop_back();
-    bytes.clear();
+  return Write(header, payload);
+}
+
+Status Connection::Write(const FrameHeader& header, const std::vector<stream::ConstSlice>& payload) {
+  // Frames up to this size are gathered into one buffer (one TLS record);
+  // larger payloads are encrypted straight from the caller's slices.
+  constexpr size_t kGatherBytes = 64 * 1024;
+  prefix_.clear();
+  MT_RETURN_IF_ERROR(stream::FrameEncoder().EncodePrefix(header, payload, &prefix_));
+  uint64_t total = prefix_.size();
+  for (const auto& s : payload) total += s.size;
+  std::vector<asio::const_buffer> pieces;
+  if (total <= kGatherBytes) {
+    small_.assign(prefix_.begin(), prefix_.end());
+    for (const auto& s : payload) small_.insert(small_.end(), s.data, s.data + s.size);
+    pieces.push_back(asio::buffer(small_));
+  } else {
+    pieces.reserve(payload.size() + 1);
+    pieces.push_back(asio::buffer(prefix_));
+    for (const auto& s : payload)
+      if (s.size > 0) pieces.push_back(asio::buffer(s.data, s.size));
   }
-  Status s = stream::FrameEncoder().Encode(header, payload, &bytes);
-  if (!s.ok()) {
-    spare_.push_back(std::move(bytes));
-    return s;
-  }
-  queued_bytes_ += bytes.size();
-  queue_.push_back(std::move(bytes));
-  DoWrite();
+  queued_bytes_ += total;
+  ++writes_in_flight_;
+  wrote_ = true;
+  auto self = shared_from_this();
+  // Encrypted now: the slices may be reused as soon as this returns.
+  tls_->AsyncWrite(pieces, [self, total](const error_code& ec, size_t) { self->OnWritten(ec, total); });
   return Status::Ok();
 }
 
-void Connection::DoWrite() {
-  if (writing_ || state_ == State::kClosed) return;
-  if (queue_.empty()) {
-    if (state_ == State::kClosing) {
-      error_code ignored;  // FIN after our last frame; read until the receiver closes
-      stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-      ArmTimer(std::chrono::milliseconds(2000), "close");
-    } else if (state_ == State::kStreaming && cb_.on_drained) {
-      cb_.on_drained();
-    }
+void Connection::OnWritten(const error_code& ec, uint64_t bytes) {
+  --writes_in_flight_;
+  if (state_ == State::kClosed) return;
+  queued_bytes_ -= std::min(queued_bytes_, bytes);
+  if (ec) {
+    Fail({Status(Errc::kUnavailable, "write to the receiver failed: " + ec.message()), false});
     return;
   }
-  write_buf_ = std::move(queue_.front());
-  queue_.pop_front();
-  writing_ = true;
-  wrote_ = true;
-  auto self = shared_from_this();
-  asio::async_write(stream_, asio::buffer(write_buf_), [self](const error_code& ec, size_t n) {
-    self->writing_ = false;
-    if (self->state_ == State::kClosed) return;
-    if (self->queued_bytes_ >= n) self->queued_bytes_ -= n; else self->queued_bytes_ = 0;
-    if (self->spare_.size() < kSpareBuffers) self->spare_.push_back(std::move(self->write_buf_));
-    if (ec) {
-      self->Fail({Status(Errc::kUnavailable, "write to the receiver failed: " + ec.message()), false});
-      return;
-    }
-    self->DoWrite();
-  });
+  if (state_ == State::kClosing) {
+    if (writes_in_flight_ == 0) SendFin();
+  } else if (state_ == State::kStreaming && cb_.on_sent) {
+    cb_.on_sent();
+  }
+}
+
+void Connection::SendFin() {
+  error_code ignored;  // FIN after our last frame; read until the receiver closes
+  tls_->socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  ArmTimer(std::chrono::milliseconds(2000), "close");
 }
 
 void Connection::ArmKeepalive() {
@@ -308,7 +301,7 @@ void Connection::ArmKeepalive() {
   keepalive_.async_wait([weak](const error_code& ec) {
     auto self = weak.lock();
     if (ec || !self || self->state_ != State::kStreaming) return;
-    if (!self->wrote_ && !self->writing_) {
+    if (!self->wrote_ && self->writes_in_flight_ == 0) {
       FrameHeader h;
       h.mutable_ping()->set_id(1);
       (void)self->Send(h);
@@ -326,7 +319,9 @@ void Connection::Close() {
   }
   state_ = State::kClosing;
   keepalive_.cancel();
-  DoWrite();
+  if (writes_in_flight_ == 0) {
+    SendFin();
+  }
 }
 
 void Connection::Fail(CloseReason reason) {
@@ -337,8 +332,7 @@ void Connection::Fail(CloseReason reason) {
   keepalive_.cancel();
   resolver_.cancel();
   error_code ignored;
-  stream_.next_layer().close(ignored);
-  queue_.clear();
+  tls_->socket().close(ignored);
   queued_bytes_ = 0;
   if (cb_.on_closed) {
     auto fn = std::move(cb_.on_closed);

@@ -17,12 +17,12 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "net/tls_channel.h"
 #include "stream/frame_codec.h"
 #include "mt/shim/status.h"
 
@@ -55,7 +55,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Callbacks {
     std::function<void(const proto::Welcome&)> on_welcome;
     std::function<void(stream::Frame&&)> on_frame;  // after the welcome; pings are answered here
-    std::function<void()> on_drained;                // the write queue became empty
+    std::function<void()> on_sent;  // frames left the queue: queued_bytes() fell
     std::function<void(const CloseReason&)> on_closed;
   };
 
@@ -79,11 +79,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnRead(const boost::system::error_code& ec, size_t n);
   // Every frame but an error frame (a refusal ends the connection in OnRead).
   Status OnFrame(stream::Frame&& frame);
-  void DoWrite();
+  // Encodes one frame and hands it to the channel (encrypted at once, sent
+  // behind the frames before it).
+  Status Write(const stream::FrameHeader& header, const std::vector<stream::ConstSlice>& payload);
+  void OnWritten(const boost::system::error_code& ec, uint64_t bytes);
+  void SendFin();  // closing, every frame sent
   void ArmTimer(std::chrono::milliseconds d, const char* what);
   void ArmKeepalive();
 
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  // TLS through our own BIO: a frame goes out in a few send() calls, not one
+  // per 16 KiB record (net/tls_channel.h).
+  std::shared_ptr<net::TlsChannel> tls_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer timer_, keepalive_;
   const ConnectOptions o_;
@@ -92,14 +98,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string seen_fingerprint_;
   stream::FrameDecoder decoder_;
   std::vector<uint8_t> read_buf_;
-  // Encoded frames: page-aligned memory that is not zero-filled as it grows
-  // (large blocks come from shim::BlockCache).
-  std::deque<stream::PayloadBytes> queue_;
-  stream::PayloadBytes write_buf_;
-  // Written frame buffers kept for the next frames (capacity reused).
-  static constexpr size_t kSpareBuffers = 4;
-  std::vector<stream::PayloadBytes> spare_;
-  bool writing_ = false, wrote_ = false;
+  // A frame's prefix (length and header), and a small frame gathered whole:
+  // large payloads go to the channel as the caller's slices, uncopied.
+  std::vector<uint8_t> prefix_, small_;
+  uint64_t writes_in_flight_ = 0;  // frames handed to the channel, not yet sent
+  bool wrote_ = false;
   uint64_t queued_bytes_ = 0;
   uint64_t timer_gen_ = 0;
 };

@@ -119,7 +119,7 @@ void ReconnectingRunner::Connect() {
     Status s = OnFrame(std::move(f));
     if (!s.ok()) Finish(s);
   };
-  cb.on_drained = [this] { Pump(); };
+  cb.on_sent = [this] { Pump(); };
   cb.on_closed = [this](const CloseReason& r) { OnClosed(r); };
   conn_ = std::make_shared<Connection>(ioc_, *ssl_, copts_, std::move(cb));
   conn_->Start();

@@ -39,11 +39,15 @@
 
 namespace mt::send {
 
+// The connection's queue (frames handed to it, not yet sent) above which a
+// sender sends nothing more until it drains: what is queued is memory, and
+// the socket's buffers already keep the link busy.
+inline constexpr uint64_t kMaxQueuedBytes = 4u << 20;
+
 template <typename Item>
 class SendWindow {
  public:
-  // The connection's queue above which nothing more is sent until it drains.
-  static constexpr uint64_t kMaxQueuedBytes = 4u << 20;
+  static constexpr uint64_t kMaxQueuedBytes = send::kMaxQueuedBytes;
 
   // `what` names the run in the resume error ("run", "replay"); limit_bytes
   // is --window.

@@ -537,14 +537,17 @@ class ResyncRunner final : public ReconnectingRunner {
   }
 
   // Full mode: the source from next_offset_ on, in records of
-  // kFullRecordBytes, while the window has room. Up to kReadAhead records
+  // kFullRecordBytes, while the window has room and the connection holds
+  // less than one record unsent (so one is always queued behind the one
+  // being sent, and at most two are held; on_sent pumps again). Up to kReadAhead records
   // are read ahead on a worker, one read at a time in order of offset (the
   // kernel's sequential read-ahead keeps working), so reading the source
   // overlaps sending.
   Status SendFullRecords() {
     while (true) {
       if (!reading_ && ahead_.size() < kReadAhead && ahead_offset_ < disk_size_) ReadAhead();
-      if (throttled_ || ahead_.empty() || !ahead_.front()->done || window_ >= o_.window_bytes)
+      if (throttled_ || ahead_.empty() || !ahead_.front()->done || window_ >= o_.window_bytes ||
+          conn_->queued_bytes() >= kFullRecordBytes)
         return Status::Ok();
       std::shared_ptr<Ahead> a = ahead_.front();
       ahead_.pop_front();

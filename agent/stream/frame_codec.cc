@@ -73,8 +73,8 @@ FrameEncoder::FrameEncoder(uint64_t max_header_bytes, uint64_t max_payload_bytes
     : max_header_(std::min(max_header_bytes, kMaxHeaderLimit)), max_payload_(max_payload_bytes) {}
 
 template <typename Bytes>
-Status FrameEncoder::EncodeInto(FrameHeader header, const std::vector<ConstSlice>& payload,
-                                Bytes* out) const {
+Status FrameEncoder::EncodePrefixInto(FrameHeader header, const std::vector<ConstSlice>& payload,
+                                      size_t room_after, Bytes* out) const {
   const FrameType type = header.body_case();
   if (type == FrameHeader::BODY_NOT_SET) {
     return Status(Errc::kInvalidArgument, "frame header has no body");
@@ -106,18 +106,30 @@ Status FrameEncoder::EncodeInto(FrameHeader header, const std::vector<ConstSlice
   using google::protobuf::io::CodedOutputStream;
   const size_t varint_len = CodedOutputStream::VarintSize64(header_len);
   const size_t start = out->size();
-  out->resize(start + varint_len + header_len + total);
+  out->reserve(start + varint_len + header_len + room_after);
+  out->resize(start + varint_len + header_len);
   uint8_t* p = out->data() + start;
   p = CodedOutputStream::WriteVarint64ToArray(header_len, p);
   if (!header.SerializeToArray(p, static_cast<int>(header_len))) {
     out->resize(start);
     return Status(Errc::kInternal, "frame header does not serialize");
   }
-  p += header_len;
+  return Status::Ok();
+}
+
+template <typename Bytes>
+Status FrameEncoder::EncodeInto(FrameHeader header, const std::vector<ConstSlice>& payload,
+                                Bytes* out) const {
+  uint64_t total = 0;
+  for (const ConstSlice& s : payload) total += s.size;
+  MT_RETURN_IF_ERROR(EncodePrefixInto(std::move(header), payload,
+                                      static_cast<size_t>(std::min(total, max_payload_)), out));
+  size_t at = out->size();
+  out->resize(at + total);
   for (const ConstSlice& s : payload) {
     if (s.size == 0) continue;
-    std::memcpy(p, s.data, s.size);
-    p += s.size;
+    std::memcpy(out->data() + at, s.data, s.size);
+    at += s.size;
   }
   return Status::Ok();
 }
@@ -127,9 +139,9 @@ Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& p
   return EncodeInto(std::move(header), payload, out);
 }
 
-Status FrameEncoder::Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
-                            PayloadBytes* out) const {
-  return EncodeInto(std::move(header), payload, out);
+Status FrameEncoder::EncodePrefix(FrameHeader header, const std::vector<ConstSlice>& payload,
+                                  std::vector<uint8_t>* out) const {
+  return EncodePrefixInto(std::move(header), payload, 0, out);
 }
 
 // ---------------------------------------------------------------------------

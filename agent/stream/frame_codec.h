@@ -73,9 +73,12 @@ class FrameEncoder {
   // payload would exceed the limits.
   Status Encode(FrameHeader header, const std::vector<ConstSlice>& payload,
                 std::vector<uint8_t>* out) const;
-  // The same into page-aligned memory that is not zero-filled as it grows
-  // (a sender's frames of MiBs: no memset before the copy).
-  Status Encode(FrameHeader header, const std::vector<ConstSlice>& payload, PayloadBytes* out) const;
+  // Appends only the frame's length prefix and header (payload_length and
+  // payload_crc32c set from `payload`, same checks as Encode): the frame is
+  // these bytes followed by the slices as they are, for a writer that sends
+  // them without gathering them into one buffer first.
+  Status EncodePrefix(FrameHeader header, const std::vector<ConstSlice>& payload,
+                      std::vector<uint8_t>* out) const;
   Status Encode(FrameHeader header, std::vector<uint8_t>* out) const {
     return Encode(std::move(header), {}, out);
   }
@@ -85,6 +88,9 @@ class FrameEncoder {
   }
 
  private:
+  template <typename Bytes>
+  Status EncodePrefixInto(FrameHeader header, const std::vector<ConstSlice>& payload,
+                          size_t room_after, Bytes* out) const;
   template <typename Bytes>
   Status EncodeInto(FrameHeader header, const std::vector<ConstSlice>& payload, Bytes* out) const;
   uint64_t max_header_;
