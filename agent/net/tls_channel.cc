@@ -2,12 +2,14 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <utility>
@@ -36,7 +38,9 @@ TlsChannel* ChannelOf(BIO* bio) { return static_cast<TlsChannel*>(BIO_get_data(b
 
 }  // namespace
 
-// The BIO OpenSSL reads ciphertext from and writes it to: in_ and out_.
+// The BIO OpenSSL writes ciphertext to (out_) and reads it from (the socket,
+// straight into OpenSSL's read buffer: with read-ahead on, one recv() fills
+// as much of it as the socket holds).
 int TlsChannel::BioWrite(BIO* bio, const char* data, int len) {
   BIO_clear_retry_flags(bio);
   if (len <= 0) return 0;
@@ -63,17 +67,25 @@ int TlsChannel::BioRead(BIO* bio, char* data, int len) {
   BIO_clear_retry_flags(bio);
   if (len <= 0) return 0;
   TlsChannel* ch = ChannelOf(bio);
-  const size_t have = ch->in_end_ - ch->in_begin_;
-  if (have == 0) {
-    if (ch->peer_eof_) return 0;  // EOF
-    BIO_set_retry_read(bio);
+  if (ch->peer_eof_) return 0;
+  for (;;) {
+    const ssize_t n = ::recv(ch->socket_.native_handle(), data, static_cast<size_t>(len), 0);
+    if (n > 0) {
+      ++ch->receive_calls_;
+      return static_cast<int>(n);
+    }
+    if (n == 0) {
+      ch->peer_eof_ = true;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      BIO_set_retry_read(bio);
+    } else {
+      ch->receive_errno_ = errno;
+    }
     return -1;
   }
-  const size_t n = std::min(have, static_cast<size_t>(len));
-  std::memcpy(data, ch->in_.data() + ch->in_begin_, n);
-  ch->in_begin_ += n;
-  if (ch->in_begin_ == ch->in_end_) ch->in_begin_ = ch->in_end_ = 0;
-  return static_cast<int>(n);
 }
 
 long TlsChannel::BioCtrl(BIO* bio, int cmd, long, void*) {  // NOLINT
@@ -82,10 +94,6 @@ long TlsChannel::BioCtrl(BIO* bio, int cmd, long, void*) {  // NOLINT
       return 1;  // Flush() sends; nothing is buffered inside the BIO
     case BIO_CTRL_EOF:
       return ChannelOf(bio)->peer_eof_ ? 1 : 0;
-    case BIO_CTRL_PENDING: {
-      TlsChannel* ch = ChannelOf(bio);
-      return static_cast<long>(ch->in_end_ - ch->in_begin_);  // NOLINT
-    }
     default:
       return 0;
   }
@@ -115,8 +123,10 @@ TlsChannel::TlsChannel(asio::io_context& ioc, Executor handlers, asio::ssl::cont
   BIO_set_data(bio, this);
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; the SSL owns it
-  // OpenSSL's record buffers go back while a connection is idle.
-  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+  // Records are read ahead, as many as the read buffer holds
+  // (SetReceiveChunk).
+  SSL_set_read_ahead(ssl_, 1);
+  SetReceiveChunk(kDefaultReceiveChunk);
   SSL_set_app_data(ssl_, this);
 }
 
@@ -137,11 +147,21 @@ void TlsChannel::SetVerify(VerifyFn fn) {
 }
 
 void TlsChannel::SetReceiveChunk(size_t bytes) {
-  receive_chunk_ = std::max(bytes, kRecordPlaintext + kRecordOverhead);
+  if (ssl_ == nullptr) return;
+  // OpenSSL's read buffer, taken at this size when next needed. A large one
+  // is kept for the connection's life: given back whenever it is empty
+  // (SSL_MODE_RELEASE_BUFFERS), it was allocated and page-faulted in afresh
+  // for nearly every receive under load. The small default is given back.
+  SSL_set_default_read_buffer_len(ssl_, bytes);
+  if (bytes > kRecordPlaintext + kRecordOverhead) {
+    SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+  } else {
+    SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+  }
 }
 
 size_t TlsChannel::buffer_bytes() const {
-  size_t n = in_.capacity();
+  size_t n = 0;
   for (const Bytes& b : out_) n += b.capacity();
   for (const Bytes& b : sending_) n += b.capacity();
   return n;
@@ -153,6 +173,10 @@ ErrorCode TlsChannel::LastSslError(int ssl_error) const {
   if (peer_eof_ && (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_SSL)) {
     ERR_clear_error();
     return asio::ssl::error::stream_truncated;
+  }
+  if (ssl_error == SSL_ERROR_SYSCALL && receive_errno_ != 0) {
+    ERR_clear_error();
+    return ErrorCode(receive_errno_, boost::system::system_category());
   }
   const unsigned long e = ERR_get_error();  // NOLINT: OpenSSL's type
   ERR_clear_error();
@@ -183,11 +207,10 @@ void TlsChannel::StepHandshake() {
   auto finish = [this](const ErrorCode& ec) {
     DoneHandler done = std::move(handshake_done_);
     handshake_done_ = nullptr;
-    ReleaseDrainedInput();
     // Our last flight (or the alert) goes out before the handler runs.
     Flush([done, ec](const ErrorCode& sent) { done(ec ? ec : sent); });
   };
-  for (;;) {
+  {
     ERR_clear_error();
     const int r = SSL_do_handshake(ssl_);
     if (r == 1) {
@@ -199,13 +222,7 @@ void TlsChannel::StepHandshake() {
       finish(LastSslError(e));
       return;
     }
-    Flush();
-    ErrorCode ec;
-    if (Receive(ec)) continue;
-    if (ec != asio::error::would_block && ec != asio::error::try_again) {
-      finish(ec);
-      return;
-    }
+    Flush();  // our flight, then wait for the peer's
     auto self = shared_from_this();
     socket_.async_wait(asio::ip::tcp::socket::wait_read,
                        asio::bind_executor(handlers_, [self](const ErrorCode& wec) {
@@ -225,55 +242,23 @@ void TlsChannel::StepHandshake() {
 // ---------------------------------------------------------------------------
 // Reading
 
-bool TlsChannel::Receive(ErrorCode& ec) {
-  if (peer_eof_) return true;
-  if (in_begin_ == in_end_ && in_.size() != receive_chunk_) {  // (re)sized while empty
-    in_begin_ = in_end_ = 0;
-    Bytes(receive_chunk_).swap(in_);  // not zero-filled
-  }
-  if (in_begin_ > 0 && in_end_ == in_.size()) {  // room at the front only
-    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
-    in_end_ -= in_begin_;
-    in_begin_ = 0;
-  }
-  const size_t n = socket_.read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_), ec);
-  if (ec == asio::error::eof) {
-    ec = ErrorCode();
-    peer_eof_ = true;
-    return true;
-  }
-  if (ec) return false;
-  ++receive_calls_;
-  in_end_ += n;
-  return true;
-}
-
-void TlsChannel::ReleaseDrainedInput() {
-  if (in_begin_ != in_end_) return;
-  in_begin_ = in_end_ = 0;
-  Bytes().swap(in_);  // a chunk of 256 KiB or more goes to shim::BlockCache
-}
-
 size_t TlsChannel::ReadSome(asio::mutable_buffer into, ErrorCode& ec) {
   ec = ErrorCode();
   if (into.size() == 0) return 0;
   const int want = static_cast<int>(std::min<size_t>(into.size(), INT_MAX));
-  for (;;) {
-    ERR_clear_error();
-    const int r = SSL_read(ssl_, into.data(), want);
-    const int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
-    if (!out_.empty()) Flush();  // a post-handshake answer (KeyUpdate, ...)
-    if (r > 0) return static_cast<size_t>(r);
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      ec = asio::error::eof;
-      return 0;
-    }
-    if (e != SSL_ERROR_WANT_READ) {
-      ec = LastSslError(e);
-      return 0;
-    }
-    if (!Receive(ec)) return 0;  // would_block, or the socket's error
+  ERR_clear_error();
+  const int r = SSL_read(ssl_, into.data(), want);
+  const int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+  if (!out_.empty()) Flush();  // a post-handshake answer (KeyUpdate, ...)
+  if (r > 0) return static_cast<size_t>(r);
+  if (e == SSL_ERROR_ZERO_RETURN) {
+    ec = asio::error::eof;
+  } else if (e == SSL_ERROR_WANT_READ) {
+    ec = asio::error::would_block;  // the socket is empty (BioRead)
+  } else {
+    ec = LastSslError(e);
   }
+  return 0;
 }
 
 void TlsChannel::AsyncReadSome(asio::mutable_buffer into, IoHandler done) {
@@ -283,7 +268,6 @@ void TlsChannel::AsyncReadSome(asio::mutable_buffer into, IoHandler done) {
     asio::post(handlers_, [done = std::move(done), ec, n] { done(ec, n); });
     return;
   }
-  ReleaseDrainedInput();  // an idle connection holds no chunk while it waits
   auto self = shared_from_this();
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
                      asio::bind_executor(handlers_, [self, into, done = std::move(done)](

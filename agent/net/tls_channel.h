@@ -7,9 +7,11 @@
 // sending side, one trip through the reactor (an epoll_wait). On the change
 // stream's bulk transfers those calls were a large share of the sender's and
 // the receiver's CPU (docs/benchmarks.md, "Resync against dd and rsync").
-// Here a write encrypts the whole plaintext into one buffer and sends it in
-// as few calls as the socket takes; a read receives up to receive_chunk
-// bytes of ciphertext at once and decrypts records from them.
+// Here a write encrypts the whole plaintext into blocks of ours and sends
+// them in as few calls as the socket takes; a read lets OpenSSL receive
+// straight into its read buffer, read-ahead on, so one recv() takes up to
+// a read buffer's worth of records (256 KiB; one record's worth before the
+// peer is authenticated: SetReceiveChunk) and no copy is made in between.
 //
 // Contract:
 // - Every call, and every handler, runs on the executor given to Create (a
@@ -22,9 +24,11 @@
 // - Pending operations keep the channel alive (it is held by shared_ptr).
 // - End of stream: boost::asio::error::eof after the peer's close_notify,
 //   boost::asio::ssl::error::stream_truncated at a TCP EOF without one.
-// - Memory: ciphertext buffers are taken when bytes arrive or are written and
-//   given back once drained, so an idle channel holds none of its own (large
-//   ones come from shim::BlockCache and are reused).
+// - Memory: the ciphertext blocks to send are taken when written and given
+//   back once sent (large ones come from shim::BlockCache and are reused),
+//   and OpenSSL's read buffer is kept at SetReceiveChunk's size (256 KiB by
+//   default) for the connection's life; with SetReceiveChunk(0) it is one
+//   record's worth, given back whenever it is empty.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -80,8 +84,10 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   // Peer verification (a client pinning the server's certificate). Before
   // AsyncHandshake.
   void SetVerify(VerifyFn fn);
-  // Ciphertext bytes asked of the socket per read (kept small before a peer
-  // authenticates: it bounds the memory an unauthenticated peer can hold).
+  // Size of OpenSSL's read buffer, i.e. ciphertext taken per recv() at most;
+  // larger than a record: kept for the connection's life. 0: OpenSSL's
+  // default, one record, given back whenever empty (before a peer is
+  // authenticated: it bounds the memory an unauthenticated peer holds).
   void SetReceiveChunk(size_t bytes);
 
   // The TLS handshake on a connected socket; puts the socket in non-blocking
@@ -91,6 +97,7 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   void AsyncReadSome(boost::asio::mutable_buffer into, IoHandler done);
   // Reads plaintext without waiting: from records already received, else
   // one non-blocking receive. Nothing available: ec = would_block.
+  // Returns at most one record's plaintext (16 KiB).
   size_t ReadSome(boost::asio::mutable_buffer into, ErrorCode& ec);
   // Writes all of `from` (the caller keeps it alive only until this call
   // returns: it is encrypted at once). Completes when it has been sent.
@@ -99,9 +106,9 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   // its payload slices, without gathering them first).
   void AsyncWrite(const std::vector<boost::asio::const_buffer>& pieces, IoHandler done);
 
-  // Memory of this channel's own ciphertext buffers (received and not yet
-  // decrypted, encrypted and not yet sent), capacity included — for tests
-  // and memory accounting. OpenSSL's own state is not counted.
+  // Memory of this channel's own ciphertext blocks (encrypted, not yet sent),
+  // capacity included — for tests and memory accounting. OpenSSL's state
+  // and its read buffer are not counted.
   size_t buffer_bytes() const;
   // System calls that received ciphertext, and sends started (each one
   // asio::async_write of everything queued) — for tests and benchmarks.
@@ -113,10 +120,6 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
 
   TlsChannel(boost::asio::io_context& ioc, Executor handlers, boost::asio::ssl::context& ssl);
   void StepHandshake();
-  // One non-blocking receive into in_: true when bytes (or the peer's EOF)
-  // came in; false with ec set (would_block or an error) otherwise.
-  bool Receive(ErrorCode& ec);
-  void ReleaseDrainedInput();  // gives back in_ if nothing is left in it
   // Sends what OpenSSL has written (out_), unless a send is in flight;
   // `then` runs once everything written so far has been sent.
   void Flush(DoneHandler then = nullptr);
@@ -134,12 +137,9 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   Executor handlers_;
   SSL* ssl_ = nullptr;
   VerifyFn verify_;
-  size_t receive_chunk_ = kDefaultReceiveChunk;
 
-  // Ciphertext received: in_[in_begin_, in_end_) not yet read by OpenSSL.
-  Bytes in_;
-  size_t in_begin_ = 0, in_end_ = 0;
-  bool peer_eof_ = false;
+  bool peer_eof_ = false;   // recv() returned 0
+  int receive_errno_ = 0;   // recv() failed with this
 
   // Ciphertext OpenSSL wrote (out_) and the part being sent (sending_);
   // byte counts since the start, and who waits for which count to be sent.

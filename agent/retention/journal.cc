@@ -33,7 +33,9 @@ struct Journal::Batch {
 
   void Reserve(size_t need) {
     if (need <= buf.size()) return;
-    AlignedBuffer bigger(std::max<size_t>(need, buf.size() * 2));
+    // Not zero-filled: bytes past `used` are never read, and the padding a
+    // direct write takes past it is zeroed there (WriteBatch).
+    AlignedBuffer bigger = AlignedBuffer::Uninitialized(std::max<size_t>(need, buf.size() * 2));
     if (used > 0) std::memcpy(bigger.data(), buf.data(), used);
     buf = std::move(bigger);
   }
@@ -255,6 +257,19 @@ AlignedBuffer Journal::TakeBufferLocked() {
   return b;
 }
 
+bool Journal::HoldsIdleBuffersLocked() const {
+  return !spare_.empty() || (open_ && open_->buf.size() > kFirstBatchBufferBytes);
+}
+
+void Journal::ReleaseIdleBuffersLocked() {
+  spare_.clear();
+  if (open_ && open_->buf.size() > kFirstBatchBufferBytes) {
+    AlignedBuffer small(kFirstBatchBufferBytes);
+    if (open_->used > 0) std::memcpy(small.data(), open_->buf.data(), open_->used);
+    open_->buf = std::move(small);
+  }
+}
+
 size_t Journal::HeldBufferBytes() const {
   MutexLock l(mu_);
   size_t n = open_ ? open_->buf.size() : 0;
@@ -465,6 +480,8 @@ Status Journal::WriteBatch(Batch& b) {
   if (!file_ || file_segment_ != b.segment)
     return Status(Errc::kInternal, path + ": batch for a segment that is not open");
   const size_t len = o_.direct ? AlignUp(b.used, kDirectIoAlignment) : b.used;
+  // The padding of a direct write: zeros, never what the buffer held before.
+  if (len > b.used) std::memset(b.buf.data() + b.used, 0, len - b.used);
   const uint64_t end = b.file_offset + len;
   if (o_.preallocate && end > file_reserved_) {
     // One step past this batch (the segment's end at most). Best effort: a
@@ -498,9 +515,17 @@ Status Journal::WriteBatch(Batch& b) {
 void Journal::CommitterLoop() {
   UniqueLock l(mu_);
   while (true) {
-    work_cv_.wait(l.native(), [&]() MT_REQUIRES(mu_) {
+    auto work = [&]() MT_REQUIRES(mu_) {
       return stopping_ || !ready_.empty() || (open_->wanted && open_->records > 0);
-    });
+    };
+    if (!HoldsIdleBuffersLocked()) {
+      work_cv_.wait(l.native(), work);
+    } else if (!work_cv_.wait_for(l.native(), o_.idle_release_after, work)) {
+      // Nothing to write for idle_release_after. (Records appended but not
+      // yet wanted are work to come: keep the buffers then.)
+      if (open_->records == 0) ReleaseIdleBuffersLocked();
+      continue;
+    }
     if (ready_.empty() && open_->wanted && open_->records > 0) SealOpenLocked();
     if (ready_.empty()) {
       if (stopping_) break;
@@ -556,18 +581,12 @@ void Journal::CommitterLoop() {
     }
     // At most three batches live at once (open, ready, being written): keep
     // that many buffers so the steady state never allocates or page-faults.
-    // Idle (nothing sealed, nothing appended): give them back, and shrink the
-    // open batch's, so an idle journal holds kFirstBatchBufferBytes, not
+    // Idle for idle_release_after: the committer gives them back and shrinks
+    // the open batch's, so an idle journal holds kFirstBatchBufferBytes, not
     // several max_batch_bytes (issue 19: 30 idle streams held 2 GiB).
     if (spare_.size() < 3) spare_.push_back(std::move(b->buf));
-    if (ready_.empty() && open_ && open_->records == 0) {
-      spare_.clear();
-      if (open_->buf.size() > kFirstBatchBufferBytes) {
-        AlignedBuffer small(kFirstBatchBufferBytes);
-        if (open_->used > 0) std::memcpy(small.data(), open_->buf.data(), open_->used);
-        open_->buf = std::move(small);
-      }
-    }
+    if (o_.idle_release_after.count() == 0 && ready_.empty() && open_ && open_->records == 0)
+      ReleaseIdleBuffersLocked();
     space_cv_.notify_all();
     delivering_ = true;
     const Status outcome = s.ok() ? Status::Ok() : error_;

@@ -17,6 +17,7 @@
 // Thread safety: all public methods may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -56,6 +57,12 @@ struct JournalOptions {
   // (a whole segment per journal would fill a volume shared by many streams).
   bool preallocate = true;
   uint64_t preallocate_step = 16ull << 20;
+  // Group-commit buffers are kept while records keep coming and given back
+  // (all but one small one) once nothing was appended for this long. Not at
+  // the first moment the open batch is empty: under load that happens after
+  // most batches, and buffers given back then are allocated and page-faulted
+  // in afresh for the next burst.
+  std::chrono::milliseconds idle_release_after{1000};
 };
 
 struct SegmentInfo {
@@ -174,6 +181,9 @@ class Journal {
   std::unique_ptr<Batch> NewSegmentBatch(uint64_t first_seq) MT_REQUIRES(mu_);
   void SealOpenLocked() MT_REQUIRES(mu_);
   void CommitterLoop();
+  // Idle: gives back the spare buffers and shrinks the open batch's.
+  void ReleaseIdleBuffersLocked() MT_REQUIRES(mu_);
+  bool HoldsIdleBuffersLocked() const MT_REQUIRES(mu_);
   Status WriteBatch(Batch& b);
   void FailLocked(const Status& s) MT_REQUIRES(mu_);
 

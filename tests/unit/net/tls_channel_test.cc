@@ -1,7 +1,7 @@
 // TlsChannel over real TCP on 127.0.0.1 with real TLS (a self-signed
 // identity made by config/tls_identity): bulk transfers arrive intact in far
 // fewer system calls than TLS records, writes complete in order, an idle
-// channel holds no buffers, a pin mismatch fails the handshake, and a TCP EOF
+// channel holds no send blocks, a pin mismatch fails the handshake, and a TCP EOF
 // is reported as stream_truncated.
 #include "net/tls_channel.h"
 
