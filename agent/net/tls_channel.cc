@@ -26,8 +26,8 @@ constexpr size_t kMaxWriteCall = size_t{1} << 30;
 // A TLS record's ciphertext: 16 KiB of plaintext plus header, tag, padding.
 constexpr size_t kRecordOverhead = 64;
 constexpr size_t kRecordPlaintext = 16384;
-// Ciphertext to send is kept in blocks of at most kOutBlock (sent with one
-// gathering sendmsg): sizes shim::BlockCache keeps, so a bulk sender reuses
+// Ciphertext to send is kept in blocks of at most kOutBlock (sent together
+// with gathering sendmsg calls): sizes shim::BlockCache keeps, so a bulk sender reuses
 // the same memory instead of faulting in fresh pages, and nothing is copied
 // as the queue grows. A write smaller than a block gets a block of its size
 // (at least kSmallBlock).
