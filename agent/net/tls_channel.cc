@@ -2,14 +2,12 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
-#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <utility>
@@ -68,24 +66,23 @@ int TlsChannel::BioRead(BIO* bio, char* data, int len) {
   if (len <= 0) return 0;
   TlsChannel* ch = ChannelOf(bio);
   if (ch->peer_eof_) return 0;
-  for (;;) {
-    const ssize_t n = ::recv(ch->socket_.native_handle(), data, static_cast<size_t>(len), 0);
-    if (n > 0) {
-      ++ch->receive_calls_;
-      return static_cast<int>(n);
-    }
-    if (n == 0) {
-      ch->peer_eof_ = true;
-      return 0;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      BIO_set_retry_read(bio);
-    } else {
-      ch->receive_errno_ = errno;
-    }
-    return -1;
+  // The socket is non-blocking (AsyncHandshake): nothing there is would_block.
+  ErrorCode ec;
+  const size_t n = ch->socket_.read_some(asio::buffer(data, static_cast<size_t>(len)), ec);
+  if (!ec) {
+    ++ch->receive_calls_;
+    return static_cast<int>(n);
   }
+  if (ec == asio::error::eof) {
+    ch->peer_eof_ = true;
+    return 0;
+  }
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    BIO_set_retry_read(bio);
+  } else {
+    ch->receive_error_ = ec;
+  }
+  return -1;
 }
 
 long TlsChannel::BioCtrl(BIO* bio, int cmd, long, void*) {  // NOLINT
@@ -174,9 +171,9 @@ ErrorCode TlsChannel::LastSslError(int ssl_error) const {
     ERR_clear_error();
     return asio::ssl::error::stream_truncated;
   }
-  if (ssl_error == SSL_ERROR_SYSCALL && receive_errno_ != 0) {
+  if (ssl_error == SSL_ERROR_SYSCALL && receive_error_) {
     ERR_clear_error();
-    return ErrorCode(receive_errno_, boost::system::system_category());
+    return receive_error_;
   }
   const unsigned long e = ERR_get_error();  // NOLINT: OpenSSL's type
   ERR_clear_error();

@@ -138,8 +138,8 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   SSL* ssl_ = nullptr;
   VerifyFn verify_;
 
-  bool peer_eof_ = false;   // recv() returned 0
-  int receive_errno_ = 0;   // recv() failed with this
+  bool peer_eof_ = false;     // the peer closed its side (TCP EOF)
+  ErrorCode receive_error_;   // a receive failed with this
 
   // Ciphertext OpenSSL wrote (out_) and the part being sent (sending_);
   // byte counts since the start, and who waits for which count to be sent.
