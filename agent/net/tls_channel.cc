@@ -207,33 +207,30 @@ void TlsChannel::StepHandshake() {
     // Our last flight (or the alert) goes out before the handler runs.
     Flush([done, ec](const ErrorCode& sent) { done(ec ? ec : sent); });
   };
-  {
-    ERR_clear_error();
-    const int r = SSL_do_handshake(ssl_);
-    if (r == 1) {
-      finish(ErrorCode());
-      return;
-    }
-    const int e = SSL_get_error(ssl_, r);
-    if (e != SSL_ERROR_WANT_READ) {
-      finish(LastSslError(e));
-      return;
-    }
-    Flush();  // our flight, then wait for the peer's
-    auto self = shared_from_this();
-    socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                       asio::bind_executor(handlers_, [self](const ErrorCode& wec) {
-                         if (!self->handshake_done_) return;
-                         if (wec) {
-                           DoneHandler done = std::move(self->handshake_done_);
-                           self->handshake_done_ = nullptr;
-                           done(wec);
-                           return;
-                         }
-                         self->StepHandshake();
-                       }));
+  ERR_clear_error();
+  const int r = SSL_do_handshake(ssl_);
+  if (r == 1) {
+    finish(ErrorCode());
     return;
   }
+  const int e = SSL_get_error(ssl_, r);
+  if (e != SSL_ERROR_WANT_READ) {
+    finish(LastSslError(e));
+    return;
+  }
+  Flush();  // our flight, then wait for the peer's
+  auto self = shared_from_this();
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     asio::bind_executor(handlers_, [self](const ErrorCode& wec) {
+                       if (!self->handshake_done_) return;
+                       if (wec) {
+                         DoneHandler done = std::move(self->handshake_done_);
+                         self->handshake_done_ = nullptr;
+                         done(wec);
+                         return;
+                       }
+                       self->StepHandshake();
+                     }));
 }
 
 // ---------------------------------------------------------------------------
