@@ -3,10 +3,13 @@
 //
 //   mtctl pair add --stream NAME --disk INDEX:TARGET[:SOURCE_ID] ... [--group G]
 //                  [--window 24h] [--rpo 15m] [--app-frequency 60m]
-//                  [--full-action prune|stop] [--json]
+//                  [--full-action prune|stop] [--blank] [--json]
 //       TARGET: a WWID in any spelling (naa.6000c29..., 36000c29..., wwn-0x...)
 //       or a device path (/dev/sdc; non-SCSI devices only when allowed by
 //       allow_non_scsi). Prints the stream's credential once, for the sender.
+//       --blank: the targets are new, blank disks; the sender's first resync
+//       copies every block instead of comparing (speed only: a full copy
+//       makes a target equal to its source whatever it held).
 //   mtctl pairs [--json]
 //   mtctl pause --stream NAME    /    mtctl resume --stream NAME
 //   mtctl resync --stream NAME [--disk INDEX]... [--json]
@@ -42,6 +45,7 @@ struct PairOptions {
   std::vector<std::string> disks;
   std::vector<uint32_t> resync_disks;
   std::string window, rpo, app_frequency, full_action;
+  bool blank = false;  // pair add: every target is new and blank
   bool json = false;
 };
 
@@ -72,6 +76,7 @@ Result<proto::PairAdd> BuildRequest(const PairOptions& o) {
   r.set_group(o.group);
   for (const auto& d : o.disks) {
     MT_ASSIGN_OR_RETURN(proto::PairDiskSpec s, ParseDiskSpec(d));
+    s.set_blank(o.blank);
     *r.add_disks() = s;
   }
   auto duration = [](const std::string& flag, const std::string& v) -> Result<int64_t> {
@@ -149,6 +154,7 @@ void PrintPairLine(std::ostream& out, const proto::Pair& p) {
     out << "  disk " << d.disk() << "  " << d.target_id() << "  "
         << (d.target_device().empty() ? "-" : d.target_device()) << "  " << Size(d.size_bytes())
         << "  block " << d.block_size() << "  resync " << d.resync_state() << ResyncProgressText(d)
+        << (d.target_blank() && d.resync_complete_seq() == 0 ? "  (declared blank: full copy)" : "")
         << (d.source_disk_id().empty() ? "" : "  source " + d.source_disk_id()) << "\n";
 }
 
@@ -327,6 +333,9 @@ void AddPairsCommand(CLI::App& app, Context& ctx) {
   add->add_option("--full-action", o->full_action,
                   "When retention is full: prune (drop oldest points) or stop")
       ->check(CLI::IsMember({"prune", "stop"}));
+  add->add_flag("--blank", o->blank,
+                "The targets are new, blank disks (all zeros): the sender's first resync copies "
+                "every block without comparing (mtsend resync takes --full by itself)");
   add->add_flag("--json", o->json, "Protobuf JSON (PairAddResult)");
   add->callback([&ctx, o] { ctx.exit_code = RunPairAdd(ctx, *o); });
 

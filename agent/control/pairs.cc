@@ -166,6 +166,7 @@ Result<proto::PairAddResult> AddPair(const proto::PairAdd& request, PairEnvironm
     r.source_disk_id = s.source_disk_id();
     r.size_bytes = g->size_bytes;
     r.block_size = g->logical_block_size;
+    r.target_blank = s.blank();
     rows.push_back(r);
   }
 
@@ -227,6 +228,7 @@ Result<proto::Pair> PairFromCatalog(retention::Catalog& catalog, const retention
     pd->set_block_size(d.block_size);
     pd->set_resync_state(retention::ResyncStateName(d.resync_state));
     pd->set_resync_complete_seq(d.resync_complete_seq);
+    pd->set_target_blank(d.target_blank);
     MT_ASSIGN_OR_RETURN(auto cp, catalog.GetCheckpoint(row.id, d.disk));
     pd->set_applied_seq(cp ? cp->applied_seq : 0);
   }

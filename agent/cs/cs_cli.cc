@@ -169,10 +169,11 @@ void AddCommon(CLI::App* c, Options& o, bool agent, bool json) {
 
 // Protects `stream` (disk specs INDEX=TARGET) on o.agent, or where
 // PlaceProtection puts it when o.agent is empty; keeps the sender's
-// credential in <dir>/credentials/<agent>/<stream>.key (0600). On failure
+// credential in <dir>/credentials/<agent>/<stream>.key (0600). `blank`: the
+// targets are new, blank disks (the first resync copies in full). On failure
 // cli.Fail has said why; returns whether it worked.
 bool ProtectStream(Cli& cli, Options& o, const std::string& stream, const std::string& group,
-                   const std::vector<std::string>& disk_specs) {
+                   const std::vector<std::string>& disk_specs, bool blank) {
   std::ostream& out = cli.out_;
   std::ostream& err = cli.err_;
   proto::ControlRequest r;
@@ -185,6 +186,7 @@ bool ProtectStream(Cli& cli, Options& o, const std::string& stream, const std::s
     auto* d = add->add_disks();
     d->set_disk(static_cast<uint32_t>(std::strtoul(spec.substr(0, eq).c_str(), nullptr, 10)));
     d->set_target(spec.substr(eq + 1));
+    d->set_blank(blank);
   }
   // No --agent: placed on the agent with room (cs/placement.h).
   std::vector<std::string> targets;
@@ -559,7 +561,11 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   protect->add_option("--group", group, "Its replication group");
   protect->add_option("--disk", disk_specs, "INDEX=TARGET (a WWID); repeatable")->required();
   protect->add_option("--timeout", o.timeout, "How long to wait for the answer (default 10m)");
-  protect->callback([&] { ProtectStream(cli, o, stream, group, disk_specs); });
+  bool blank = false;
+  protect->add_flag("--blank", blank,
+                    "The targets are new, blank disks: the sender's first resync copies every block "
+                    "without comparing");
+  protect->callback([&] { ProtectStream(cli, o, stream, group, disk_specs, blank); });
 
   // run: one job, followed to its end
   std::string kind, to, at, out_path, name;
@@ -657,7 +663,8 @@ int RunMtCs(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       std::vector<std::string> disks;
       std::stringstream list(spec.substr(colon + 1));
       for (std::string d; std::getline(list, d, ',');) disks.push_back(d);
-      if (!ProtectStream(cli, o, name, group, disks)) return;
+      // Not declared blank: a failback's targets may hold the old image.
+      if (!ProtectStream(cli, o, name, group, disks, /*blank=*/false)) return;
       out << "failback: 0/3 protected '" << name << "': start its sender with that key" << std::endl;
     }
     // 1. the group's streams, resynced (from the agent's heartbeats)

@@ -143,9 +143,14 @@ Status StreamRuntime::Attach(const std::string& session) {
   if (!disks.ok()) return disks.status();
   auto v = std::make_unique<stream::StreamValidator>(durable_seq_);
   repeat_resync_.clear();
+  blank_targets_.clear();
   for (const auto& d : *disks) {
     if (d.resync_state != retention::ResyncState::kComplete && d.resync_complete_seq != 0)
       repeat_resync_.insert(d.disk);
+    // Blank as declared until a resync completes (then it holds the source).
+    if (d.target_blank && d.resync_complete_seq == 0 &&
+        d.resync_state != retention::ResyncState::kComplete)
+      blank_targets_.insert(d.disk);
     stream::DiskState st;
     st.size_bytes = d.size_bytes;
     st.logical_block_size = d.block_size;
@@ -177,6 +182,7 @@ proto::Welcome StreamRuntime::Welcome(uint32_t protocol_version) {
       d->set_size_bytes(st.size_bytes);
       d->set_logical_block_size(st.logical_block_size);
       d->set_resync_state(st.resync);
+      d->set_target_blank(st.resync != proto::RESYNC_STATE_COMPLETE && blank_targets_.count(index) != 0);
     }
   }
   return w;

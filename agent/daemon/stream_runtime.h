@@ -245,6 +245,9 @@ class StreamRuntime : public HashSource {
   // writes, so it gets before-images and the points before it stay
   // reachable. Set by Attach from the catalog.
   std::set<uint32_t> repeat_resync_ MT_GUARDED_BY(mu_);
+  // Disks declared blank at pair add whose first resync has not completed:
+  // the welcome says so (DiskInfo.target_blank). Set by Attach from the catalog.
+  std::set<uint32_t> blank_targets_ MT_GUARDED_BY(mu_);
   uint64_t durable_seq_ MT_GUARDED_BY(mu_) = 0;
   uint64_t bytes_ingested_ MT_GUARDED_BY(mu_) = 0;
   uint64_t wal_unwritten_ MT_GUARDED_BY(mu_) = 0;  // estimated WAL bytes appended, commit not done

@@ -105,8 +105,8 @@ constexpr uint64_t kMaxStored = static_cast<uint64_t>(INT64_MAX);
 constexpr size_t kMaxPointName = 255;  // as TagPayload
 
 // ---------------------------------------------------------------------------
-// Schema version 1. docs/formats/catalog.md describes every line of it; keep
-// the two in step. Old SQLite (EL8 ships 3.26) must be able to run all SQL in
+// Schema version 1; version 2 adds one column (kMigrations).
+// docs/formats/catalog.md describes every line of both; keep the two in step. Old SQLite (EL8 ships 3.26) must be able to run all SQL in
 // this file: no STRICT tables, no RETURNING, no sqlite_schema alias.
 
 constexpr char kCreateStreams[] = R"sql(
@@ -201,7 +201,7 @@ constexpr TableSpec kTables[] = {
     {"streams", "id name group_name created_ns state error"},
     {"disks",
      "stream disk target_id target_device source_disk_id size_bytes block_size resync_state "
-     "resync_complete_seq"},
+     "resync_complete_seq target_blank"},
     {"segments",
      "stream kind number file first_seq last_seq first_time_ns last_time_ns records bytes "
      "logical_bytes sealed"},
@@ -235,14 +235,23 @@ Status CreateSchemaV1(const ExecFn& exec) {
   return Status::Ok();
 }
 
+// Version 2: the operator's statement at pair add that a target is blank
+// (the sender's first resync then copies every block without comparing).
+// Disks of a version-1 catalog were not declared blank.
+constexpr char kAddDiskTargetBlank[] =
+    "ALTER TABLE disks ADD COLUMN target_blank INTEGER NOT NULL DEFAULT 0"
+    " CHECK (target_blank IN (0, 1))";
+Status AddTargetBlankV2(const ExecFn& exec) { return exec(kAddDiskTargetBlank); }
+
 constexpr Migration kMigrations[] = {
     {"create schema version 1", &CreateSchemaV1},
+    {"schema version 2: disks.target_blank", &AddTargetBlankV2},
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogSchemaVersion,
               "one migration step per schema version");
 // PRAGMA arguments cannot be bound; this is the compile-time constant.
-constexpr char kSetUserVersion[] = "PRAGMA user_version = 1";
-static_assert(kCatalogSchemaVersion == 1, "update kSetUserVersion");
+constexpr char kSetUserVersion[] = "PRAGMA user_version = 2";
+static_assert(kCatalogSchemaVersion == 2, "update kSetUserVersion");
 
 // ---------------------------------------------------------------------------
 // Statements. Column order of every SELECT matches the Read*Row functions.
@@ -250,7 +259,7 @@ static_assert(kCatalogSchemaVersion == 1, "update kSetUserVersion");
 #define MT_STREAM_COLS "id, name, group_name, created_ns, state, error"
 #define MT_DISK_COLS                                                                 \
   "stream, disk, target_id, target_device, source_disk_id, size_bytes, block_size, " \
-  "resync_state, resync_complete_seq"
+  "resync_state, resync_complete_seq, target_blank"
 #define MT_SEGMENT_COLS                                                                     \
   "stream, kind, number, file, first_seq, last_seq, first_time_ns, last_time_ns, records, " \
   "bytes, logical_bytes, sealed"
@@ -266,10 +275,11 @@ constexpr char kUpdateStreamState[] = "UPDATE streams SET state = ?2, error = ?3
 constexpr char kDeleteStream[] = "DELETE FROM streams WHERE id = ?1";
 
 constexpr char kInsertDisk[] =
-    "INSERT INTO disks (" MT_DISK_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    "INSERT INTO disks (" MT_DISK_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 constexpr char kUpdateDisk[] =
     "UPDATE disks SET target_id = ?3, target_device = ?4, source_disk_id = ?5, size_bytes = ?6, "
-    "block_size = ?7, resync_state = ?8, resync_complete_seq = ?9 WHERE stream = ?1 AND disk = ?2";
+    "block_size = ?7, resync_state = ?8, resync_complete_seq = ?9, target_blank = ?10"
+    " WHERE stream = ?1 AND disk = ?2";
 constexpr char kSelectDisks[] =
     "SELECT " MT_DISK_COLS " FROM disks WHERE stream = ?1 ORDER BY disk";
 constexpr char kSelectDiskByTarget[] = "SELECT " MT_DISK_COLS " FROM disks WHERE target_id = ?1";
@@ -582,6 +592,7 @@ Result<DiskRow> ReadDiskRow(RowReader& r) {
   d.block_size = r.U32(6);
   const std::string resync = r.Text(7);
   d.resync_complete_seq = r.U63(8);
+  d.target_blank = r.Bool(9);
   if (d.target_id.empty()) r.Bad(2, "is empty");
   if (!IsBlockSize(d.block_size))
     r.Bad(6, "is not a block size (" + std::to_string(d.block_size) + ")");
@@ -933,7 +944,8 @@ struct Catalog::Impl {
         .U63(6, row.size_bytes)
         .Int(7, row.block_size)
         .Text(8, ResyncStateName(row.resync_state))
-        .U63(9, row.resync_complete_seq);
+        .U63(9, row.resync_complete_seq)
+        .Int(10, row.target_blank ? 1 : 0);
   }
 };
 

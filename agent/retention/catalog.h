@@ -37,7 +37,7 @@ struct sqlite3;
 
 namespace mt::retention {
 
-inline constexpr int kCatalogSchemaVersion = 1;
+inline constexpr int kCatalogSchemaVersion = 2;
 
 // What to do when the retention volume runs low on space.
 enum class FullAction { kPrune, kStop };
@@ -76,6 +76,7 @@ struct DiskRow {
   uint32_t block_size = 512;
   ResyncState resync_state = ResyncState::kPending;
   uint64_t resync_complete_seq = 0;      // first recovery point of the disk (kept by a repeated resync)
+  bool target_blank = false;    // declared blank (all zeros) at pair add (schema 2)
 };
 
 struct SegmentRow {

@@ -183,7 +183,7 @@ int MtsendMain(int argc, char** argv) {
   bool no_progress = false;
   auto* resync = app.add_subcommand(
       "resync", "make a disk of the receiver equal to a source device or image, sending only the "
-                "blocks whose SHA-256 differs (or, with --full, every block)");
+                "blocks whose SHA-256 differs, or every block when the target is blank (--full)");
   AddCommon(resync, &rc);
   resync->add_option("--source", ro.source, "source block device or image file")->required();
   resync->add_option("--disk", ro.disk, "disk index in the stream")->required();
@@ -194,9 +194,15 @@ int MtsendMain(int argc, char** argv) {
   resync->add_option("--requests", ro.hash_requests,
                      "hash requests in flight (default 4; the sender holds one chunk each)")
       ->check(CLI::Range(1, 64));
-  resync->add_flag("--full", ro.full,
-                   "send every block without comparing hashes first: the fast first copy onto a "
-                   "blank target (or when most of it differs)");
+  bool force_full = false, force_compare = false;
+  auto* full_flag = resync->add_flag(
+      "--full", force_full,
+      "send every block without comparing hashes first: the fast first copy onto a blank target "
+      "(or when most of it differs). The default when the receiver says the target was declared "
+      "blank at pair add and has never completed a resync");
+  resync->add_flag("--compare", force_compare,
+                   "compare hashes and send only the differing blocks, even onto a target declared blank")
+      ->excludes(full_flag);
   resync->add_flag("--no-progress", no_progress, "no progress on stderr");
 
   // rebuild: the oracle of tests and the demo — a disk image at a seq (or
@@ -329,6 +335,7 @@ int MtsendMain(int argc, char** argv) {
     ro.retry_for = std::chrono::milliseconds(static_cast<int64_t>(rc.retry_for * 1000));
     ro.verbose = rc.verbose;
     ro.progress = !no_progress;
+    ro.mode = force_full ? ResyncMode::kFull : force_compare ? ResyncMode::kCompare : ResyncMode::kAuto;
     Result<uint64_t> bs = ParseBytes(block_size);
     if (!bs.ok()) return Fail(bs.status().WithContext("--block-size"));
     ro.block_size = *bs;
@@ -337,10 +344,10 @@ int MtsendMain(int argc, char** argv) {
     ro.chunk_bytes = *ch;
     Result<ResyncResult> r = RunResync(ro);
     if (!r.ok()) return Fail(r.status());
-    std::printf("mtsend resync: disk %u in sync at seq %llu: %.1f MiB compared, %llu blocks "
+    std::printf("mtsend resync: disk %u in sync at seq %llu: %.1f MiB %s, %llu blocks "
                 "(%.1f MiB) sent in %.2f s, %llu reconnects\n",
                 ro.disk, static_cast<unsigned long long>(r->run.last_seq),
-                static_cast<double>(r->compared_bytes) / (1 << 20),
+                static_cast<double>(r->compared_bytes) / (1 << 20), r->full_copy ? "copied" : "compared",
                 static_cast<unsigned long long>(r->blocks_sent),
                 static_cast<double>(r->sent_bytes) / (1 << 20), r->run.seconds,
                 static_cast<unsigned long long>(r->run.reconnects));

@@ -415,6 +415,15 @@ class ResyncRunner final : public ReconnectingRunner {
       Finish(Status::Ok());
       return Status::Ok();
     }
+    // The mode, taken at the first welcome and kept for the run (a later
+    // welcome cannot say more: the disk stays declared blank until its resync
+    // completes, which ends the run).
+    if (pass_ == 0) {
+      res_.declared_blank = it->target_blank();
+      full_ = o_.mode == ResyncMode::kFull || (o_.mode == ResyncMode::kAuto && it->target_blank());
+      res_.full_copy = full_;
+      if (o_.verbose) SayMode();  // otherwise with the first progress line
+    }
     disk_size_ = it->size_bytes();
     lbs_ = std::max<uint64_t>(it->logical_block_size(), source_->logical_block_size());
     chunk_ = std::max(o_.block_size, o_.chunk_bytes / o_.block_size * o_.block_size);
@@ -425,7 +434,7 @@ class ResyncRunner final : public ReconnectingRunner {
     // full copy after what is durable (its records go in offset order).
     next_seq_ = w.resume_seq() + 1;
     acked_ = w.resume_seq();
-    next_offset_ = o_.full ? durable_end_ : 0;
+    next_offset_ = full_ ? durable_end_ : 0;
     requests_.clear();  // the workers' results for them are dropped (pass_)
     ahead_.clear();
     ahead_offset_ = next_offset_;
@@ -469,11 +478,31 @@ class ResyncRunner final : public ReconnectingRunner {
     }
   }
 
+  // Once: why this run copies or compares, for the operator.
+  void SayMode() {
+    if (mode_said_) return;
+    mode_said_ = true;
+    std::fprintf(stderr, "mtsend resync: disk %u: %s\n", o_.disk, ModeLine());
+  }
+  // Why this run copies or compares.
+  const char* ModeLine() const {
+    switch (o_.mode) {
+      case ResyncMode::kFull:
+        return "full copy (--full): every block is sent";
+      case ResyncMode::kCompare:
+        return "compare (--compare): only blocks whose SHA-256 differs are sent";
+      case ResyncMode::kAuto:
+        break;
+    }
+    return full_ ? "full copy: the target was declared blank at pair add (--compare compares instead)"
+                 : "compare: only blocks whose SHA-256 differs are sent";
+  }
+
   // Drops what the receiver holds durable from the window.
   void Acknowledged(uint64_t durable_seq) {
     while (!unacked_.empty() && unacked_.front().seq <= durable_seq) {
       window_ -= unacked_.front().bytes;
-      if (o_.full && unacked_.front().end > durable_end_) {
+      if (full_ && unacked_.front().end > durable_end_) {
         durable_end_ = unacked_.front().end;
         if (durable_end_ > compared_high_) {
           compared_high_ = durable_end_;
@@ -490,14 +519,14 @@ class ResyncRunner final : public ReconnectingRunner {
   // Full mode: reads and sends the next records while it has room.
   void Pump() override {
     if (!connected() || complete_sent_) return;
-    if (o_.full) {
+    if (full_) {
       Status s = SendFullRecords();
       if (!s.ok()) {
         Finish(s);
         return;
       }
     }
-    while (!o_.full && !throttled_ && requests_.size() < std::max<uint32_t>(1, o_.hash_requests) &&
+    while (!full_ && !throttled_ && requests_.size() < std::max<uint32_t>(1, o_.hash_requests) &&
            next_offset_ < disk_size_ && window_ < o_.window_bytes) {
       auto p = std::make_shared<Pending>();
       p->req.set_disk(o_.disk);
@@ -674,6 +703,7 @@ class ResyncRunner final : public ReconnectingRunner {
 
   void Progress(bool last) {
     if (!o_.progress) return;
+    SayMode();
     const double secs = std::max(1e-3, SecondsSince(pass_start_));
     const double done = static_cast<double>(res_.compared_bytes);
     const double total = static_cast<double>(disk_size_);
@@ -687,7 +717,7 @@ class ResyncRunner final : public ReconnectingRunner {
       last_decile_ = decile;
     }
     std::fprintf(stderr, "%sresync disk %u: %.1f%% %s (%.1f of %.1f MiB), %.1f MiB sent, %.0f MiB/s, ETA %.0f s%s",
-                 tty_ ? "\r" : "", o_.disk, pct, o_.full ? "copied" : "compared", done / (1 << 20),
+                 tty_ ? "\r" : "", o_.disk, pct, full_ ? "copied" : "compared", done / (1 << 20),
                  total / (1 << 20), static_cast<double>(res_.sent_bytes) / (1 << 20), rate / (1 << 20),
                  std::ceil(eta), tty_ ? "   " : "\n");
     std::fflush(stderr);
@@ -696,7 +726,7 @@ class ResyncRunner final : public ReconnectingRunner {
 
   const ResyncOptions o_;
   std::unique_ptr<shim::BlockDevice> source_;
-  bool tty_ = false, printed_ = false;
+  bool tty_ = false, printed_ = false, mode_said_ = false;
   int last_decile_ = -1;
   uint64_t disk_size_ = 0, lbs_ = 512, chunk_ = 0;
   uint64_t next_seq_ = 1, acked_ = 0, next_offset_ = 0, request_id_ = 0, done_seq_ = 0;
@@ -719,6 +749,7 @@ class ResyncRunner final : public ReconnectingRunner {
   };
   std::deque<Sent> unacked_;
   uint64_t window_ = 0;
+  bool full_ = false;         // full copy (ResyncMode; taken at the first welcome)
   uint64_t durable_end_ = 0;  // full mode: [0, durable_end_) is durable on the receiver
   bool complete_sent_ = false, throttled_ = false;
   Clock::time_point pass_start_;

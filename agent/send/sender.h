@@ -69,9 +69,14 @@ Result<RunResult> RunTag(const TagOptions& options);
 //    block_size): hash request ─▶ compare with the source's SHA-256 per block
 //    ─▶ resync_data for every run of adjacent differing blocks (one record
 //    of at most kMaxRunBytes each);
-//  - full (`full`): no hash requests; the whole source is read in order and
+//  - full: no hash requests; the whole source is read in order and
 //    sent as resync_data of kFullRecordBytes each, as fast as the window
 //    allows: for a target known to be blank, or when the operator asks.
+// The mode (ResyncMode): kAuto takes full when the receiver's welcome says
+// the target was declared blank and has never completed a resync
+// (DiskInfo.target_blank), compare otherwise; kCompare and kFull force one.
+// The choice is a matter of speed only: both make the target equal to the
+// source whatever it held.
 // Then resync_complete; done when that is acknowledged.
 // At most hash_requests hash requests and window_bytes of unacknowledged
 // data are in flight. After a reconnect a compare pass starts again from the beginning
@@ -80,6 +85,8 @@ Result<RunResult> RunTag(const TagOptions& options);
 // receiver has durable. Comparing (or copying) further than any pass before,
 // or an ack, is progress for --retry-for. Progress (bytes compared, bytes sent, ETA) goes to
 // stderr: one updating line on a terminal, plain lines otherwise.
+enum class ResyncMode { kAuto, kCompare, kFull };
+
 struct ResyncOptions {
   ConnectOptions connect;
   std::string source;           // block device or image file
@@ -94,7 +101,7 @@ struct ResyncOptions {
   // Compare mode: hash requests in flight; the sender holds one chunk of the
   // source per request (4 x 16 MiB by default).
   uint32_t hash_requests = 4;
-  bool full = false;            // send every block without comparing
+  ResyncMode mode = ResyncMode::kAuto;
   std::chrono::milliseconds retry_for{60'000};
   bool verbose = false;
   bool progress = true;
@@ -109,6 +116,8 @@ struct ResyncResult {
   uint64_t compared_bytes = 0;  // bytes of the disk compared or copied (last pass)
   uint64_t sent_bytes = 0;      // resync data bytes sent (all passes)
   uint64_t blocks_sent = 0;
+  bool full_copy = false;       // the mode taken: every block sent, none compared
+  bool declared_blank = false;  // the receiver said the target was declared blank
 };
 Result<ResyncResult> RunResync(const ResyncOptions& options);
 

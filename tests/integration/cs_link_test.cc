@@ -70,7 +70,10 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   // Protect from the CS: the agent's pair, the sender's credential kept by the CS.
   const std::string l0 = loops_[0]->path();
   // No --agent: mt-cs places it on the agent that sees the target free.
-  auto prot = Cs({"protect", "--stream", "vm1", "--group", "g1", "--disk", "0=" + l0, "--timeout", "60s"});
+  // --blank (issue 20): the new target is blank, so the sender's first
+  // resync copies it in full by itself.
+  auto prot = Cs({"protect", "--stream", "vm1", "--group", "g1", "--disk", "0=" + l0, "--timeout", "60s",
+                  "--blank"});
   ASSERT_EQ(prot.exit_code, 0) << prot.err << Log();
   EXPECT_NE(prot.err.find("placing stream 'vm1' on agent-1"), std::string::npos) << prot.err;
   EXPECT_EQ(ReadFile(cs_dir_ + "/credentials/agent-1/vm1.key"),
@@ -83,7 +86,9 @@ TEST_F(CsLinkTest, RegistersLinksAndRunsJobsFromTheConfigurationServer) {
   std::vector<char> a(64ull << 20, 'a');
   const std::string src_a = dir_ + "/a.img";
   std::ofstream(src_a, std::ios::binary).write(a.data(), a.size());
-  ASSERT_EQ(Mtsend("vm1", {"resync", "--source", src_a, "--disk", "0", "--full"}).exit_code, 0);
+  auto copied = Mtsend("vm1", {"resync", "--source", src_a, "--disk", "0"});
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  EXPECT_NE(copied.out.find("MiB copied"), std::string::npos) << copied.out;
   ASSERT_EQ(Mtsend("vm1", {"tag", "p1", "--app"}).exit_code, 0);
   ASSERT_EQ(Mtsend("vm1", {"workload", "--disks", "1", "--disk-size", "64M", "--count", "50"}).exit_code, 0);
   auto rb = Cs({"run", "rollback", "--agent", "agent-1", "--stream", "vm1", "--to", "p1",

@@ -280,6 +280,76 @@ TEST_F(MtsendResyncTest, FullResyncSendsEveryBlockWithoutComparing) {
   EXPECT_EQ((*rows)[1].resync_state, retention::ResyncState::kComplete);
 }
 
+// Disk 1's catalog row as `pair add --blank` leaves it (target_blank), and
+// as a completed first resync then `mtctl resync` leave it when
+// `completed_before` (resync pending again, resync_complete_seq set).
+void DeclareBlank(retention::Catalog& catalog, uint64_t stream, bool completed_before) {
+  auto rows = catalog.ListDisks(stream);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  retention::DiskRow row = (*rows)[1];
+  row.target_blank = true;
+  if (completed_before) row.resync_complete_seq = 1;
+  ASSERT_TRUE(catalog.UpdateDisk(row).ok());
+}
+
+// Issue 20: a target declared blank at pair add is copied in full by
+// mtsend's default mode (the welcome says so): no hash request, every block
+// sent, and the operator is told why.
+TEST_F(MtsendResyncTest, ATargetDeclaredBlankIsCopiedInFullWithoutBeingAsked) {
+  DeclareBlank(store_->catalog(), stream_id_, false);
+  std::vector<uint8_t> image;
+  ProcessResult r = RunBounded(Resync(PatternSource(8, &image), 1));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(hashes_->requests.load(), 0);
+  EXPECT_NE(r.err.find("full copy: the target was declared blank"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("MiB copied"), std::string::npos) << r.out;
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+}
+
+// Without a declaration the default is to compare (and say so).
+TEST_F(MtsendResyncTest, WithoutADeclarationTheDefaultIsToCompare) {
+  std::vector<uint8_t> image;
+  const std::string source = PatternSource(10, &image);
+  ProcessResult r = RunBounded(Resync(source, 1));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(hashes_->requests.load(), 0);
+  EXPECT_NE(r.err.find("compare: only blocks whose SHA-256 differs"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("MiB compared"), std::string::npos) << r.out;
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+}
+
+// --compare overrides the declaration; --full with it is a usage error.
+TEST_F(MtsendResyncTest, CompareOverridesATargetDeclaredBlank) {
+  DeclareBlank(store_->catalog(), stream_id_, false);
+  std::vector<uint8_t> image;
+  std::vector<std::string> args = Resync(PatternSource(11, &image), 1);
+  args.push_back("--compare");
+  ProcessResult r = RunBounded(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(hashes_->requests.load(), 0);
+  EXPECT_NE(r.err.find("compare (--compare)"), std::string::npos) << r.err;
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+  // --full and --compare together is a usage error.
+  args.push_back("--full");
+  EXPECT_EQ(RunBounded(args).exit_code, 2);
+}
+
+// Once the disk's first resync completed, a resync asked for again compares:
+// the target holds the source's data now.
+TEST_F(MtsendResyncTest, ATargetDeclaredBlankIsComparedOnceItsFirstResyncCompleted) {
+  DeclareBlank(store_->catalog(), stream_id_, true);
+  std::vector<uint8_t> image;
+  ProcessResult r = RunBounded(Resync(PatternSource(12, &image), 1));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(hashes_->requests.load(), 0);
+  EXPECT_NE(r.err.find("compare: only blocks"), std::string::npos) << r.err;
+  ASSERT_TRUE(runtime_->WaitApplied(30'000).ok());
+  EXPECT_TRUE(disks_[1]->Contents() == image);
+}
+
 // Hash requests that each wait (up to 10 s) until `want` of them are being
 // answered at once, then hash the target as TargetHashSource does: they see
 // how many requests the sender keeps in flight.

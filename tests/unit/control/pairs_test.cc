@@ -115,6 +115,20 @@ TEST_F(AddPairTest, RecordsTheStreamItsDisksPolicyAndCredential) {
   EXPECT_EQ((*owner)->disk, 1u);
 }
 
+// pair add --blank: each disk declared blank is recorded so, and listed so.
+TEST_F(AddPairTest, ADiskDeclaredBlankIsRecordedAndListedSo) {
+  proto::PairAdd req = Request("vm1", {{0, Wwid(3)}, {1, "/dev/sdh"}});
+  req.mutable_disks(1)->set_blank(true);
+  auto r = AddPair(req, env_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->pair().disks(0).target_blank());
+  EXPECT_TRUE(r->pair().disks(1).target_blank());
+  auto owner = catalog_->FindDiskByTarget(Wwid(7));
+  ASSERT_TRUE(owner.ok() && owner->has_value());
+  EXPECT_TRUE((*owner)->target_blank);
+  EXPECT_FALSE((*catalog_->FindDiskByTarget(Wwid(3)))->target_blank);
+}
+
 TEST_F(AddPairTest, AnyWwidSpellingNamesTheSameDisk) {
   // The scsi_id form with the NAA type digit, upper case.
   std::string id = "36000C2951A0B2C3D4E5F60718293A403";

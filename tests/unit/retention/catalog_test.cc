@@ -143,10 +143,10 @@ class CatalogTest : public ::testing::Test {
   std::unique_ptr<Catalog> catalog_;
 };
 
-TEST_F(CatalogTest, OpenCreatesSchemaVersionOneInWalMode) {
+TEST_F(CatalogTest, OpenCreatesTheCurrentSchemaVersionInWalMode) {
   Open();
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("PRAGMA user_version"), std::vector<std::string>{"1"});
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), std::vector<std::string>{"2"});
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
   EXPECT_EQ(raw.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
                       "'sqlite_%' ORDER BY name"),
@@ -157,7 +157,7 @@ TEST_F(CatalogTest, OpenCreatesSchemaVersionOneInWalMode) {
 TEST_F(CatalogTest, OpenInitializesAnEmptyFile) {
   std::ofstream(path_, std::ios::binary).close();
   Open();
-  EXPECT_EQ(RawDb(path_).Query("PRAGMA user_version"), std::vector<std::string>{"1"});
+  EXPECT_EQ(RawDb(path_).Query("PRAGMA user_version"), std::vector<std::string>{"2"});
   EXPECT_TRUE(catalog_->ListStreams().value().empty());
 }
 
@@ -285,6 +285,7 @@ TEST_F(CatalogTest, AddDiskListDisksAndFindDiskByTarget) {
   DiskRow d1 = Disk(s, 1, "naa.600a0b800026");
   d1.block_size = 4096;
   d1.resync_state = ResyncState::kRunning;
+  d1.target_blank = true;
   ASSERT_TRUE(catalog_->AddDisk(Disk(s, 0, "naa.600a0b800025")).ok());
   ASSERT_TRUE(catalog_->AddDisk(d1).ok());
 
@@ -298,6 +299,8 @@ TEST_F(CatalogTest, AddDiskListDisksAndFindDiskByTarget) {
   EXPECT_EQ(disks.value()[1].resync_state, ResyncState::kRunning);
   EXPECT_EQ(disks.value()[1].size_bytes, 10ull << 30);
   EXPECT_EQ(disks.value()[1].source_disk_id, "scsi0:1");
+  EXPECT_TRUE(disks.value()[1].target_blank);
+  EXPECT_FALSE(disks.value()[0].target_blank);
 
   auto owner = catalog_->FindDiskByTarget("naa.600a0b800026");
   ASSERT_TRUE(owner.ok());
@@ -363,6 +366,10 @@ TEST_F(CatalogTest, UpdateDiskRewritesTheRow) {
   EXPECT_EQ(got->target_device, "/dev/sdc");
   EXPECT_EQ(got->resync_state, ResyncState::kComplete);
   EXPECT_EQ(got->resync_complete_seq, 77u);
+  EXPECT_FALSE(got->target_blank);
+  d.target_blank = true;
+  ASSERT_TRUE(catalog_->UpdateDisk(d).ok());
+  EXPECT_TRUE(catalog_->FindDiskByTarget("naa.1").value()->target_blank);
 
   d.target_id = "naa.2";  // taken by disk 1
   Status taken = catalog_->UpdateDisk(d);
@@ -846,12 +853,90 @@ TEST_F(CatalogTest, ReopenPreservesEverything) {
   EXPECT_EQ(catalog_->GetPolicy(s).value().rpo_threshold_ns, 15 * kMinute);
 }
 
+// A catalog of schema version 1 (as mt-agent wrote it before disks had
+// target_blank; its tables below are that version's, frozen) is brought to
+// version 2 by a read-write open, keeping every row; its disks were not
+// declared blank. A read-only open of it first says to start mt-agent.
+TEST_F(CatalogTest, ASchemaVersion1CatalogIsMigratedKeepingItsRows) {
+  std::ofstream(path_, std::ios::binary).close();
+  {
+    RawDb raw(path_);
+    raw.Exec(R"sql(
+      PRAGMA journal_mode = WAL;
+      CREATE TABLE streams (id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE CHECK (length(name) > 0), group_name TEXT NOT NULL DEFAULT '',
+        created_ns INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('protected', 'paused', 'failed', 'committed')),
+        error TEXT NOT NULL DEFAULT '');
+      CREATE TABLE disks (stream INTEGER NOT NULL REFERENCES streams (id) ON DELETE CASCADE,
+        disk INTEGER NOT NULL CHECK (disk BETWEEN 0 AND 4294967295),
+        target_id TEXT NOT NULL UNIQUE CHECK (length(target_id) > 0),
+        target_device TEXT NOT NULL DEFAULT '', source_disk_id TEXT NOT NULL DEFAULT '',
+        size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+        block_size INTEGER NOT NULL CHECK (block_size BETWEEN 512 AND 65536
+                                           AND (block_size & (block_size - 1)) = 0),
+        resync_state TEXT NOT NULL CHECK (resync_state IN ('pending', 'running', 'complete')),
+        resync_complete_seq INTEGER NOT NULL DEFAULT 0 CHECK (resync_complete_seq >= 0),
+        PRIMARY KEY (stream, disk)) WITHOUT ROWID;
+      CREATE TABLE segments (stream INTEGER NOT NULL REFERENCES streams (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('wal', 'undo')), number INTEGER NOT NULL CHECK (number >= 0),
+        file TEXT NOT NULL, first_seq INTEGER NOT NULL CHECK (first_seq >= 0),
+        last_seq INTEGER NOT NULL CHECK (last_seq >= 0), first_time_ns INTEGER NOT NULL,
+        last_time_ns INTEGER NOT NULL, records INTEGER NOT NULL CHECK (records >= 0),
+        bytes INTEGER NOT NULL CHECK (bytes >= 0),
+        logical_bytes INTEGER NOT NULL CHECK (logical_bytes >= 0),
+        sealed INTEGER NOT NULL CHECK (sealed IN (0, 1)),
+        PRIMARY KEY (stream, kind, number)) WITHOUT ROWID;
+      CREATE TABLE points (stream INTEGER NOT NULL REFERENCES streams (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL CHECK (seq >= 0), time_ns INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('crash', 'app', 'user')),
+        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+        group_tag_id TEXT NOT NULL DEFAULT '', UNIQUE (stream, name));
+      CREATE INDEX points_by_seq ON points (stream, seq);
+      CREATE INDEX points_by_kind_seq ON points (stream, kind, seq);
+      CREATE INDEX points_by_time ON points (stream, time_ns, seq);
+      CREATE INDEX points_by_group_tag ON points (group_tag_id, stream, seq);
+      CREATE TABLE checkpoints (stream INTEGER NOT NULL REFERENCES streams (id) ON DELETE CASCADE,
+        disk INTEGER NOT NULL CHECK (disk BETWEEN 0 AND 4294967295),
+        applied_seq INTEGER NOT NULL CHECK (applied_seq >= 0), applied_time_ns INTEGER NOT NULL,
+        updated_ns INTEGER NOT NULL, PRIMARY KEY (stream, disk)) WITHOUT ROWID;
+      CREATE TABLE policies (stream INTEGER PRIMARY KEY REFERENCES streams (id) ON DELETE CASCADE,
+        window_ns INTEGER NOT NULL CHECK (window_ns > 0),
+        rpo_threshold_ns INTEGER NOT NULL CHECK (rpo_threshold_ns > 0),
+        app_frequency_ns INTEGER NOT NULL CHECK (app_frequency_ns >= 0),
+        full_action TEXT NOT NULL CHECK (full_action IN ('prune', 'stop')));
+      INSERT INTO streams VALUES (1, 'vm1', '', 5, 'protected', '');
+      INSERT INTO disks VALUES (1, 0, 'naa.6000c2901', '/dev/sdb', 'scsi0:0', 1048576, 512,
+                                'complete', 42);
+      PRAGMA user_version = 1;
+    )sql");
+  }
+  auto ro = Catalog::OpenReadOnly(path_);
+  ASSERT_FALSE(ro.ok());
+  EXPECT_EQ(ro.status().code(), Errc::kUnavailable);
+  EXPECT_THAT(ro.status().message(), HasSubstr("start mt-agentd"));
+
+  Open();
+  EXPECT_EQ(RawDb(path_).Query("PRAGMA user_version"), std::vector<std::string>{"2"});
+  auto disks = catalog_->ListDisks(1);
+  ASSERT_TRUE(disks.ok()) << disks.status().ToString();
+  ASSERT_EQ(disks->size(), 1u);
+  EXPECT_EQ((*disks)[0].target_id, "naa.6000c2901");
+  EXPECT_EQ((*disks)[0].resync_complete_seq, 42u);
+  EXPECT_FALSE((*disks)[0].target_blank);
+  // The new column takes new rows.
+  DiskRow d = Disk(1, 1, "naa.6000c2902");
+  d.target_blank = true;
+  ASSERT_TRUE(catalog_->AddDisk(d).ok());
+  EXPECT_TRUE(catalog_->FindDiskByTarget("naa.6000c2902").value()->target_blank);
+}
+
 TEST_F(CatalogTest, NewerSchemaVersionIsRefused) {
   Open();
   catalog_.reset();
-  RawDb(path_).Exec("PRAGMA user_version = 2");
+  RawDb(path_).Exec("PRAGMA user_version = 3");
   const std::string want = "catalog " + path_ +
-                           " has schema version 2, newer than this mt-agent understands (1): "
+                           " has schema version 3, newer than this mt-agent understands (2): "
                            "upgrade mt-agent";
   auto rw = Catalog::Open(path_);
   ASSERT_FALSE(rw.ok());
@@ -862,7 +947,7 @@ TEST_F(CatalogTest, NewerSchemaVersionIsRefused) {
   EXPECT_EQ(ro.status().code(), Errc::kUnavailable);
   EXPECT_EQ(ro.status().message(), want);
   // Nothing was changed by the refused open.
-  EXPECT_EQ(RawDb(path_).Query("PRAGMA user_version"), std::vector<std::string>{"2"});
+  EXPECT_EQ(RawDb(path_).Query("PRAGMA user_version"), std::vector<std::string>{"3"});
 }
 
 TEST_F(CatalogTest, GarbageFileIsCorruption) {
