@@ -1159,7 +1159,7 @@ Result<std::unique_ptr<Catalog>> Catalog::OpenReadOnly(const std::string& path) 
 
 // Streams and disks.
 
-Result<uint64_t> Catalog::AddStream(const StreamRow& row) {
+Result<uint64_t> Catalog::AddStreamOnce(const StreamRow& row) {
   MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(CheckText(row.name, "stream name", 1, kMaxValueBytes / 4));
   MT_RETURN_IF_ERROR(CheckText(row.group, "group name", 0, kMaxValueBytes / 4));
@@ -1201,7 +1201,7 @@ Result<std::vector<StreamRow>> Catalog::ListStreams() {
   return impl_->All(st, "streams", &ReadStreamRow);
 }
 
-Status Catalog::SetStreamState(uint64_t id, StreamState state, const std::string& error) {
+Status Catalog::SetStreamStateOnce(uint64_t id, StreamState state, const std::string& error) {
   MutexLock lock(impl_->mu);
   if (!IsValid(state))
     return Invalid("unknown stream state (protected, paused, failed or committed)");
@@ -1214,7 +1214,7 @@ Status Catalog::SetStreamState(uint64_t id, StreamState state, const std::string
   return Status::Ok();
 }
 
-Status Catalog::RemoveStream(uint64_t id) {
+Status Catalog::RemoveStreamOnce(uint64_t id) {
   MutexLock lock(impl_->mu);
   if (id > kMaxStored) return impl_->NoStream(id);
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kDeleteStream));
@@ -1224,7 +1224,7 @@ Status Catalog::RemoveStream(uint64_t id) {
   return Status::Ok();
 }
 
-Status Catalog::AddDisk(const DiskRow& row) {
+Status Catalog::AddDiskOnce(const DiskRow& row) {
   MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(impl_->CheckDisk(row));
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kInsertDisk));
@@ -1241,7 +1241,7 @@ Status Catalog::AddDisk(const DiskRow& row) {
   return Status::Ok();
 }
 
-Status Catalog::UpdateDisk(const DiskRow& row) {
+Status Catalog::UpdateDiskOnce(const DiskRow& row) {
   MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(impl_->CheckDisk(row));
   MT_ASSIGN_OR_RETURN(Stmt st, impl_->Prepare(kUpdateDisk));
@@ -1272,12 +1272,12 @@ Result<std::optional<DiskRow>> Catalog::FindDiskByTarget(const std::string& targ
 
 // Segments.
 
-Status Catalog::UpsertSegment(const SegmentRow& row) {
+Status Catalog::UpsertSegmentOnce(const SegmentRow& row) {
   MutexLock lock(impl_->mu);
   return impl_->UpsertSegment(row);
 }
 
-Status Catalog::RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number) {
+Status Catalog::RemoveSegmentOnce(uint64_t stream, SegmentKind kind, uint64_t number) {
   MutexLock lock(impl_->mu);
   return impl_->RemoveSegment(stream, kind, number);
 }
@@ -1293,7 +1293,7 @@ Result<std::vector<SegmentRow>> Catalog::ListSegments(uint64_t stream, SegmentKi
 
 // Recovery points.
 
-Status Catalog::AddPoint(const PointRow& row) {
+Status Catalog::AddPointOnce(const PointRow& row) {
   MutexLock lock(impl_->mu);
   return impl_->InsertPoint(row);
 }
@@ -1357,24 +1357,24 @@ Result<std::vector<PointRow>> Catalog::PointsWithGroupTag(const std::string& gro
   return impl_->All(st, "points", &ReadPointRow);
 }
 
-Status Catalog::RemovePointsBefore(uint64_t stream, uint64_t seq) {
+Status Catalog::RemovePointsBeforeOnce(uint64_t stream, uint64_t seq) {
   MutexLock lock(impl_->mu);
   return impl_->RemovePointsBefore(stream, seq);
 }
 
-Status Catalog::RemovePointsAfter(uint64_t stream, uint64_t seq) {
+Status Catalog::RemovePointsAfterOnce(uint64_t stream, uint64_t seq) {
   MutexLock lock(impl_->mu);
   return impl_->RemovePointsAfter(stream, seq);
 }
 
 // Checkpoints.
 
-Status Catalog::SetCheckpoint(const CheckpointRow& row) {
+Status Catalog::SetCheckpointOnce(const CheckpointRow& row) {
   MutexLock lock(impl_->mu);
   return impl_->UpsertCheckpoint(row);
 }
 
-Status Catalog::RecordBatch(const BatchRecord& b) {
+Status Catalog::RecordBatchOnce(const BatchRecord& b) {
   MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(CheckStored(b.stream, "stream id"));
   return impl_->InTransaction("batch of stream " + std::to_string(b.stream),
@@ -1407,7 +1407,7 @@ Status Catalog::RecordBatch(const BatchRecord& b) {
   });
 }
 
-Status Catalog::RequireResync(uint64_t stream, const std::vector<uint32_t>& disks) {
+Status Catalog::RequireResyncOnce(uint64_t stream, const std::vector<uint32_t>& disks) {
   MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(CheckStored(stream, "stream id"));
   return impl_->InTransaction("require a resync of stream " + std::to_string(stream),
@@ -1456,12 +1456,96 @@ Result<std::optional<CheckpointRow>> Catalog::StreamCheckpoint(uint64_t stream) 
 
 // Transactions.
 
-Status Catalog::Transact(std::string_view what, const std::function<Status(Transaction&)>& body) {
+Status Catalog::TransactOnce(std::string_view what, const std::function<Status(Transaction&)>& body) {
   MutexLock lock(impl_->mu);
   return impl_->InTransaction(what, [&]() MT_REQUIRES(impl_->mu) -> Status {
     Transaction t(impl_.get());
     return body(t);
   });
+}
+
+
+// ---------------------------------------------------------------------------
+// Writes, each tried once more after the space reserve was given back when
+// it failed for want of space (SetSpaceReserve). A failed write changed
+// nothing (a statement or a transaction rolled back), so it can run again.
+
+namespace {
+const Status& StatusOf(const Status& s) { return s; }
+template <typename T>
+const Status& StatusOf(const Result<T>& r) {
+  return r.status();
+}
+}  // namespace
+
+void Catalog::SetSpaceReserve(std::function<bool()> release) { release_reserve_ = std::move(release); }
+
+template <typename F>
+auto Catalog::WithReserve(F&& write) -> decltype(write()) {
+  auto r = write();
+  if (r.ok() || !release_reserve_) return r;
+  if (StatusOf(r).code() != Errc::kNoSpace || !release_reserve_()) return r;
+  return write();
+}
+
+Result<uint64_t> Catalog::AddStream(const StreamRow& row) {
+  return WithReserve([&] { return AddStreamOnce(row); });
+}
+
+Status Catalog::SetStreamState(uint64_t id, StreamState state, const std::string& error) {
+  return WithReserve([&] { return SetStreamStateOnce(id, state, error); });
+}
+
+Status Catalog::RemoveStream(uint64_t id) {
+  return WithReserve([&] { return RemoveStreamOnce(id); });
+}
+
+Status Catalog::AddDisk(const DiskRow& row) {
+  return WithReserve([&] { return AddDiskOnce(row); });
+}
+
+Status Catalog::UpdateDisk(const DiskRow& row) {
+  return WithReserve([&] { return UpdateDiskOnce(row); });
+}
+
+Status Catalog::UpsertSegment(const SegmentRow& row) {
+  return WithReserve([&] { return UpsertSegmentOnce(row); });
+}
+
+Status Catalog::RemoveSegment(uint64_t stream, SegmentKind kind, uint64_t number) {
+  return WithReserve([&] { return RemoveSegmentOnce(stream, kind, number); });
+}
+
+Status Catalog::AddPoint(const PointRow& row) {
+  return WithReserve([&] { return AddPointOnce(row); });
+}
+
+Status Catalog::RemovePointsBefore(uint64_t stream, uint64_t seq) {
+  return WithReserve([&] { return RemovePointsBeforeOnce(stream, seq); });
+}
+
+Status Catalog::RemovePointsAfter(uint64_t stream, uint64_t seq) {
+  return WithReserve([&] { return RemovePointsAfterOnce(stream, seq); });
+}
+
+Status Catalog::SetCheckpoint(const CheckpointRow& row) {
+  return WithReserve([&] { return SetCheckpointOnce(row); });
+}
+
+Status Catalog::RecordBatch(const BatchRecord& b) {
+  return WithReserve([&] { return RecordBatchOnce(b); });
+}
+
+Status Catalog::RequireResync(uint64_t stream, const std::vector<uint32_t>& disks) {
+  return WithReserve([&] { return RequireResyncOnce(stream, disks); });
+}
+
+Status Catalog::Transact(std::string_view what, const std::function<Status(Transaction&)>& body) {
+  return WithReserve([&] { return TransactOnce(what, body); });
+}
+
+Status Catalog::SetPolicy(const PolicyRow& row) {
+  return WithReserve([&] { return SetPolicyOnce(row); });
 }
 
 Status Catalog::Transaction::UpsertSegment(const SegmentRow& row) {
@@ -1491,7 +1575,7 @@ Status Catalog::Transaction::SetCheckpoint(const CheckpointRow& row) {
 
 // Policy.
 
-Status Catalog::SetPolicy(const PolicyRow& row) {
+Status Catalog::SetPolicyOnce(const PolicyRow& row) {
   MutexLock lock(impl_->mu);
   MT_RETURN_IF_ERROR(CheckStored(row.stream, "stream id"));
   if (row.window_ns <= 0) return Invalid("retention window must be positive");

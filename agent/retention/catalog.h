@@ -230,10 +230,36 @@ class Catalog {
   Status SetPolicy(const PolicyRow& row);
   Result<PolicyRow> GetPolicy(uint64_t stream);
 
+  // The catalog's space reserve on the retention volume (RetentionStore keeps
+  // it as a preallocated file): when a write fails for want of space
+  // (kNoSpace), `release` is called; if it gave space back (true) the write
+  // runs once more. So when the volume fills, the catalog is not what fails:
+  // the journals are refused first (RetentionJanitor). Set before the
+  // catalog is used from other threads.
+  void SetSpaceReserve(std::function<bool()> release);
+
  private:
   explicit Catalog(sqlite3* db);
+  template <typename F>
+  auto WithReserve(F&& write) -> decltype(write());
+  Result<uint64_t> AddStreamOnce(const StreamRow& row);
+  Status SetStreamStateOnce(uint64_t id, StreamState state, const std::string& error);
+  Status RemoveStreamOnce(uint64_t id);
+  Status AddDiskOnce(const DiskRow& row);
+  Status UpdateDiskOnce(const DiskRow& row);
+  Status UpsertSegmentOnce(const SegmentRow& row);
+  Status RemoveSegmentOnce(uint64_t stream, SegmentKind kind, uint64_t number);
+  Status AddPointOnce(const PointRow& row);
+  Status RemovePointsBeforeOnce(uint64_t stream, uint64_t seq);
+  Status RemovePointsAfterOnce(uint64_t stream, uint64_t seq);
+  Status SetCheckpointOnce(const CheckpointRow& row);
+  Status RecordBatchOnce(const BatchRecord& b);
+  Status RequireResyncOnce(uint64_t stream, const std::vector<uint32_t>& disks);
+  Status TransactOnce(std::string_view what, const std::function<Status(Transaction&)>& body);
+  Status SetPolicyOnce(const PolicyRow& row);
   struct Impl;  // catalog.cc: connection, statement cache, mutex
   std::unique_ptr<Impl> impl_;
+  std::function<bool()> release_reserve_;
 };
 
 // The changes a Catalog::Transact body may make; each behaves as the Catalog

@@ -16,8 +16,12 @@ std::string RetentionJanitor::HoldFor(uint64_t capture_bytes) {
   auto space = store_.fs().Space(root);
   if (!space.ok()) return {};  // cannot tell: apply (a real ENOSPC still fails the batch)
   const uint64_t floor = LowSpaceThreshold(store_.options().space, space->capacity);
-  const uint64_t need = RoomFor(capture_bytes);
+  // The catalog's reserve, if a full volume made it give its space back,
+  // is needed again before anything else (RetentionStore::KeepCatalogReserve).
+  const uint64_t reserve = store_.CatalogReserveShortfall();
+  const uint64_t need = RoomFor(capture_bytes) + reserve;
   if (space->available >= floor && space->available >= need) {
+    if (reserve != 0) (void)store_.KeepCatalogReserve();
     MutexLock l(mu_);
     hold_.clear();
     return {};
@@ -60,7 +64,8 @@ Status RetentionJanitor::AfterStep() {
 Status RetentionJanitor::RefuseIngest(uint64_t unwritten_bytes, uint64_t wal_bytes,
                                       const std::string& stream_name) {
   auto space = store_.fs().Space(store_.options().root);
-  if (!space.ok() || space->available >= unwritten_bytes + wal_bytes + RoomFor(0))
+  if (!space.ok() ||
+      space->available >= unwritten_bytes + wal_bytes + RoomFor(0) + store_.CatalogReserveShortfall())
     return Status::Ok();
   return Status(Errc::kNoSpace, "stream '" + stream_name + "': the retention volume " +
                                     store_.options().root + " is full (" +

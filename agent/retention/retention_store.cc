@@ -32,8 +32,48 @@ Result<std::unique_ptr<RetentionStore>> RetentionStore::Open(shim::FileSystem& f
   if (opts.catalog_path.empty()) opts.catalog_path = shim::JoinPath(o.root, "catalog.db");
   MT_RETURN_IF_ERROR(fs.CreateDir(shim::JoinPath(o.root, "streams")));
   MT_ASSIGN_OR_RETURN(auto catalog, Catalog::Open(opts.catalog_path));
-  return std::unique_ptr<RetentionStore>(
+  std::unique_ptr<RetentionStore> store(
       new RetentionStore(fs, clock, std::move(opts), std::move(catalog)));
+  RetentionStore* self = store.get();
+  store->catalog_->SetSpaceReserve([self] { return self->ReleaseCatalogReserve(); });
+  (void)store->KeepCatalogReserve();  // a full volume at open: taken back later
+  return store;
+}
+
+std::string RetentionStore::ReservePath() const { return shim::JoinPath(o_.root, "catalog.reserve"); }
+
+bool RetentionStore::KeepCatalogReserve() {
+  MutexLock l(reserve_mu_);
+  if (reserve_held_) return true;
+  const std::string path = ReservePath();
+  shim::FileOptions fo;
+  fo.writable = true;
+  fo.create = true;
+  auto f = fs_.OpenFile(path, fo);
+  if (!f.ok()) return false;
+  // Preallocated, not written: the blocks are the volume's, counted as used.
+  Status s = (*f)->Preallocate(0, kCatalogReserveBytes);
+  if (s.ok()) s = (*f)->Sync();
+  if (!s.ok()) {
+    f->reset();
+    (void)fs_.Remove(path);
+    return false;
+  }
+  reserve_held_ = true;
+  return true;
+}
+
+bool RetentionStore::ReleaseCatalogReserve() {
+  MutexLock l(reserve_mu_);
+  if (!reserve_held_) return false;
+  if (!fs_.Remove(ReservePath()).ok()) return false;
+  reserve_held_ = false;
+  return true;
+}
+
+uint64_t RetentionStore::CatalogReserveShortfall() const {
+  MutexLock l(reserve_mu_);
+  return reserve_held_ ? 0 : kCatalogReserveBytes;
 }
 
 std::string RetentionStore::StreamDir(uint64_t stream) const {

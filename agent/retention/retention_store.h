@@ -1,6 +1,7 @@
 // RetentionStore: everything the agent keeps on the retention volume.
 //
 //   <root>/catalog.db                       the index (catalog.h)
+//   <root>/catalog.reserve                  space kept for the catalog (below)
 //   <root>/streams/<id>/wal/wal-*.seg       after-images not yet applied
 //   <root>/streams/<id>/undo/undo-*.seg     before-images: the retention window
 //   <root>/pins/*.pin                       readers' pins, honoured by Prune (reader_pin.h)
@@ -99,6 +100,20 @@ class RetentionStore {
 
   std::string StreamDir(uint64_t stream) const;
 
+  // The catalog's space reserve: <root>/catalog.reserve, kCatalogReserveBytes
+  // preallocated. When a catalog write fails for want of space the file is
+  // removed and the write runs again (Catalog::SetSpaceReserve), so the
+  // catalog never fails first on a full volume; the bytes missing from the
+  // reserve then count as space needed by the journals (RetentionJanitor),
+  // which are refused before the catalog would need it again, and
+  // KeepCatalogReserve takes the space back once the volume has it.
+  static constexpr uint64_t kCatalogReserveBytes = 16ull << 20;
+  // Creates the reserve if it is not held (best effort: false if the
+  // volume has not the room now).
+  bool KeepCatalogReserve();
+  // Bytes of the reserve not held now (0 when held).
+  uint64_t CatalogReserveShortfall() const;
+
  private:
   RetentionStore(shim::FileSystem& fs, shim::Clock& clock, StoreOptions o,
                  std::unique_ptr<Catalog> catalog);
@@ -113,6 +128,12 @@ class RetentionStore {
     std::unique_ptr<Journal> wal, undo;
   };
   std::map<uint64_t, OpenJournals> open_ MT_GUARDED_BY(mu_);
+  // Not mu_: the catalog calls ReleaseCatalogReserve from inside writes made
+  // with mu_ held.
+  bool ReleaseCatalogReserve();
+  std::string ReservePath() const;
+  mutable Mutex reserve_mu_;
+  bool reserve_held_ MT_GUARDED_BY(reserve_mu_) = false;
 };
 
 // Usage figures of the store at `root` from its catalog; read-only, so mtctl
