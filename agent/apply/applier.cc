@@ -47,7 +47,12 @@ Applier::Applier(retention::Journal* undo, std::map<uint32_t, shim::BlockDevice*
                  CheckpointSink* checkpoint, uint64_t applied_seq, ApplierOptions options)
     : undo_(undo), disks_(std::move(disks)), checkpoint_(checkpoint), applied_seq_(applied_seq),
       o_(options), encoder_(options.compress, options.zstd_level) {
-  if (o_.io_depth > 1) pool_ = std::make_unique<IoPool>(o_.io_depth);
+  if (o_.io_depth > 1 && o_.shared_pool != nullptr) {
+    pool_ = o_.shared_pool;
+  } else if (o_.io_depth > 1) {
+    own_pool_ = std::make_unique<IoPool>(o_.io_depth);
+    pool_ = own_pool_.get();
+  }
 }
 
 Status Applier::RunIo(size_t n, const std::function<Status(size_t)>& task) {

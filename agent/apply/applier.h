@@ -104,6 +104,10 @@ struct ApplierOptions {
   // before its undo is written, every write starts after the undo is
   // durable and ends before the flush.
   size_t io_depth = 1;
+  // With io_depth > 1: the pool that runs the tasks (the agent's one pool,
+  // shared by every stream; it must outlive the applier). None: the applier
+  // makes its own of io_depth threads (tests, tools).
+  IoPool* shared_pool = nullptr;
   // A discard longer than this is applied alone, in pieces of this size
   // (a multiple of 4096): the before-image buffer and each undo record.
   uint64_t discard_piece_bytes = 16u << 20;
@@ -171,7 +175,8 @@ class Applier {
   ApplierOptions o_;
   retention::PayloadEncoder encoder_;
   uint64_t bytes_applied_ = 0;
-  std::unique_ptr<IoPool> pool_;  // when io_depth > 1
+  std::unique_ptr<IoPool> own_pool_;  // io_depth > 1 and no shared_pool
+  IoPool* pool_ = nullptr;            // io_depth > 1: shared_pool or own_pool_
   // Held exclusively while target writes are in flight (WriteTargets, each
   // piece of a long discard), shared by ReadTarget.
   std::shared_mutex target_writes_mu_;

@@ -1,15 +1,21 @@
-// IoPool: runs the n independent tasks of one step on up to `threads` threads
-// (the caller's own included) and waits for all of them. The applier uses it
-// to keep several target reads or writes in flight (a queue depth > 1) where
-// their order does not matter.
+// IoPool: runs the n independent tasks of one step on the pool's threads and
+// the caller's own, and waits for all of them. The appliers use it to keep
+// several target reads or writes in flight (a queue depth > 1) where their
+// order does not matter. One pool serves every stream of the agent (so
+// threads do not grow with the number of streams): several Run calls, from
+// different threads, may be under way at once; the pool's threads take
+// tasks of any of them, oldest call first.
 //
-// Contract: Run returns after every task has finished; its status is the
-// first failure in task order (ok when none). Tasks must not call Run.
-// One Run at a time (the applier is driven by one thread).
+// Contract: Run returns after every task of its call has finished; its
+// status is the first failure in task order (ok when none). The caller runs
+// its own call's tasks too, so a call always makes progress, even while every
+// pool thread is busy with other calls (or stuck on a hung device). Tasks
+// must not call Run.
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -22,6 +28,7 @@ namespace mt::apply {
 
 class IoPool {
  public:
+  // `threads` - 1 pool threads: with one caller, `threads` tasks in flight.
   explicit IoPool(size_t threads);
   ~IoPool();
   IoPool(const IoPool&) = delete;
@@ -29,20 +36,23 @@ class IoPool {
 
   Status Run(size_t n, const std::function<Status(size_t)>& task);
 
+  size_t threads() const { return workers_.size(); }
+
  private:
+  // One Run call's tasks (on its caller's stack).
+  struct Job {
+    const std::function<Status(size_t)>* task = nullptr;
+    size_t n = 0, next = 0, running = 0;
+    std::vector<Status> results;
+  };
   void Worker();
-  // Takes and runs tasks of the current job until none is left (mu_ is
-  // let go while a task runs).
-  void Drain() MT_REQUIRES(mu_);
+  // Takes the next task of `job` and runs it with mu_ let go; removes the
+  // job from the queue when its last task is taken. REQUIRES job.next < job.n.
+  void RunOne(Job& job) MT_REQUIRES(mu_);
 
   Mutex mu_;
   std::condition_variable work_cv_, done_cv_;
-  const std::function<Status(size_t)>* task_ MT_GUARDED_BY(mu_) = nullptr;
-  size_t n_ MT_GUARDED_BY(mu_) = 0;
-  size_t next_ MT_GUARDED_BY(mu_) = 0;
-  size_t running_ MT_GUARDED_BY(mu_) = 0;
-  uint64_t job_ MT_GUARDED_BY(mu_) = 0;
-  std::vector<Status> results_ MT_GUARDED_BY(mu_);
+  std::deque<Job*> queue_ MT_GUARDED_BY(mu_);  // calls with tasks not yet taken
   bool stop_ MT_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };

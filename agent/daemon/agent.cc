@@ -134,6 +134,9 @@ Result<std::unique_ptr<Agent>> Agent::Start(const AgentConfig& config, AgentEnvi
 }
 
 mt::Status Agent::Init() {
+  // kApplyIoDepth - 1 threads for every stream together (each stream's apply
+  // thread runs its own batch's tasks too): threads do not grow with streams.
+  io_pool_ = std::make_unique<apply::IoPool>(kApplyIoDepth);
   started_ns_ = env_.clock->NowNs();
   started_mono_ns_ = env_.clock->MonotonicNs();
   // The control socket first: if another agent serves it, it also holds the
@@ -352,6 +355,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   // Several target reads/writes in flight per apply batch (docs/benchmarks.md:
   // the apply stage is bound by one-at-a-time I/O, not by the CPU).
   ro.applier.io_depth = kApplyIoDepth;
+  ro.applier.shared_pool = io_pool_.get();
   if (!env_.test_stall_applier.empty() && env_.test_stall_applier == row.name) {
     spdlog::warn("stream '{}': test hook MT_TEST_STALL_APPLIER: its applier will hang", row.name);
     ro.test_stall_after_batches = 1;

@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "apply/io_pool.h"
 #include "config/agent_config.h"
 #include "control/control_server.h"
 #include "control/pairs.h"
@@ -213,6 +214,9 @@ class Agent {
   const AgentConfig config_;
   AgentEnvironment env_;
   std::unique_ptr<shim::DiskSystem> own_disks_;
+  // The appliers' I/O threads, one pool for every stream (apply/io_pool.h);
+  // declared before the streams, so it outlives them.
+  std::unique_ptr<apply::IoPool> io_pool_;
   std::unique_ptr<retention::RetentionStore> store_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<control::ControlServer> control_;
