@@ -221,7 +221,9 @@ class Catalog {
   // Transaction it is given; they are committed together when it returns ok
   // and rolled back otherwise, so a crash leaves all of them or none. The
   // catalog's lock is held while body runs: body must not call this Catalog
-  // (it would wait on itself) nor wait on other threads. `what` names the
+  // (it would wait on itself) nor wait on other threads. Body may run twice
+  // (SetSpaceReserve: after a first run whose changes were rolled back for
+  // want of space): it makes its changes through the Transaction only. `what` names the
   // change in errors ("finish the rollback of stream 3").
   Status Transact(std::string_view what, const std::function<Status(Transaction&)>& body);
 

@@ -419,7 +419,6 @@ class ResyncRunner final : public ReconnectingRunner {
     // welcome cannot say more: the disk stays declared blank until its resync
     // completes, which ends the run).
     if (pass_ == 0) {
-      res_.declared_blank = it->target_blank();
       full_ = o_.mode == ResyncMode::kFull || (o_.mode == ResyncMode::kAuto && it->target_blank());
       res_.full_copy = full_;
       if (o_.verbose) SayMode();  // otherwise with the first progress line

@@ -117,7 +117,6 @@ struct ResyncResult {
   uint64_t sent_bytes = 0;      // resync data bytes sent (all passes)
   uint64_t blocks_sent = 0;
   bool full_copy = false;       // the mode taken: every block sent, none compared
-  bool declared_blank = false;  // the receiver said the target was declared blank
 };
 Result<ResyncResult> RunResync(const ResyncOptions& options);
 
