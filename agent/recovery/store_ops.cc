@@ -58,23 +58,28 @@ Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamS
       if (it->last_seq <= seq) break;
       MT_ASSIGN_OR_RETURN(auto reader, retention::SegmentReader::Open(fs, it->path, false));
       retention::ScanReport scan;
-      MT_RETURN_IF_ERROR(reader->Scan(&scan, it->bytes));
+      const uint64_t from = it->index ? retention::IndexedStart(*it->index, seq + 1)
+                                      : retention::kSegmentHeaderSize;
+      MT_RETURN_IF_ERROR(reader->Scan(&scan, it->bytes, from));
       uint64_t cut = retention::kSegmentHeaderSize;
       for (const auto& r : reader->records())
         if (r.header.seq <= seq) cut = r.offset + retention::EncodedRecordSize(r.header.stored_length);
       shim::FileOptions o;
       o.writable = true;
+      // Its index (if sealed) describes the records cut here: gone first.
+      const std::string idx = retention::SegmentIndexPath(it->path);
+      if (fs.Exists(idx)) MT_RETURN_IF_ERROR(fs.Remove(idx));
       MT_ASSIGN_OR_RETURN(auto f, fs.OpenFile(it->path, o));
       MT_RETURN_IF_ERROR(f->Truncate(cut));
       MT_RETURN_IF_ERROR(f->Sync());
       break;
     }
-    MT_RETURN_IF_ERROR(fs.Remove(it->path));
+    MT_RETURN_IF_ERROR(retention::RemoveSegmentFiles(fs, it->path));
     removed.emplace_back(SegmentKind::kUndo, it->number);
   }
   // The WAL's records are the old future of the targets: gone.
   for (const auto& w : s.wal) {
-    MT_RETURN_IF_ERROR(fs.Remove(w.path));
+    MT_RETURN_IF_ERROR(retention::RemoveSegmentFiles(fs, w.path));
     removed.emplace_back(SegmentKind::kWal, w.number);
   }
   // Then the rows, in one transaction: the removed segments' and every

@@ -30,6 +30,9 @@ struct Journal::Batch {
   bool first_continues = false;
   std::vector<Journal::InPlaceData> in_place;  // its kFlagInPlace records: before_write_ writes them first
   RecordHeader last_header;
+  uint64_t last_record_offset = 0;   // of last_header in the segment
+  std::vector<IndexEntry> index;     // index entries of its records
+  int64_t created_ns = 0;            // new_segment: the header's
 
   void Reserve(size_t need) {
     if (need <= buf.size()) return;
@@ -81,7 +84,32 @@ struct ScannedSegment {
   SegmentInfo info;         // bytes: the valid end (a torn tail left out); sealed: not the newest
   uint64_t last_batch = 0;  // highest batch number of its records
   RecordHeader last_header; // of its last record (seq 0 if it has none)
+  uint64_t last_record_offset = 0;  // 0 if it has none
+  bool from_index = false;  // taken from its index file, records not read
 };
+
+// The index file that describes `seg` (a scanned or written segment).
+SegmentIndexFile IndexFileOf(const SegmentHeader& h, const SegmentInfo& info, uint64_t last_batch,
+                             uint64_t last_record_offset) {
+  SegmentIndexFile f;
+  f.kind = h.kind;
+  f.stream = h.stream;
+  f.number = h.number;
+  f.created_ns = h.created_ns;
+  f.bytes = info.bytes;
+  f.records = info.records;
+  f.first_seq = info.first_seq;
+  f.last_seq = info.last_seq;
+  f.first_time_ns = info.first_time_ns;
+  f.last_time_ns = info.last_time_ns;
+  f.logical_bytes = info.logical_bytes;
+  f.stored_bytes = info.stored_bytes;
+  f.last_batch = last_batch;
+  f.last_record_offset = last_record_offset;
+  f.first_continues = info.first_continues;
+  if (info.index) f.entries = *info.index;
+  return f;
+}
 
 // Opens segment `number` of `kind` in `dir` (`newest`: no newer one exists)
 // and scans every record. A newest segment whose header is corrupt is
@@ -111,9 +139,14 @@ Result<ScannedSegment> ScanSegment(shim::FileSystem& fs, const std::string& dir,
     return Status(Errc::kCorruption, path + ": segment header names stream " +
                                          std::to_string(h.stream) + " segment " +
                                          std::to_string(h.number) + ", not this journal's");
+  info.created_ns = h.created_ns;
   MT_RETURN_IF_ERROR((*reader)->Scan(&out.scan));
   info.bytes = out.scan.valid_end;
+  auto index = std::make_shared<std::vector<IndexEntry>>();
+  uint64_t next_index_at = 0;
   for (const auto& r : (*reader)->records()) {
+    MaybeIndex(r.header.seq, r.offset, &next_index_at, index.get());
+    out.last_record_offset = r.offset;
     if (info.records++ == 0) {
       info.first_seq = r.header.seq;
       info.first_time_ns = r.header.source_time_ns;
@@ -126,7 +159,63 @@ Result<ScannedSegment> ScanSegment(shim::FileSystem& fs, const std::string& dir,
     info.stored_bytes += r.header.stored_length;
     out.last_batch = std::max(out.last_batch, r.header.batch);
   }
+  info.index = std::move(index);
   return out;
+}
+
+// A sealed segment from its index file, when one matches it (segment_index.h):
+// its header is read and checked against the index, and the header of its
+// last record is read; nothing else. nullopt: no matching index (scan it).
+std::optional<ScannedSegment> IndexedSegment(shim::FileSystem& fs, const std::string& dir,
+                                             SegmentKind kind, uint64_t number,
+                                             std::optional<uint64_t> stream) {
+  const std::string path = shim::JoinPath(dir, SegmentFileName(kind, number));
+  std::optional<SegmentIndexFile> idx = ReadSegmentIndex(fs, path);
+  if (!idx) return std::nullopt;
+  auto reader = SegmentReader::Open(fs, path, /*sealed=*/true);
+  if (!reader.ok()) return std::nullopt;  // the scan reports it
+  const SegmentHeader& h = (*reader)->header();
+  if (h.kind != kind || h.number != number || idx->kind != kind || idx->number != number ||
+      idx->stream != h.stream || idx->created_ns != h.created_ns ||
+      (stream && h.stream != *stream) || (*reader)->file_size() < idx->bytes)
+    return std::nullopt;
+  ScannedSegment out;
+  out.header = h;
+  out.from_index = true;
+  if (idx->records > 0) {
+    auto last = (*reader)->ReadHeaderAt(idx->last_record_offset);
+    if (!last.ok() || last->seq != idx->last_seq) return std::nullopt;
+    out.last_header = *last;
+  }
+  SegmentInfo& info = out.info;
+  info.number = number;
+  info.path = path;
+  info.sealed = true;
+  info.first_seq = idx->first_seq;
+  info.last_seq = idx->last_seq;
+  info.first_time_ns = idx->first_time_ns;
+  info.last_time_ns = idx->last_time_ns;
+  info.records = idx->records;
+  info.bytes = idx->bytes;
+  info.logical_bytes = idx->logical_bytes;
+  info.stored_bytes = idx->stored_bytes;
+  info.first_continues = idx->first_continues;
+  info.created_ns = h.created_ns;
+  info.index = std::make_shared<const std::vector<IndexEntry>>(std::move(idx->entries));
+  out.scan.end = ScanReport::End::kClean;
+  out.scan.valid_end = out.scan.file_size = idx->bytes;
+  out.last_batch = idx->last_batch;
+  out.last_record_offset = idx->last_record_offset;
+  return out;
+}
+
+// A sealed segment from its index when one matches, else scanned; the newest
+// always scanned (its tail may be torn, and it has no index yet).
+Result<ScannedSegment> LoadSegment(shim::FileSystem& fs, const std::string& dir, SegmentKind kind,
+                                   uint64_t number, bool newest, std::optional<uint64_t> stream) {
+  if (!newest)
+    if (auto seg = IndexedSegment(fs, dir, kind, number, stream)) return std::move(*seg);
+  return ScanSegment(fs, dir, kind, number, newest, stream);
 }
 
 }  // namespace
@@ -138,7 +227,7 @@ Result<std::vector<SegmentInfo>> ReadJournalSegments(shim::FileSystem& fs, const
   MT_ASSIGN_OR_RETURN(auto names, fs.ListDir(dir));
   const std::vector<uint64_t> numbers = SegmentNumbers(kind, names);
   for (size_t i = 0; i < numbers.size(); ++i) {
-    MT_ASSIGN_OR_RETURN(ScannedSegment seg, ScanSegment(fs, dir, kind, numbers[i],
+    MT_ASSIGN_OR_RETURN(ScannedSegment seg, LoadSegment(fs, dir, kind, numbers[i],
                                                         /*newest=*/i + 1 == numbers.size(),
                                                         /*stream=*/std::nullopt));
     if (seg.headerless) continue;
@@ -168,18 +257,28 @@ Status Journal::Recover(RecoveryReport* report) {
   MT_RETURN_IF_ERROR(fs_.CreateDir(o_.dir));
   MT_ASSIGN_OR_RETURN(auto names, fs_.ListDir(o_.dir));
   const std::vector<uint64_t> numbers = SegmentNumbers(o_.kind, names);
+  // Index files without their segment (a crash while one was removed) and
+  // leftovers of an interrupted index write: never read, removed.
+  for (const auto& n : names) {
+    const std::string path = shim::JoinPath(o_.dir, n);
+    const bool tmp = n.size() > 8 && n.compare(n.size() - 8, 8, ".idx.tmp") == 0;
+    const bool idx = n.size() > 4 && n.compare(n.size() - 4, 4, ".idx") == 0;
+    if (!tmp && !idx) continue;
+    const std::string seg = n.substr(0, n.size() - (tmp ? 8 : 4)) + ".seg";
+    if (tmp || !fs_.Exists(shim::JoinPath(o_.dir, seg))) MT_RETURN_IF_ERROR(fs_.Remove(path));
+  }
 
   uint64_t last_batch = 0;
   uint64_t continue_end = 0;  // valid end of the newest segment, which we append to
   for (size_t i = 0; i < numbers.size(); ++i) {
     const bool newest = i + 1 == numbers.size();
     MT_ASSIGN_OR_RETURN(ScannedSegment seg,
-                        ScanSegment(fs_, o_.dir, o_.kind, numbers[i], newest, o_.stream));
+                        LoadSegment(fs_, o_.dir, o_.kind, numbers[i], newest, o_.stream));
     const std::string& path = seg.info.path;
     if (seg.headerless) {
       // Power was lost while the newest segment was being created: its first
       // batch (header included) never became durable, so nothing in it was.
-      MT_RETURN_IF_ERROR(fs_.Remove(path));
+      MT_RETURN_IF_ERROR(RemoveSegmentFiles(fs_, path));
       report->removed_empty_segment = true;
       continue;
     }
@@ -206,8 +305,18 @@ Status Journal::Recover(RecoveryReport* report) {
     if (info.records > 0) {
       last_appended_seq_ = info.last_seq;
       durable_last_ = seg.last_header;
+      durable_last_offset_ = seg.last_record_offset;
     }
     last_batch = std::max(last_batch, seg.header.first_batch);
+    if (seg.from_index) {
+      ++report->indexed_segments;
+    } else if (!newest) {
+      // Scanned in full (no index yet: written before index files existed,
+      // or its index was lost): write it now, so the next open reads it.
+      // Best effort: without it the next open scans this segment again.
+      (void)WriteSegmentIndex(fs_, path, IndexFileOf(seg.header, info, seg.last_batch,
+                                                     seg.last_record_offset));
+    }
     report->records += info.records;
     ++report->segments;
     segments_[info.number] = info;
@@ -225,6 +334,13 @@ Status Journal::Recover(RecoveryReport* report) {
   // Continue the newest segment: reload its partial last block so the next
   // aligned write rewrites it unchanged.
   const SegmentInfo& last = segments_.rbegin()->second;
+  // It is appended to from now on: an index file of it (left when a rollback
+  // or a crash at a segment's creation made an older segment the newest)
+  // would describe less than it holds.
+  const std::string last_idx = SegmentIndexPath(last.path);
+  if (fs_.Exists(last_idx)) MT_RETURN_IF_ERROR(fs_.Remove(last_idx));
+  next_index_at_ =
+      last.index && !last.index->empty() ? last.index->back().offset + kIndexStride : 0;
   shim::FileOptions wo;
   wo.writable = true;
   wo.direct = o_.direct;
@@ -287,6 +403,7 @@ std::unique_ptr<Journal::Batch> Journal::NewSegmentBatch(uint64_t first_seq) {
   b->buf = TakeBufferLocked();
   b->head = b->used = kSegmentHeaderSize;  // header encoded when sealed
   b->first_seq = first_seq;
+  next_index_at_ = 0;
   return b;
 }
 
@@ -311,7 +428,7 @@ void Journal::SealOpenLocked() {
     h.number = b.segment;
     h.first_seq = b.first_seq;
     h.first_batch = b.number;
-    h.created_ns = clock_.NowNs();
+    h.created_ns = b.created_ns = clock_.NowNs();
     EncodeSegmentHeader(h, b.buf.data());
   }
   last_sealed_batch_ = b.number;
@@ -376,6 +493,8 @@ Status Journal::AppendRecord(RecordHeader h, const void* payload, size_t len, Pa
   h.batch = b.number;
   h.stored_length = static_cast<uint32_t>(len);
   b.Reserve(b.used + rec);
+  b.last_record_offset = b.file_offset + b.used;
+  MaybeIndex(h.seq, b.last_record_offset, &next_index_at_, &b.index);
   if (crc == PayloadCrc::kVerified) {
     EncodeRecordWithVerifiedCrc(h, payload, len, b.buf.data() + b.used);
   } else {
@@ -466,8 +585,14 @@ void Journal::FailLocked(const Status& s) {
   space_cv_.notify_all();
 }
 
-Status Journal::WriteBatch(Batch& b) {
+Status Journal::WriteBatch(Batch& b, const std::optional<SegmentIndexFile>& seal) {
   const std::string path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, b.segment));
+  if (b.new_segment && seal) {
+    // Before the next segment exists: a sealed segment is never seen without
+    // its own index (or with an older one, segment_index.h).
+    const std::string sealed = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, seal->number));
+    MT_RETURN_IF_ERROR(WriteSegmentIndex(fs_, sealed, *seal).WithContext("index of " + sealed));
+  }
   if (b.new_segment) {
     shim::FileOptions o;
     o.writable = o.create = o.must_not_exist = true;
@@ -535,10 +660,22 @@ void Journal::CommitterLoop() {
     ready_.pop_front();
     Status s;
     if (error_.ok()) {
+      std::optional<SegmentIndexFile> seal;
+      if (b->new_segment && !segments_.empty()) {
+        // Every batch of the previous segment is durable (batches are
+        // written in order): its summary is final.
+        const SegmentInfo& prev = segments_.rbegin()->second;
+        SegmentHeader h;
+        h.kind = o_.kind;
+        h.stream = o_.stream;
+        h.number = prev.number;
+        h.created_ns = prev.created_ns;
+        seal = IndexFileOf(h, prev, durable_batch_, prev.records > 0 ? durable_last_offset_ : 0);
+      }
       writing_ = true;
       commit_busy_.Busy();
       l.Unlock();
-      s = WriteBatch(*b);
+      s = WriteBatch(*b, seal);
       l.Lock();
       commit_busy_.Idle();
       writing_ = false;
@@ -556,11 +693,20 @@ void Journal::CommitterLoop() {
       if (b->records > 0) {
         durable_seq_ = b->last_seq;
         durable_last_ = b->last_header;
+        durable_last_offset_ = b->last_record_offset;
       }
       if (b->new_segment && !segments_.empty()) segments_.rbegin()->second.sealed = true;
       SegmentInfo& info = segments_[b->segment];
       info.number = b->segment;
       info.path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, b->segment));
+      if (b->new_segment) info.created_ns = b->created_ns;
+      if (!b->index.empty()) {
+        // Copied, not appended: readers hold the old vector (Segments()).
+        auto grown = info.index ? std::make_shared<std::vector<IndexEntry>>(*info.index)
+                                : std::make_shared<std::vector<IndexEntry>>();
+        grown->insert(grown->end(), b->index.begin(), b->index.end());
+        info.index = std::move(grown);
+      }
       if (b->records > 0) {
         if (info.records == 0) {
           info.first_seq = b->first_seq;
@@ -639,7 +785,7 @@ Status Journal::RemoveSegment(uint64_t number) {
   if (!it->second.sealed || number >= open_->segment)
     return Status(Errc::kInvalidArgument,
                   "segment " + std::to_string(number) + " of " + o_.dir + " is still being written");
-  MT_RETURN_IF_ERROR(fs_.Remove(it->second.path));
+  MT_RETURN_IF_ERROR(RemoveSegmentFiles(fs_, it->second.path));
   segments_.erase(it);
   return Status::Ok();
 }

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +36,7 @@
 #include "mt/shim/file_system.h"
 #include "mt/shim/thread_annotations.h"
 #include "retention/record_format.h"
+#include "retention/segment_index.h"
 
 namespace mt::retention {
 
@@ -79,6 +81,10 @@ struct SegmentInfo {
   // segment's last record: the state before first_seq is not reachable from
   // this segment on (OldestReachablePoint).
   bool first_continues = false;
+  int64_t created_ns = 0;      // from the segment header
+  // seq -> offset entries (segment_index.h), for readers that start past the
+  // first record; null when unknown (a reader then scans from the start).
+  IndexEntries index;
 };
 
 struct RecoveryReport {
@@ -88,24 +94,33 @@ struct RecoveryReport {
   uint64_t truncated_bytes = 0;  // torn tail cut from the newest segment
   std::string torn_reason;       // why the torn record was bad
   bool removed_empty_segment = false;  // newest segment had no valid header (crash at creation)
+  size_t indexed_segments = 0;   // sealed segments taken from their index file, not scanned
 };
 
 std::string SegmentFileName(SegmentKind kind, uint64_t number);
 
 // Reads a journal directory without changing it (recovery tools, verify)
-// while nobody appends to it: every segment is validated as Journal::Open
-// does; a torn tail of the newest segment is left out of its `bytes`, not
-// truncated; a newest segment without a valid header is skipped. kCorruption
-// as Open. A missing directory is an empty journal.
+// while nobody appends to it, as Journal::Open does: a sealed segment with a
+// matching index file is taken from it, every other one is scanned; a torn
+// tail of the newest segment is left out of its `bytes`, not truncated; a
+// newest segment without a valid header is skipped. kCorruption as Open. A
+// missing directory is an empty journal. Readers of the records (ForEachRecord)
+// check every record they read.
 Result<std::vector<SegmentInfo>> ReadJournalSegments(shim::FileSystem& fs, const std::string& dir,
                                                      SegmentKind kind);
 
 class Journal {
  public:
-  // Opens the journal in o.dir (created if missing), validating every segment.
-  // A torn tail of the newest segment is truncated (durably) and described in
-  // `report`; corruption anywhere else fails with kCorruption naming file and
-  // offset — nothing is skipped.
+  // Opens the journal in o.dir (created if missing). The newest segment is
+  // scanned whole (every header and payload CRC): a torn tail is truncated
+  // (durably) and described in `report`. A sealed segment is taken from its
+  // index file when one matches it (segment_index.h): its header is read and
+  // checked, its records are not — so opening takes the same time whatever
+  // the journal holds. A sealed segment without a matching index is scanned
+  // whole and its index written. Corruption found on the way fails with
+  // kCorruption naming file and offset; damage inside an indexed sealed
+  // segment is found by whoever reads its records (ForEachRecord checks every
+  // record it reads: rollback, export, vsnap, mtctl verify, the scrub).
   static Result<std::unique_ptr<Journal>> Open(shim::FileSystem& fs, shim::Clock& clock,
                                                const JournalOptions& o, RecoveryReport* report);
   ~Journal();
@@ -184,7 +199,9 @@ class Journal {
   // Idle: gives back the spare buffers and shrinks the open batch's.
   void ReleaseIdleBuffersLocked() MT_REQUIRES(mu_);
   bool HoldsIdleBuffersLocked() const MT_REQUIRES(mu_);
-  Status WriteBatch(Batch& b);
+  // `seal`: for the first batch of a segment, the index file of the segment
+  // before it, written (durably) before the new segment is created.
+  Status WriteBatch(Batch& b, const std::optional<SegmentIndexFile>& seal);
   void FailLocked(const Status& s) MT_REQUIRES(mu_);
 
   shim::FileSystem& fs_;
@@ -214,6 +231,10 @@ class Journal {
   uint64_t durable_batch_ MT_GUARDED_BY(mu_) = 0;
   uint64_t durable_seq_ MT_GUARDED_BY(mu_) = 0;
   RecordHeader durable_last_ MT_GUARDED_BY(mu_);  // header of the newest durable record
+  uint64_t durable_last_offset_ MT_GUARDED_BY(mu_) = 0;  // its offset in its segment
+  // Index entries (segment_index.h) of the segment being appended: the offset
+  // from which the next one is due.
+  uint64_t next_index_at_ MT_GUARDED_BY(mu_) = 0;
   bool stopping_ MT_GUARDED_BY(mu_) = false;
   bool writing_ MT_GUARDED_BY(mu_) = false;
   shim::BusySince commit_busy_;  // the committer, while it writes a batch

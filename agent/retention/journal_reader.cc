@@ -15,8 +15,13 @@ Status ForEachRecord(shim::FileSystem& fs, const std::vector<SegmentInfo>& segme
     // Everything up to seg.bytes is durable, so the reader treats it as sealed:
     // any bad record inside it is corruption.
     MT_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(fs, seg.path, /*sealed=*/true));
+    // With an index, the scan starts at most kIndexStride before the first
+    // record at or past min_seq: a rollback to a recent point reads what lies
+    // after the point, not the whole segment.
+    const uint64_t from = seg.index && min_seq > seg.first_seq ? IndexedStart(*seg.index, min_seq)
+                                                               : kSegmentHeaderSize;
     ScanReport report;
-    MT_RETURN_IF_ERROR(reader->Scan(&report, seg.bytes));
+    MT_RETURN_IF_ERROR(reader->Scan(&report, seg.bytes, from));
     const auto& recs = reader->records();
     for (size_t n = 0; n < recs.size(); ++n) {
       const size_t i = fwd ? n : recs.size() - 1 - n;

@@ -20,6 +20,10 @@ using RecordVisitor =
 
 // Walks the records of `segments` (as given by Journal::Segments(): only the
 // durable `bytes` of each are read) whose seq lies in [min_seq, max_seq].
+// Each segment's part that is read is checked whole (every header and payload
+// CRC) before any record of it is delivered: from the first record, or, when
+// the segment has index entries and min_seq lies past its first record, from
+// the index entry before min_seq (at most kIndexStride before it).
 Status ForEachRecord(shim::FileSystem& fs, const std::vector<SegmentInfo>& segments,
                      Direction direction, const RecordVisitor& visit, uint64_t min_seq = 0,
                      uint64_t max_seq = UINT64_MAX);

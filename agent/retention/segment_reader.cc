@@ -32,12 +32,12 @@ Result<std::unique_ptr<SegmentReader>> SegmentReader::Open(shim::FileSystem& fs,
   return std::unique_ptr<SegmentReader>(new SegmentReader(std::move(file), h, sealed));
 }
 
-Status SegmentReader::Scan(ScanReport* r, uint64_t limit) {
+Status SegmentReader::Scan(ScanReport* r, uint64_t limit, uint64_t from) {
   records_.clear();
   *r = ScanReport();
   const uint64_t end = std::min<uint64_t>(file_->Size(), limit);
   r->file_size = end;
-  uint64_t pos = kSegmentHeaderSize;
+  uint64_t pos = std::max<uint64_t>(from, kSegmentHeaderSize);
   std::vector<uint8_t> hdr(kRecordHeaderSize), payload;
   // Batch of the last valid record; before any, the batch before the first.
   uint64_t last_batch = header_.first_batch == 0 ? 0 : header_.first_batch - 1;
@@ -111,6 +111,15 @@ Result<bool> SegmentReader::LaterBatchFollows(uint64_t from, uint64_t end, uint6
     }
   }
   return later;
+}
+
+Result<RecordHeader> SegmentReader::ReadHeaderAt(uint64_t offset) {
+  uint8_t hdr[kRecordHeaderSize];
+  MT_RETURN_IF_ERROR(ReadExact(*file_, offset, hdr, sizeof hdr));
+  RecordHeader h;
+  Status s = DecodeRecordHeader(hdr, &h);
+  if (!s.ok()) return s.WithContext(file_->path() + " offset " + std::to_string(offset));
+  return h;
 }
 
 Status SegmentReader::ReadPayload(size_t i, std::vector<uint8_t>* out) {

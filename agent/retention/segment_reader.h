@@ -49,10 +49,17 @@ class SegmentReader {
   const SegmentHeader& header() const { return header_; }
   const std::string& path() const { return file_->path(); }
 
-  // Validates every record up to `limit` bytes of the file (UINT64_MAX: all).
-  // Fills the record index. A corrupt segment returns kCorruption naming the
-  // file and offset (and still fills `report` and the index up to the bad spot).
-  Status Scan(ScanReport* report, uint64_t limit = UINT64_MAX);
+  // Validates every record up to `limit` bytes of the file (UINT64_MAX: all),
+  // starting at the record header at `from` (a record boundary: the first
+  // record, or an index entry's offset). Fills the record index. A corrupt
+  // segment returns kCorruption naming the file and offset (and still fills
+  // `report` and the index up to the bad spot).
+  Status Scan(ScanReport* report, uint64_t limit = UINT64_MAX,
+              uint64_t from = kSegmentHeaderSize);
+
+  // The record header at `offset`, checked (kCorruption if it does not decode).
+  Result<RecordHeader> ReadHeaderAt(uint64_t offset);
+  uint64_t file_size() const { return file_->Size(); }
 
   // Records found by Scan, in file order (= seq order).
   const std::vector<RecordRef>& records() const { return records_; }

@@ -172,7 +172,9 @@ TEST_F(RetentionStoreTest, PruneInterruptedByACrashIsFinishedOnReopen) {
     Checkpoint(*store, s, 60);
     before = store->OpenStream(s)->undo->Segments().size();
     clock_.Set(1000 * kHour);
-    fc.CrashAtNth(2);  // the second segment deletion fails: "power lost"
+    // The second segment deletion fails: "power lost" (each deletion removes
+    // the segment's index file, then the segment file: operations 3 and 4).
+    fc.CrashAtNth(4);
     auto plan = store->Prune(s, {});
     EXPECT_FALSE(plan.ok());
   }
