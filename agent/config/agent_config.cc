@@ -186,6 +186,22 @@ const Schema& ConfigSchema() {
          [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
            MT_ASSIGN_OR_RETURN(c->require_mount, GetBool(n, w));
            return Status::Ok();
+         }},
+        {"scrub_rate",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           // 0: no scrub. Else a size per second ("32MiB").
+           if (const auto* i = n.as_integer(); i != nullptr && i->get() == 0) {
+             c->scrub_bytes_per_second = 0;
+             return Status::Ok();
+           }
+           MT_ASSIGN_OR_RETURN(c->scrub_bytes_per_second, GetSize(n, w));
+           return Status::Ok();
+         }},
+        {"scrub_every",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->scrub_every_ns, GetDuration(n, w));
+           if (c->scrub_every_ns < 60'000'000'000) return w.Error("at least 1m");
+           return Status::Ok();
          }}}},
       {"policy",
        {{"window",

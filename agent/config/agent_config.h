@@ -47,6 +47,10 @@ struct AgentConfig {
   double low_space_percent = 10.0;
   uint64_t low_space_min_bytes = 1ull << 30;
   uint64_t low_space_max_bytes = 50ull << 30;
+  // The background check of sealed journal segments (retention/scrub.h):
+  // bytes read per second at most (0: off), and how often each is checked.
+  uint64_t scrub_bytes_per_second = 32ull << 20;
+  int64_t scrub_every_ns = 24ll * 3600 * 1'000'000'000;
   // mt-agent (the executable) refuses to start unless `retention_dir` is the
   // mount point of a volume of its own (retention_mount.h); false only for
   // tests and demos whose retention is a plain directory.

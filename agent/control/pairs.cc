@@ -310,6 +310,8 @@ std::vector<proto::Alert> ComputeAlerts(const std::vector<proto::Pair>& pairs, i
   };
   for (const auto& p : pairs) {
     const std::string who = "stream '" + p.name() + "'";
+    if (!p.retention_damage().empty())
+      add("retention-damaged", p.name(), who + ": " + p.retention_damage());
     if (p.state() == retention::StreamStateName(retention::StreamState::kFailed)) {
       add("stream-failed", p.name(),
           who + " failed: " + (p.error().empty() ? "no reason recorded" : p.error()));

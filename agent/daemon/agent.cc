@@ -164,6 +164,14 @@ mt::Status Agent::Init() {
   if (!store.ok())
     return store.status().WithContext("retention store at " + config_.retention_dir);
   store_ = std::move(store).value();
+  retention::Scrubber::Options scrub;
+  scrub.bytes_per_second = config_.scrub_bytes_per_second;
+  scrub.every_ns = config_.scrub_every_ns;
+  scrub.on_damage = [](uint64_t stream, const std::string& alert) {
+    spdlog::error("retention of stream {}: {}", stream, alert);
+  };
+  scrubber_ = std::make_unique<retention::Scrubber>(
+      *env_.fs, *env_.clock, scrub, [this] { return store_->OpenJournalSegments(); });
   credentials_ = std::make_unique<CredentialStore>(*env_.fs, config_.credentials_dir);
 
   if (env_.disks == nullptr) {
@@ -192,6 +200,7 @@ mt::Status Agent::Init() {
   MakeCsLink();
   ready_ = true;
   cs_link_->Start();
+  scrubber_->Start();  // its first round sees the streams started above
   size_t running;
   {
     MutexLock l(mu_);
@@ -463,6 +472,8 @@ void Agent::Shutdown() {
   shut_down_ = true;
   for (const std::string& name : RunningStreams()) (void)StopStream(name);
   control_.reset();
+  if (scrubber_) scrubber_->Stop();
+  scrubber_.reset();
   store_.reset();
 }
 
@@ -493,6 +504,7 @@ Result<proto::Pair> Agent::DescribeStream(const retention::StreamRow& row) {
   p.set_throttled(h.throttled);
   p.set_attached(h.attached);
   p.set_retention_alert(h.space_alert);
+  if (scrubber_) p.set_retention_damage(scrubber_->Alert(row.id));
   for (proto::PairDisk& d : *p.mutable_disks()) {
     auto it = h.resync.find(d.disk());
     if (it == h.resync.end() || d.resync_state() == "complete") continue;

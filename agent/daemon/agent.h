@@ -218,6 +218,9 @@ class Agent {
   // declared before the streams, so it outlives them.
   std::unique_ptr<apply::IoPool> io_pool_;
   std::unique_ptr<retention::RetentionStore> store_;
+  // Checks the sealed segments of the open streams (retention/scrub.h);
+  // stopped before store_ goes.
+  std::unique_ptr<retention::Scrubber> scrubber_;
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<control::ControlServer> control_;
   int64_t started_ns_ = 0, started_mono_ns_ = 0;

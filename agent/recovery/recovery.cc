@@ -159,6 +159,22 @@ Result<ResolvedPoint> ResolvePoint(retention::Catalog& catalog, shim::FileSystem
     return Status(Errc::kOutOfRange, p.description + " is outside the retention window: " +
                                          "the window is seq " + std::to_string(oldest) + " .. " +
                                          std::to_string(v.applied_seq));
+  // Refused before anything is written: reaching p reads every undo record
+  // after it, so every undo segment whose last seq is past p.
+  const retention::DamagedSegment* needed = nullptr;
+  uint64_t clear_from = 0;  // points at or after this read no damaged segment
+  for (const auto& d : v.damaged) {
+    clear_from = std::max(clear_from, d.last_seq);
+    if (d.last_seq > p.seq && needed == nullptr) needed = &d;
+  }
+  if (needed != nullptr)
+    return Status(Errc::kCorruption,
+                  p.description + " cannot be recovered: reaching it reads undo segment " +
+                      std::to_string(needed->number) + " (seq " + std::to_string(needed->first_seq) +
+                      " .. " + std::to_string(needed->last_seq) +
+                      "), which failed its check: " + needed->reason +
+                      ". Points at or after seq " + std::to_string(clear_from) +
+                      " do not read damaged segments (mtctl verify lists the damage)");
   return p;
 }
 

@@ -18,6 +18,7 @@
 
 #include "retention/catalog.h"
 #include "retention/journal.h"
+#include "retention/scrub.h"
 #include "mt/shim/block_device.h"
 #include "mt/shim/file_system.h"
 
@@ -42,6 +43,9 @@ struct StreamView {
   uint64_t stream = 0;
   uint64_t applied_seq = 0;                      // the checkpoint
   std::vector<retention::SegmentInfo> undo;      // durable undo segments, oldest first
+  // Undo segments the scrub found damaged (retention/scrub.h): a point
+  // before the last seq of one is refused (reaching it reads that segment).
+  std::vector<retention::DamagedSegment> damaged;
 };
 
 // Oldest reachable point (see above).

@@ -31,6 +31,8 @@ Result<StreamState> LoadStreamState(retention::Catalog& catalog, shim::FileSyste
                                                              SegmentKind::kUndo));
   MT_ASSIGN_OR_RETURN(s.wal, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kWal),
                                                             SegmentKind::kWal));
+  MT_ASSIGN_OR_RETURN(auto recorded, retention::ReadDamage(fs, s.dir));
+  s.damaged = retention::DamageOf(recorded, s.undo);
   return s;
 }
 
@@ -106,6 +108,7 @@ Status FinishRollback(retention::Catalog& catalog, shim::FileSystem& fs, StreamS
   s.applied_time_ns = point.time_ns;
   MT_ASSIGN_OR_RETURN(s.undo, retention::ReadJournalSegments(fs, JournalDir(s.dir, SegmentKind::kUndo),
                                                              SegmentKind::kUndo));
+  s.damaged = retention::DamageOf(s.damaged, s.undo);
   s.wal.clear();
   return Status::Ok();
 }

@@ -22,7 +22,8 @@ struct StreamState {
   int64_t applied_time_ns = 0;
   std::vector<retention::SegmentInfo> undo, wal;  // read from the journal files
   std::string dir;                                // <root>/streams/<id>
-  StreamView View() const { return {row.id, applied_seq, undo}; }
+  std::vector<retention::DamagedSegment> damaged;  // undo segments the scrub found damaged
+  StreamView View() const { return {row.id, applied_seq, undo, damaged}; }
 };
 
 // Reads the stream's catalog rows and scans its journals (read-only).

@@ -128,6 +128,16 @@ Status RetentionStore::CloseStream(uint64_t stream) {
   return s.ok() ? u : s;
 }
 
+std::vector<Scrubber::StreamJournals> RetentionStore::OpenJournalSegments() const {
+  MutexLock l(mu_);
+  std::vector<Scrubber::StreamJournals> out;
+  for (const auto& [id, j] : open_) {
+    if (!j.wal || !j.undo) continue;
+    out.push_back({id, StreamDir(id), j.wal->Segments(), j.undo->Segments()});
+  }
+  return out;
+}
+
 Status RetentionStore::ReconcileCatalog(uint64_t stream) {
   std::vector<SegmentInfo> wal, undo;
   {

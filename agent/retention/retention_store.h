@@ -22,6 +22,7 @@
 
 #include "retention/catalog.h"
 #include "retention/journal.h"
+#include "retention/scrub.h"
 #include "mt/shim/clock.h"
 #include "mt/shim/file_system.h"
 #include "mt/shim/thread_annotations.h"
@@ -80,6 +81,8 @@ class RetentionStore {
   Result<Journals> OpenStream(uint64_t stream);
   // Closes the stream's journals (syncing what is pending).
   Status CloseStream(uint64_t stream);
+  // The segments of every open stream's journals (what the scrubber checks).
+  std::vector<Scrubber::StreamJournals> OpenJournalSegments() const;
 
   // Rewrites the stream's catalog segment rows from its journals and drops
   // points older than the oldest reachable one.
@@ -123,7 +126,7 @@ class RetentionStore {
   shim::Clock& clock_;
   const StoreOptions o_;
   std::unique_ptr<Catalog> catalog_;
-  Mutex mu_;
+  mutable Mutex mu_;
   struct OpenJournals {
     std::unique_ptr<Journal> wal, undo;
   };

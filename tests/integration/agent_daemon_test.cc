@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -317,6 +319,86 @@ TEST_F(AgentDaemon, ResyncOnDemandBringsTheTargetBackAndKeepsThePointsFromBefore
 }
 
 // Issue 13, recovery as jobs in the daemon: with mt-agent running, mtctl
+// Opening does not read the records of a sealed segment (its index file says
+// what it holds), so damage inside one is the scrub's to find: started with a
+// damaged sealed undo segment, the agent runs the stream, the scrub finds the
+// damage (the retention-damaged alert, the stream's `damaged` file), a
+// rollback to a point that would read the segment is refused with the reason
+// before any target is written, and mtctl verify reports it too.
+TEST_F(AgentDaemon, TheScrubFindsADamagedSealedSegmentAndRecoveryRefusesThePointsItCosts) {
+  Start();
+  const std::string l0 = loops_[0]->path();
+  ASSERT_EQ(Mtctl({"pair", "add", "--stream", "vm1", "--disk", "0:" + l0, "--blank"}).exit_code, 0)
+      << Log();
+  auto mtsend = [&](std::vector<std::string> args) { return Mtsend("vm1", std::move(args)); };
+  std::vector<char> a(64ull << 20);
+  std::mt19937_64 rng(5);
+  for (size_t i = 0; i < a.size(); i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(a.data() + i, &v, 8);
+  }
+  const std::string src_a = dir_ + "/a.img";
+  std::ofstream(src_a, std::ios::binary).write(a.data(), a.size());
+  ASSERT_EQ(mtsend({"resync", "--source", src_a, "--disk", "0"}).exit_code, 0);
+  ASSERT_EQ(mtsend({"tag", "p1", "--app"}).exit_code, 0);
+  // About 50 MiB of writes over random data: about 50 MiB of before-images,
+  // in 16 MiB undo segments.
+  auto w = mtsend({"workload", "--disks", "1", "--disk-size", "64M", "--count", "100"});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  ASSERT_EQ(mtsend({"tag", "p2", "--app"}).exit_code, 0);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (true) {
+    auto pairs = Mtctl({"pairs", "--json"});
+    ASSERT_EQ(pairs.exit_code, 0) << pairs.err;
+    const proto::Pair p = FromJson<proto::PairList>(pairs.out).pairs(0);
+    if (p.applied_seq() == p.durable_seq() && p.backlog_records() == 0) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << pairs.out;
+    std::this_thread::sleep_for(50ms);
+  }
+  Stop();
+
+  const std::string undo = dir_ + "/retention/streams/1/undo";
+  const std::string seg1 = undo + "/undo-0000000000000001.seg";
+  ASSERT_EQ(test::Run("test -f " + undo + "/undo-0000000000000002.seg"), 0) << "one sealed at least";
+  ASSERT_EQ(test::Run("test -f " + undo + "/undo-0000000000000001.idx"), 0) << "sealed: indexed";
+  {
+    const int fd = ::open(seg1.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const off_t off = 8 << 20;  // inside its records (16 MiB segments)
+    char b = 0;
+    ASSERT_EQ(::pread(fd, &b, 1, off), 1);
+    b = static_cast<char>(b ^ 0x55);
+    ASSERT_EQ(::pwrite(fd, &b, 1, off), 1);
+    ::close(fd);
+  }
+  Start();  // the stream opens from the index: the damage is not read here
+  std::string alert;
+  const auto found_by = std::chrono::steady_clock::now() + 60s;
+  while (alert.empty()) {
+    auto status = Mtctl({"status", "--json"});
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    const auto st = FromJson<proto::AgentStatus>(status.out);
+    for (const auto& al : st.alerts())
+      if (al.kind() == "retention-damaged") alert = al.message();
+    ASSERT_LT(std::chrono::steady_clock::now(), found_by) << "the scrub found nothing\n" << Log();
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(alert.find("undo segment 1 "), std::string::npos) << alert;
+  EXPECT_NE(alert.find("failed its check"), std::string::npos) << alert;
+  EXPECT_EQ(test::Run("test -s " + dir_ + "/retention/streams/1/damaged"), 0);
+
+  const auto target_before = DeviceBytes(l0);
+  auto rb = Mtctl({"rollback", "--stream", "vm1", "--to", "p1", "--yes"});
+  EXPECT_NE(rb.exit_code, 0) << rb.out;
+  EXPECT_NE(rb.err.find("cannot be recovered"), std::string::npos) << rb.err;
+  EXPECT_NE(rb.err.find("undo segment 1 "), std::string::npos) << rb.err;
+  EXPECT_TRUE(DeviceBytes(l0) == target_before) << "nothing written";
+
+  auto verify = Mtctl({"verify", "--stream", "vm1"});
+  EXPECT_EQ(verify.exit_code, 1) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("undo-0000000000000001.seg"), std::string::npos) << verify.out;
+}
+
 // rollback is a job the daemon runs (mtctl follows it); `mtctl jobs` lists it
 // with its result; the same job id again runs nothing twice, with another
 // request it is refused; a job left running by an agent that stopped is run

@@ -210,6 +210,44 @@ TEST_F(RecoveryTest, SelectorsResolveToTheRightSeq) {
   EXPECT_EQ(ResolvePoint(*catalog_, fs_, view_, *missing).status().code(), Errc::kNotFound);
 }
 
+// A point whose rollback would read an undo segment the scrub found damaged
+// is refused when it is resolved — before any target is written — naming the
+// segment, the reason and the points that are still fine.
+TEST_F(RecoveryTest, APointThatReadsADamagedUndoSegmentIsRefusedWithTheReason) {
+  ASSERT_GE(view_.undo.size(), 3u);
+  const retention::SegmentInfo& bad = view_.undo[1];
+  {
+    shim::FileOptions o;
+    o.writable = true;
+    auto f = std::move(fs_.OpenFile(bad.path, o)).value();
+    const uint64_t off = retention::kSegmentHeaderSize + retention::kRecordHeaderSize + 1;
+    uint8_t b = 0;
+    ASSERT_EQ(f->ReadAt(off, &b, 1).value(), 1u);
+    b ^= 1;
+    ASSERT_TRUE(f->WriteAt(off, &b, 1).ok());
+  }
+  retention::Scrubber scrub(fs_, shim::SystemClock(), {}, [&] {
+    return std::vector<retention::Scrubber::StreamJournals>{{stream_, "/r", {}, view_.undo}};
+  });
+  EXPECT_EQ(scrub.RunOnce(), view_.undo.size() - 1);
+  auto recorded = retention::ReadDamage(fs_, "/r");
+  ASSERT_TRUE(recorded.ok());
+  view_.damaged = retention::DamageOf(*recorded, view_.undo);
+  ASSERT_EQ(view_.damaged.size(), 1u);
+
+  auto before = ParsePointSelector("seq:" + std::to_string(bad.last_seq - 1));
+  auto p = ResolvePoint(*catalog_, fs_, view_, *before);
+  ASSERT_EQ(p.status().code(), Errc::kCorruption);
+  EXPECT_NE(p.status().message().find("undo segment " + std::to_string(bad.number)),
+            std::string::npos)
+      << p.status().message();
+  EXPECT_NE(p.status().message().find("at or after seq " + std::to_string(bad.last_seq)),
+            std::string::npos)
+      << p.status().message();
+  EXPECT_EQ(Resolve("seq:" + std::to_string(bad.last_seq)), bad.last_seq) << "reads only newer ones";
+  EXPECT_EQ(Resolve("latest"), ops_.back().h.seq);
+}
+
 TEST_F(RecoveryTest, RollbackToEveryKindOfSelectorEqualsTheModel) {
   CheckRollbacks();
 }
