@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <set>
 #include <sstream>
 
 #include "retention/segment_reader.h"
@@ -124,7 +125,19 @@ size_t Scrubber::RunOnce() { return Round(/*paced=*/false); }
 
 size_t Scrubber::Round(bool paced) {
   size_t checked = 0;
-  for (const StreamJournals& s : list_()) {
+  const std::vector<StreamJournals> streams = list_();
+  {
+    // Forget segments no longer listed (pruned, or their stream closed): the
+    // map stays the size of what is open.
+    std::set<std::string> listed;
+    for (const StreamJournals& s : streams)
+      for (const auto* segs : {&s.undo, &s.wal})
+        for (const SegmentInfo& seg : *segs) listed.insert(seg.path);
+    MutexLock l(mu_);
+    for (auto it = checked_at_.begin(); it != checked_at_.end();)
+      it = listed.count(it->first) != 0 ? std::next(it) : checked_at_.erase(it);
+  }
+  for (const StreamJournals& s : streams) {
     for (SegmentKind kind : {SegmentKind::kUndo, SegmentKind::kWal}) {
       for (const SegmentInfo& seg : kind == SegmentKind::kUndo ? s.undo : s.wal) {
         if (!seg.sealed) continue;
