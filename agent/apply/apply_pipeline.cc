@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "retention/record_format.h"
 
@@ -97,8 +98,8 @@ void ApplyPipeline::Push(DurableItems items) {
     MutexLock l(mu_);
     for (const auto& r : items.records) queued_bytes_ += QueuedBytes(r);
     queue_.push_back(std::move(items));
+    if (strand_) strand_->Wake();
   }
-  work_cv_.notify_one();
 }
 
 Status ApplyPipeline::ApplyRecords(const std::vector<WalRecord>& records) {
@@ -124,90 +125,109 @@ Status ApplyPipeline::ApplyRecords(const std::vector<WalRecord>& records) {
 
 void ApplyPipeline::Start() {
   MutexLock l(mu_);
-  if (!thread_.joinable() && !stopping_) thread_ = std::thread([this] { Loop(); });
+  if (strand_ || stopping_) return;
+  retention::WorkerPool* pool = o_.appliers;
+  if (pool == nullptr) {
+    own_pool_ = std::make_unique<retention::WorkerPool>("applier", 1);
+    pool = own_pool_.get();
+  }
+  strand_ = pool->NewStrand([this] { Step(); });
+  strand_->Wake();  // what Open queued (applying held) waits for it
 }
 
-void ApplyPipeline::Loop() {
-  uint64_t batches = 0;  // applied batches (the liveness test hook counts them)
+void ApplyPipeline::Step() {
   UniqueLock l(mu_);
-  while (true) {
-    work_cv_.wait(l.native(), [&]() MT_REQUIRES(mu_) { return stopping_ || (!queue_.empty() && failed_.ok()); });
-    if (queue_.empty() || !failed_.ok()) {
-      if (stopping_) break;
-      continue;
-    }
-    // Take whole frames up to the batch size (a frame is never split).
-    std::vector<WalRecord> batch;
-    size_t frames = 0;
-    uint64_t bytes = 0;
-    uint64_t room_bytes = 0;  // before-images captured at once (CaptureBytes)
-    for (const auto& p : queue_) {
-      uint64_t frame_bytes = 0, frame_room = 0;
-      for (const auto& r : p.records) {
-        frame_bytes += QueuedBytes(r);
-        frame_room += CaptureBytes(r);
-      }
-      if (!batch.empty() && (batch.size() + p.records.size() > o_.batch_records ||
-                             bytes + frame_bytes > o_.batch_bytes))
-        break;
-      batch.insert(batch.end(), p.records.begin(), p.records.end());
-      bytes += frame_bytes;
-      room_bytes += frame_room;
-      ++frames;
-    }
-    busy_.Busy();
-    l.Unlock();
-    if (o_.test_stall_after_batches != 0 && batches >= o_.test_stall_after_batches) {
-      // The liveness test hook: busy, and no progress, until stopped.
-      while (!stop_requested_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    // Space first: with full_action = stop on a low volume, or no room for
-    // the batch's before-images, the batch waits in the WAL.
-    if (!janitor_.HoldFor(room_bytes).empty()) {
-      busy_.Idle();  // waiting for space is waiting by design, not a hang
-      l.Lock();
+  if (finished_) return;
+  if (queue_.empty() || !failed_.ok()) {
+    if (stopping_) {
+      finished_ = true;
       progress_cv_.notify_all();
-      work_cv_.wait_for(l.native(), std::chrono::milliseconds(o_.space_retry_ms),
-                        [&]() MT_REQUIRES(mu_) { return stopping_; });
-      if (stopping_) break;  // what is held stays in the WAL for the next start
-      continue;
     }
-    Status s = ApplyRecords(batch);
-    if (s.ok()) {
-      ++batches;
-      busy_.Busy();
-      s = janitor_.AfterStep();
+    return;  // a Push (or RequestStop) wakes the strand again
+  }
+  // Take whole frames up to the batch size (a frame is never split).
+  std::vector<WalRecord> batch;
+  size_t frames = 0;
+  uint64_t bytes = 0;
+  uint64_t room_bytes = 0;  // before-images captured at once (CaptureBytes)
+  for (const auto& p : queue_) {
+    uint64_t frame_bytes = 0, frame_room = 0;
+    for (const auto& r : p.records) {
+      frame_bytes += QueuedBytes(r);
+      frame_room += CaptureBytes(r);
     }
-    busy_.Idle();
-    if (!s.ok()) {
-      Fail(s);
-      l.Lock();
-      continue;
-    }
+    if (!batch.empty() && (batch.size() + p.records.size() > o_.batch_records ||
+                           bytes + frame_bytes > o_.batch_bytes))
+      break;
+    batch.insert(batch.end(), p.records.begin(), p.records.end());
+    bytes += frame_bytes;
+    room_bytes += frame_room;
+    ++frames;
+  }
+  busy_.Busy();
+  l.Unlock();
+  if (o_.test_stall_after_batches != 0 && batches_ >= o_.test_stall_after_batches) {
+    // The liveness test hook: busy, and no progress, until stopped.
+    while (!stop_requested_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Space first: with full_action = stop on a low volume, or no room for
+  // the batch's before-images, the batch waits in the WAL.
+  if (!janitor_.HoldFor(room_bytes).empty()) {
+    busy_.Idle();  // waiting for space is waiting by design, not a hang
     l.Lock();
-    for (size_t i = 0; i < frames; ++i) queue_.pop_front();
-    queued_bytes_ -= bytes;
     progress_cv_.notify_all();
-    if (o_.on_progress) {
-      l.Unlock();
-      o_.on_progress();
-      l.Lock();
+    if (stopping_) {
+      finished_ = true;  // what is held stays in the WAL for the next start
+      return;
     }
+    strand_->WakeAfter(std::chrono::milliseconds(o_.space_retry_ms));
+    return;
+  }
+  Status s = ApplyRecords(batch);
+  if (s.ok()) {
+    ++batches_;
+    busy_.Busy();
+    s = janitor_.AfterStep();
+  }
+  busy_.Idle();
+  if (!s.ok()) {
+    Fail(s);
+    l.Lock();
+    if (stopping_) {
+      finished_ = true;
+      progress_cv_.notify_all();
+    }
+    return;
+  }
+  l.Lock();
+  for (size_t i = 0; i < frames; ++i) queue_.pop_front();
+  queued_bytes_ -= bytes;
+  progress_cv_.notify_all();
+  // One batch a run: the pool's other streams get their turn in between.
+  if (!queue_.empty() || stopping_) strand_->Wake();
+  if (o_.on_progress) {
+    l.Unlock();
+    o_.on_progress();
   }
 }
 
 void ApplyPipeline::RequestStop() {
-  {
-    MutexLock l(mu_);
-    stopping_ = true;
-    stop_requested_ = true;
-  }
-  work_cv_.notify_all();
+  MutexLock l(mu_);
+  stopping_ = true;
+  stop_requested_ = true;
+  if (strand_) strand_->Wake();
 }
 
 void ApplyPipeline::Stop() {
-  RequestStop();
-  if (thread_.joinable()) thread_.join();
+  {
+    UniqueLock l(mu_);
+    stopping_ = true;
+    stop_requested_ = true;
+    if (!strand_) return;
+    strand_->Wake();
+    progress_cv_.wait(l.native(), [&]() MT_REQUIRES(mu_) { return finished_; });
+  }
+  strand_->Stop();  // waits for the run that finished
 }
 
 void ApplyPipeline::Fail(const Status& s) {
@@ -217,7 +237,6 @@ void ApplyPipeline::Fail(const Status& s) {
     failed_ = s;
   }
   (void)store_.catalog().SetStreamState(stream_, retention::StreamState::kFailed, s.ToString());
-  work_cv_.notify_all();
   progress_cv_.notify_all();
   if (o_.on_progress) o_.on_progress();
 }

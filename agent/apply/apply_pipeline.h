@@ -11,7 +11,11 @@
 //  - Open() runs on the caller's thread: it replays the WAL beyond the
 //    checkpoint (invariant 4) before anything new is taken.
 //  - Push() runs on the WAL's committer thread and never blocks for long.
-//  - the apply thread (Start() .. Stop()) is the only one that applies.
+//  - the applier (Start() .. Stop()) is the only one that applies. It is a
+//    strand of a WorkerPool (retention/worker_pool.h) shared by the agent's
+//    streams: one batch a run, so streams take turns on a few threads; a
+//    pipeline without a pool has one thread of its own. "The apply thread"
+//    below is whichever pool thread runs the strand.
 //  - Stats(), WaitApplied(), Fail(), ReadTarget(), the tag methods: any thread.
 // Contracts:
 //  - Items are applied in seq order, whole frames per batch (a frame is never
@@ -43,6 +47,7 @@
 #include "mt/shim/thread_annotations.h"
 #include "retention/retention_janitor.h"
 #include "retention/retention_store.h"
+#include "retention/worker_pool.h"
 
 namespace mt::apply {
 
@@ -68,6 +73,9 @@ struct PipelineOptions {
   // (the queue is shorter) and when the stream fails: whoever throttles a
   // sender on Stats() looks again. Must not block. May be empty.
   std::function<void()> on_progress;
+  // The threads applying runs on, shared with other streams; null: one
+  // thread of the pipeline's own. REQUIRES: outlives the pipeline.
+  retention::WorkerPool* appliers = nullptr;
 };
 
 struct ApplyStats {
@@ -135,7 +143,9 @@ class ApplyPipeline {
                 retention::RetentionJanitor& janitor, const PipelineOptions& options)
       : store_(store), stream_(stream), janitor_(janitor), o_(options) {}
   Status Recover(const std::vector<retention::SegmentInfo>& wal);
-  void Loop();
+  // One run of the applier: applies one batch (or finds applying held, or
+  // the pipeline stopped) and wakes itself again while work is left.
+  void Step();
   // Applies records and notes what they mean for the stream's counters.
   Status ApplyRecords(const std::vector<WalRecord>& records);
   // Before-image bytes a record captures before its first target write: its
@@ -158,7 +168,6 @@ class ApplyPipeline {
   shim::BusySince busy_;  // the apply thread, from taking a batch to its end
 
   mutable Mutex mu_;
-  std::condition_variable work_cv_;      // apply thread: work arrived / stopping
   mutable std::condition_variable progress_cv_;  // WaitApplied: progress
   std::deque<DurableItems> queue_ MT_GUARDED_BY(mu_);
   uint64_t queued_bytes_ MT_GUARDED_BY(mu_) = 0;
@@ -168,9 +177,12 @@ class ApplyPipeline {
   int64_t last_app_point_ns_ MT_GUARDED_BY(mu_) = 0;
   uint64_t bytes_applied_ MT_GUARDED_BY(mu_) = 0;
   bool stopping_ MT_GUARDED_BY(mu_) = false;
+  bool finished_ MT_GUARDED_BY(mu_) = false;  // stopping_ and the applier gave up its work
+  uint64_t batches_ = 0;  // applier-only: applied batches (the stall test hook)
   std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
   Status failed_ MT_GUARDED_BY(mu_);
-  std::thread thread_;
+  std::unique_ptr<retention::WorkerPool> own_pool_;  // no PipelineOptions::appliers
+  std::unique_ptr<retention::WorkerPool::Strand> strand_;
 };
 
 }  // namespace mt::apply

@@ -24,6 +24,11 @@
 namespace mt::daemon {
 
 constexpr size_t kApplyIoDepth = 4;
+// Threads of each of the three pools the streams share (WAL commit, undo
+// commit, apply), started as they are needed: a stream needs at most one of
+// each at a time, so with up to this many busy streams none waits for
+// another (docs/operations.md, "Threads").
+constexpr size_t kWorkerPoolThreads = 8;
 
 const char* AgentVersion() { return MT_VERSION; }
 
@@ -137,6 +142,9 @@ mt::Status Agent::Init() {
   // kApplyIoDepth - 1 threads for every stream together (each stream's apply
   // thread runs its own batch's tasks too): threads do not grow with streams.
   io_pool_ = std::make_unique<apply::IoPool>(kApplyIoDepth);
+  wal_committers_ = std::make_unique<retention::WorkerPool>("wal-commit", kWorkerPoolThreads);
+  undo_committers_ = std::make_unique<retention::WorkerPool>("undo-commit", kWorkerPoolThreads);
+  appliers_ = std::make_unique<retention::WorkerPool>("apply", kWorkerPoolThreads);
   started_ns_ = env_.clock->NowNs();
   started_mono_ns_ = env_.clock->MonotonicNs();
   // The control socket first: if another agent serves it, it also holds the
@@ -160,6 +168,8 @@ mt::Status Agent::Init() {
   so.space.low_space_min_bytes = config_.low_space_min_bytes;
   so.space.low_space_max_bytes = config_.low_space_max_bytes;
   so.space.wal_quota_bytes = config_.wal_quota_bytes;
+  so.wal_committers = wal_committers_.get();
+  so.undo_committers = undo_committers_.get();
   auto store = retention::RetentionStore::Open(*env_.fs, *env_.clock, so);
   if (!store.ok())
     return store.status().WithContext("retention store at " + config_.retention_dir);
@@ -365,6 +375,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   // the apply stage is bound by one-at-a-time I/O, not by the CPU).
   ro.applier.io_depth = kApplyIoDepth;
   ro.applier.shared_pool = io_pool_.get();
+  ro.appliers = appliers_.get();
   if (!env_.test_stall_applier.empty() && env_.test_stall_applier == row.name) {
     spdlog::warn("stream '{}': test hook MT_TEST_STALL_APPLIER: its applier will hang", row.name);
     ro.test_stall_after_batches = 1;

@@ -217,6 +217,12 @@ class Agent {
   // The appliers' I/O threads, one pool for every stream (apply/io_pool.h);
   // declared before the streams, so it outlives them.
   std::unique_ptr<apply::IoPool> io_pool_;
+  // The threads every stream's WAL and undo committers and applier run on
+  // (retention/worker_pool.h), declared before the store and the streams
+  // for the same reason. Three pools: an applier waits for its undo
+  // journal's committer, and the WAL's committer (in-place resync data) for
+  // the applier's target writes; a pool never waits for itself.
+  std::unique_ptr<retention::WorkerPool> wal_committers_, undo_committers_, appliers_;
   std::unique_ptr<retention::RetentionStore> store_;
   // Checks the sealed segments of the open streams (retention/scrub.h);
   // stopped before store_ goes.

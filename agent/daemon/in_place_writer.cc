@@ -2,15 +2,20 @@
 
 namespace mt::daemon {
 
-InPlaceWriter::InPlaceWriter(WriteFn write) : write_(std::move(write)), thread_([this] { Loop(); }) {}
+InPlaceWriter::InPlaceWriter(WriteFn write, retention::WorkerPool* pool) : write_(std::move(write)) {
+  if (pool == nullptr) {
+    own_pool_ = std::make_unique<retention::WorkerPool>("in-place", 1);
+    pool = own_pool_.get();
+  }
+  strand_ = pool->NewStrand([this] { Step(); });
+}
 
 InPlaceWriter::~InPlaceWriter() {
   {
-    std::lock_guard<std::mutex> l(mu_);
-    stopping_ = true;
+    std::unique_lock<std::mutex> l(mu_);
+    done_cv_.wait(l, [&] { return jobs_.empty(); });  // what was submitted is written
   }
-  work_cv_.notify_one();
-  thread_.join();
+  strand_->Stop();
 }
 
 void InPlaceWriter::Submit(uint64_t seq, uint32_t disk, uint64_t offset, const uint8_t* data,
@@ -20,7 +25,7 @@ void InPlaceWriter::Submit(uint64_t seq, uint32_t disk, uint64_t offset, const u
     jobs_.push_back({seq, disk, offset, data, len});
     submitted_ = seq;
   }
-  work_cv_.notify_one();
+  strand_->Wake();
 }
 
 Status InPlaceWriter::WaitThrough(uint64_t seq) {
@@ -32,22 +37,20 @@ Status InPlaceWriter::WaitThrough(uint64_t seq) {
   return Status::Ok();
 }
 
-void InPlaceWriter::Loop() {
+void InPlaceWriter::Step() {
   std::unique_lock<std::mutex> l(mu_);
-  while (true) {
-    work_cv_.wait(l, [&] { return stopping_ || !jobs_.empty(); });
-    if (jobs_.empty()) return;  // stopping, and everything submitted is done
-    const Job j = jobs_.front();
-    const bool failed = !error_.ok();
-    l.unlock();
-    Status s = failed ? Status::Ok() : write_(j.disk, j.offset, j.data, j.len);
-    l.lock();
-    jobs_.pop_front();
-    if (!s.ok() && error_.ok())
-      error_ = s.WithContext("in-place resync data at seq " + std::to_string(j.seq));
-    done_ = j.seq;
-    done_cv_.notify_all();
-  }
+  if (jobs_.empty()) return;
+  const Job j = jobs_.front();
+  const bool failed = !error_.ok();
+  l.unlock();
+  Status s = failed ? Status::Ok() : write_(j.disk, j.offset, j.data, j.len);
+  l.lock();
+  jobs_.pop_front();
+  if (!s.ok() && error_.ok())
+    error_ = s.WithContext("in-place resync data at seq " + std::to_string(j.seq));
+  done_ = j.seq;
+  done_cv_.notify_all();
+  if (!jobs_.empty()) strand_->Wake();  // one write a run: the pool's other strands take turns
 }
 
 }  // namespace mt::daemon

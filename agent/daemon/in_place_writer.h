@@ -1,6 +1,7 @@
 // InPlaceWriter: writes a stream's in-place resync data (kFlagInPlace,
-// docs/formats/journal.md) to its targets on a thread of its own, in the
-// order it was submitted, as it arrives — so target writes go on while the
+// docs/formats/journal.md) to its targets, in the order it was submitted, as
+// it arrives, on a strand of a WorkerPool shared with the appliers (a thread
+// of its own without one) — so target writes go on while the
 // WAL's committer flushes the targets and writes the records of earlier
 // ones. The committer's before-write hook waits (WaitThrough) for the
 // writes of the records in its batch before it flushes the targets.
@@ -17,9 +18,10 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <thread>
+#include <memory>
 
 #include "mt/shim/status.h"
+#include "retention/worker_pool.h"
 
 namespace mt::daemon {
 
@@ -28,7 +30,10 @@ class InPlaceWriter {
   // write(disk, offset, data, len): the target write (ordered against the
   // applier: ApplyPipeline::WriteTarget).
   using WriteFn = std::function<Status(uint32_t, uint64_t, const uint8_t*, uint64_t)>;
-  explicit InPlaceWriter(WriteFn write);
+  // `pool`: the threads it writes on (never one that the WAL's committers
+  // run on: they wait for these writes); null: a thread of its own.
+  // REQUIRES: pool outlives the writer.
+  explicit InPlaceWriter(WriteFn write, retention::WorkerPool* pool = nullptr);
   ~InPlaceWriter();
   InPlaceWriter(const InPlaceWriter&) = delete;
   InPlaceWriter& operator=(const InPlaceWriter&) = delete;
@@ -46,7 +51,7 @@ class InPlaceWriter {
     const uint8_t* data;
     uint64_t len;
   };
-  void Loop();
+  void Step();  // one run of the strand: writes one job
 
   const WriteFn write_;
   std::mutex mu_;
@@ -55,8 +60,8 @@ class InPlaceWriter {
   uint64_t submitted_ = 0;  // the newest seq submitted
   uint64_t done_ = 0;       // every job through this seq is written (or failed)
   Status error_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::unique_ptr<retention::WorkerPool> own_pool_;
+  std::unique_ptr<retention::WorkerPool::Strand> strand_;
 };
 
 }  // namespace mt::daemon

@@ -60,6 +60,7 @@ Status StreamRuntime::Init() {
   po.space_retry_ms = o_.space_retry_ms;
   po.test_stall_after_batches = o_.test_stall_after_batches;
   po.on_progress = [this] { WakeIfUnthrottled(); };
+  po.appliers = o_.appliers;
   MT_ASSIGN_OR_RETURN(pipeline_, apply::ApplyPipeline::Open(store_, clock_, stream_, disks_,
                                                             journals.undo, wal_->Segments(),
                                                             *janitor_, po));
@@ -295,7 +296,8 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
           in_place_ = std::make_unique<InPlaceWriter>(
               [this](uint32_t disk, uint64_t offset, const uint8_t* d, uint64_t len) {
                 return pipeline_->WriteTarget(disk, offset, d, len);
-              });
+              },
+              o_.appliers);
         }
         in_place_->Submit(rh.seq, rh.disk, rh.offset, data, rh.length);
         s = wal_->AppendInPlace(rh, data);

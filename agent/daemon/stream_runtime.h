@@ -111,6 +111,9 @@ struct StreamHealth {
 
 struct RuntimeOptions {
   apply::ApplierOptions applier;
+  // The threads the stream's applying runs on, shared by the agent's streams
+  // (apply/apply_pipeline.h); null: a thread of the stream's own.
+  retention::WorkerPool* appliers = nullptr;
   // Unapplied bytes held (in memory, and in the WAL) before the sender is
   // throttled: bounds the agent's memory as well as the backlog. A discard
   // counts its whole length (it holds no memory, but applying it reads and

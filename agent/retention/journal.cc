@@ -247,7 +247,12 @@ Result<std::unique_ptr<Journal>> Journal::Open(shim::FileSystem& fs, shim::Clock
   std::unique_ptr<Journal> j(new Journal(fs, clock, o));
   RecoveryReport local;
   MT_RETURN_IF_ERROR(j->Recover(report != nullptr ? report : &local));
-  j->committer_ = std::thread([p = j.get()] { p->CommitterLoop(); });
+  WorkerPool* pool = o.committers;
+  if (pool == nullptr) {
+    j->own_pool_ = std::make_unique<WorkerPool>("committer", 1);
+    pool = j->own_pool_.get();
+  }
+  j->committer_ = pool->NewStrand([p = j.get()] { p->CommitStep(); });
   return j;
 }
 
@@ -435,7 +440,7 @@ void Journal::SealOpenLocked() {
   auto next = NewBatchAfter(&b);
   ready_.push_back(std::move(open_));
   open_ = std::move(next);
-  work_cv_.notify_one();
+  committer_->Wake();
 }
 
 Status Journal::Append(RecordHeader h, const void* payload, size_t len, PayloadCrc crc) {
@@ -533,7 +538,7 @@ void Journal::Commit(std::function<void(const Status&)> done) {
   if (open_->records > 0) {
     target = open_->number;
     open_->wanted = true;
-    work_cv_.notify_one();
+    committer_->Wake();
   } else if (last_sealed_batch_ > durable_batch_) {
     target = last_sealed_batch_;
   } else if (delivering_) {
@@ -567,13 +572,16 @@ Status Journal::Sync() {
 
 Status Journal::Close() {
   {
-    MutexLock l(mu_);
-    if (!committer_.joinable()) return error_;
-    if (open_->records > 0) open_->wanted = true;
-    stopping_ = true;
-    work_cv_.notify_one();
+    UniqueLock l(mu_);
+    if (!committer_) return error_;
+    if (!stopping_) {
+      if (open_->records > 0) open_->wanted = true;
+      stopping_ = true;
+      committer_->Wake();
+    }
+    closed_cv_.wait(l.native(), [&]() MT_REQUIRES(mu_) { return committer_done_; });
   }
-  committer_.join();
+  committer_->Stop();  // waits for the run that found nothing left
   MutexLock l(mu_);
   file_.reset();
   return error_;
@@ -637,116 +645,128 @@ Status Journal::WriteBatch(Batch& b, const std::optional<SegmentIndexFile>& seal
   return file_->Sync();
 }
 
-void Journal::CommitterLoop() {
+void Journal::CommitStep() {
   UniqueLock l(mu_);
-  while (true) {
-    auto work = [&]() MT_REQUIRES(mu_) {
-      return stopping_ || !ready_.empty() || (open_->wanted && open_->records > 0);
-    };
-    if (!HoldsIdleBuffersLocked()) {
-      work_cv_.wait(l.native(), work);
-    } else if (!work_cv_.wait_for(l.native(), o_.idle_release_after, work)) {
-      // Nothing to write for idle_release_after. (Records appended but not
-      // yet wanted are work to come: keep the buffers then.)
-      if (open_->records == 0) ReleaseIdleBuffersLocked();
-      continue;
+  if (committer_done_) return;
+  if (ready_.empty() && open_->wanted && open_->records > 0) SealOpenLocked();
+  if (ready_.empty()) {
+    if (stopping_) {
+      committer_done_ = true;
+      closed_cv_.notify_all();
+      return;
     }
-    if (ready_.empty() && open_->wanted && open_->records > 0) SealOpenLocked();
-    if (ready_.empty()) {
-      if (stopping_) break;
-      continue;
+    // Nothing to write. Idle for idle_release_after since the last batch:
+    // give the buffers back. (Records appended but not yet wanted are work
+    // to come: keep the buffers then.)
+    if (HoldsIdleBuffersLocked()) {
+      const auto idle = std::chrono::steady_clock::now() - last_write_;
+      if (idle >= o_.idle_release_after && open_->records == 0) {
+        ReleaseIdleBuffersLocked();
+      } else {
+        committer_->WakeAfter(std::max(
+            std::chrono::milliseconds(1),
+            std::chrono::duration_cast<std::chrono::milliseconds>(o_.idle_release_after - idle)));
+      }
     }
-    std::unique_ptr<Batch> b = std::move(ready_.front());
-    ready_.pop_front();
-    Status s;
-    if (error_.ok()) {
-      std::optional<SegmentIndexFile> seal;
-      if (b->new_segment && !segments_.empty()) {
-        // Every batch of the previous segment is durable (batches are
-        // written in order): its summary is final.
-        const SegmentInfo& prev = segments_.rbegin()->second;
-        SegmentHeader h;
-        h.kind = o_.kind;
-        h.stream = o_.stream;
-        h.number = prev.number;
-        h.created_ns = prev.created_ns;
-        seal = IndexFileOf(h, prev, durable_batch_, prev.records > 0 ? durable_last_offset_ : 0);
-      }
-      writing_ = true;
-      commit_busy_.Busy();
-      l.Unlock();
-      s = WriteBatch(*b, seal);
-      l.Lock();
-      commit_busy_.Idle();
-      writing_ = false;
-    } else {
-      s = error_;
+    return;
+  }
+  std::unique_ptr<Batch> b = std::move(ready_.front());
+  ready_.pop_front();
+  Status s;
+  if (error_.ok()) {
+    std::optional<SegmentIndexFile> seal;
+    if (b->new_segment && !segments_.empty()) {
+      // Every batch of the previous segment is durable (batches are
+      // written in order): its summary is final.
+      const SegmentInfo& prev = segments_.rbegin()->second;
+      SegmentHeader h;
+      h.kind = o_.kind;
+      h.stream = o_.stream;
+      h.number = prev.number;
+      h.created_ns = prev.created_ns;
+      seal = IndexFileOf(h, prev, durable_batch_, prev.records > 0 ? durable_last_offset_ : 0);
     }
-    std::vector<std::function<void(const Status&)>> done;
-    if (!s.ok()) {
-      FailLocked(s);
-      for (auto& [n, v] : waiters_)
-        for (auto& f : v) done.push_back(std::move(f));
-      waiters_.clear();
-    } else {
-      durable_batch_ = b->number;
-      if (b->records > 0) {
-        durable_seq_ = b->last_seq;
-        durable_last_ = b->last_header;
-        durable_last_offset_ = b->last_record_offset;
-      }
-      if (b->new_segment && !segments_.empty()) segments_.rbegin()->second.sealed = true;
-      SegmentInfo& info = segments_[b->segment];
-      info.number = b->segment;
-      info.path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, b->segment));
-      if (b->new_segment) info.created_ns = b->created_ns;
-      if (!b->index.empty()) {
-        // Copied, not appended: readers hold the old vector (Segments()).
-        auto grown = info.index ? std::make_shared<std::vector<IndexEntry>>(*info.index)
-                                : std::make_shared<std::vector<IndexEntry>>();
-        grown->insert(grown->end(), b->index.begin(), b->index.end());
-        info.index = std::move(grown);
-      }
-      if (b->records > 0) {
-        if (info.records == 0) {
-          info.first_seq = b->first_seq;
-          info.first_time_ns = b->first_time;
-          info.first_continues = b->first_continues;
-        }
-        info.records += b->records;
-        info.last_seq = b->last_seq;
-        info.last_time_ns = b->last_time;
-        info.logical_bytes += b->logical;
-        info.stored_bytes += b->stored;
-      }
-      info.bytes = b->file_offset + b->used;
-      auto end = waiters_.upper_bound(b->number);
-      for (auto it = waiters_.begin(); it != end; ++it)
-        for (auto& f : it->second) done.push_back(std::move(f));
-      waiters_.erase(waiters_.begin(), end);
-    }
-    // At most three batches live at once (open, ready, being written): keep
-    // that many buffers so the steady state never allocates or page-faults.
-    // Idle for idle_release_after: the committer gives them back and shrinks
-    // the open batch's, so an idle journal holds kFirstBatchBufferBytes, not
-    // several max_batch_bytes (issue 19: 30 idle streams held 2 GiB).
-    if (spare_.size() < 3) spare_.push_back(std::move(b->buf));
-    if (o_.idle_release_after.count() == 0 && ready_.empty() && open_ && open_->records == 0)
-      ReleaseIdleBuffersLocked();
-    space_cv_.notify_all();
-    delivering_ = true;
-    const Status outcome = s.ok() ? Status::Ok() : error_;
+    writing_ = true;
+    commit_busy_.Busy();
     l.Unlock();
-    for (auto& f : done) f(outcome);
+    s = WriteBatch(*b, seal);
     l.Lock();
-    while (!late_.empty()) {  // their records were durable: ok
-      std::vector<std::function<void(const Status&)>> late;
-      late.swap(late_);
-      l.Unlock();
-      for (auto& f : late) f(Status::Ok());
-      l.Lock();
+    commit_busy_.Idle();
+    writing_ = false;
+  } else {
+    s = error_;
+  }
+  std::vector<std::function<void(const Status&)>> done;
+  if (!s.ok()) {
+    FailLocked(s);
+    for (auto& [n, v] : waiters_)
+      for (auto& f : v) done.push_back(std::move(f));
+    waiters_.clear();
+  } else {
+    durable_batch_ = b->number;
+    if (b->records > 0) {
+      durable_seq_ = b->last_seq;
+      durable_last_ = b->last_header;
+      durable_last_offset_ = b->last_record_offset;
     }
-    delivering_ = false;
+    if (b->new_segment && !segments_.empty()) segments_.rbegin()->second.sealed = true;
+    SegmentInfo& info = segments_[b->segment];
+    info.number = b->segment;
+    info.path = shim::JoinPath(o_.dir, SegmentFileName(o_.kind, b->segment));
+    if (b->new_segment) info.created_ns = b->created_ns;
+    if (!b->index.empty()) {
+      // Copied, not appended: readers hold the old vector (Segments()).
+      auto grown = info.index ? std::make_shared<std::vector<IndexEntry>>(*info.index)
+                              : std::make_shared<std::vector<IndexEntry>>();
+      grown->insert(grown->end(), b->index.begin(), b->index.end());
+      info.index = std::move(grown);
+    }
+    if (b->records > 0) {
+      if (info.records == 0) {
+        info.first_seq = b->first_seq;
+        info.first_time_ns = b->first_time;
+        info.first_continues = b->first_continues;
+      }
+      info.records += b->records;
+      info.last_seq = b->last_seq;
+      info.last_time_ns = b->last_time;
+      info.logical_bytes += b->logical;
+      info.stored_bytes += b->stored;
+    }
+    info.bytes = b->file_offset + b->used;
+    auto end = waiters_.upper_bound(b->number);
+    for (auto it = waiters_.begin(); it != end; ++it)
+      for (auto& f : it->second) done.push_back(std::move(f));
+    waiters_.erase(waiters_.begin(), end);
+  }
+  // At most three batches live at once (open, ready, being written): keep
+  // that many buffers so the steady state never allocates or page-faults.
+  // Idle for idle_release_after: the committer gives them back and shrinks
+  // the open batch's, so an idle journal holds kFirstBatchBufferBytes, not
+  // several max_batch_bytes (issue 19: 30 idle streams held 2 GiB).
+  if (spare_.size() < 3) spare_.push_back(std::move(b->buf));
+  if (o_.idle_release_after.count() == 0 && ready_.empty() && open_ && open_->records == 0)
+    ReleaseIdleBuffersLocked();
+  space_cv_.notify_all();
+  delivering_ = true;
+  const Status outcome = s.ok() ? Status::Ok() : error_;
+  l.Unlock();
+  for (auto& f : done) f(outcome);
+  l.Lock();
+  while (!late_.empty()) {  // their records were durable: ok
+    std::vector<std::function<void(const Status&)>> late;
+    late.swap(late_);
+    l.Unlock();
+    for (auto& f : late) f(Status::Ok());
+    l.Lock();
+  }
+  delivering_ = false;
+  last_write_ = std::chrono::steady_clock::now();
+  // One batch a run: the pool's other journals get their turn in between.
+  if (!ready_.empty() || stopping_ || (open_->wanted && open_->records > 0)) {
+    committer_->Wake();
+  } else if (HoldsIdleBuffersLocked()) {
+    committer_->WakeAfter(o_.idle_release_after);
   }
 }
 

@@ -2,7 +2,7 @@
 // journal of one stream) with group commit.
 //
 //   Append(record)  ─▶ encoded into the open batch (memory)
-//   Commit(done)    ─▶ the committer thread takes the whole open batch, writes it
+//   Commit(done)    ─▶ the committer takes the whole open batch, writes it
 //                      (O_DIRECT, block-aligned), fdatasyncs once, then calls every
 //                      `done` whose records it covered: many records, one sync.
 //
@@ -14,6 +14,9 @@
 // take it past segment_bytes (one oversized record still fits in an empty one).
 // After a write or sync error the journal is failed: every later call returns
 // that error; reopen it to recover.
+// The committer is a strand of a WorkerPool (worker_pool.h): the agent's
+// journals share a few threads, one batch per run; a journal opened without
+// a pool has one thread of its own.
 // Thread safety: all public methods may be called from any thread.
 #pragma once
 
@@ -37,6 +40,7 @@
 #include "mt/shim/thread_annotations.h"
 #include "retention/record_format.h"
 #include "retention/segment_index.h"
+#include "retention/worker_pool.h"
 
 namespace mt::retention {
 
@@ -65,6 +69,12 @@ struct JournalOptions {
   // most batches, and buffers given back then are allocated and page-faulted
   // in afresh for the next burst.
   std::chrono::milliseconds idle_release_after{1000};
+  // The threads the committer runs on, shared with other journals; null: a
+  // pool of one thread of the journal's own. REQUIRES: outlives the journal.
+  // A committer never waits for another journal's committer, but the WAL's
+  // before-write hook waits for target writes, which wait for the undo
+  // journal: WAL and undo journals take different pools.
+  WorkerPool* committers = nullptr;
 };
 
 struct SegmentInfo {
@@ -195,7 +205,9 @@ class Journal {
   AlignedBuffer TakeBufferLocked() MT_REQUIRES(mu_);
   std::unique_ptr<Batch> NewSegmentBatch(uint64_t first_seq) MT_REQUIRES(mu_);
   void SealOpenLocked() MT_REQUIRES(mu_);
-  void CommitterLoop();
+  // One run of the committer: writes one ready batch (sealing the open one
+  // when a Commit wants it) and wakes itself again while work is left.
+  void CommitStep();
   // Idle: gives back the spare buffers and shrinks the open batch's.
   void ReleaseIdleBuffersLocked() MT_REQUIRES(mu_);
   bool HoldsIdleBuffersLocked() const MT_REQUIRES(mu_);
@@ -209,7 +221,6 @@ class Journal {
   const JournalOptions o_;
 
   mutable Mutex mu_;
-  std::condition_variable work_cv_;   // committer: something to write
   std::condition_variable space_cv_;  // appenders: the open batch has room again
   std::unique_ptr<Batch> open_ MT_GUARDED_BY(mu_);
   BeforeWrite before_write_ MT_GUARDED_BY(mu_);
@@ -236,6 +247,10 @@ class Journal {
   // from which the next one is due.
   uint64_t next_index_at_ MT_GUARDED_BY(mu_) = 0;
   bool stopping_ MT_GUARDED_BY(mu_) = false;
+  bool committer_done_ MT_GUARDED_BY(mu_) = false;  // stopping_ and nothing left to write
+  std::condition_variable closed_cv_;  // Close(): committer_done_
+  // When the committer last wrote a batch (idle_release_after counts from it).
+  std::chrono::steady_clock::time_point last_write_ MT_GUARDED_BY(mu_);
   bool writing_ MT_GUARDED_BY(mu_) = false;
   shim::BusySince commit_busy_;  // the committer, while it writes a batch
   Status error_ MT_GUARDED_BY(mu_);
@@ -243,7 +258,8 @@ class Journal {
   std::unique_ptr<shim::File> file_;  // committer-only: the segment being written
   uint64_t file_segment_ = 0;
   uint64_t file_reserved_ = 0;  // committer-only: bytes of file_ preallocated (from 0)
-  std::thread committer_;
+  std::unique_ptr<WorkerPool> own_pool_;  // no JournalOptions::committers
+  std::unique_ptr<WorkerPool::Strand> committer_;
 };
 
 }  // namespace mt::retention

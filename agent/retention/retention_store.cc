@@ -92,6 +92,7 @@ JournalOptions RetentionStore::JournalOpts(uint64_t stream, SegmentKind kind) co
   // The WAL is appended from network threads: never wait there (the stream's
   // runtime throttles its session instead, retention/journal.h).
   j.append_waits = kind != SegmentKind::kWal;
+  j.committers = kind == SegmentKind::kWal ? o_.wal_committers : o_.undo_committers;
   return j;
 }
 

@@ -38,6 +38,11 @@ struct StoreOptions {
   size_t max_batch_bytes = 16u << 20;
   bool direct = true;        // O_DIRECT journal writes
   bool preallocate = true;
+  // The threads the streams' journal committers run on (journal.h), shared
+  // by every stream; null: each journal has a thread of its own. The WAL and
+  // the undo journals need different pools. REQUIRES: outlive the store.
+  WorkerPool* wal_committers = nullptr;
+  WorkerPool* undo_committers = nullptr;
 };
 
 struct StreamUsage {

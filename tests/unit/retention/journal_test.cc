@@ -573,6 +573,45 @@ TEST(Journal, AnIdleJournalHoldsOneSmallBuffer) {
   ExpectSame(ReadAll(fs, k->Segments()), recs);
 }
 
+// Issue 19: the journals of many streams share a few committer threads
+// (WorkerPool): each journal's batches are still written in order and every
+// record is durable when Sync returns, while the threads stay at the pool's
+// bound however many journals commit at once. An idle journal's buffers are
+// given back by a timer of the pool, not a waiting thread of its own.
+TEST(Journal, ManyJournalsShareTheCommitterThreadsOfOnePool) {
+  MemFileSystem fs;
+  WorkerPool pool("commit", 2);
+  constexpr int kJournals = 24;
+  std::vector<std::unique_ptr<Journal>> journals;
+  for (int i = 0; i < kJournals; ++i) {
+    JournalOptions o = Opts(1 << 20);
+    o.dir = "/ret/s" + std::to_string(i) + "/wal";
+    o.committers = &pool;
+    o.idle_release_after = std::chrono::milliseconds(50);
+    journals.push_back(OpenJournal(fs, o));
+  }
+  std::vector<std::vector<Rec>> written(kJournals);
+  std::vector<std::thread> writers;
+  for (int i = 0; i < kJournals; ++i)
+    writers.emplace_back([&, i] {
+      for (uint64_t round = 0; round < 20; ++round) {
+        auto recs = AppendMany(*journals[i], 1 + round * 10, 10, 20000);
+        ASSERT_TRUE(journals[i]->Sync().ok());
+        EXPECT_EQ(journals[i]->durable_seq(), round * 10 + 10);
+        written[i].insert(written[i].end(), recs.begin(), recs.end());
+      }
+    });
+  for (auto& t : writers) t.join();
+  EXPECT_LE(pool.threads(), 2u);
+  for (int i = 0; i < kJournals; ++i) {
+    for (int k = 0; k < 500 && journals[i]->HeldBufferBytes() > Journal::kFirstBatchBufferBytes; ++k)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_LE(journals[i]->HeldBufferBytes(), Journal::kFirstBatchBufferBytes) << i;
+    ExpectSame(ReadAll(fs, journals[i]->Segments()), written[i]);
+    ASSERT_TRUE(journals[i]->Close().ok());
+  }
+}
+
 // Under load the buffers stay between batches: given back whenever the open
 // batch was momentarily empty, every burst allocated them again from 256 KiB
 // up, zero-filled and page-faulted (a quarter of the agent's ingest CPU).
