@@ -68,6 +68,9 @@ namespace mt::apply {
 struct WalRecord {
   retention::RecordHeader h;
   const uint8_t* data = nullptr;
+  // Its payload was left in the WAL (apply/memory_budget.h): data is null
+  // until ApplyPipeline::ReadBack reads it from there.
+  bool in_wal = false;
 };
 
 // Where the applied seq is recorded durably (catalog, or a file in tests).

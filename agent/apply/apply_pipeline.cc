@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "retention/journal_reader.h"
 #include "retention/record_format.h"
 
 namespace mt::apply {
@@ -98,7 +99,9 @@ void ApplyPipeline::Push(DurableItems items) {
     MutexLock l(mu_);
     for (const auto& r : items.records) queued_bytes_ += QueuedBytes(r);
     queue_.push_back(std::move(items));
-    if (strand_) strand_->Wake();
+    // Held for space: the applier looks again every space_retry_ms (its
+    // timer), not at every frame that arrives meanwhile.
+    if (strand_ && !space_held_) strand_->Wake();
   }
 }
 
@@ -138,6 +141,7 @@ void ApplyPipeline::Start() {
 void ApplyPipeline::Step() {
   UniqueLock l(mu_);
   if (finished_) return;
+  space_held_ = false;  // looking again now
   if (queue_.empty() || !failed_.ok()) {
     if (stopping_) {
       finished_ = true;
@@ -180,10 +184,13 @@ void ApplyPipeline::Step() {
       finished_ = true;  // what is held stays in the WAL for the next start
       return;
     }
+    space_held_ = true;
     strand_->WakeAfter(std::chrono::milliseconds(o_.space_retry_ms));
     return;
   }
-  Status s = ApplyRecords(batch);
+  std::vector<std::vector<uint8_t>> read_back;  // payloads of records left in the WAL
+  Status s = ReadBack(&batch, &read_back);
+  if (s.ok()) s = ApplyRecords(batch);
   if (s.ok()) {
     ++batches_;
     busy_.Busy();
@@ -209,6 +216,39 @@ void ApplyPipeline::Step() {
     l.Unlock();
     o_.on_progress();
   }
+}
+
+Status ApplyPipeline::ReadBack(std::vector<WalRecord>* batch,
+                               std::vector<std::vector<uint8_t>>* storage) {
+  std::vector<size_t> wanted;  // indexes into *batch, in WAL order
+  for (size_t i = 0; i < batch->size(); ++i)
+    if ((*batch)[i].in_wal) wanted.push_back(i);
+  if (wanted.empty()) return Status::Ok();
+  if (!o_.wal_segments)
+    return Status(Errc::kInternal, "records left in the WAL and no WAL to read them from");
+  storage->reserve(wanted.size());  // the records point into it: never reallocated
+  size_t next = 0;
+  const uint64_t first = (*batch)[wanted.front()].h.seq, last = (*batch)[wanted.back()].h.seq;
+  MT_RETURN_IF_ERROR(retention::ForEachRecord(
+      store_.fs(), o_.wal_segments(), retention::Direction::kForward,
+      [&](const retention::RecordHeader& h, const std::vector<uint8_t>& payload, bool* stop) -> Status {
+        WalRecord& r = (*batch)[wanted[next]];
+        if (h.seq != r.h.seq || h.disk != r.h.disk || h.offset != r.h.offset ||
+            h.length != r.h.length || h.type != r.h.type)
+          return Status::Ok();  // a record of the range that is in memory
+        r.h = h;  // as durable (what a restart's replay applies too)
+        storage->push_back(payload);
+        r.data = storage->back().data();
+        r.in_wal = false;
+        *stop = ++next == wanted.size();
+        return Status::Ok();
+      },
+      first, last));
+  if (next != wanted.size())
+    return Status(Errc::kCorruption, "stream " + std::to_string(stream_) + ": WAL record seq " +
+                                         std::to_string((*batch)[wanted[next]].h.seq) +
+                                         " to be applied is not in the WAL");
+  return Status::Ok();
 }
 
 void ApplyPipeline::RequestStop() {

@@ -52,7 +52,9 @@
 namespace mt::apply {
 
 // The hand-off from ingest to apply: a frame's records, durable in the WAL.
-// `owner` keeps the memory the records' data points into alive.
+// `owner` keeps the memory the records' data points into alive. A record
+// marked in_wal was left in the WAL (MemoryBudget): the applier reads its
+// payload back from there.
 struct DurableItems {
   std::shared_ptr<const void> owner;
   std::vector<WalRecord> records;
@@ -76,6 +78,9 @@ struct PipelineOptions {
   // The threads applying runs on, shared with other streams; null: one
   // thread of the pipeline's own. REQUIRES: outlives the pipeline.
   retention::WorkerPool* appliers = nullptr;
+  // The WAL's segments as they are now (Journal::Segments), for reading back
+  // records whose data was left in the WAL. May be empty if none ever is.
+  std::function<std::vector<retention::SegmentInfo>()> wal_segments;
 };
 
 struct ApplyStats {
@@ -156,6 +161,10 @@ class ApplyPipeline {
   // What a record counts in queued_bytes and a batch's bytes: its length,
   // 0 for an in-place record (it holds nothing and writes nothing).
   static uint64_t QueuedBytes(const WalRecord& r);
+  // Reads the payloads of the batch's records that were left in the WAL
+  // (in_wal) into `storage` and points them
+  // there; every one must be found, checked (CRC), with the same header.
+  Status ReadBack(std::vector<WalRecord>* batch, std::vector<std::vector<uint8_t>>* storage);
   // Queues a copy of records read from the WAL at Open (applying held).
   void QueueCopy(const std::vector<WalRecord>& records);
 
@@ -177,7 +186,8 @@ class ApplyPipeline {
   int64_t last_app_point_ns_ MT_GUARDED_BY(mu_) = 0;
   uint64_t bytes_applied_ MT_GUARDED_BY(mu_) = 0;
   bool stopping_ MT_GUARDED_BY(mu_) = false;
-  bool finished_ MT_GUARDED_BY(mu_) = false;  // stopping_ and the applier gave up its work
+  bool finished_ MT_GUARDED_BY(mu_) = false;
+  bool space_held_ MT_GUARDED_BY(mu_) = false;  // waiting space_retry_ms for space  // stopping_ and the applier gave up its work
   uint64_t batches_ = 0;  // applier-only: applied batches (the stall test hook)
   std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
   Status failed_ MT_GUARDED_BY(mu_);

@@ -157,6 +157,11 @@ const Schema& ConfigSchema() {
            MT_ASSIGN_OR_RETURN(c->wal_quota_bytes, GetSize(n, w));
            return Status::Ok();
          }},
+        {"wal_memory",
+         [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
+           MT_ASSIGN_OR_RETURN(c->wal_memory_bytes, GetSize(n, w));
+           return Status::Ok();
+         }},
         {"segment_size",
          [](const toml::node& n, const Where& w, AgentConfig* c) -> Status {
            MT_ASSIGN_OR_RETURN(uint64_t v, GetSize(n, w));

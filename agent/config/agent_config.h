@@ -42,7 +42,10 @@ struct AgentConfig {
 
   // [retention]
   std::string retention_dir = "/mnt/retention";
-  uint64_t wal_quota_bytes = 256ull << 20;  // per stream; held in memory too
+  uint64_t wal_quota_bytes = 256ull << 20;  // per stream, in the WAL
+  // All streams together: durable, unapplied data kept in memory for the
+  // appliers; past it the appliers read it back from the WAL.
+  uint64_t wal_memory_bytes = 256ull << 20;
   uint64_t segment_bytes = 256ull << 20;
   double low_space_percent = 10.0;
   uint64_t low_space_min_bytes = 1ull << 30;

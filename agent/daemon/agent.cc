@@ -145,6 +145,7 @@ mt::Status Agent::Init() {
   wal_committers_ = std::make_unique<retention::WorkerPool>("wal-commit", kWorkerPoolThreads);
   undo_committers_ = std::make_unique<retention::WorkerPool>("undo-commit", kWorkerPoolThreads);
   appliers_ = std::make_unique<retention::WorkerPool>("apply", kWorkerPoolThreads);
+  wal_memory_ = std::make_unique<apply::MemoryBudget>(config_.wal_memory_bytes);
   started_ns_ = env_.clock->NowNs();
   started_mono_ns_ = env_.clock->MonotonicNs();
   // The control socket first: if another agent serves it, it also holds the
@@ -376,6 +377,7 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   ro.applier.io_depth = kApplyIoDepth;
   ro.applier.shared_pool = io_pool_.get();
   ro.appliers = appliers_.get();
+  ro.memory_budget = wal_memory_.get();
   if (!env_.test_stall_applier.empty() && env_.test_stall_applier == row.name) {
     spdlog::warn("stream '{}': test hook MT_TEST_STALL_APPLIER: its applier will hang", row.name);
     ro.test_stall_after_batches = 1;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "apply/io_pool.h"
+#include "apply/memory_budget.h"
 #include "config/agent_config.h"
 #include "control/control_server.h"
 #include "control/pairs.h"
@@ -223,6 +224,9 @@ class Agent {
   // journal's committer, and the WAL's committer (in-place resync data) for
   // the applier's target writes; a pool never waits for itself.
   std::unique_ptr<retention::WorkerPool> wal_committers_, undo_committers_, appliers_;
+  // [retention] wal_memory: durable, unapplied data of every stream kept in
+  // memory (apply/memory_budget.h).
+  std::unique_ptr<apply::MemoryBudget> wal_memory_;
   std::unique_ptr<retention::RetentionStore> store_;
   // Checks the sealed segments of the open streams (retention/scrub.h);
   // stopped before store_ goes.

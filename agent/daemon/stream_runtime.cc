@@ -61,6 +61,7 @@ Status StreamRuntime::Init() {
   po.test_stall_after_batches = o_.test_stall_after_batches;
   po.on_progress = [this] { WakeIfUnthrottled(); };
   po.appliers = o_.appliers;
+  po.wal_segments = [this] { return wal_->Segments(); };
   MT_ASSIGN_OR_RETURN(pipeline_, apply::ApplyPipeline::Open(store_, clock_, stream_, disks_,
                                                             journals.undo, wal_->Segments(),
                                                             *janitor_, po));
@@ -356,11 +357,38 @@ Status StreamRuntime::Ingest(std::shared_ptr<const stream::Frame> frame,
       durable_seq_ = std::max(durable_seq_, last_seq);
       if (validator_ && last_seq < validator_->next_seq()) validator_->MarkDurable(last_seq);
     }
+    KeepOrLeaveInWal(*shared);
     pipeline_->Push(std::move(*shared));
     on_durable(Status::Ok(), last_seq);
     WakeIfUnthrottled();  // fewer bytes unwritten
   });
   return Status::Ok();
+}
+
+void StreamRuntime::KeepOrLeaveInWal(apply::DurableItems& items) {
+  uint64_t bytes = 0;
+  for (const auto& r : items.records)
+    if (r.data != nullptr) bytes += r.h.stored_length;
+  if (bytes == 0) {
+    // Nothing the applier reads from memory (in-place resync data is on the
+    // target already, discards store nothing): the frame goes now.
+    items.owner.reset();
+    return;
+  }
+  if (o_.memory_budget == nullptr) return;
+  if (auto hold = o_.memory_budget->Take(bytes)) {
+    // The frame and its share of the budget go together, when applied.
+    items.owner = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<void>>>(
+        std::move(items.owner), std::move(hold));
+    return;
+  }
+  for (auto& r : items.records) {
+    if (r.data == nullptr) continue;
+    r.data = nullptr;  // read back from the WAL when applied
+    r.in_wal = true;
+  }
+  items.owner.reset();
+  o_.memory_budget->NoteLeftInWal(bytes);
 }
 
 Status StreamRuntime::HashBlocks(const proto::ResyncHashRequest& request,

@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "apply/apply_pipeline.h"
+#include "apply/memory_budget.h"
 #include "stream/frame_codec.h"
 #include "daemon/hash_source.h"
 #include "daemon/in_place_writer.h"
@@ -114,6 +115,12 @@ struct RuntimeOptions {
   // The threads the stream's applying runs on, shared by the agent's streams
   // (apply/apply_pipeline.h); null: a thread of the stream's own.
   retention::WorkerPool* appliers = nullptr;
+  // The agent's one bound on durable, unapplied data kept in memory for the
+  // appliers of all streams (apply/memory_budget.h): a frame that finds it
+  // full goes to the applier without its data, which is read back from the
+  // WAL. Null: every frame's data is kept until applied (bounded per stream
+  // by wal_quota_bytes only).
+  apply::MemoryBudget* memory_budget = nullptr;
   // Unapplied bytes held (in memory, and in the WAL) before the sender is
   // throttled: bounds the agent's memory as well as the backlog. A discard
   // counts its whole length (it holds no memory, but applying it reads and
@@ -210,6 +217,10 @@ class StreamRuntime : public HashSource {
   // another seq than `seq`.
   Status CheckTagName(const std::string& name, uint64_t seq);
   // Calls the WatchThrottle waiter if Throttled() is false now.
+  // On the WAL committer, as a frame becomes durable: its data is kept in
+  // memory for the applier if the budget (RuntimeOptions::memory_budget) has
+  // room, else left in the WAL (records marked in_wal, the frame let go).
+  void KeepOrLeaveInWal(apply::DurableItems& items);
   void WakeIfUnthrottled() MT_EXCLUDES(mu_);
 
   retention::RetentionStore& store_;

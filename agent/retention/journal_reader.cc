@@ -1,5 +1,7 @@
 #include "retention/journal_reader.h"
 
+#include <algorithm>
+
 #include "retention/segment_reader.h"
 
 namespace mt::retention {
@@ -20,8 +22,13 @@ Status ForEachRecord(shim::FileSystem& fs, const std::vector<SegmentInfo>& segme
     // after the point, not the whole segment.
     const uint64_t from = seg.index && min_seq > seg.first_seq ? IndexedStart(*seg.index, min_seq)
                                                                : kSegmentHeaderSize;
+    // And it ends at the index entry past max_seq: the WAL's read-back of one
+    // batch (ApplyPipeline::ReadBack) reads that batch, not the segment's rest.
+    const uint64_t to = seg.index && max_seq < seg.last_seq
+                            ? std::min(seg.bytes, IndexedEnd(*seg.index, max_seq))
+                            : seg.bytes;
     ScanReport report;
-    MT_RETURN_IF_ERROR(reader->Scan(&report, seg.bytes, from));
+    MT_RETURN_IF_ERROR(reader->Scan(&report, to, from));
     const auto& recs = reader->records();
     for (size_t n = 0; n < recs.size(); ++n) {
       const size_t i = fwd ? n : recs.size() - 1 - n;

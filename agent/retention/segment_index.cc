@@ -41,6 +41,14 @@ uint64_t IndexedStart(const std::vector<IndexEntry>& entries, uint64_t min_seq) 
   return std::prev(it)->offset;
 }
 
+uint64_t IndexedEnd(const std::vector<IndexEntry>& entries, uint64_t max_seq) {
+  // First entry past max_seq: a record header, so the records before it are
+  // whole and none of them is past max_seq.
+  auto it = std::upper_bound(entries.begin(), entries.end(), max_seq,
+                             [](uint64_t s, const IndexEntry& e) { return s < e.seq; });
+  return it == entries.end() ? UINT64_MAX : it->offset;
+}
+
 std::string SegmentIndexPath(const std::string& segment_path) {
   const std::string ext = ".seg";
   if (segment_path.size() >= ext.size() &&

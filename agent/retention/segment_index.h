@@ -46,6 +46,9 @@ inline void MaybeIndex(uint64_t seq, uint64_t offset, uint64_t* next_at,
 // entry with a seq below min_seq (every later record has seq >= that one's),
 // else the first record.
 uint64_t IndexedStart(const std::vector<IndexEntry>& entries, uint64_t min_seq);
+// Where a reader that wants nothing past max_seq may stop: the offset of the
+// first entry whose seq is past it, UINT64_MAX when there is none.
+uint64_t IndexedEnd(const std::vector<IndexEntry>& entries, uint64_t max_seq);
 
 struct SegmentIndexFile {
   SegmentKind kind = SegmentKind::kWal;

@@ -168,6 +168,31 @@ TEST_F(StreamRuntimeTest, AcknowledgedFramesReachTheTargetsAndEveryPointIsExact)
   EXPECT_TRUE(h.attached);
 }
 
+// Issue 19: one memory budget for every stream's durable, unapplied data.
+// With a budget smaller than the workload most frames find it full: they go
+// to the applier without their data, which it reads back from the WAL. The
+// targets and every recovery point are still exact, and the budget is all
+// given back once everything is applied.
+TEST_F(StreamRuntimeTest, DataLeftInTheWalPastTheMemoryBudgetIsReadBackAndAppliedExactly) {
+  apply::MemoryBudget budget(16 << 10);
+  runtime_options_.memory_budget = &budget;
+  StartRuntime();
+  ASSERT_TRUE(rt_->Attach("test").ok());
+  auto ops = apply::test::MakeWorkload(12, spec_);
+  EXPECT_EQ(Send(ops, 0, ops.size()), ops.back().h.seq);
+  Model model(spec_.disks, spec_.disk_size);
+  for (const auto& op : ops) model.Apply(op);
+  for (size_t d = 0; d < spec_.disks; ++d) EXPECT_EQ(disks_[d]->Contents(), model.images()[d]);
+  EXPECT_GT(budget.left_in_wal_bytes(), 64u << 10) << "the budget never filled: nothing was read back";
+  EXPECT_EQ(budget.held(), 0u);
+  auto j = store_->OpenStream(stream_);
+  ASSERT_TRUE(j.ok());
+  EXPECT_GT(apply::test::CheckEveryPoint(fs_, j->undo->Segments(), Mem(), model, "left in WAL"), 100u);
+  auto points = store_->catalog().ListPoints(stream_);
+  ASSERT_TRUE(points.ok());
+  EXPECT_EQ(points->size(), ops.size() / 10) << "tags read back from the WAL became points too";
+}
+
 // Liveness for the systemd watchdog: an applier waiting for work is idle by
 // design (0), a hung one (the test hook stops it in its second batch) shows
 // how long it has been busy, and stopping the runtime still works.
