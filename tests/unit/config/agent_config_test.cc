@@ -23,6 +23,7 @@ void ExpectDefaults(const AgentConfig& c) {
   EXPECT_EQ(c.control_socket, "/run/mt-agent/control.sock");
   EXPECT_EQ(c.retention_dir, "/mnt/retention");
   EXPECT_EQ(c.wal_quota_bytes, 256ull << 20);
+  EXPECT_EQ(c.wal_memory_bytes, 256ull << 20);
   EXPECT_EQ(c.segment_bytes, 256ull << 20);
   EXPECT_EQ(c.low_space_percent, 10.0);
   EXPECT_EQ(c.low_space_min_bytes, 1ull << 30);
@@ -60,6 +61,7 @@ socket = "/tmp/x.sock"
 [retention]
 dir = "/data/ret"
 wal_quota = "1GiB"
+wal_memory = "64MiB"
 segment_size = 16777216
 low_space_percent = 5.5
 low_space_min = "2GiB"
@@ -90,6 +92,7 @@ heartbeat = "10s"
   EXPECT_EQ(c->control_socket, "/tmp/x.sock");
   EXPECT_EQ(c->retention_dir, "/data/ret");
   EXPECT_EQ(c->wal_quota_bytes, 1ull << 30);
+  EXPECT_EQ(c->wal_memory_bytes, 64ull << 20);
   EXPECT_EQ(c->segment_bytes, 16ull << 20);
   EXPECT_EQ(c->low_space_percent, 5.5);
   EXPECT_EQ(c->low_space_min_bytes, 2ull << 30);
