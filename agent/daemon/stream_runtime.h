@@ -121,8 +121,8 @@ struct RuntimeOptions {
   // WAL. Null: every frame's data is kept until applied (bounded per stream
   // by wal_quota_bytes only).
   apply::MemoryBudget* memory_budget = nullptr;
-  // Unapplied bytes held (in memory, and in the WAL) before the sender is
-  // throttled: bounds the agent's memory as well as the backlog. A discard
+  // Unapplied bytes held in the WAL (and in memory, up to memory_budget)
+  // before the sender is throttled: bounds the backlog. A discard
   // counts its whole length (it holds no memory, but applying it reads and
   // keeps that many bytes of before-image): one larger than the quota is
   // taken, and the sender waits until it is applied.
