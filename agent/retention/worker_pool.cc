@@ -106,7 +106,9 @@ void WorkerPool::Worker() {
       if (timers_.empty()) {
         work_cv_.wait(l.native());
       } else {
-        work_cv_.wait_until(l.native(), timers_.begin()->first);
+        // A copy: the timer's node may be erased while this thread waits.
+        const Clock::time_point due = timers_.begin()->first;
+        work_cv_.wait_until(l.native(), due);
       }
       --idle_;
       continue;
