@@ -154,6 +154,20 @@ class Applier {
   // data need not be aligned (it is copied if it is not).
   Status WriteTarget(uint32_t disk, uint64_t offset, const uint8_t* data, size_t len);
 
+  // Gives back the buffers kept between batches (before-images, bounce
+  // buffers: up to a batch's bytes each). Call from the applying thread only,
+  // between Apply() calls; the next batch allocates them again.
+  void ReleaseBuffers() {
+    before_bufs_.clear();
+    bounce_bufs_.clear();
+  }
+  size_t HeldBufferBytes() const {
+    size_t n = 0;
+    for (const auto& b : before_bufs_) n += b.size();
+    for (const auto& b : bounce_bufs_) n += b.size();
+    return n;
+  }
+
   uint64_t applied_seq() const { return applied_seq_; }
   uint64_t bytes_applied() const { return bytes_applied_; }
 

@@ -146,6 +146,20 @@ void ApplyPipeline::Step() {
     if (stopping_) {
       finished_ = true;
       progress_cv_.notify_all();
+      return;
+    }
+    if (buffers_held_) {  // idle: the buffers go once idle_release_after has passed
+      const auto idle = std::chrono::steady_clock::now() - last_batch_end_;
+      if (idle < o_.idle_release_after) {
+        strand_->WakeAfter(std::max(std::chrono::milliseconds(1),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        o_.idle_release_after - idle)));
+        return;
+      }
+      buffers_held_ = false;
+      applier_->ReleaseBuffers();  // this is the applier: no batch is under way
+      l.Unlock();
+      if (o_.on_drained) o_.on_drained();
     }
     return;  // a Push (or RequestStop) wakes the strand again
   }
@@ -211,11 +225,15 @@ void ApplyPipeline::Step() {
   queued_bytes_ -= bytes;
   progress_cv_.notify_all();
   // One batch a run: the pool's other streams get their turn in between.
-  if (!queue_.empty() || stopping_) strand_->Wake();
-  if (o_.on_progress) {
-    l.Unlock();
-    o_.on_progress();
+  if (!queue_.empty() || stopping_) {
+    strand_->Wake();
+  } else {
+    buffers_held_ = true;
+    last_batch_end_ = std::chrono::steady_clock::now();
+    strand_->WakeAfter(o_.idle_release_after);  // the idle release
   }
+  l.Unlock();
+  if (o_.on_progress) o_.on_progress();
 }
 
 Status ApplyPipeline::ReadBack(std::vector<WalRecord>* batch,

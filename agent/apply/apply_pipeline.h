@@ -30,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -75,6 +76,12 @@ struct PipelineOptions {
   // (the queue is shorter) and when the stream fails: whoever throttles a
   // sender on Stats() looks again. Must not block. May be empty.
   std::function<void()> on_progress;
+  // Once the queue has been empty for idle_release_after, the applier gives
+  // back the buffers it keeps between batches (Applier::ReleaseBuffers) and
+  // calls on_drained (no lock held; may be empty): the memory of the
+  // stream's last burst is free now.
+  std::chrono::milliseconds idle_release_after{1000};
+  std::function<void()> on_drained;
   // The threads applying runs on, shared with other streams; null: one
   // thread of the pipeline's own. REQUIRES: outlives the pipeline.
   retention::WorkerPool* appliers = nullptr;
@@ -187,7 +194,10 @@ class ApplyPipeline {
   uint64_t bytes_applied_ MT_GUARDED_BY(mu_) = 0;
   bool stopping_ MT_GUARDED_BY(mu_) = false;
   bool finished_ MT_GUARDED_BY(mu_) = false;
-  bool space_held_ MT_GUARDED_BY(mu_) = false;  // waiting space_retry_ms for space  // stopping_ and the applier gave up its work
+  bool space_held_ MT_GUARDED_BY(mu_) = false;  // waiting space_retry_ms for space
+  // The applier keeps buffers since the batch that ended at last_batch_end_.
+  bool buffers_held_ MT_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_batch_end_ MT_GUARDED_BY(mu_);  // stopping_ and the applier gave up its work
   uint64_t batches_ = 0;  // applier-only: applied batches (the stall test hook)
   std::atomic<bool> stop_requested_{false};  // stopping_, for the test hook's unlocked loop
   Status failed_ MT_GUARDED_BY(mu_);

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <type_traits>
 
 #include "control/pairs.h"
@@ -16,6 +17,7 @@
 #include "recovery/store_ops.h"
 #include "config/tls_identity.h"
 #include "vsnap/target_map.h"
+#include "mt/shim/memory.h"
 
 #ifndef MT_VERSION
 #define MT_VERSION "0.0.0"
@@ -146,6 +148,7 @@ mt::Status Agent::Init() {
   undo_committers_ = std::make_unique<retention::WorkerPool>("undo-commit", kWorkerPoolThreads);
   appliers_ = std::make_unique<retention::WorkerPool>("apply", kWorkerPoolThreads);
   wal_memory_ = std::make_unique<apply::MemoryBudget>(config_.wal_memory_bytes);
+  trim_ = appliers_->NewStrand([] { shim::ReleaseFreeMemory(); });
   started_ns_ = env_.clock->NowNs();
   started_mono_ns_ = env_.clock->MonotonicNs();
   // The control socket first: if another agent serves it, it also holds the
@@ -378,6 +381,9 @@ mt::Status Agent::StartStream(const retention::StreamRow& row, const inventory::
   ro.applier.shared_pool = io_pool_.get();
   ro.appliers = appliers_.get();
   ro.memory_budget = wal_memory_.get();
+  // A second later: the undo journal gives its idle buffers back a second
+  // after its last batch, about when this is called.
+  ro.on_drained = [this] { trim_->WakeAfter(std::chrono::seconds(1)); };
   if (!env_.test_stall_applier.empty() && env_.test_stall_applier == row.name) {
     spdlog::warn("stream '{}': test hook MT_TEST_STALL_APPLIER: its applier will hang", row.name);
     ro.test_stall_after_batches = 1;

@@ -60,6 +60,7 @@ Status StreamRuntime::Init() {
   po.space_retry_ms = o_.space_retry_ms;
   po.test_stall_after_batches = o_.test_stall_after_batches;
   po.on_progress = [this] { WakeIfUnthrottled(); };
+  po.on_drained = o_.on_drained;
   po.appliers = o_.appliers;
   po.wal_segments = [this] { return wal_->Segments(); };
   MT_ASSIGN_OR_RETURN(pipeline_, apply::ApplyPipeline::Open(store_, clock_, stream_, disks_,

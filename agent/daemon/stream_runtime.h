@@ -121,6 +121,10 @@ struct RuntimeOptions {
   // WAL. Null: every frame's data is kept until applied (bounded per stream
   // by wal_quota_bytes only).
   apply::MemoryBudget* memory_budget = nullptr;
+  // ApplyPipeline's on_drained: the stream's backlog is applied and its
+  // applier gave its buffers back, a second after its last batch (the agent
+  // gives free memory back to the system then). May be empty.
+  std::function<void()> on_drained;
   // Unapplied bytes held in the WAL (and in memory, up to memory_budget)
   // before the sender is throttled: bounds the backlog. A discard
   // counts its whole length (it holds no memory, but applying it reads and

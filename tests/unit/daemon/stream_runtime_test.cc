@@ -193,6 +193,29 @@ TEST_F(StreamRuntimeTest, DataLeftInTheWalPastTheMemoryBudgetIsReadBackAndApplie
   EXPECT_EQ(points->size(), ops.size() / 10) << "tags read back from the WAL became points too";
 }
 
+// Issue 19: an idle stream holds no apply buffers. A second after its last
+// batch the applier gives back the before-image and bounce buffers it keeps
+// between batches and says so (on_drained: the agent then returns free
+// memory to the system), once per burst.
+TEST_F(StreamRuntimeTest, AnIdleApplierGivesItsBuffersBackOncePerBurst) {
+  std::atomic<int> drained{0};
+  runtime_options_.on_drained = [&] { drained.fetch_add(1); };
+  StartRuntime();
+  ASSERT_TRUE(rt_->Attach("test").ok());
+  auto ops = apply::test::MakeWorkload(13, spec_);
+  Send(ops, 0, ops.size() / 2);
+  for (int i = 0; i < 500 && drained.load() == 0; ++i) usleep(10000);
+  EXPECT_EQ(drained.load(), 1) << "no release a second after the burst";
+  usleep(1500 * 1000);
+  EXPECT_EQ(drained.load(), 1) << "an idle applier released again without a new burst";
+  Send(ops, ops.size() / 2, ops.size());
+  for (int i = 0; i < 500 && drained.load() == 1; ++i) usleep(10000);
+  EXPECT_EQ(drained.load(), 2);
+  Model model(spec_.disks, spec_.disk_size);
+  for (const auto& op : ops) model.Apply(op);
+  for (size_t d = 0; d < spec_.disks; ++d) EXPECT_EQ(disks_[d]->Contents(), model.images()[d]);
+}
+
 // Liveness for the systemd watchdog: an applier waiting for work is idle by
 // design (0), a hung one (the test hook stops it in its second batch) shows
 // how long it has been busy, and stopping the runtime still works.
