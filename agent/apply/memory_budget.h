@@ -15,32 +15,33 @@
 #include <cstdint>
 #include <memory>
 
+#include "stream/payload_budget.h"
+
 namespace mt::apply {
 
 class MemoryBudget {
  public:
-  explicit MemoryBudget(uint64_t limit_bytes) : limit_(limit_bytes) {}
+  explicit MemoryBudget(uint64_t limit_bytes) : budget_(limit_bytes) {}
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
+  // The same all-or-nothing accounting as the receive budget
+  // (stream::PayloadBudget), as a token that can be shared.
   std::shared_ptr<void> Take(uint64_t bytes) {
-    uint64_t held = held_.load();
-    do {
-      if (held + bytes > limit_) return nullptr;
-    } while (!held_.compare_exchange_weak(held, held + bytes));
-    return std::shared_ptr<void>(nullptr, [this, bytes](void*) { held_.fetch_sub(bytes); });
+    auto grant = std::make_shared<stream::PayloadBudget::Grant>();
+    if (!budget_.TryAcquire(bytes, grant.get())) return nullptr;
+    return grant;
   }
   // Items that went to the applier without their data (a figure for tests
   // and benchmarks).
   void NoteLeftInWal(uint64_t bytes) { left_in_wal_.fetch_add(bytes); }
 
-  uint64_t limit() const { return limit_; }
-  uint64_t held() const { return held_.load(); }
+  uint64_t limit() const { return budget_.limit(); }
+  uint64_t held() const { return budget_.in_use(); }
   uint64_t left_in_wal_bytes() const { return left_in_wal_.load(); }
 
  private:
-  const uint64_t limit_;
-  std::atomic<uint64_t> held_{0};
+  stream::PayloadBudget budget_;
   std::atomic<uint64_t> left_in_wal_{0};
 };
 
