@@ -367,7 +367,10 @@ Status Journal::Recover(RecoveryReport* report) {
 }
 
 AlignedBuffer Journal::TakeBufferLocked() {
-  if (spare_.empty()) return AlignedBuffer(kFirstBatchBufferBytes);
+  // Not zero-filled (Batch::Reserve says why that is safe): a fresh buffer's
+  // pages then cost no memory until records are written into them, so an
+  // idle stream's two journals do not hold 2 x 256 KiB each.
+  if (spare_.empty()) return AlignedBuffer::Uninitialized(kFirstBatchBufferBytes);
   // The largest: under load the buffers have grown to the batches' size.
   auto it = std::max_element(spare_.begin(), spare_.end(),
                              [](const AlignedBuffer& a, const AlignedBuffer& b) {
@@ -385,7 +388,7 @@ bool Journal::HoldsIdleBuffersLocked() const {
 void Journal::ReleaseIdleBuffersLocked() {
   spare_.clear();
   if (open_ && open_->buf.size() > kFirstBatchBufferBytes) {
-    AlignedBuffer small(kFirstBatchBufferBytes);
+    AlignedBuffer small = AlignedBuffer::Uninitialized(kFirstBatchBufferBytes);
     if (open_->used > 0) std::memcpy(small.data(), open_->buf.data(), open_->used);
     open_->buf = std::move(small);
   }
