@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include <algorithm>
+#include <fstream>
 #include <atomic>
 #include <map>
 #include <random>
@@ -18,6 +19,7 @@
 #include "retention/segment_index.h"
 #include "mt/shim/fault_injection.h"
 #include "mt/shim/mem_file_system.h"
+#include "mt/shim/memory.h"
 
 namespace mt::retention {
 namespace {
@@ -610,6 +612,44 @@ TEST(Journal, ManyJournalsShareTheCommitterThreadsOfOnePool) {
     ExpectSame(ReadAll(fs, journals[i]->Segments()), written[i]);
     ASSERT_TRUE(journals[i]->Close().ok());
   }
+}
+
+uint64_t ResidentBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// A stream that has received nothing must cost little: 1024 streams on one
+// agent (issue 16) took 548 MiB while each journal zero-filled its first
+// 256 KiB batch buffer when it opened. The buffer is taken unfilled, so its
+// pages take memory only once records are written into them.
+TEST(Journal, AJournalThatReceivedNothingHoldsNoResidentBatchBuffer) {
+  MemFileSystem fs;
+  WorkerPool pool("commit", 1);
+  constexpr int kJournals = 128;  // zero-filled: 32 MiB resident
+  std::vector<std::unique_ptr<Journal>> journals;
+  journals.reserve(kJournals);
+  shim::ReleaseFreeMemory();  // no cached block may serve (and hide) the buffers
+  const uint64_t before = ResidentBytes();
+  for (int i = 0; i < kJournals; ++i) {
+    JournalOptions o = Opts(1 << 20);
+    o.dir = "/ret/s" + std::to_string(i) + "/wal";
+    o.committers = &pool;
+    journals.push_back(OpenJournal(fs, o));
+    ASSERT_EQ(journals.back()->HeldBufferBytes(), Journal::kFirstBatchBufferBytes);
+  }
+  const uint64_t grown = ResidentBytes() - std::min(before, ResidentBytes());
+  EXPECT_LT(grown, kJournals * Journal::kFirstBatchBufferBytes / 4)
+      << grown / 1024 << " KiB resident for " << kJournals << " empty journals";
+  // They still work: the first append writes into the buffer.
+  auto recs = AppendMany(*journals[0], 1, 10, 20000);
+  ASSERT_TRUE(journals[0]->Sync().ok());
+  ExpectSame(ReadAll(fs, journals[0]->Segments()), recs);
+  for (auto& j : journals) ASSERT_TRUE(j->Close().ok());
 }
 
 // Under load the buffers stay between batches: given back whenever the open
