@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "data_port_fixture.h"
+#include "resident_memory.h"
 
 namespace mt::daemon::test {
 namespace {
@@ -39,14 +40,7 @@ constexpr size_t kPayloadSent = 1u << 20;  // per claiming peer, while the recei
 constexpr uint64_t kBytesPerUnauthenticatedPeer = 128u << 10;
 constexpr uint64_t kSlackBytes = 16u << 20;  // allocator and runtime noise
 
-uint64_t RssBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
+using mt::test::ResidentBytes;
 
 // The child: waits for 'g' on `go`, opens the peers wave by wave, writing a
 // byte on `ready` after each wave and waiting for 'g' before the next, waits
@@ -128,14 +122,14 @@ TEST_F(DataPortMemoryTest, UnauthenticatedPeersStayUnderTheMemoryBoundWhileAStre
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(send_one());
   ASSERT_TRUE(runtime_->WaitApplied(10'000).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the receiver's trim
-  const uint64_t baseline = RssBytes();
+  const uint64_t baseline = ResidentBytes();
 
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> peak{baseline}, acked_batches{0};
   std::atomic<bool> flow_ok{true};
   std::thread sampler([&] {
     while (!stop) {
-      const uint64_t r = RssBytes();
+      const uint64_t r = ResidentBytes();
       if (r > peak) peak = r;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -172,7 +166,7 @@ TEST_F(DataPortMemoryTest, UnauthenticatedPeersStayUnderTheMemoryBoundWhileAStre
     EXPECT_TRUE(WaitFor([&] { return receiver_->sessions() >= must; }, std::chrono::seconds(10)))
         << receiver_->sessions() << " sessions after wave " << wave << ", expected " << must;
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    const uint64_t r = RssBytes();
+    const uint64_t r = ResidentBytes();
     kib_per_peer[wave] = (static_cast<double>(r) - static_cast<double>(rss_before_wave)) / 1024.0 /
                          waves[wave];
     rss_before_wave = r;
@@ -188,7 +182,7 @@ TEST_F(DataPortMemoryTest, UnauthenticatedPeersStayUnderTheMemoryBoundWhileAStre
   EXPECT_TRUE(WaitFor([&] { return receiver_->sessions() == 1; }, std::chrono::seconds(15)))
       << receiver_->sessions() << " sessions still open";
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the receiver's trim
-  const uint64_t after = RssBytes();
+  const uint64_t after = ResidentBytes();
   const auto took = std::chrono::steady_clock::now() - t0;
   stop = true;
   flow.join();

@@ -9,7 +9,6 @@
 #include <mutex>
 
 #include <algorithm>
-#include <fstream>
 #include <atomic>
 #include <map>
 #include <random>
@@ -20,6 +19,7 @@
 #include "mt/shim/fault_injection.h"
 #include "mt/shim/mem_file_system.h"
 #include "mt/shim/memory.h"
+#include "resident_memory.h"
 
 namespace mt::retention {
 namespace {
@@ -614,15 +614,6 @@ TEST(Journal, ManyJournalsShareTheCommitterThreadsOfOnePool) {
   }
 }
 
-uint64_t ResidentBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 // A stream that has received nothing must cost little: 1024 streams on one
 // agent (issue 16) took 548 MiB while each journal zero-filled its first
 // 256 KiB batch buffer when it opened. The buffer is taken unfilled, so its
@@ -634,7 +625,7 @@ TEST(Journal, AJournalThatReceivedNothingHoldsNoResidentBatchBuffer) {
   std::vector<std::unique_ptr<Journal>> journals;
   journals.reserve(kJournals);
   shim::ReleaseFreeMemory();  // no cached block may serve (and hide) the buffers
-  const uint64_t before = ResidentBytes();
+  const uint64_t before = test::ResidentBytes();
   for (int i = 0; i < kJournals; ++i) {
     JournalOptions o = Opts(1 << 20);
     o.dir = "/ret/s" + std::to_string(i) + "/wal";
@@ -642,7 +633,8 @@ TEST(Journal, AJournalThatReceivedNothingHoldsNoResidentBatchBuffer) {
     journals.push_back(OpenJournal(fs, o));
     ASSERT_EQ(journals.back()->HeldBufferBytes(), Journal::kFirstBatchBufferBytes);
   }
-  const uint64_t grown = ResidentBytes() - std::min(before, ResidentBytes());
+  const uint64_t now = test::ResidentBytes();
+  const uint64_t grown = now - std::min(before, now);
   EXPECT_LT(grown, kJournals * Journal::kFirstBatchBufferBytes / 4)
       << grown / 1024 << " KiB resident for " << kJournals << " empty journals";
   // They still work: the first append writes into the buffer.
